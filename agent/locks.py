@@ -1,0 +1,79 @@
+"""Single-instance locks that cannot go stale.
+
+The lock is an flock(2) held on an open file descriptor: the kernel drops it when the
+holder dies, even by SIGKILL, so no "stale lockfile" clean-up is ever needed. The file's
+content (the holder's pid) is only a hint for the message shown to a second caller.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from pathlib import Path
+from types import TracebackType
+
+
+class LockBusy(Exception):
+    """Raised when another live process holds the lock."""
+
+    def __init__(self, path: Path, holder: str) -> None:
+        self.path = path
+        self.holder = holder
+        who = f"pid {holder}" if holder else "another process"
+        super().__init__(f"{path} is held by {who}")
+
+
+class ProcessLock:
+    """An exclusive OS lock on `path`, usable as a context manager."""
+
+    def __init__(self, path: Path, *, wait: bool = False, timeout_s: float | None = None) -> None:
+        self.path = Path(path)
+        self.wait = wait
+        self.timeout_s = timeout_s
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = None if self.timeout_s is None else time.monotonic() + self.timeout_s
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if not self.wait or (deadline is not None and time.monotonic() >= deadline):
+                        raise LockBusy(self.path, _read_holder(fd)) from None
+                    time.sleep(0.05)
+        except BaseException:
+            os.close(fd)
+            raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> ProcessLock:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+def _read_holder(fd: int) -> str:
+    try:
+        return os.pread(fd, 32, 0).decode(errors="replace").strip()
+    except OSError:
+        return ""

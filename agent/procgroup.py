@@ -1,0 +1,132 @@
+"""Run a command in its own process group, and make sure the whole group dies.
+
+`subprocess.run(timeout=...)` kills only the direct child; a test suite or task that
+spawned helpers would leave them running. Every command here gets a new session
+(so its pgid is its pid), and on timeout, interruption or normal exit the entire group
+is sent SIGTERM, then SIGKILL after a grace period. On Linux the leader also gets
+PR_SET_PDEATHSIG, so a SIGKILL of *this* process still takes the leader down.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class GroupResult:
+    returncode: int | None
+    timed_out: bool
+    duration_s: float
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def kill_group(pgid: int, grace_s: float = 2.0, reap: Callable[[], object] | None = None) -> bool:
+    """SIGTERM the group, wait up to `grace_s`, then SIGKILL. True when it is gone.
+
+    `reap` collects our own child if it is the leader: an unreaped zombie still counts
+    as a member of the group, so without it the wait would always run to the end.
+    """
+    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 2.0)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return True
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            if reap is not None:
+                reap()
+            if not group_alive(pgid):
+                return True
+            time.sleep(0.01)
+    return not group_alive(pgid)
+
+
+def run_in_group(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    output: Path,
+    timeout_s: float | None,
+    grace_s: float = 2.0,
+    pgid_file: Path | None = None,
+    poll: Callable[[], None] | None = None,
+    poll_interval_s: float = 0.1,
+) -> GroupResult:
+    """Run `argv` with stdout and stderr to `output`, bounded by `timeout_s` wall time.
+
+    `pgid_file`, when given, holds the group id while it runs, so that a later run can
+    find and end a group orphaned by a SIGKILL of this process.
+    """
+    start = time.monotonic()
+    with open(output, "wb") as out:
+        proc = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+    pgid = proc.pid
+    if pgid_file is not None:
+        pgid_file.write_text(str(pgid))
+    timed_out = False
+    try:
+        while True:
+            try:
+                proc.wait(timeout=poll_interval_s)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            if poll is not None:
+                poll()
+            if timeout_s is not None and time.monotonic() - start > timeout_s:
+                timed_out = True
+                break
+    finally:
+        # Always end the whole group: on timeout, on interruption, and after a normal
+        # exit too, because a grandchild may still be running in it.
+        kill_group(pgid, grace_s, reap=proc.poll)
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        if pgid_file is not None:
+            pgid_file.unlink(missing_ok=True)
+    if poll is not None:
+        poll()
+    return GroupResult(
+        returncode=None if timed_out else proc.returncode,
+        timed_out=timed_out,
+        duration_s=time.monotonic() - start,
+    )

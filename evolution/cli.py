@@ -1,0 +1,292 @@
+"""The `evolve` command line.
+
+Start-up must stay cheap (`evolve --help` under 0.3 s): command bodies import the heavy
+parts of the engine only when they run, and nothing here imports litellm.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from evolution.gate import GateReport
+
+app = typer.Typer(
+    name="evolve",
+    help="Ratchet's evolution engine: propose changes, and gate them so nothing that "
+    "passed may stop passing.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+baseline_app = typer.Typer(
+    help="Record or show the stored per-test baseline on main.",
+    no_args_is_help=True,
+)
+app.add_typer(baseline_app, name="baseline")
+
+RepoOpt = Annotated[
+    Path, typer.Option("--repo", help="A folder inside the git repository to work on.")
+]
+MainOpt = Annotated[
+    str | None, typer.Option("--main", help="The main branch (default: main, else master).")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
+WaitOpt = Annotated[
+    bool, typer.Option("--wait", help="Queue behind a running gate instead of exiting.")
+]
+TestTimeoutOpt = Annotated[
+    float | None, typer.Option("--test-timeout", help="Seconds one test may take.", min=0.1)
+]
+RunTimeoutOpt = Annotated[
+    float | None, typer.Option("--run-timeout", help="Seconds the whole run may take.", min=1)
+]
+RerunsOpt = Annotated[
+    int | None,
+    typer.Option("--reruns", help="Re-runs of a newly failing test to detect flakiness.", min=0),
+]
+
+
+def _run(as_json: bool, body: Callable[[], int]) -> None:
+    """Run a command body with the shared error and exit-code handling."""
+    from evolution.console import report_error
+    from evolution.errors import RatchetError
+
+    try:
+        code = body()
+    except RatchetError as error:
+        code = report_error(error, as_json)
+    except KeyboardInterrupt:
+        from evolution.console import err
+
+        err.print("interrupted: nothing was changed")
+        code = 3
+    raise typer.Exit(code)
+
+
+def _overrides(**values: Any) -> dict[str, Any]:
+    return {key: value for key, value in values.items() if value is not None}
+
+
+@app.command()
+def validate(
+    branch: Annotated[str, typer.Argument(help="The branch (or commit) to gate into main.")],
+    main: MainOpt = None,
+    no_merge: Annotated[
+        bool, typer.Option("--no-merge", help="Give the verdict only; change nothing.")
+    ] = False,
+    require_improvement: Annotated[
+        bool,
+        typer.Option("--require-improvement", help="Demand at least one newly passing test."),
+    ] = False,
+    flaky: Annotated[
+        str | None, typer.Option("--flaky", help="quarantine (default) or strict.")
+    ] = None,
+    reruns: RerunsOpt = None,
+    test_timeout: TestTimeoutOpt = None,
+    run_timeout: RunTimeoutOpt = None,
+    wait: WaitOpt = False,
+    repo: RepoOpt = Path("."),
+    as_json: JsonOpt = False,
+) -> None:
+    """Test the merge of BRANCH into main against the baseline; merge it only if nothing
+    that passed stops passing.
+
+    Exit codes: 0 accepted, 1 rejected, 2 usage error, 3 invalid run or environment failure.
+    """
+
+    def body() -> int:
+        from evolution.console import emit_json, test_progress
+        from evolution.errors import UsageError
+        from evolution.gate import GateOptions
+        from evolution.gate import validate as run_gate
+        from evolution.gitrepo import GitRepo
+
+        if flaky not in (None, "quarantine", "strict"):
+            raise UsageError("--flaky takes quarantine or strict")
+        git_repo = GitRepo(repo)
+        overrides = _overrides(
+            reruns=reruns,
+            flaky=flaky,
+            test_timeout_s=test_timeout,
+            run_timeout_s=run_timeout,
+            require_improvement=True if require_improvement else None,
+        )
+        with test_progress(f"testing the merge of {branch}") as progress:
+            report = run_gate(
+                git_repo,
+                GateOptions(
+                    branch=branch,
+                    main=main,
+                    merge=not no_merge,
+                    wait=wait,
+                    overrides=overrides,
+                    progress=progress,
+                ),
+            )
+        if as_json:
+            emit_json(report.to_json())
+        else:
+            print_gate_report(report)
+        return report.exit_code
+
+    _run(as_json, body)
+
+
+def print_gate_report(report: GateReport) -> None:
+    from evolution.audit import regression_line
+    from evolution.console import plain, say
+
+    colour = {"accepted": "green", "rejected": "red"}.get(report.verdict, "cyan")
+    head = f"[bold {colour}]{report.verdict.upper()}[/] {plain(report.branch)}"
+    if report.merged:
+        head += f" → main is now {report.main_after[:10]}"
+    elif report.reason and report.reason != "raced":
+        head += f": {plain(report.reason)}"
+    say(head)
+    comparison = report.comparison
+    if comparison is None:
+        if report.archived_as:
+            say(f"  kept as {report.archived_as}")
+        return
+    cached = " (cached verdict)" if report.cached else ""
+    say(
+        f"  tests run {report.tests_run} · passed {report.passed} · "
+        f"regressions {len(comparison.regressions)} · newly passing "
+        f"{len(comparison.newly_passing)} · flaky {len(comparison.flaky)} · "
+        f"{report.duration_s:.1f} s{cached}"
+    )
+    say(f"  baseline passing: {report.passing_before} -> {report.passing_after}")
+    sections = [
+        ("regressions", [regression_line(r) for r in comparison.regressions]),
+        ("newly passing", comparison.newly_passing),
+        ("flaky (passed on re-run)", sorted(comparison.flaky)),
+        ("quarantined, failed again", comparison.quarantined_failures),
+        ("new tests not passing yet", [regression_line(r) for r in comparison.new_failing]),
+    ]
+    for title, items in sections:
+        if items:
+            say(f"  {title}:")
+            for item in items[:20]:
+                say(f"    {plain(item)}")
+            if len(items) > 20:
+                say(f"    … and {len(items) - 20} more (see --json)")
+    if report.archived_as:
+        say(f"  kept as {report.archived_as}; the verdict is in git log --notes=evolve")
+
+
+@baseline_app.command("record")
+def baseline_record(
+    main: MainOpt = None,
+    reset: Annotated[
+        bool, typer.Option("--reset", help="Allow tests that passed before to stop passing.")
+    ] = False,
+    reruns: RerunsOpt = None,
+    test_timeout: TestTimeoutOpt = None,
+    run_timeout: RunTimeoutOpt = None,
+    wait: WaitOpt = False,
+    repo: RepoOpt = Path("."),
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the suite on main's commit and commit its per-test outcomes as the baseline."""
+
+    def body() -> int:
+        from evolution.console import emit_json, say, test_progress
+        from evolution.gitrepo import GitRepo
+        from evolution.record import record
+
+        git_repo = GitRepo(repo)
+        overrides = _overrides(
+            reruns=reruns, test_timeout_s=test_timeout, run_timeout_s=run_timeout
+        )
+        with test_progress("recording the baseline") as progress:
+            result = record(
+                git_repo,
+                main=main,
+                wait=wait,
+                reset=reset,
+                overrides=overrides,
+                progress=progress,
+            )
+        if as_json:
+            emit_json(result.to_json())
+        else:
+            before = "none" if result.passing_before is None else result.passing_before
+            counts = ", ".join(f"{k} {v}" for k, v in result.counts.items())
+            say(f"[bold green]RECORDED[/] baseline at {result.commit[:10]} ({counts})")
+            say(f"  passing: {before} -> {result.passing_after}; flaky: {len(result.flaky)}")
+            if result.dropped:
+                say(f"  lowered on purpose (--reset): {len(result.dropped)} test(s) dropped")
+        return 0
+
+    _run(as_json, body)
+
+
+@baseline_app.command("show")
+def baseline_show(
+    main: MainOpt = None, repo: RepoOpt = Path("."), as_json: JsonOpt = False
+) -> None:
+    """Summarise the baseline stored on main: counts, flaky tests, age and commit."""
+
+    def body() -> int:
+        from evolution.console import emit_json, plain, say
+        from evolution.gitrepo import GitRepo
+        from evolution.record import show
+
+        info = show(GitRepo(repo), main)
+        if as_json:
+            emit_json(info)
+            return 0
+        counts = ", ".join(f"{k} {v}" for k, v in info["counts"].items())
+        say(f"baseline on main {info['main'][:10]}, recorded from {info['commit'][:10]}")
+        say(f"  tests {info['tests']}: {counts}")
+        say(f"  recorded {info['recorded_at']} ({info['age']} ago)")
+        say(f"  flaky (quarantined): {len(info['flaky'])}")
+        for nodeid, evidence in sorted(info["flaky"].items()):
+            say(
+                f"    {plain(nodeid)}: passed {evidence.get('passed')}/{evidence.get('runs')} "
+                f"re-runs; first failure: {plain(str(evidence.get('first_failure', '')))}"
+            )
+        return 0
+
+    _run(as_json, body)
+
+
+@app.command()
+def demo(
+    directory: Annotated[
+        Path | None,
+        typer.Option("--dir", help="Where to create the demo repository (default: a temp dir)."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the ratchet on a throwaway repository, offline: one change merged, one rejected."""
+
+    def body() -> int:
+        from evolution.demo import run_demo
+
+        return run_demo(directory, as_json)
+
+    _run(as_json, body)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    # Turn SIGTERM into the same clean unwinding as Ctrl-C: process groups are killed
+    # and temporary worktrees removed by the finally blocks on the way out.
+    raise KeyboardInterrupt
+
+
+def main() -> None:
+    signal.signal(signal.SIGTERM, _terminate)
+    app(prog_name="evolve")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,281 @@
+"""`evolve validate`: the pre-merge gate.
+
+The "not rocket science" rule: test the merge result, not the branch, and move main to
+exactly the commit that was tested. The merge is built with plumbing (merge-tree and
+commit-tree), tested in a temporary worktree, compared test by test with the baseline
+read from main's commit, and main is moved by a compare-and-swap ref update. If main
+moved meanwhile, everything is done again on the new main.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from evolution.audit import (
+    NOTES_REF,
+    REJECTED_PREFIX,
+    gate_commit_message,
+    rejection_note,
+)
+from evolution.baseline import BASELINE_PATH, Baseline, require_baseline
+from evolution.errors import EnvironmentFailure, UsageError
+from evolution.gitrepo import GitRepo, slug
+from evolution.landing import land
+from evolution.policy import Policy, load_policy, matches
+from evolution.ratchet import Comparison, advance, compare, suspects
+from evolution.session import exclusive, trial
+from evolution.testrun import ProgressCallback
+from evolution.verdict_cache import VerdictCache, cache_key
+
+PROPOSAL_TRAILER = "Evolve-Proposal"
+ENGINE_BRANCH_PREFIX = "evolve/"
+MAX_ATTEMPTS = 5
+
+
+@dataclass
+class GateOptions:
+    branch: str
+    main: str | None = None
+    merge: bool = True
+    wait: bool = False
+    overrides: dict[str, Any] = field(default_factory=dict)
+    progress: ProgressCallback | None = None
+
+
+@dataclass
+class GateReport:
+    verdict: str  # accepted | rejected | up-to-date
+    branch: str
+    proposal: str
+    reason: str = ""
+    merged: bool = False
+    cached: bool = False
+    main_before: str = ""
+    main_after: str = ""
+    merge_commit: str = ""
+    tested_tree: str = ""
+    tests_run: int = 0
+    passed: int = 0
+    passing_before: int = 0
+    passing_after: int = 0
+    comparison: Comparison | None = None
+    archived_as: str = ""
+    protected_paths: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+    duration_s: float = 0.0
+    attempts: int = 1
+
+    @property
+    def exit_code(self) -> int:
+        if self.verdict == "accepted":
+            return 0 if self.merged or self.reason == "" else 1
+        return 0 if self.verdict == "up-to-date" else 1
+
+    def to_json(self) -> dict[str, Any]:
+        data = {key: value for key, value in self.__dict__.items() if key != "comparison"}
+        comparison = self.comparison.to_json() if self.comparison else Comparison().to_json()
+        data.update(comparison)
+        data["exit_code"] = self.exit_code
+        return data
+
+
+def now_utc() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def resolve_main(repo: GitRepo, name: str | None) -> tuple[str, str]:
+    """The main branch's full ref and commit; refuses a branch with no commit."""
+    candidates = [name] if name else ["main", "master"]
+    for candidate in candidates:
+        ref = f"refs/heads/{candidate}"
+        commit = repo.resolve_commit(ref)
+        if commit:
+            return ref, commit
+    shown = name or "main (or master)"
+    raise UsageError(
+        f"branch {shown} has no commit in {repo.toplevel}",
+        hint="commit something first, or name the main branch with --main",
+    )
+
+
+def proposal_id(repo: GitRepo, branch: str, tip: str) -> str:
+    """The proposer's id when the tip carries one, else a name derived from the branch."""
+    found = repo.trailers(tip).get(PROPOSAL_TRAILER)
+    if found:
+        return found[-1]
+    return slug(branch.removeprefix(ENGINE_BRANCH_PREFIX), limit=60) + f"-{tip[:8]}"
+
+
+def protected_touches(repo: GitRepo, main: str, tip: str, policy: Policy) -> list[str]:
+    """Paths that automated proposals on the branch may not touch, but did.
+
+    Only commits carrying an Evolve-Proposal trailer are held to this; commits by people
+    may change tests and configuration.
+    """
+    touched: set[str] = set()
+    for commit in repo.commits_between(main, tip):
+        if PROPOSAL_TRAILER not in repo.trailers(commit):
+            continue
+        for path in repo.changed_paths(commit):
+            if matches(path, policy.protected) or not matches(path, policy.evolvable):
+                touched.add(path)
+    return sorted(touched)
+
+
+def archive_rejection(repo: GitRepo, branch: str, tip: str, proposal: str, note: str) -> str:
+    """Keep the rejected tip under refs/evolve/rejected/<id> and attach the verdict note."""
+    ref = REJECTED_PREFIX + proposal
+    existing = repo.resolve_commit(ref)
+    if existing and existing != tip:
+        ref = f"{ref}-{tip[:8]}"
+    repo.update_ref(ref, tip, repo.resolve_commit(ref), f"evolve: rejected {branch}")
+    repo.add_note(NOTES_REF, tip, note)
+    _drop_engine_branch(repo, branch, tip)
+    return ref
+
+
+def _drop_engine_branch(repo: GitRepo, branch: str, tip: str) -> None:
+    """Branches under evolve/ are the engine's own scratch space: archived, then removed."""
+    name = branch.removeprefix("refs/heads/")
+    if name.startswith(ENGINE_BRANCH_PREFIX) and repo.resolve_commit(f"refs/heads/{name}") == tip:
+        repo.delete_ref(f"refs/heads/{name}", tip)
+
+
+def validate(repo: GitRepo, options: GateOptions) -> GateReport:
+    started = time.monotonic()
+    with exclusive(repo, wait=options.wait):
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            report = _attempt(repo, options)
+            report.attempts = attempt
+            if report.reason != "raced":
+                report.duration_s = round(time.monotonic() - started, 3)
+                return report
+    raise EnvironmentFailure(
+        f"main kept moving during validation ({MAX_ATTEMPTS} attempts); try again"
+    )
+
+
+def _attempt(repo: GitRepo, options: GateOptions) -> GateReport:
+    main_ref, main = resolve_main(repo, options.main)
+    tip = repo.resolve_commit(options.branch)
+    if tip is None:
+        raise UsageError(f"no branch or commit named {options.branch!r}")
+    if main_ref in (options.branch, f"refs/heads/{options.branch}"):
+        raise UsageError("validate a branch other than main itself")
+    policy = load_policy(repo, main).with_overrides(**options.overrides)
+    baseline, baseline_blob = require_baseline(repo, main)
+    proposal = proposal_id(repo, options.branch, tip)
+    report = GateReport(
+        verdict="rejected",
+        branch=options.branch,
+        proposal=proposal,
+        main_before=main,
+        main_after=main,
+        passing_before=len(baseline.passing()),
+        passing_after=len(baseline.passing()),
+    )
+    if repo.is_ancestor(tip, main):
+        report.verdict, report.reason = "up-to-date", "already contained in main"
+        return report
+
+    touched = protected_touches(repo, main, tip, policy)
+    tree, conflicts = repo.merge_tree(main, tip)
+    if touched:
+        report.protected_paths = touched
+        report.reason = "an automated proposal touched protected or non-evolvable paths: " + (
+            ", ".join(touched)
+        )
+    elif tree is None:
+        report.conflicts = conflicts
+        report.reason = "the branch does not merge cleanly into main: " + ", ".join(conflicts)
+    if report.reason:
+        return _reject(repo, options, report, baseline, tip, comparison=None)
+
+    assert tree is not None
+    report.tested_tree = tree
+    key = cache_key(tree, baseline_blob, policy.digest())
+    cache = VerdictCache(repo.state_dir)
+    cached = cache.get(key)
+    merge_commit = repo.commit_tree(
+        tree, [main, tip], f"Merge {options.branch} into {main_ref.removeprefix('refs/heads/')}"
+    )
+    report.merge_commit = merge_commit
+    when = now_utc()
+    if cached is not None:
+        result, reruns = cached
+        report.cached = True
+    else:
+        result, reruns = trial(
+            repo,
+            merge_commit,
+            tree,
+            policy,
+            lambda run: suspects(baseline, run, policy),
+            when,
+            options.progress,
+        )
+        cache.put(key, result, reruns)
+    comparison = compare(baseline, result, policy, reruns)
+    report.comparison = comparison
+    report.tests_run = len(result.outcomes)
+    report.passed = result.passed()
+    if not comparison.accepted(policy.require_improvement):
+        report.reason = (
+            f"{len(comparison.regressions)} baseline-passing test(s) regressed"
+            if comparison.regressions
+            else "no newly passing test, and the policy requires an improvement"
+        )
+        return _reject(repo, options, report, baseline, tip, comparison)
+
+    report.verdict = "accepted"
+    new_baseline = advance(baseline, result, comparison, merge_commit, tree, when)
+    report.passing_after = len(new_baseline.passing())
+    if not options.merge:
+        return report
+    blob = repo.hash_blob(new_baseline.dumps().encode())
+    gate_tree = repo.tree_with_file(tree, BASELINE_PATH, blob)
+    message = gate_commit_message(
+        branch=options.branch,
+        proposal=proposal,
+        comparison=comparison,
+        tree=tree,
+        passing_before=report.passing_before,
+        passing_after=report.passing_after,
+    )
+    gate_commit = repo.commit_tree(gate_tree, [merge_commit], message)
+    landing = land(repo, main_ref, main, gate_commit, f"evolve: accept {options.branch}")
+    if landing.raced:
+        report.reason = "raced"
+        return report
+    if not landing.moved:
+        report.reason = landing.refused
+        return report
+    report.merged = True
+    report.main_after = gate_commit
+    _drop_engine_branch(repo, options.branch, tip)
+    return report
+
+
+def _reject(
+    repo: GitRepo,
+    options: GateOptions,
+    report: GateReport,
+    baseline: Baseline,
+    tip: str,
+    comparison: Comparison | None,
+) -> GateReport:
+    if options.merge:
+        note = rejection_note(
+            branch=options.branch,
+            proposal=report.proposal,
+            reason=report.reason,
+            comparison=comparison,
+            tree=report.tested_tree,
+            baseline_commit=baseline.commit,
+            passing_before=report.passing_before,
+        )
+        report.archived_as = archive_rejection(repo, options.branch, tip, report.proposal, note)
+    return report

@@ -1,0 +1,241 @@
+"""The git operations Ratchet needs, on top of GitPython.
+
+Everything the gate writes goes through plumbing (merge-tree, commit-tree, update-ref,
+a private index file) so that the user's working tree, index and stash are never
+touched, no hook fires, and main moves only by a compare-and-swap ref update.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import git
+
+from evolution.errors import EnvironmentFailure, UsageError
+
+# Commits the gate writes carry this identity unless the caller's environment names
+# one: an unattended host often has no user.name configured at all.
+GATE_IDENTITY = {
+    "GIT_AUTHOR_NAME": "Ratchet gate",
+    "GIT_AUTHOR_EMAIL": "gate@ratchet.invalid",
+    "GIT_COMMITTER_NAME": "Ratchet gate",
+    "GIT_COMMITTER_EMAIL": "gate@ratchet.invalid",
+}
+
+_MIN_GIT = (2, 38)  # `git merge-tree --write-tree`
+_ZERO = "0" * 40
+
+
+class GitFailed(EnvironmentFailure):
+    """A git command failed where the caller did not expect it to."""
+
+
+@dataclass(frozen=True)
+class Worktree:
+    path: Path
+    head: str | None
+    branch: str | None
+
+
+class GitRepo:
+    """One repository, opened from any folder inside its working tree."""
+
+    def __init__(self, path: Path | str = ".") -> None:
+        try:
+            self._repo = git.Repo(Path(path), search_parent_directories=True)
+        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+            raise UsageError(
+                f"not a git repository: {Path(path).resolve()}",
+                hint="run this inside a git repository, or pass --repo PATH",
+            ) from None
+        except git.GitCommandNotFound:
+            raise EnvironmentFailure("git is not installed or not on PATH") from None
+        if self._repo.working_tree_dir is None:
+            raise UsageError(f"{path} is a bare repository; Ratchet needs a working tree")
+        self.toplevel = Path(self._repo.working_tree_dir).resolve()
+        self.common_dir = Path(self._repo.common_dir).resolve()
+        self._check_version()
+
+    def _check_version(self) -> None:
+        version = self._repo.git.version_info[:2]
+        if tuple(version) < _MIN_GIT:
+            need = ".".join(map(str, _MIN_GIT))
+            raise EnvironmentFailure(f"git {need} or newer is needed (found {version})")
+
+    @property
+    def state_dir(self) -> Path:
+        """Ratchet's private, unversioned state: locks and the verdict cache."""
+        return self.common_dir / "evolve"
+
+    # -- running git -----------------------------------------------------------------
+
+    def run(
+        self,
+        *args: str,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        ok: Sequence[int] = (0,),
+        strip: bool = True,
+    ) -> tuple[int, str, str]:
+        command = ["git", *args]
+        if cwd is not None:
+            command = ["git", "-C", str(cwd), *args]
+        status, out, err = self._repo.git.execute(
+            command,
+            with_extended_output=True,
+            with_exceptions=False,
+            env=dict(env) if env else None,
+            strip_newline_in_stdout=strip,
+        )
+        if status not in ok:
+            detail = (err or out or "").strip().splitlines()
+            raise GitFailed(f"git {' '.join(args[:3])} failed: {detail[-1] if detail else status}")
+        return status, out, err
+
+    def out(self, *args: str, **kwargs: object) -> str:
+        return self.run(*args, **kwargs)[1]  # type: ignore[arg-type]
+
+    # -- reading ----------------------------------------------------------------------
+
+    def resolve_commit(self, ref: str) -> str | None:
+        status, out, _ = self.run(
+            "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", ok=(0, 1)
+        )
+        return out if status == 0 and out else None
+
+    def tree_of(self, commit: str) -> str:
+        return self.out("rev-parse", f"{commit}^{{tree}}")
+
+    def read_file(self, commit: str, path: str) -> bytes | None:
+        """The bytes of `path` at `commit`, or None where it does not exist there."""
+        status, out, _ = self._repo.git.execute(
+            ["git", "cat-file", "blob", f"{commit}:{path}"],
+            with_extended_output=True,
+            with_exceptions=False,
+            stdout_as_string=False,
+            strip_newline_in_stdout=False,
+        )
+        return out if status == 0 else None
+
+    def blob_id(self, commit: str, path: str) -> str | None:
+        status, out, _ = self.run("rev-parse", "--verify", "--quiet", f"{commit}:{path}", ok=(0, 1))
+        return out if status == 0 and out else None
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        status, _, _ = self.run("merge-base", "--is-ancestor", ancestor, descendant, ok=(0, 1))
+        return status == 0
+
+    def commits_between(self, base: str, tip: str) -> list[str]:
+        out = self.out("rev-list", "--reverse", f"{base}..{tip}")
+        return out.split() if out else []
+
+    def trailers(self, commit: str) -> dict[str, list[str]]:
+        """The trailers of one commit's message, by key (keys keep their spelling)."""
+        out = self.out("log", "-1", "--format=%(trailers:only,unfold)", commit)
+        found: dict[str, list[str]] = {}
+        for line in out.splitlines():
+            key, sep, value = line.partition(":")
+            if sep:
+                found.setdefault(key.strip(), []).append(value.strip())
+        return found
+
+    def changed_paths(self, commit: str) -> list[str]:
+        """Paths a commit touches against each of its parents (both sides of a rename)."""
+        out = self.out(
+            "diff-tree", "-r", "-m", "--no-commit-id", "--name-only", "--no-renames", commit
+        )
+        return sorted(set(out.splitlines())) if out else []
+
+    def worktrees(self) -> list[Worktree]:
+        out = self.out("worktree", "list", "--porcelain")
+        found: list[Worktree] = []
+        for block in out.split("\n\n"):
+            fields: dict[str, str] = {}
+            for line in block.splitlines():
+                key, _, value = line.partition(" ")
+                fields[key] = value
+            if "worktree" in fields:
+                found.append(
+                    Worktree(Path(fields["worktree"]), fields.get("HEAD"), fields.get("branch"))
+                )
+        return found
+
+    def is_clean(self, path: Path) -> bool:
+        """No staged or unstaged change to a tracked file in the worktree at `path`."""
+        return self.out("status", "--porcelain", "--untracked-files=no", cwd=path) == ""
+
+    # -- writing objects (never the working tree) -------------------------------------
+
+    def hash_blob(self, data: bytes) -> str:
+        with tempfile.NamedTemporaryFile(dir=self.state_dir_ready(), delete=False) as handle:
+            handle.write(data)
+            name = handle.name
+        try:
+            return self.out("hash-object", "-w", "--no-filters", name)
+        finally:
+            os.unlink(name)
+
+    def tree_with_file(self, tree: str, path: str, blob: str) -> str:
+        """`tree` with `path` set to `blob`, built in a private index file."""
+        with tempfile.TemporaryDirectory(dir=self.state_dir_ready()) as scratch:
+            env = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
+            self.run("read-tree", tree, env=env)
+            self.run("update-index", "--add", "--cacheinfo", f"100644,{blob},{path}", env=env)
+            return self.out("write-tree", env=env)
+
+    def merge_tree(self, ours: str, theirs: str) -> tuple[str | None, list[str]]:
+        """The tree of merging `theirs` into `ours`, or None and the conflicted paths."""
+        status, out, _ = self.run(
+            "merge-tree", "--write-tree", "--name-only", "--no-messages", ours, theirs, ok=(0, 1)
+        )
+        lines = out.splitlines()
+        if status == 0:
+            return lines[0], []
+        return None, sorted(set(lines[1:]))
+
+    def commit_tree(self, tree: str, parents: Sequence[str], message: str) -> str:
+        args = ["commit-tree", "--no-gpg-sign", tree]
+        for parent in parents:
+            args += ["-p", parent]
+        args += ["-m", message]
+        env = {key: value for key, value in GATE_IDENTITY.items() if key not in os.environ}
+        return self.out(*args, env=env)
+
+    def update_ref(self, ref: str, new: str, old: str | None, reason: str) -> bool:
+        """Compare-and-swap: point `ref` at `new` only if it still points at `old`.
+
+        `old=None` means the ref must not exist yet. False when someone else moved it.
+        """
+        status, _, _ = self.run("update-ref", "-m", reason, ref, new, old or _ZERO, ok=(0, 1, 128))
+        return status == 0
+
+    def delete_ref(self, ref: str, old: str) -> bool:
+        status, _, _ = self.run("update-ref", "-d", ref, old, ok=(0, 1, 128))
+        return status == 0
+
+    def add_note(self, ref: str, commit: str, text: str) -> None:
+        env = {key: value for key, value in GATE_IDENTITY.items() if key not in os.environ}
+        self.run("notes", f"--ref={ref}", "add", "-f", "-m", text, commit, env=env)
+
+    def follow_fast_forward(self, worktree: Path, old: str, new: str) -> None:
+        """Move a clean checkout's index and files from `old` to `new` (a fast-forward)."""
+        self.run("read-tree", "-m", "-u", old, new, cwd=worktree)
+
+    def can_follow(self, worktree: Path, old: str, new: str) -> bool:
+        status, _, _ = self.run("read-tree", "-n", "-m", "-u", old, new, cwd=worktree, ok=(0, 128))
+        return status == 0
+
+    def state_dir_ready(self) -> Path:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        return self.state_dir
+
+
+def slug(text: str, limit: int = 40) -> str:
+    """A ref-safe slug: lowercase words joined by dashes."""
+    cleaned = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return cleaned[:limit].strip("-") or "change"

@@ -1,0 +1,141 @@
+"""The gate's policy: what counts as a test run, what a proposal may touch, how strict to be.
+
+The policy is read from main's commit (`deploy/agent.toml`, rendered by the factory from
+SPEC.md), never from the candidate or the working tree, so a candidate cannot relax its
+own judge. With no file there, the defaults below serve, and work in any git repository
+that has a pytest suite.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import hashlib
+import json
+import shlex
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+from evolution.errors import EnvironmentFailure
+from evolution.gitrepo import GitRepo
+
+CONFIG_PATH = "deploy/agent.toml"
+
+DEFAULT_PROTECTED = (
+    "tests/",
+    "test_*.py",
+    "*_test.py",
+    "conftest.py",
+    "pytest.ini",
+    "pyproject.toml",
+    "setup.cfg",
+    "tox.ini",
+    "baseline/",
+    "hooks/",
+    "evolution/",
+    "SPEC.md",
+    "deploy/",
+    ".ci/",
+)
+
+
+@dataclass(frozen=True)
+class Policy:
+    test_command: str = "python -m pytest"
+    evolvable: tuple[str, ...] = ("scripts/",)
+    protected: tuple[str, ...] = DEFAULT_PROTECTED
+    reruns: int = 3
+    flaky: str = "quarantine"  # or "strict"
+    require_improvement: bool = False
+    max_rejections: int = 5
+    test_timeout_s: float = 300.0
+    run_timeout_s: float = 3600.0
+    source: str = field(default="defaults", compare=False)
+
+    def argv(self) -> list[str]:
+        """The test command as argv; a leading `python` means the interpreter running evolve.
+
+        That keeps `python -m pytest` pointing at an environment that has the
+        pytest-json-report and pytest-timeout plugins the gate needs.
+        """
+        argv = shlex.split(self.test_command)
+        if argv and argv[0] in ("python", "python3"):
+            argv[0] = sys.executable
+        return argv
+
+    def digest(self) -> str:
+        """A hash of everything that can change a verdict, for the verdict cache key."""
+        fields = dataclasses.asdict(self)
+        fields.pop("source")
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
+    def with_overrides(self, **overrides: Any) -> Policy:
+        chosen = {key: value for key, value in overrides.items() if value is not None}
+        return dataclasses.replace(self, **chosen) if chosen else self
+
+
+_KEYS = {
+    "test_command": str,
+    "evolvable": list,
+    "protected": list,
+    "reruns": int,
+    "flaky": str,
+    "require_improvement": bool,
+    "max_rejections": int,
+    "test_timeout_s": (int, float),
+    "run_timeout_s": (int, float),
+}
+
+
+def parse_policy(text: str, origin: str) -> Policy:
+    """Build a Policy from agent.toml text; an unusable file is an environment failure."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise EnvironmentFailure(f"{origin}: not valid TOML: {exc}") from None
+    section = data.get("evolution", {})
+    if not isinstance(section, dict):
+        raise EnvironmentFailure(f"{origin}: [evolution] must be a table")
+    values: dict[str, Any] = {}
+    for key, value in section.items():
+        if key not in _KEYS:
+            continue  # other layers' keys live here too; the factory validates them
+        expected = _KEYS[key]
+        if isinstance(value, bool) and expected is not bool:
+            raise EnvironmentFailure(f"{origin}: evolution.{key} has the wrong type")
+        if not isinstance(value, expected):  # type: ignore[arg-type]
+            raise EnvironmentFailure(f"{origin}: evolution.{key} has the wrong type")
+        values[key] = tuple(value) if isinstance(value, list) else value
+    if values.get("flaky", "quarantine") not in ("quarantine", "strict"):
+        raise EnvironmentFailure(f'{origin}: evolution.flaky must be "quarantine" or "strict"')
+    return Policy(**values, source=origin)
+
+
+def load_policy(repo: GitRepo, commit: str) -> Policy:
+    """The policy as committed at `commit` (main), or the defaults when none is committed."""
+    raw = repo.read_file(commit, CONFIG_PATH)
+    if raw is None:
+        return Policy()
+    return parse_policy(raw.decode("utf-8", errors="replace"), f"{CONFIG_PATH}@{commit[:10]}")
+
+
+def matches(path: str, patterns: tuple[str, ...]) -> bool:
+    """Whether a repository path falls under any pattern.
+
+    `dir/` protects a folder from the repository root; a pattern without a slash
+    (`conftest.py`, `test_*.py`) matches that file name in any folder; anything else is
+    a glob on the whole path.
+    """
+    name = path.rsplit("/", 1)[-1]
+    for pattern in patterns:
+        if pattern.endswith("/"):
+            if path.startswith(pattern) or path == pattern.rstrip("/"):
+                return True
+        elif "/" not in pattern:
+            if fnmatch.fnmatchcase(name, pattern):
+                return True
+        elif fnmatch.fnmatchcase(path, pattern):
+            return True
+    return False

@@ -1,0 +1,64 @@
+"""One gate at a time per repository, and a clean slate before each.
+
+Every command that tests a commit or moves main (validate, baseline record) runs inside
+`exclusive`: an OS lock in the git directory, then the removal of whatever a killed run
+left behind. Holding the lock is what makes every leftover safe to delete.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from agent.locks import LockBusy, ProcessLock
+from evolution.errors import EnvironmentFailure
+from evolution.flaky import rerun_suspects
+from evolution.gitrepo import GitRepo
+from evolution.policy import Policy
+from evolution.pytest_report import RunResult
+from evolution.testrun import ProgressCallback, run_tests
+from evolution.worktree import RunFolder, prune_leftovers
+
+SuspectPicker = Callable[[RunResult], list[str]]
+
+
+@contextmanager
+def exclusive(repo: GitRepo, *, wait: bool) -> Iterator[None]:
+    lock = ProcessLock(repo.state_dir_ready() / "gate.lock", wait=wait)
+    try:
+        lock.acquire()
+    except LockBusy as busy:
+        who = f"pid {busy.holder}" if busy.holder else "another process"
+        raise EnvironmentFailure(
+            f"another gate is running on this repository ({who})",
+            hint="wait for it to finish, or pass --wait to queue behind it",
+        ) from None
+    try:
+        prune_leftovers(repo)
+        yield
+    finally:
+        lock.release()
+
+
+def trial(
+    repo: GitRepo,
+    commit: str,
+    tree: str,
+    policy: Policy,
+    pick_suspects: SuspectPicker,
+    when: str,
+    progress: ProgressCallback | None = None,
+) -> tuple[RunResult, dict[str, dict[str, Any]]]:
+    """Test `commit` in a fresh worktree, then re-run the suspects the caller picks."""
+    with RunFolder(repo, commit) as folder:
+        result = run_tests(policy, folder.path, folder.worktree, repo.toplevel, progress=progress)
+        suspects = pick_suspects(result)
+        reruns = (
+            rerun_suspects(
+                policy, folder.path, folder.worktree, repo.toplevel, suspects, result, tree, when
+            )
+            if suspects
+            else {}
+        )
+    return result, reruns
