@@ -38,6 +38,29 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
             pass
 
 
+def _live_members(pgid: int) -> bool | None:
+    """Whether any non-zombie process is in group `pgid`, read from /proc; None without it.
+
+    kill(-pgid, 0) alone is not enough: where PID 1 does not reap orphans (containers,
+    micro-VMs) a killed grandchild stays a zombie forever and would look alive.
+    """
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return None
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # Fields after the parenthesised command name: state ppid pgrp ...
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            return True
+    return False
+
+
 def group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
@@ -45,7 +68,23 @@ def group_alive(pgid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    members = _live_members(pgid)
+    return True if members is None else members
+
+
+def pid_alive(pid: int) -> bool:
+    """True for a running process; a zombie is dead."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return not Path("/proc").is_dir()
+    return stat[stat.rfind(")") + 2 :].split()[0] not in ("Z", "X")
 
 
 def kill_group(pgid: int, grace_s: float = 2.0, reap: Callable[[], object] | None = None) -> bool:

@@ -130,8 +130,11 @@ def _clip(text: str) -> str:
 def parse_report(path: Path, returncode: int | None) -> RunResult:
     """Parse the report, or raise InvalidRun naming what makes it untrustworthy."""
     if not path.exists():
+        if returncode in EXIT_REASONS:
+            raise InvalidRun(f"{EXIT_REASONS[returncode]}; pytest wrote no JSON report")
         raise InvalidRun(
-            "pytest wrote no JSON report: it was killed or crashed before the session ended"
+            f"pytest wrote no JSON report (exit code {returncode}): it was killed or "
+            "crashed before the session ended"
         )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))

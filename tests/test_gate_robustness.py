@@ -1,0 +1,293 @@
+"""The gate under bad conditions: hangs, crashes, kills, races, flaky tests, import leaks."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import site
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from conftest import CALC, FIXED_CALC, Sandbox, make_sandbox, run_evolve
+
+from agent.procgroup import group_alive, pid_alive
+from evolution.gitrepo import GitRepo
+from evolution.worktree import runs_root
+
+
+def _refs(box: Sandbox) -> str:
+    return box.git("for-each-ref")
+
+
+def _wait_for(predicate, timeout: float = 30.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _start_validate(box: Sandbox, *args: str, env: dict[str, str] | None = None):
+    return subprocess.Popen(
+        [sys.executable, "-m", "evolution.cli", "validate", *args],
+        cwd=box.path,
+        env={**os.environ, "NO_COLOR": "1", **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _run_folders(box: Sandbox) -> list[Path]:
+    root = runs_root(GitRepo(box.path))
+    return sorted(root.iterdir()) if root.is_dir() else []
+
+
+SLOW_ADD = CALC.replace(
+    "def add(a, b):\n    return a + b",
+    "def add(a, b):\n    import time\n    time.sleep(60)\n    return a + b",
+)
+
+
+def test_hanging_test_times_out_and_counts_as_a_regression(sandbox: Sandbox) -> None:
+    main_before = sandbox.head()
+    sandbox.branch("evolve/slow", {"scripts/calc.py": SLOW_ADD}, proposal=True)
+    code, report = sandbox.validate_json("evolve/slow", "--test-timeout", "1", "--reruns", "0")
+    assert code == 1, report
+    [regression] = report["regressions"]
+    assert regression["nodeid"] == "tests/test_calc.py::test_add"
+    assert "Timeout" in regression["first_line"]
+    assert sandbox.head() == main_before
+
+
+def test_run_over_its_limit_is_invalid_and_leaves_no_process(sandbox: Sandbox, tmp_path: Path):
+    pidfile = tmp_path / "grandchild.pid"
+    stubborn = f"""
+        import signal, subprocess, time
+
+        def test_stubborn():
+            child = subprocess.Popen(["sleep", "600"])
+            open({str(pidfile)!r}, "w").write(str(child.pid))
+            signal.signal(signal.SIGALRM, signal.SIG_IGN)  # defeats pytest-timeout
+            time.sleep(600)
+    """
+    sandbox.branch("stubborn", {"tests/test_stubborn.py": stubborn})
+    refs = _refs(sandbox)
+
+    started = time.monotonic()
+    done = sandbox.evolve("validate", "stubborn", "--run-timeout", "3", "--test-timeout", "1")
+
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "exceeded its 3 s limit" in done.stderr
+    assert time.monotonic() - started < 30
+    assert _refs(sandbox) == refs  # no verdict, no note, no archive
+    assert not pid_alive(int(pidfile.read_text()))
+
+
+def test_crashing_conftest_is_an_invalid_run(sandbox: Sandbox) -> None:
+    sandbox.branch("crash", {"tests/conftest.py": "raise RuntimeError('conftest boom')\n"})
+    refs = _refs(sandbox)
+    code, report = sandbox.validate_json("crash")
+    assert code == 3
+    assert "conftest" in report["error"]
+    assert "conftest boom" in (report["hint"] or "")
+    assert _refs(sandbox) == refs
+
+
+FLAKY_TEST = """
+    import os, pathlib
+
+    def test_sometimes():
+        marker = pathlib.Path(os.environ["FLAKY_DIR"]) / "seen"
+        if not marker.exists():
+            marker.write_text("seen")
+            raise AssertionError("fails on a first run only")
+"""
+
+
+def test_flaky_test_is_quarantined_or_counted_by_policy(tmp_path: Path) -> None:
+    flaky_dir = tmp_path / "flaky"
+    flaky_dir.mkdir()
+    (flaky_dir / "seen").write_text("seen")
+    env = {"FLAKY_DIR": str(flaky_dir)}
+    box = make_sandbox(tmp_path / "repo", record=False)
+    box.commit("add a flaky test", {"tests/test_flaky.py": FLAKY_TEST})
+    assert box.evolve("baseline", "record", env=env).returncode == 0
+    box.branch("neutral", {"scripts/readme.txt": "hello\n"})
+
+    (flaky_dir / "seen").unlink()
+    code, strict = box.validate_json("neutral", "--flaky", "strict", "--no-merge", env=env)
+    assert code == 1
+    assert [r["nodeid"] for r in strict["regressions"]] == ["tests/test_flaky.py::test_sometimes"]
+    assert "tests/test_flaky.py::test_sometimes" in strict["flaky"]
+
+    (flaky_dir / "seen").unlink()
+    code, report = box.validate_json("neutral", env=env)
+    assert code == 0 and report["merged"], report
+    evidence = report["flaky"]["tests/test_flaky.py::test_sometimes"]
+    assert evidence["passed"] == 1 and evidence["runs"] == 1
+    assert "fails on a first run only" in evidence["first_failure"]
+    assert "tests/test_flaky.py::test_sometimes" in box.baseline()["flaky"]
+    trailers = box.git("log", "-1", "--format=%(trailers:key=Evolve-Flaky,valueonly)")
+    assert trailers == "tests/test_flaky.py::test_sometimes"
+
+
+def test_kill_9_mid_run_changes_nothing_and_next_run_cleans_up(sandbox: Sandbox) -> None:
+    main_before, refs = sandbox.head(), _refs(sandbox)
+    sandbox.branch("evolve/slow", {"scripts/calc.py": SLOW_ADD}, proposal=True)
+    refs = _refs(sandbox)
+    gate = _start_validate(sandbox, "evolve/slow", "--test-timeout", "120")
+    _wait_for(
+        lambda: any((f / "progress").exists() for f in _run_folders(sandbox)),
+        what="the test run to start",
+    )
+    [folder] = _run_folders(sandbox)
+    pgid = int((folder / "pgid").read_text())
+
+    gate.send_signal(signal.SIGKILL)
+    gate.communicate()
+
+    assert sandbox.head() == main_before and _refs(sandbox) == refs
+    # the suite died with its parent (PR_SET_PDEATHSIG), not 60 s later
+    _wait_for(lambda: not group_alive(pgid), timeout=10, what="the orphaned suite to die")
+    assert folder.exists()  # the leftover, for the next run to prune
+
+    sandbox.branch("evolve/fix", {"scripts/calc.py": FIXED_CALC}, proposal=True)
+    code, report = sandbox.validate_json("evolve/fix")
+    assert code == 0 and report["merged"], report
+    assert not folder.exists()
+    assert len(sandbox.git("worktree", "list").splitlines()) == 1
+
+
+def test_second_gate_exits_clearly_while_one_runs(sandbox: Sandbox, tmp_path: Path) -> None:
+    gate_file = tmp_path / "release"
+    waiting = f"""
+        import pathlib, time
+
+        def test_waits():
+            for _ in range(600):
+                if pathlib.Path({str(gate_file)!r}).exists():
+                    return
+                time.sleep(0.05)
+    """
+    sandbox.branch("slow", {"tests/test_waits.py": waiting})
+    first = _start_validate(sandbox, "slow", "--no-merge")
+    _wait_for(lambda: any((f / "progress").exists() for f in _run_folders(sandbox)))
+
+    second = sandbox.evolve("validate", "slow", "--no-merge")
+    gate_file.write_text("go")
+    first.communicate(timeout=60)
+
+    assert second.returncode == 3
+    assert "another gate is running" in second.stderr and "--wait" in second.stderr
+    assert first.returncode == 0
+
+
+def test_two_gates_at_once_both_land_and_no_baseline_update_is_lost(sandbox: Sandbox) -> None:
+    sandbox.branch("evolve/fix", {"scripts/calc.py": FIXED_CALC}, proposal=True)
+    sandbox.branch("extra", {"tests/test_extra.py": "def test_extra():\n    assert True\n"})
+
+    gates = [_start_validate(sandbox, name, "--wait", "--json") for name in ("evolve/fix", "extra")]
+    results = [gate.communicate(timeout=120) for gate in gates]
+
+    assert [gate.returncode for gate in gates] == [0, 0], results
+    reports = [json.loads(out) for out, _ in results]
+    assert all(report["merged"] for report in reports)
+    tests = sandbox.baseline()["tests"]
+    assert tests["tests/test_calc.py::test_mul"] == "passed"
+    assert tests["tests/test_extra.py::test_extra"] == "passed"
+    verdicts = sandbox.git("log", "--format=%(trailers:key=Evolve-Verdict,valueonly)", "main")
+    assert verdicts.split().count("accepted") == 2
+
+
+def test_main_moving_during_validation_triggers_revalidation(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    sync = tmp_path / "sync"
+    sync.mkdir()
+    waiting = f"""
+        import pathlib, time
+
+        def test_waits():
+            sync = pathlib.Path({str(sync)!r})
+            (sync / "started").touch()
+            for _ in range(600):
+                if (sync / "go").exists():
+                    return
+                time.sleep(0.05)
+    """
+    sandbox.branch("waits", {"tests/test_waits.py": waiting})
+    gate = _start_validate(sandbox, "waits", "--json")
+    _wait_for(lambda: (sync / "started").exists(), what="the first test run")
+    moved = sandbox.commit("a person commits to main meanwhile", {"NOTES.md": "hello\n"})
+    (sync / "go").touch()
+    out, err = gate.communicate(timeout=120)
+
+    report = json.loads(out)
+    assert gate.returncode == 0, err
+    assert report["attempts"] == 2 and report["merged"]
+    assert report["main_before"] == moved
+    assert sandbox.git("merge-base", "--is-ancestor", moved, "main", check=False) == ""
+
+
+@pytest.fixture
+def editable_src_layout(tmp_path: Path):
+    """A src-layout package 'installed' in editable mode from the main checkout.
+
+    An editable install is a .pth file in site-packages naming the checkout's src/; we
+    write exactly that (with a unique name, removed afterwards) rather than run pip,
+    which would need the network for build dependencies.
+    """
+    name = f"ratchetiso{uuid.uuid4().hex[:8]}"
+    box = make_sandbox(tmp_path / "repo", record=False)
+    box.commit(
+        "a src-layout package",
+        {
+            f"src/{name}/__init__.py": "def value():\n    return 1\n",
+            "tests/test_pkg.py": f"import {name}\n\ndef test_value():\n    assert {name}.value() == 1\n",
+        },
+    )
+    pth = Path(site.getsitepackages()[0]) / f"__editable__.{name}.pth"
+    pth.write_text(str(box.path / "src") + "\n")
+    try:
+        assert box.evolve("baseline", "record", "--reruns", "0").returncode == 0
+        yield box, name
+    finally:
+        pth.unlink()
+
+
+def test_candidate_code_is_tested_despite_an_editable_install(editable_src_layout) -> None:
+    box, name = editable_src_layout
+    box.branch("break-pkg", {f"src/{name}/__init__.py": "def value():\n    return 2\n"})
+    code, report = box.validate_json("break-pkg", "--reruns", "0")
+    assert code == 1, report
+    assert [r["nodeid"] for r in report["regressions"]] == ["tests/test_pkg.py::test_value"]
+
+
+def test_import_from_main_checkout_is_detected(tmp_path: Path) -> None:
+    box = make_sandbox(tmp_path / "repo", record=False)
+    box.commit(
+        "a helper module at the top level",
+        {
+            "helper.py": "X = 1\n",
+            "tests/test_helper.py": "import helper\n\ndef test_x():\n    assert helper.X == 1\n",
+        },
+    )
+    env = {"PYTHONPATH": str(box.path)}  # a stray path that shadows the candidate
+    assert box.evolve("baseline", "record", env=env).returncode == 0
+    box.branch("drop-helper", {}, delete=("helper.py",))
+    code, report = box.validate_json("drop-helper", env=env)
+    assert code == 3
+    assert "imported code from the main checkout" in report["error"]
+    assert "helper" in report["error"]
+
+
+def test_not_a_git_repo_for_baseline(tmp_path: Path) -> None:
+    done = run_evolve("baseline", "record", cwd=tmp_path)
+    assert done.returncode == 2 and "not a git repository" in done.stderr
