@@ -250,7 +250,9 @@ def editable_src_layout(tmp_path: Path):
         "a src-layout package",
         {
             f"src/{name}/__init__.py": "def value():\n    return 1\n",
-            "tests/test_pkg.py": f"import {name}\n\ndef test_value():\n    assert {name}.value() == 1\n",
+            "tests/test_pkg.py": (
+                f"import {name}\n\ndef test_value():\n    assert {name}.value() == 1\n"
+            ),
         },
     )
     pth = Path(site.getsitepackages()[0]) / f"__editable__.{name}.pth"
