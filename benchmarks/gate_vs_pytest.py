@@ -1,0 +1,139 @@
+"""Benchmark: the gate's wall time against a bare `python -m pytest` on the same suite.
+
+Two suites:
+- a generated one (default 2,000 tests in 40 modules, each test doing a little work);
+- this repository's own (`--own`), on a temporary clone so the checkout is untouched.
+
+For each it records a baseline, makes a branch with a neutral change, and times:
+- bare:   python -m pytest -q -p no:cacheprovider        (in the checkout)
+- gate:   evolve validate BRANCH --no-merge               (verdict cache cleared)
+- cached: evolve validate BRANCH --no-merge               (verdict cache kept)
+
+Usage: python benchmarks/gate_vs_pytest.py [--tests 2000] [--repeat 3] [--own]
+No timing is asserted anywhere: this prints figures for the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent.parent
+ENV = {
+    **os.environ,
+    "NO_COLOR": "1",
+    "GIT_AUTHOR_NAME": "bench",
+    "GIT_AUTHOR_EMAIL": "bench@example.invalid",
+    "GIT_COMMITTER_NAME": "bench",
+    "GIT_COMMITTER_EMAIL": "bench@example.invalid",
+}
+EVOLVE = [sys.executable, "-m", "evolution.cli"]
+
+
+def sh(argv: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(argv, cwd=cwd, env=ENV, capture_output=True, text=True, check=False)
+    if check and done.returncode not in (0, 1):
+        raise SystemExit(f"{argv} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+def timed(argv: list[str], cwd: Path) -> float:
+    started = time.perf_counter()
+    sh(argv, cwd)
+    return time.perf_counter() - started
+
+
+def generate_suite(root: Path, tests: int, per_module: int = 50) -> None:
+    (root / "scripts").mkdir(parents=True)
+    (root / "scripts" / "__init__.py").write_text("")
+    (root / "scripts" / "work.py").write_text(
+        "def crunch(n):\n    return sum(i * i for i in range(n))\n"
+    )
+    (root / "tests").mkdir()
+    modules = max(1, tests // per_module)
+    for m in range(modules):
+        body = ["import pytest", "from scripts.work import crunch", ""]
+        for t in range(per_module):
+            body += [
+                f"def test_{m}_{t}():",
+                f"    assert crunch({200 + t}) == sum(i * i for i in range({200 + t}))",
+                "",
+            ]
+        (root / "tests" / f"test_gen_{m:03d}.py").write_text("\n".join(body))
+
+
+def prepare(repo: Path, record: bool) -> str:
+    sh(["git", "init", "-q", "-b", "main"], repo)
+    sh(["git", "add", "-A"], repo)
+    sh(["git", "commit", "-q", "--no-verify", "-m", "suite"], repo)
+    if record:
+        done = sh([*EVOLVE, "baseline", "record", "--reruns", "0"], repo)
+        if done.returncode != 0:
+            raise SystemExit(f"baseline record failed:\n{done.stderr}")
+    return make_branch(repo)
+
+
+def make_branch(repo: Path) -> str:
+    sh(["git", "switch", "-q", "-c", "bench-neutral"], repo)
+    (repo / "scripts" / "bench_note.txt").write_text("a neutral change\n")
+    sh(["git", "add", "-A"], repo)
+    sh(["git", "commit", "-q", "--no-verify", "-m", "neutral"], repo)
+    sh(["git", "switch", "-q", "main"], repo)
+    return "bench-neutral"
+
+
+def measure(repo: Path, branch: str, repeat: int) -> dict[str, float]:
+    cache = Path(sh(["git", "rev-parse", "--git-common-dir"], repo).stdout.strip())
+    cache = (repo / cache if not cache.is_absolute() else cache) / "evolve" / "verdicts"
+    bare, gate, cached = [], [], []
+    validate = [*EVOLVE, "validate", branch, "--no-merge", "--json", "--reruns", "0"]
+    for _ in range(repeat):
+        bare.append(timed([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], repo))
+        shutil.rmtree(cache, ignore_errors=True)
+        gate.append(timed(validate, repo))
+        cached.append(timed(validate, repo))
+    return {
+        "bare_s": statistics.median(bare),
+        "gate_s": statistics.median(gate),
+        "cached_s": statistics.median(cached),
+    }
+
+
+def report(name: str, figures: dict[str, float]) -> None:
+    ratio = figures["gate_s"] / figures["bare_s"]
+    print(
+        f"{name}: bare pytest {figures['bare_s']:.2f} s | gate {figures['gate_s']:.2f} s "
+        f"({ratio:.2f}x) | cached re-validation {figures['cached_s']:.2f} s"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tests", type=int, default=2000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--own", action="store_true", help="also this repository's own suite")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="ratchet-bench-") as scratch:
+        generated = Path(scratch) / "generated"
+        generate_suite(generated, args.tests)
+        branch = prepare(generated, record=True)
+        report(f"generated suite ({args.tests} tests)", measure(generated, branch, args.repeat))
+        if args.own:
+            own = Path(scratch) / "own"
+            sh(["git", "clone", "-q", str(HERE), str(own)], Path(scratch))
+            has_baseline = (own / "baseline" / "baseline.json").exists()
+            if not has_baseline:
+                sh([*EVOLVE, "baseline", "record", "--reruns", "0"], own)
+            branch = make_branch(own)
+            report("this repository's suite", measure(own, branch, 1))
+
+
+if __name__ == "__main__":
+    main()
