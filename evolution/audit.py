@@ -12,6 +12,7 @@ from evolution.ratchet import Comparison, Regression
 NOTES_REF = "refs/notes/evolve"
 REJECTED_PREFIX = "refs/evolve/rejected/"
 SHOWN = 20  # regressions listed in a message body; the trailers name every one
+TEXT_LINES = 12  # lines of failure text kept per regression in a note
 
 
 def _trailers(pairs: list[tuple[str, str]]) -> str:
@@ -32,6 +33,19 @@ def regression_line(regression: Regression) -> str:
     return f"{regression.nodeid} ({regression.was} -> {regression.now}){detail}"
 
 
+def failure_texts(regressions: list[Regression]) -> str:
+    """Each regression's failure text, clipped, indented so it never parses as a trailer."""
+    blocks = []
+    for regression in regressions[:SHOWN]:
+        lines = regression.text.splitlines()[:TEXT_LINES] or [regression.now]
+        blocks.append(f"--- {regression.nodeid}\n" + "\n".join(f"    {line}" for line in lines))
+    return "Failure text:\n" + "\n".join(blocks) if blocks else ""
+
+
+def tests_value(tests_run: int, passed: int) -> str:
+    return f"{tests_run} run, {passed} passed"
+
+
 def flaky_value(flaky: dict[str, object]) -> str:
     return ", ".join(sorted(flaky)) if flaky else "none"
 
@@ -44,6 +58,8 @@ def gate_commit_message(
     tree: str,
     passing_before: int,
     passing_after: int,
+    tests_run: int,
+    passed: int,
 ) -> str:
     gained = passing_after - passing_before
     subject = f"evolve: accept {branch} ({passing_before} -> {passing_after} passing)"
@@ -60,6 +76,7 @@ def gate_commit_message(
             ("Evolve-Verdict", "accepted"),
             ("Evolve-Tested-Tree", tree),
             ("Evolve-Baseline", f"{passing_before} -> {passing_after}"),
+            ("Evolve-Tests", tests_value(tests_run, passed)),
             ("Evolve-Flaky", flaky_value(comparison.flaky)),
         ]
     )
@@ -75,6 +92,9 @@ def rejection_note(
     tree: str,
     baseline_commit: str,
     passing_before: int,
+    tests_run: int,
+    passed: int,
+    judged_at: str,
 ) -> str:
     parts = [f"evolve gate: rejected {branch}: {reason}"]
     regressed: list[str] = []
@@ -83,14 +103,17 @@ def rejection_note(
         parts.append(_listing("Regressions", [regression_line(r) for r in comparison.regressions]))
         parts.append(_listing("Newly passing", comparison.newly_passing))
         parts.append(_listing("Flaky", sorted(comparison.flaky)))
+        parts.append(failure_texts(comparison.regressions))
     trailers = _trailers(
         [
             ("Evolve-Proposal", proposal),
             ("Evolve-Verdict", "rejected"),
             ("Evolve-Tested-Tree", tree),
             ("Evolve-Baseline", f"{baseline_commit[:12]} ({passing_before} passing)"),
+            ("Evolve-Tests", tests_value(tests_run, passed) if comparison else ""),
             ("Evolve-Regressed", " ".join(regressed)),
             ("Evolve-Flaky", flaky_value(comparison.flaky) if comparison else ""),
+            ("Evolve-Judged-At", judged_at),
         ]
     )
     return "\n\n".join([part for part in parts if part] + [trailers]) + "\n"

@@ -244,6 +244,8 @@ def _attempt(repo: GitRepo, options: GateOptions) -> GateReport:
         tree=tree,
         passing_before=report.passing_before,
         passing_after=report.passing_after,
+        tests_run=report.tests_run,
+        passed=report.passed,
     )
     gate_commit = repo.commit_tree(gate_tree, [merge_commit], message)
     landing = land(repo, main_ref, main, gate_commit, f"evolve: accept {options.branch}")
@@ -276,6 +278,9 @@ def _reject(
             tree=report.tested_tree,
             baseline_commit=baseline.commit,
             passing_before=report.passing_before,
+            tests_run=report.tests_run,
+            passed=report.passed,
+            judged_at=now_utc(),
         )
         report.archived_as = archive_rejection(repo, options.branch, tip, report.proposal, note)
     return report
