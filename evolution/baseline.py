@@ -71,6 +71,8 @@ class Baseline:
         flaky = data.get("flaky", {})
         if not isinstance(tests, dict) or not isinstance(flaky, dict):
             raise EnvironmentFailure(f"{origin}: baseline needs 'tests' and 'flaky' objects")
+        if not all(isinstance(evidence, dict) for evidence in flaky.values()):
+            raise EnvironmentFailure(f"{origin}: each flaky entry must be an object of evidence")
         unknown = sorted({str(v) for v in tests.values()} - OUTCOMES)
         if unknown:
             raise EnvironmentFailure(f"{origin}: unknown outcomes in baseline: {unknown}")

@@ -107,6 +107,8 @@ def parse_policy(text: str, origin: str) -> Policy:
             raise EnvironmentFailure(f"{origin}: evolution.{key} has the wrong type")
         if not isinstance(value, expected):  # type: ignore[arg-type]
             raise EnvironmentFailure(f"{origin}: evolution.{key} has the wrong type")
+        if isinstance(value, list) and not all(isinstance(item, str) for item in value):
+            raise EnvironmentFailure(f"{origin}: evolution.{key} must be a list of strings")
         values[key] = tuple(value) if isinstance(value, list) else value
     if values.get("flaky", "quarantine") not in ("quarantine", "strict"):
         raise EnvironmentFailure(f'{origin}: evolution.flaky must be "quarantine" or "strict"')

@@ -49,7 +49,11 @@ class RunResult:
     def import_error_for(self, nodeid: str) -> str | None:
         """The collection error of the module that should have held `nodeid`, if any."""
         for collector, text in self.collector_errors.items():
-            if collector and (nodeid == collector or nodeid.startswith(collector + "::")):
+            if collector and (
+                nodeid == collector
+                or nodeid.startswith(collector + "::")
+                or nodeid.startswith(collector.rstrip("/") + "/")  # a folder's conftest.py
+            ):
                 return text
         return None
 

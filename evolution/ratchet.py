@@ -84,11 +84,14 @@ def compare(
         now = result.outcomes.get(nodeid, MISSING)
         if now == PASSED:
             continue
+        # Quarantine and re-run evidence excuse only failures that luck can explain; a
+        # test that went missing, or is now skipped or xfail-marked, was hidden on purpose.
+        excusable = now in RERUNNABLE
         evidence = reruns.get(nodeid)
-        if now != MISSING and nodeid in baseline.flaky and quarantine:
+        if excusable and nodeid in baseline.flaky and quarantine:
             comparison.quarantined_failures.append(nodeid)
             continue
-        if evidence and evidence["passed"] > 0:
+        if excusable and evidence and evidence["passed"] > 0:
             comparison.flaky[nodeid] = evidence
             if quarantine:
                 continue

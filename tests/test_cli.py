@@ -1,0 +1,152 @@
+"""The `evolve` command line, run as a real subprocess on real repositories."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import BROKEN_ADD, IDENTITY, Sandbox, make_sandbox, run_evolve
+
+ANSI = re.compile(r"\x1b\[")
+ADD = "tests/test_calc.py::test_add"
+
+
+@pytest.fixture(scope="module")
+def shared_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """One recorded sandbox for the tests that only read it."""
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in IDENTITY.items():
+            patch.setenv(key, value)
+        yield make_sandbox(tmp_path_factory.mktemp("shared") / "repo")
+
+
+def _trailer(box: Sandbox, key: str, ref: str = "main") -> str:
+    return box.git("log", "-1", f"--format=%(trailers:key={key},valueonly)", ref).strip()
+
+
+def test_help_lists_the_commands(tmp_path: Path) -> None:
+    done = run_evolve("--help", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    for command in ("validate", "baseline", "demo"):
+        assert re.search(rf"^\s+{command}\b", done.stdout, re.MULTILINE), command
+    assert "Traceback" not in done.stderr
+
+
+def test_importing_the_cli_stays_light() -> None:
+    code = (
+        "import sys\n"
+        "import evolution.cli\n"
+        "heavy = [m for m in ('litellm', 'git', 'evolution.gate') if m in sys.modules]\n"
+        "print('AFTER-IMPORT', heavy)\n"
+        "sys.argv = ['evolve', '--help']\n"
+        "try:\n"
+        "    evolution.cli.main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = [m for m in ('litellm', 'git', 'evolution.gate') if m in sys.modules]\n"
+        "print('AFTER-HELP', heavy)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "AFTER-IMPORT []" in lines
+    assert "validate" in done.stdout  # the help really ran
+    assert "AFTER-HELP []" in lines
+
+
+def test_baseline_show_json(shared_sandbox: Sandbox) -> None:
+    done = shared_sandbox.evolve("baseline", "show", "--json")
+    assert done.returncode == 0, done.stderr
+    info = json.loads(done.stdout)
+    assert info["counts"] == {"failed": 1, "passed": 2}
+    assert info["passing"] == 2
+    assert info["tests"] == 3
+    assert info["flaky"] == {}
+    assert re.fullmatch(r"\d+[smhd]", info["age"]), info["age"]
+    assert info["main"] == shared_sandbox.head()
+    assert info["commit"] == shared_sandbox.head("main~1")  # recorded from the agent commit
+
+
+def test_baseline_show_text_is_plain_when_piped(shared_sandbox: Sandbox) -> None:
+    done = shared_sandbox.evolve("baseline", "show", env={"NO_COLOR": "1", "TERM": "xterm"})
+    assert done.returncode == 0, done.stderr
+    assert not ANSI.search(done.stdout)
+    assert not ANSI.search(done.stderr)
+    assert "tests 3: failed 1, passed 2" in done.stdout
+    assert "flaky (quarantined): 0" in done.stdout
+
+
+def test_baseline_show_without_a_baseline_is_a_usage_error(tmp_path: Path) -> None:
+    box = make_sandbox(tmp_path / "repo", record=False)
+    done = box.evolve("baseline", "show")
+    assert done.returncode == 2
+    assert "evolve baseline record" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_record_refuses_to_lower_the_ratchet_unless_reset(sandbox: Sandbox) -> None:
+    first = sandbox.head()
+    assert _trailer(sandbox, "Evolve-Verdict") == "baseline"
+    assert _trailer(sandbox, "Evolve-Baseline") == "none -> 2"
+
+    broken = sandbox.commit("break add on main", {"scripts/calc.py": BROKEN_ADD})
+    assert broken != first
+    done = sandbox.evolve("baseline", "record", "--reruns", "0")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert ADD in done.stderr
+    assert "--reset" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert sandbox.head() == broken  # nothing recorded
+    assert sandbox.baseline()["tests"][ADD] == "passed"
+
+    done = sandbox.evolve("baseline", "record", "--reruns", "0", "--reset", "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["dropped"] == [ADD]
+    assert (report["passing_before"], report["passing_after"]) == (2, 1)
+    assert sandbox.head("main~1") == broken
+    assert sandbox.baseline()["tests"][ADD] == "failed"
+    assert sandbox.baseline()["counts"] == {"failed": 2, "passed": 1}
+    assert _trailer(sandbox, "Evolve-Verdict") == "baseline"
+    assert _trailer(sandbox, "Evolve-Baseline") == "2 -> 1"
+    assert _trailer(sandbox, "Evolve-Tested-Tree") == sandbox.git("rev-parse", f"{broken}^{{tree}}")
+
+
+def test_record_of_a_suite_without_tests_is_an_invalid_run(tmp_path: Path) -> None:
+    box = Sandbox(tmp_path / "empty")
+    box.path.mkdir()
+    box.git("init", "-q", "-b", "main")
+    box.commit(
+        "no tests yet",
+        {"scripts/__init__.py": "", "scripts/calc.py": "X = 1\n", "tests/helpers.py": "Y = 2\n"},
+    )
+    head = box.head()
+    done = box.evolve("baseline", "record", "--reruns", "0")
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "collected no tests" in done.stderr
+    assert box.head() == head
+
+
+def test_validate_with_an_unknown_option_is_a_usage_error(tmp_path: Path) -> None:
+    done = run_evolve("validate", "some-branch", "--no-such-option", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "--no-such-option" in done.stderr
+
+
+def test_validate_with_a_bad_flaky_value_is_a_usage_error(shared_sandbox: Sandbox) -> None:
+    done = shared_sandbox.evolve("validate", "main", "--flaky", "sometimes", "--json")
+    assert done.returncode == 2
+    assert json.loads(done.stdout)["exit_code"] == 2
+
+
+def test_demo_runs_offline(tmp_path: Path) -> None:
+    done = run_evolve("demo", "--dir", str(tmp_path / "d"), "--json", cwd=tmp_path, timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout)["ok"] is True

@@ -1,0 +1,246 @@
+"""The gate's policy: path patterns, agent.toml parsing, the test command, the digest."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+import pytest
+
+from evolution.errors import EnvironmentFailure
+from evolution.policy import DEFAULT_PROTECTED, Policy, matches, parse_policy
+
+ORIGIN = "deploy/agent.toml@abc123"
+
+# --- matches -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("tests/x.py", True),
+        ("tests/deep/nested/x.py", True),
+        ("tests", True),  # the folder itself
+        ("pkg/tests/x.py", False),  # only from the repository root
+        ("testsuite/x.py", False),  # a prefix of the name is not the folder
+        ("xtests/x.py", False),
+    ],
+)
+def test_folder_pattern_matches_from_the_root_only(path: str, expected: bool) -> None:
+    assert matches(path, ("tests/",)) is expected
+
+
+@pytest.mark.parametrize(
+    ("path", "pattern", "expected"),
+    [
+        ("conftest.py", "conftest.py", True),
+        ("pkg/conftest.py", "conftest.py", True),
+        ("a/b/c/conftest.py", "conftest.py", True),
+        ("pkg/conftest.pyc", "conftest.py", False),
+        ("pkg/my_conftest.py", "conftest.py", False),
+        ("scripts/test_foo.py", "test_*.py", True),
+        ("test_foo.py", "test_*.py", True),
+        ("scripts/my_test_foo.py", "test_*.py", False),
+        ("test_dir/foo.py", "test_*.py", False),  # the name, not a folder on the way
+        ("a/b/thing_test.py", "*_test.py", True),
+    ],
+)
+def test_bare_name_matches_in_any_folder(path: str, pattern: str, expected: bool) -> None:
+    assert matches(path, (pattern,)) is expected
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("docs/guide.md", True),
+        ("docs/api/ref.md", True),  # fnmatch's * crosses slashes
+        ("sub/docs/guide.md", False),  # a glob with a slash matches the whole path
+        ("docs/guide.txt", False),
+        ("guide.md", False),
+    ],
+)
+def test_glob_with_a_slash_matches_the_whole_path(path: str, expected: bool) -> None:
+    assert matches(path, ("docs/*.md",)) is expected
+
+
+def test_no_patterns_match_nothing() -> None:
+    assert not matches("anything.py", ())
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "tests/x.py",
+        "pkg/conftest.py",
+        "pyproject.toml",
+        "baseline/baseline.json",
+        "hooks/pre-push",
+        "evolution/gate.py",
+        "SPEC.md",
+        "deploy/agent.toml",
+        ".ci/run",
+        "scripts/test_calc.py",
+        "scripts/calc_test.py",
+        "pytest.ini",
+        "setup.cfg",
+        "tox.ini",
+    ],
+)
+def test_default_protected_paths(path: str) -> None:
+    assert matches(path, DEFAULT_PROTECTED)
+    assert matches(path, Policy().protected)
+
+
+@pytest.mark.parametrize("path", ["scripts/foo.py", "scripts/calc.py", "README.md", "agent/x.py"])
+def test_default_unprotected_paths(path: str) -> None:
+    assert not matches(path, DEFAULT_PROTECTED)
+
+
+def test_default_evolvable_is_scripts() -> None:
+    assert matches("scripts/foo.py", Policy().evolvable)
+    assert not matches("agent/foo.py", Policy().evolvable)
+
+
+# --- parse_policy --------------------------------------------------------------------
+
+
+def test_parse_reads_the_evolution_table_and_ignores_other_keys() -> None:
+    text = """
+    [agent]
+    model = "some-model"
+    reruns = "not mine to check"
+
+    [evolution]
+    test_command = "python -m pytest -x"
+    evolvable = ["scripts/", "prompts/"]
+    protected = ["tests/"]
+    reruns = 5
+    flaky = "strict"
+    require_improvement = true
+    max_rejections = 2
+    test_timeout_s = 30
+    run_timeout_s = 120.5
+    proposer_model = "another layer's key"
+
+    [evolution.extra]
+    nested = 1
+    """
+    policy = parse_policy(text, ORIGIN)
+    assert policy == Policy(
+        test_command="python -m pytest -x",
+        evolvable=("scripts/", "prompts/"),
+        protected=("tests/",),
+        reruns=5,
+        flaky="strict",
+        require_improvement=True,
+        max_rejections=2,
+        test_timeout_s=30,
+        run_timeout_s=120.5,
+    )
+    assert policy.source == ORIGIN
+    assert isinstance(policy.evolvable, tuple)
+
+
+def test_parse_without_an_evolution_table_gives_the_defaults() -> None:
+    policy = parse_policy('[agent]\nmodel = "x"\n', ORIGIN)
+    assert policy == Policy()
+    assert policy.source == ORIGIN
+    assert parse_policy("", ORIGIN) == Policy()
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("[evolution\nreruns = 3\n", "not valid TOML"),
+        ("[evolution]\nreruns = \n", "not valid TOML"),
+        ("evolution = 3\n", "must be a table"),
+        ('[evolution]\nreruns = "3"\n', "evolution.reruns has the wrong type"),
+        ("[evolution]\nreruns = true\n", "evolution.reruns has the wrong type"),
+        ("[evolution]\nmax_rejections = false\n", "evolution.max_rejections has the wrong type"),
+        ("[evolution]\nreruns = 2.5\n", "evolution.reruns has the wrong type"),
+        ("[evolution]\ntest_timeout_s = true\n", "evolution.test_timeout_s has the wrong type"),
+        ('[evolution]\nrun_timeout_s = "1h"\n', "evolution.run_timeout_s has the wrong type"),
+        ('[evolution]\nevolvable = "scripts/"\n', "evolution.evolvable has the wrong type"),
+        ("[evolution]\nrequire_improvement = 1\n", "require_improvement has the wrong type"),
+        ("[evolution]\ntest_command = ['pytest']\n", "test_command has the wrong type"),
+        ('[evolution]\nflaky = "sometimes"\n', "evolution.flaky must be"),
+        ("[evolution]\nflaky = 1\n", "evolution.flaky has the wrong type"),
+    ],
+)
+def test_parse_rejects_unusable_files(text: str, needle: str) -> None:
+    with pytest.raises(EnvironmentFailure) as caught:
+        parse_policy(text, ORIGIN)
+    assert needle in caught.value.message
+    assert caught.value.message.startswith(ORIGIN)
+
+
+def test_parse_rejects_non_string_patterns() -> None:
+    with pytest.raises(EnvironmentFailure):
+        parse_policy("[evolution]\nprotected = [1, 2]\n", ORIGIN)
+
+
+# --- argv ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("python", ["python", "python3"])
+def test_argv_replaces_a_leading_python_by_this_interpreter(python: str) -> None:
+    policy = Policy(test_command=f"{python} -m pytest -x 'tests/a b.py'")
+    assert policy.argv() == [sys.executable, "-m", "pytest", "-x", "tests/a b.py"]
+
+
+@pytest.mark.parametrize(
+    ("command", "argv"),
+    [
+        ("pytest -q", ["pytest", "-q"]),
+        ("/usr/bin/python -m pytest", ["/usr/bin/python", "-m", "pytest"]),
+        ("python3.11 -m pytest", ["python3.11", "-m", "pytest"]),
+        ("tox -e python", ["tox", "-e", "python"]),
+    ],
+)
+def test_argv_leaves_other_commands_alone(command: str, argv: list[str]) -> None:
+    assert Policy(test_command=command).argv() == argv
+
+
+def test_default_argv_runs_pytest_with_this_interpreter() -> None:
+    assert Policy().argv() == [sys.executable, "-m", "pytest"]
+
+
+# --- digest --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"test_command": "python -m pytest -x"},
+        {"evolvable": ("scripts/", "prompts/")},
+        {"protected": ("tests/",)},
+        {"reruns": 0},
+        {"flaky": "strict"},
+        {"require_improvement": True},
+        {"max_rejections": 9},
+        {"test_timeout_s": 10.0},
+        {"run_timeout_s": 60.0},
+    ],
+    ids=lambda change: next(iter(change)),
+)
+def test_digest_changes_with_every_verdict_relevant_field(change: dict) -> None:
+    assert dataclasses.replace(Policy(), **change).digest() != Policy().digest()
+
+
+def test_digest_ignores_source() -> None:
+    assert Policy(source="deploy/agent.toml@x").digest() == Policy().digest()
+    parsed = parse_policy("[evolution]\nreruns = 3\n", ORIGIN)
+    assert parsed.digest() == Policy().digest()
+
+
+def test_digest_is_stable_and_short() -> None:
+    assert Policy().digest() == Policy().digest()
+    assert len(Policy().digest()) == 16
+    int(Policy().digest(), 16)
+
+
+def test_with_overrides_ignores_none_and_replaces_the_rest() -> None:
+    policy = Policy()
+    assert policy.with_overrides(reruns=None) is policy
+    changed = policy.with_overrides(reruns=0, flaky="strict", test_timeout_s=None)
+    assert (changed.reruns, changed.flaky, changed.test_timeout_s) == (0, "strict", 300.0)
