@@ -1,7 +1,9 @@
 """Benchmark: the gate's wall time against a bare `python -m pytest` on the same suite.
 
-Two suites:
-- a generated one (default 2,000 tests in 40 modules, each test doing a little work);
+Suites:
+- two generated ones of 2,000 tests in 40 modules: near-empty tests (the worst case,
+  where pytest's own per-test cost dominates) and tests doing 5 ms of work each (closer
+  to a real suite);
 - this repository's own (`--own`), on a temporary clone so the checkout is untouched.
 
 For each it records a baseline, makes a branch with a neutral change, and times:
@@ -9,7 +11,7 @@ For each it records a baseline, makes a branch with a neutral change, and times:
 - gate:   evolve validate BRANCH --no-merge               (verdict cache cleared)
 - cached: evolve validate BRANCH --no-merge               (verdict cache kept)
 
-Usage: python benchmarks/gate_vs_pytest.py [--tests 2000] [--repeat 3] [--own]
+Usage: python benchmarks/gate_vs_pytest.py [--tests 2000] [--work-ms 0 5] [--repeat 3] [--own]
 No timing is asserted anywhere: this prints figures for the README.
 """
 
@@ -50,11 +52,16 @@ def timed(argv: list[str], cwd: Path) -> float:
     return time.perf_counter() - started
 
 
-def generate_suite(root: Path, tests: int, per_module: int = 50) -> None:
+def generate_suite(root: Path, tests: int, work_ms: float = 0.0, per_module: int = 50) -> None:
     (root / "scripts").mkdir(parents=True)
     (root / "scripts" / "__init__.py").write_text("")
     (root / "scripts" / "work.py").write_text(
-        "def crunch(n):\n    return sum(i * i for i in range(n))\n"
+        "import time\n\n\n"
+        "def crunch(n):\n"
+        f"    deadline = time.perf_counter() + {work_ms / 1000!r}\n"
+        "    while time.perf_counter() < deadline:\n"
+        "        pass\n"
+        "    return sum(i * i for i in range(n))\n"
     )
     (root / "tests").mkdir()
     modules = max(1, tests // per_module)
@@ -117,14 +124,17 @@ def report(name: str, figures: dict[str, float]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tests", type=int, default=2000)
+    parser.add_argument("--work-ms", type=float, nargs="+", default=[0.0, 5.0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--own", action="store_true", help="also this repository's own suite")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ratchet-bench-") as scratch:
-        generated = Path(scratch) / "generated"
-        generate_suite(generated, args.tests)
-        branch = prepare(generated, record=True)
-        report(f"generated suite ({args.tests} tests)", measure(generated, branch, args.repeat))
+        for work_ms in args.work_ms:
+            generated = Path(scratch) / f"generated-{work_ms:g}ms"
+            generate_suite(generated, args.tests, work_ms)
+            branch = prepare(generated, record=True)
+            name = f"generated suite ({args.tests} tests, {work_ms:g} ms of work each)"
+            report(name, measure(generated, branch, args.repeat))
         if args.own:
             own = Path(scratch) / "own"
             sh(["git", "clone", "-q", str(HERE), str(own)], Path(scratch))
