@@ -77,7 +77,22 @@ def _overrides(**values: Any) -> dict[str, Any]:
 
 @app.command()
 def validate(
-    branch: Annotated[str, typer.Argument(help="The branch (or commit) to gate into main.")],
+    branch: Annotated[
+        str | None, typer.Argument(help="The branch (or commit) to gate into main.")
+    ] = None,
+    post_merge: Annotated[
+        bool,
+        typer.Option(
+            "--post-merge",
+            help="Safety net: test main's HEAD and revert what reached it without the gate.",
+        ),
+    ] = False,
+    pre_merge_commit: Annotated[
+        bool,
+        typer.Option(
+            "--pre-merge-commit", help="Judge the merge git is about to record (hook use)."
+        ),
+    ] = False,
     main: MainOpt = None,
     no_merge: Annotated[
         bool, typer.Option("--no-merge", help="Give the verdict only; change nothing.")
@@ -100,18 +115,23 @@ def validate(
     that passed stops passing.
 
     Exit codes: 0 accepted, 1 rejected, 2 usage error, 3 invalid run or environment failure.
+    With --post-merge: 0 nothing to do, 1 reverted, 3 invalid run.
     """
 
     def body() -> int:
         from evolution.console import emit_json, test_progress
         from evolution.errors import UsageError
-        from evolution.gate import GateOptions
+        from evolution.gate import GateOptions, validate_pending_merge
         from evolution.gate import validate as run_gate
         from evolution.gitrepo import GitRepo
 
         if flaky not in (None, "quarantine", "strict"):
             raise UsageError("--flaky takes quarantine or strict")
+        if (branch is not None) + post_merge + pre_merge_commit != 1:
+            raise UsageError("give one of: BRANCH, --post-merge, --pre-merge-commit")
         git_repo = GitRepo(repo)
+        if post_merge:
+            return _post_merge(git_repo, main, as_json)
         overrides = _overrides(
             reruns=reruns,
             flaky=flaky,
@@ -119,18 +139,25 @@ def validate(
             run_timeout_s=run_timeout,
             require_improvement=True if require_improvement else None,
         )
-        with test_progress(f"testing the merge of {branch}") as progress:
-            report = run_gate(
-                git_repo,
-                GateOptions(
-                    branch=branch,
-                    main=main,
-                    merge=not no_merge,
-                    wait=wait,
-                    overrides=overrides,
-                    progress=progress,
-                ),
-            )
+        if pre_merge_commit:
+            with test_progress("testing the merge about to be committed") as progress:
+                report = validate_pending_merge(
+                    git_repo, main=main, wait=True, overrides=overrides, progress=progress
+                )
+        else:
+            assert branch is not None
+            with test_progress(f"testing the merge of {branch}") as progress:
+                report = run_gate(
+                    git_repo,
+                    GateOptions(
+                        branch=branch,
+                        main=main,
+                        merge=not no_merge,
+                        wait=wait,
+                        overrides=overrides,
+                        progress=progress,
+                    ),
+                )
         if as_json:
             emit_json(report.to_json())
         else:
@@ -138,6 +165,34 @@ def validate(
         return report.exit_code
 
     _run(as_json, body)
+
+
+def _post_merge(git_repo: Any, main: str | None, as_json: bool) -> int:
+    from evolution.console import emit_json, plain, say, test_progress
+    from evolution.safety_net import post_merge
+
+    with test_progress("testing main after a merge") as progress:
+        report = post_merge(git_repo, main=main, progress=progress)
+    if as_json:
+        emit_json(report.to_json())
+        return report.exit_code
+    if report.status == "nothing-to-do":
+        say(f"main {report.head[:10]} carries a verdict: nothing to check")
+    elif report.status == "passing":
+        say(
+            f"[bold green]PASSING[/] main {report.head[:10]} reached main without the gate "
+            f"but regressed nothing against {report.validated[:10]}; noted as validated"
+        )
+    else:
+        say(
+            f"[bold red]REVERTED[/] {len(report.reverted)} commit(s) since "
+            f"{report.validated[:10]}; main is now {report.revert_commit[:10]}"
+        )
+        for regression in report.regressions:
+            say(f"    {plain(regression['nodeid'])}: {plain(regression['first_line'])}")
+        for nodeid in report.still_failing:
+            say(f"  [red]still failing after the revert:[/] {plain(nodeid)}")
+    return report.exit_code
 
 
 def print_gate_report(report: GateReport) -> None:
@@ -273,6 +328,198 @@ def demo(
         from evolution.demo import run_demo
 
         return run_demo(directory, as_json)
+
+    _run(as_json, body)
+
+
+hooks_app = typer.Typer(help="Install or remove the git hooks that call the gate.")
+app.add_typer(hooks_app, name="hooks")
+
+
+@app.command()
+def log(
+    limit: Annotated[int | None, typer.Option("--limit", help="At most N entries.", min=1)] = None,
+    verdict: Annotated[
+        str | None,
+        typer.Option(
+            "--verdict", help="Only accepted, rejected, reverted (or baseline, validated)."
+        ),
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only entries at or after an ISO date.")
+    ] = None,
+    main: MainOpt = None,
+    repo: RepoOpt = Path("."),
+    as_json: JsonOpt = False,
+) -> None:
+    """The audit trail, newest first, read from git alone (trailers, notes, refs)."""
+
+    def body() -> int:
+        from evolution.console import emit_json, plain, say
+        from evolution.errors import UsageError
+        from evolution.gate import resolve_main
+        from evolution.gitrepo import GitRepo
+        from evolution.trail import parse_since, read_trail
+
+        kinds = ("accepted", "rejected", "reverted", "baseline", "validated", "factory")
+        if verdict is not None and verdict not in kinds:
+            raise UsageError(f"--verdict takes one of: {', '.join(kinds)}")
+        git_repo = GitRepo(repo)
+        main_ref, _ = resolve_main(git_repo, main)
+        entries = read_trail(
+            git_repo,
+            main_ref,
+            verdict=verdict,
+            since=parse_since(since) if since else None,
+            limit=limit,
+        )
+        if as_json:
+            emit_json({"entries": [entry.to_json() for entry in entries]})
+            return 0
+        if not entries:
+            say("no entries")
+        for e in entries:
+            who = "/".join(part for part in (e.proposer, e.model) if part) or "-"
+            tests = "-" if e.passed is None else f"{e.passed} passed"
+            delta = f"{tests}, {e.regressed} regressed, {e.flaky} flaky"
+            cost = f"${e.cost_usd}" if e.cost_usd else "-"
+            say(
+                f"{e.when[:16].replace('T', ' ')}  {e.verdict:<9} {plain(e.proposal or '-'):<32} "
+                f"{plain(who):<20} {delta:<34} {cost:<8} {e.commit[:10]}"
+            )
+        return 0
+
+    _run(as_json, body)
+
+
+@app.command()
+def show(
+    proposal: Annotated[str, typer.Argument(help="A proposal id, or a commit.")],
+    main: MainOpt = None,
+    repo: RepoOpt = Path("."),
+    as_json: JsonOpt = False,
+) -> None:
+    """One proposal's whole record: goal, diff, verdict, regressions, model and cost."""
+
+    def body() -> int:
+        from evolution.console import emit_json, out, plain, say
+        from evolution.errors import UsageError
+        from evolution.gate import resolve_main
+        from evolution.gitrepo import GitRepo
+        from evolution.trail import read_trail
+
+        git_repo = GitRepo(repo)
+        main_ref, _ = resolve_main(git_repo, main)
+        matches = [
+            e
+            for e in read_trail(git_repo, main_ref)
+            if proposal in (e.proposal, e.commit, e.candidate)
+            or (len(proposal) >= 7 and e.commit.startswith(proposal))
+        ]
+        if not matches:
+            raise UsageError(f"no proposal or gate commit named {proposal!r} in the trail")
+        entry = matches[0]
+        diff = ""
+        if entry.candidate:
+            base = git_repo.out("merge-base", main_ref, entry.candidate, ok=(0, 1))
+            base = base or f"{entry.candidate}^"
+            if entry.verdict == "accepted":
+                base = git_repo.out("rev-parse", f"{entry.commit}^1^1")
+            diff = git_repo.out("diff", base, entry.candidate)
+        record = {**entry.to_json(), "diff": diff, "history": [e.to_json() for e in matches]}
+        if as_json:
+            emit_json(record)
+            return 0
+        say(f"[bold]{plain(entry.proposal or entry.commit)}[/]  {entry.verdict} at {entry.when}")
+        for label, value in (
+            ("goal", entry.goal),
+            ("proposer", entry.proposer),
+            ("model", entry.model),
+            ("tokens", entry.tokens),
+            ("cost (USD)", entry.cost_usd),
+            ("prompt sha256", entry.prompt_sha256),
+            ("commit", entry.commit),
+            ("candidate", entry.candidate),
+        ):
+            if value:
+                say(f"  {label}: {plain(value)}")
+        say(f"  tests: {entry.passed} passed, {entry.regressed} regressed, {entry.flaky} flaky")
+        note = entry.trailers.get("Evolve-Note")
+        if note:
+            say("\n[bold]verdict note[/]")
+            out.print(note[0], markup=False, highlight=False)
+        if diff:
+            say("\n[bold]diff[/]")
+            out.print(diff, markup=False, highlight=False)
+        return 0
+
+    _run(as_json, body)
+
+
+@app.command()
+def verify(
+    commit: Annotated[str, typer.Argument(help="The commit to check (default HEAD).")] = "HEAD",
+    repo: RepoOpt = Path("."),
+    as_json: JsonOpt = False,
+) -> None:
+    """Exit 0 if COMMIT carries a verdict from the gate in git, 1 if not (the pre-push check)."""
+
+    def body() -> int:
+        from evolution.console import emit_json, say
+        from evolution.gitrepo import GitRepo
+        from evolution.safety_net import verify as check
+
+        result = check(GitRepo(repo), commit)
+        if as_json:
+            emit_json(result)
+        elif result["verified"]:
+            say(f"{result['commit'][:10]}: {result['verdict']}")
+        else:
+            say(f"{result['commit'][:10]}: no verdict from the gate")
+        return 0 if result["verified"] else 1
+
+    _run(as_json, body)
+
+
+@hooks_app.command("install")
+def hooks_install(repo: RepoOpt = Path("."), as_json: JsonOpt = False) -> None:
+    """Point git at the gate's hooks (core.hooksPath, or copies that never overwrite yours)."""
+
+    def body() -> int:
+        from evolution.console import emit_json, say
+        from evolution.gitrepo import GitRepo
+        from evolution.hooks import install
+
+        result = install(GitRepo(repo))
+        if as_json:
+            emit_json(result)
+            return 0
+        say(
+            f"installed {', '.join(result['installed']) or 'nothing'} ({result['mode']}: "
+            f"{result['path']})"
+        )
+        for name in result["kept"]:
+            say(f"  kept your own {name}: not overwritten; call evolve from it yourself")
+        return 0
+
+    _run(as_json, body)
+
+
+@hooks_app.command("uninstall")
+def hooks_uninstall(repo: RepoOpt = Path("."), as_json: JsonOpt = False) -> None:
+    """Undo `evolve hooks install`; hooks that are not Ratchet's are left alone."""
+
+    def body() -> int:
+        from evolution.console import emit_json, say
+        from evolution.gitrepo import GitRepo
+        from evolution.hooks import uninstall
+
+        result = uninstall(GitRepo(repo))
+        if as_json:
+            emit_json(result)
+        else:
+            say(f"removed {', '.join(result['removed']) or 'nothing'}")
+        return 0
 
     _run(as_json, body)
 

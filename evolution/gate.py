@@ -9,9 +9,11 @@ moved meanwhile, everything is done again on the new main.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from evolution.audit import (
@@ -25,6 +27,7 @@ from evolution.errors import EnvironmentFailure, UsageError
 from evolution.gitrepo import GitRepo, slug
 from evolution.landing import land
 from evolution.policy import Policy, load_policy, matches
+from evolution.pytest_report import RunResult
 from evolution.ratchet import Comparison, advance, compare, suspects
 from evolution.session import exclusive, trial
 from evolution.testrun import ProgressCallback
@@ -47,7 +50,7 @@ class GateOptions:
 
 @dataclass
 class GateReport:
-    verdict: str  # accepted | rejected | up-to-date
+    verdict: str  # accepted | rejected | up-to-date | skipped
     branch: str
     proposal: str
     reason: str = ""
@@ -72,7 +75,7 @@ class GateReport:
     def exit_code(self) -> int:
         if self.verdict == "accepted":
             return 0 if self.merged or self.reason == "" else 1
-        return 0 if self.verdict == "up-to-date" else 1
+        return 0 if self.verdict in ("up-to-date", "skipped") else 1
 
     def to_json(self) -> dict[str, Any]:
         data = {key: value for key, value in self.__dict__.items() if key != "comparison"}
@@ -144,6 +147,39 @@ def _drop_engine_branch(repo: GitRepo, branch: str, tip: str) -> None:
         repo.delete_ref(f"refs/heads/{name}", tip)
 
 
+def judge(
+    repo: GitRepo,
+    commit: str,
+    tree: str,
+    policy: Policy,
+    baseline: Baseline,
+    baseline_blob: str,
+    when: str,
+    progress: ProgressCallback | None = None,
+) -> tuple[RunResult, Comparison, bool]:
+    """Test `commit` (or reuse the run of its tree) and compare it with `baseline`.
+
+    Returns the run, the comparison, and whether the run came from the verdict cache.
+    """
+    key = cache_key(tree, baseline_blob, policy.digest())
+    cache = VerdictCache(repo.state_dir)
+    cached = cache.get(key)
+    if cached is not None:
+        result, reruns = cached
+    else:
+        result, reruns = trial(
+            repo, commit, tree, policy, lambda run: suspects(baseline, run, policy), when, progress
+        )
+        cache.put(key, result, reruns)
+    return result, compare(baseline, result, policy, reruns), cached is not None
+
+
+def rejection_reason(comparison: Comparison) -> str:
+    if comparison.regressions:
+        return f"{len(comparison.regressions)} baseline-passing test(s) regressed"
+    return "no newly passing test, and the policy requires an improvement"
+
+
 def validate(repo: GitRepo, options: GateOptions) -> GateReport:
     started = time.monotonic()
     with exclusive(repo, wait=options.wait):
@@ -196,38 +232,19 @@ def _attempt(repo: GitRepo, options: GateOptions) -> GateReport:
 
     assert tree is not None
     report.tested_tree = tree
-    key = cache_key(tree, baseline_blob, policy.digest())
-    cache = VerdictCache(repo.state_dir)
-    cached = cache.get(key)
     merge_commit = repo.commit_tree(
         tree, [main, tip], f"Merge {options.branch} into {main_ref.removeprefix('refs/heads/')}"
     )
     report.merge_commit = merge_commit
     when = now_utc()
-    if cached is not None:
-        result, reruns = cached
-        report.cached = True
-    else:
-        result, reruns = trial(
-            repo,
-            merge_commit,
-            tree,
-            policy,
-            lambda run: suspects(baseline, run, policy),
-            when,
-            options.progress,
-        )
-        cache.put(key, result, reruns)
-    comparison = compare(baseline, result, policy, reruns)
+    result, comparison, report.cached = judge(
+        repo, merge_commit, tree, policy, baseline, baseline_blob, when, options.progress
+    )
     report.comparison = comparison
     report.tests_run = len(result.outcomes)
     report.passed = result.passed()
     if not comparison.accepted(policy.require_improvement):
-        report.reason = (
-            f"{len(comparison.regressions)} baseline-passing test(s) regressed"
-            if comparison.regressions
-            else "no newly passing test, and the policy requires an improvement"
-        )
+        report.reason = rejection_reason(comparison)
         return _reject(repo, options, report, baseline, tip, comparison)
 
     report.verdict = "accepted"
@@ -284,3 +301,67 @@ def _reject(
         )
         report.archived_as = archive_rejection(repo, options.branch, tip, report.proposal, note)
     return report
+
+
+def _pending_merge_heads(repo: GitRepo) -> list[str]:
+    """The commits being merged: git names them to the hook as GITHEAD_<sha> variables
+    (it writes MERGE_HEAD only when a merge stops), else MERGE_HEAD if present."""
+    heads = sorted(name[len("GITHEAD_") :] for name in os.environ if name.startswith("GITHEAD_"))
+    if heads:
+        return heads
+    merge_head = Path(repo.out("rev-parse", "--git-path", "MERGE_HEAD"))
+    merge_head = merge_head if merge_head.is_absolute() else repo.toplevel / merge_head
+    if merge_head.exists():
+        return merge_head.read_text().split()
+    raise UsageError("no merge is in progress (no GITHEAD_* variable and no MERGE_HEAD)")
+
+
+def validate_pending_merge(
+    repo: GitRepo,
+    *,
+    main: str | None = None,
+    wait: bool = False,
+    overrides: dict[str, Any] | None = None,
+    progress: ProgressCallback | None = None,
+) -> GateReport:
+    """Judge the merge git is about to record (the pre-merge-commit hook).
+
+    It tests the index exactly as the merge commit will hold it, conflict resolutions
+    included, and writes nothing: git records the merge only if this accepts it.
+    """
+    started = time.monotonic()
+    with exclusive(repo, wait=wait):
+        main_ref, main_commit = resolve_main(repo, main)
+        head_ref = repo.out("symbolic-ref", "--quiet", "HEAD", ok=(0, 1))
+        report = GateReport(verdict="skipped", branch="MERGE_HEAD", proposal="")
+        if head_ref != main_ref:
+            report.reason = f"HEAD is {head_ref or 'detached'}, not {main_ref}: nothing to gate"
+            return report
+        heads = _pending_merge_heads(repo)
+        policy = load_policy(repo, main_commit).with_overrides(**(overrides or {}))
+        baseline, baseline_blob = require_baseline(repo, main_commit)
+        report.main_before = report.main_after = main_commit
+        report.passing_before = report.passing_after = len(baseline.passing())
+        report.proposal = proposal_id(repo, "merge", heads[0])
+        touched = sorted(
+            {path for head in heads for path in protected_touches(repo, main_commit, head, policy)}
+        )
+        if touched:
+            report.verdict, report.protected_paths = "rejected", touched
+            report.reason = "an automated proposal touched protected or non-evolvable paths: " + (
+                ", ".join(touched)
+            )
+            return report
+        tree = repo.index_tree()
+        commit = repo.commit_tree(tree, [main_commit, *heads], "pending merge (pre-merge-commit)")
+        result, comparison, report.cached = judge(
+            repo, commit, tree, policy, baseline, baseline_blob, now_utc(), progress
+        )
+        report.tested_tree, report.merge_commit, report.comparison = tree, commit, comparison
+        report.tests_run, report.passed = len(result.outcomes), result.passed()
+        if comparison.accepted(policy.require_improvement):
+            report.verdict = "accepted"
+        else:
+            report.verdict, report.reason = "rejected", rejection_reason(comparison)
+        report.duration_s = round(time.monotonic() - started, 3)
+        return report

@@ -28,6 +28,9 @@ GATE_IDENTITY = {
 }
 
 _MIN_GIT = (2, 38)  # `git merge-tree --write-tree`
+# Git exports these to hooks. Left in place they would aim every git command the gate
+# runs in its own worktree (and the test suite's own git calls) at the user's checkout.
+_REPO_ENV = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_PREFIX")
 _ZERO = "0" * 40
 
 
@@ -46,6 +49,11 @@ class GitRepo:
     """One repository, opened from any folder inside its working tree."""
 
     def __init__(self, path: Path | str = ".") -> None:
+        # The index a hook was told to use, kept for `pending_index_tree`; then the
+        # variables go, so that nothing below inherits them.
+        self.hook_index = os.environ.get("GIT_INDEX_FILE")
+        for name in _REPO_ENV:
+            os.environ.pop(name, None)
         try:
             self._repo = git.Repo(Path(path), search_parent_directories=True)
         except (git.InvalidGitRepositoryError, git.NoSuchPathError):
@@ -125,6 +133,14 @@ class GitRepo:
     def blob_id(self, commit: str, path: str) -> str | None:
         status, out, _ = self.run("rev-parse", "--verify", "--quiet", f"{commit}:{path}", ok=(0, 1))
         return out if status == 0 and out else None
+
+    def index_tree(self) -> str:
+        """The tree of the checkout's index (or the one a hook named), as git would commit it."""
+        env = None
+        if self.hook_index:
+            index = Path(self.hook_index)
+            env = {"GIT_INDEX_FILE": str(index if index.is_absolute() else self.toplevel / index)}
+        return self.out("write-tree", cwd=self.toplevel, env=env)
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         status, _, _ = self.run("merge-base", "--is-ancestor", ancestor, descendant, ok=(0, 1))

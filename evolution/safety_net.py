@@ -1,0 +1,188 @@
+"""`evolve validate --post-merge` and `evolve verify`: the second line of defence.
+
+The gate stops bad proposals before they merge, but a person can still fast-forward,
+merge by hand, or pull. After such a change main's HEAD is tested against the baseline
+of the last commit that carries a verdict. If a baseline-passing test regressed, every
+first-parent commit since that verdict is reverted with `git revert` (`-m 1` for merges)
+in one new commit: history is never rewritten. If nothing regressed, HEAD gets a
+`validated` note, so the check is not repeated and `git push` may carry it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from evolution.audit import (
+    NOTES_REF,
+    failure_texts,
+    flaky_value,
+    regression_line,
+    tests_value,
+)
+from evolution.baseline import require_baseline
+from evolution.errors import EnvironmentFailure, UsageError
+from evolution.gate import judge, now_utc, resolve_main
+from evolution.gitrepo import GitRepo
+from evolution.landing import land, main_checkout
+from evolution.policy import load_policy
+from evolution.ratchet import Comparison
+from evolution.session import exclusive
+from evolution.testrun import ProgressCallback
+from evolution.trail import parse_trailers
+from evolution.worktree import RunFolder
+
+VERIFIED = frozenset({"accepted", "baseline", "reverted", "validated"})
+
+
+@dataclass
+class SafetyReport:
+    status: str  # nothing-to-do | passing | reverted
+    head: str
+    validated: str
+    reverted: list[str] = field(default_factory=list)
+    revert_commit: str = ""
+    regressions: list[dict[str, str]] = field(default_factory=list)
+    still_failing: list[str] = field(default_factory=list)
+    cached: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.status == "reverted" else 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.__dict__, "exit_code": self.exit_code}
+
+
+def verdict_of(repo: GitRepo, commit: str) -> str:
+    """The verdict git records for `commit`: a gate trailer, or a note; "" for none."""
+    fields = repo.out(
+        "log", "-1", f"--notes={NOTES_REF}", "--format=%(trailers:only,unfold)%x1f%N", commit
+    ).split("\x1f", 1)
+    own = parse_trailers(fields[0])
+    if own.get("Evolve-Reverts"):
+        return "reverted"
+    verdict = (own.get("Evolve-Verdict") or [""])[-1]
+    if verdict in VERIFIED:
+        return verdict
+    noted = parse_trailers(fields[1] if len(fields) > 1 else "")
+    verdict = (noted.get("Evolve-Verdict") or [""])[-1]
+    return verdict if verdict == "validated" else ""
+
+
+def last_verified(repo: GitRepo, head: str) -> str | None:
+    """The newest first-parent ancestor of `head` (itself included) that carries a verdict."""
+    for commit in repo.out("rev-list", "--first-parent", head).split():
+        if verdict_of(repo, commit):
+            return commit
+    return None
+
+
+def _revert_all(repo: GitRepo, head: str, commits: list[str], message: str) -> str:
+    """One commit on `head` reverting `commits` (newest first), built in a worktree."""
+    with RunFolder(repo, head) as folder:
+        for commit in reversed(commits):
+            parents = repo.out("rev-list", "--parents", "-n", "1", commit).split()[1:]
+            mainline = ["-m", "1"] if len(parents) > 1 else []
+            try:
+                repo.run(
+                    "-c",
+                    "core.hooksPath=/dev/null",
+                    "revert",
+                    "--no-commit",
+                    *mainline,
+                    commit,
+                    cwd=folder.worktree,
+                )
+            except EnvironmentFailure as failure:
+                raise EnvironmentFailure(
+                    f"could not revert {commit[:10]} cleanly: {failure.message}"
+                ) from None
+        tree = repo.out("write-tree", cwd=folder.worktree)
+    return repo.commit_tree(tree, [head], message)
+
+
+def _revert_message(commits: list[str], comparison: Comparison, tests: str) -> str:
+    regressed = [r.nodeid for r in comparison.regressions]
+    lines = "\n".join(f"  {regression_line(r)}" for r in comparison.regressions[:20])
+    return (
+        f"evolve: revert {len(commits)} commit(s) that reached main without the gate\n\n"
+        f"They made {len(regressed)} baseline-passing test(s) fail:\n{lines}\n\n"
+        f"{failure_texts(comparison.regressions)}\n\n"
+        f"Evolve-Verdict: reverted\n"
+        f"Evolve-Reverts: {' '.join(commits)}\n"
+        f"Evolve-Regressed: {' '.join(regressed)}\n"
+        f"Evolve-Tests: {tests}\n"
+        f"Evolve-Flaky: {flaky_value(comparison.flaky)}\n"
+    )
+
+
+def post_merge(
+    repo: GitRepo,
+    *,
+    main: str | None = None,
+    wait: bool = True,
+    progress: ProgressCallback | None = None,
+) -> SafetyReport:
+    with exclusive(repo, wait=wait):
+        main_ref, head = resolve_main(repo, main)
+        checkout = main_checkout(repo, main_ref)
+        if checkout is not None and not repo.is_clean(checkout):
+            raise UsageError(
+                f"{checkout} has uncommitted changes; the safety net will not move main under them",
+                hint="commit or stash them, then run: evolve validate --post-merge",
+            )
+        verified = last_verified(repo, head)
+        if verified is None:
+            raise UsageError(
+                "no commit on main carries a verdict yet",
+                hint="record a baseline first: evolve baseline record",
+            )
+        report = SafetyReport(status="nothing-to-do", head=head, validated=verified)
+        if verified == head:
+            return report
+        policy = load_policy(repo, verified)
+        baseline, blob = require_baseline(repo, verified)
+        tree = repo.tree_of(head)
+        when = now_utc()
+        result, comparison, report.cached = judge(
+            repo, head, tree, policy, baseline, blob, when, progress
+        )
+        tests = tests_value(len(result.outcomes), result.passed())
+        if not comparison.regressions:
+            note = (
+                f"evolve safety net: {head[:10]} reached main without the gate and passed "
+                f"the baseline of {verified[:10]}\n\n"
+                f"Evolve-Verdict: validated\nEvolve-Tested-Tree: {tree}\n"
+                f"Evolve-Baseline: {verified[:12]} ({len(baseline.passing())} passing)\n"
+                f"Evolve-Tests: {tests}\nEvolve-Judged-At: {when}\n"
+            )
+            repo.add_note(NOTES_REF, head, note)
+            report.status = "passing"
+            return report
+        report.regressions = [
+            {"nodeid": r.nodeid, "now": r.now, "first_line": r.first_line}
+            for r in comparison.regressions
+        ]
+        commits = repo.out("rev-list", "--first-parent", "--reverse", f"{verified}..{head}").split()
+        revert = _revert_all(repo, head, commits, _revert_message(commits, comparison, tests))
+        _, after, _ = judge(
+            repo, revert, repo.tree_of(revert), policy, baseline, blob, when, progress
+        )
+        landing = land(repo, main_ref, head, revert, "evolve: safety-net revert")
+        if not landing.moved:
+            raise EnvironmentFailure(
+                landing.refused or "main moved while the safety net ran; run it again"
+            )
+        report.status, report.reverted, report.revert_commit = "reverted", commits, revert
+        report.still_failing = [r.nodeid for r in after.regressions]
+        return report
+
+
+def verify(repo: GitRepo, commit: str) -> dict[str, Any]:
+    """Whether `commit` carries a verdict in git (the pre-push check)."""
+    sha = repo.resolve_commit(commit)
+    if sha is None:
+        raise UsageError(f"no commit named {commit!r}")
+    verdict = verdict_of(repo, sha)
+    return {"commit": sha, "verdict": verdict or None, "verified": bool(verdict)}
