@@ -378,15 +378,8 @@ def log(
             return 0
         if not entries:
             say("no entries")
-        for e in entries:
-            who = "/".join(part for part in (e.proposer, e.model) if part) or "-"
-            tests = "-" if e.passed is None else f"{e.passed} passed"
-            delta = f"{tests}, {e.regressed} regressed, {e.flaky} flaky"
-            cost = f"${e.cost_usd}" if e.cost_usd else "-"
-            say(
-                f"{e.when[:16].replace('T', ' ')}  {e.verdict:<9} {plain(e.proposal or '-'):<32} "
-                f"{plain(who):<20} {delta:<34} {cost:<8} {e.commit[:10]}"
-            )
+        for entry in entries:
+            say(plain(entry.line()))
         return 0
 
     _run(as_json, body)

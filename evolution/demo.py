@@ -21,6 +21,7 @@ from evolution.errors import EnvironmentFailure
 from evolution.gate import GateOptions, validate
 from evolution.gitrepo import GATE_IDENTITY, GitRepo
 from evolution.record import record
+from evolution.trail import read_trail
 
 EXAMPLE = "demo_agent"
 TARGET = "scripts/disk_report.py"
@@ -111,22 +112,22 @@ def run_demo(directory: Path | None, as_json: bool) -> int:
 
             print_gate_report(report)
 
-    trail = _git(
-        workdir,
-        "log",
-        "--format=%h %s%n    verdict=%(trailers:key=Evolve-Verdict,valueonly,separator=%x2C)"
-        " baseline=%(trailers:key=Evolve-Baseline,valueonly,separator=%x2C)",
-        "--notes=evolve",
-        "main",
-    )
+    trail = read_trail(repo, "refs/heads/main")
     rejected = _git(workdir, "for-each-ref", "--format=%(refname)", "refs/evolve/rejected/")
     ok = all(verdicts)
     if as_json:
-        emit_json({"repository": str(workdir), "steps": steps, "ok": ok})
+        emit_json(
+            {
+                "repository": str(workdir),
+                "steps": steps,
+                "trail": [entry.to_json() for entry in trail],
+                "ok": ok,
+            }
+        )
     else:
-        step("the audit trail, from git alone")
-        for line in trail.splitlines():
-            say(f"  {plain(line)}")
+        step("the audit trail, from git alone (evolve log)")
+        for entry in trail:
+            say(f"  {plain(entry.line())}")
         say(f"  rejected proposals kept: {plain(rejected)}")
         say(
             f"\n[bold]{'demo finished' if ok else 'demo did not behave as expected'}[/]; "

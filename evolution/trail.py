@@ -45,6 +45,17 @@ class Entry:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    def line(self) -> str:
+        """One row of `evolve log`: when, verdict, proposal, proposer/model, tests, cost."""
+        who = "/".join(part for part in (self.proposer, self.model) if part) or "-"
+        tests = "-" if self.passed is None else f"{self.passed} passed"
+        delta = f"{tests}, {self.regressed} regressed, {self.flaky} flaky"
+        cost = f"${self.cost_usd}" if self.cost_usd else "-"
+        return (
+            f"{self.when[:16].replace('T', ' ')}  {self.verdict:<9} {self.proposal or '-':<32} "
+            f"{who:<20} {delta:<34} {cost:<8} {self.commit[:10]}"
+        )
+
 
 def parse_trailers(text: str) -> dict[str, list[str]]:
     """Trailers from the last paragraph of `text` whose lines are all `Key: value`."""

@@ -76,6 +76,7 @@ def test_fast_forward_of_a_regressing_commit_is_reverted(hooked: Sandbox) -> Non
     assert "Evolve-Regressed: tests/test_calc.py::test_add" in trailers
     assert hooked.git("rev-parse", f"{head}^") == bad  # history kept, not rewritten
     assert (hooked.path / "scripts/calc.py").read_text() == CALC
+    assert "still failing" not in done.stdout + done.stderr  # the tests pass again
     again = hooked.evolve("validate", "--post-merge", "--json")
     assert again.returncode == 0 and json.loads(again.stdout)["status"] == "nothing-to-do"
 
