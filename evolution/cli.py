@@ -332,6 +332,58 @@ def demo(
     _run(as_json, body)
 
 
+@app.command()
+def propose(
+    target: Annotated[
+        list[str] | None, typer.Option("--target", help="A file the proposal may change.")
+    ] = None,
+    goal: Annotated[str, typer.Option("--goal", help="What the change is for.")] = "",
+    proposer: Annotated[
+        str, typer.Option("--proposer", help="llm (the model chain) or patch (--patch FILE).")
+    ] = "llm",
+    patch: Annotated[
+        Path | None,
+        typer.Option("--patch", help="A unified diff or SEARCH/REPLACE file to propose."),
+    ] = None,
+    model: Annotated[
+        list[str] | None, typer.Option("--model", help="Use these models, in this order.")
+    ] = None,
+    repo: RepoOpt = Path("."),
+    as_json: JsonOpt = False,
+) -> None:
+    """Propose a change on its own branch evolve/<UTC timestamp>-<slug>, for the gate.
+
+    Exit codes: 0 branch created; 1 no applicable change, or refused by the spend cap or
+    the kill switch (the status says which); 2 usage or input error; 3 no model answered.
+    """
+
+    def body() -> int:
+        from evolution.console import emit_json, plain, say
+        from evolution.gitrepo import GitRepo
+        from evolution.propose import propose as make_proposal
+
+        chosen = "patch" if patch is not None and proposer == "llm" else proposer
+        result = make_proposal(
+            GitRepo(repo),
+            targets=list(target or []),
+            goal=goal,
+            proposer=chosen,
+            patch=patch,
+            models=list(model or []) or None,
+        )
+        if as_json:
+            emit_json(result.to_json())
+        elif result.status == "created":
+            say(result.branch)
+        else:
+            from evolution.console import err
+
+            err.print(f"[bold red]{result.status}:[/] {plain(result.message)}")
+        return result.exit_code
+
+    _run(as_json, body)
+
+
 hooks_app = typer.Typer(help="Install or remove the git hooks that call the gate.")
 app.add_typer(hooks_app, name="hooks")
 

@@ -1,0 +1,180 @@
+"""The SQLite ledger shared by the runtime and the evolution engine.
+
+One file (default `runs/ledger.sqlite`, WAL mode, safe for concurrent writers) holds every
+LLM call, so one daily cap covers the agent and the evolution engine together. The cap is
+enforced by *reservation*: before a call, in one write transaction, today's spend plus
+the outstanding reservations plus this call's worst-case estimate is checked against the
+cap and the reservation is written. Two processes can therefore never both squeeze
+under the cap, and a process killed mid-call leaves its reservation counted (failing
+closed) rather than forgotten.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+Migration = Callable[[sqlite3.Connection], None]
+
+
+def _v1(db: sqlite3.Connection) -> None:
+    db.execute(
+        """
+        CREATE TABLE llm_calls (
+            id INTEGER PRIMARY KEY,
+            ts TEXT NOT NULL,
+            day TEXT NOT NULL,
+            model TEXT NOT NULL,
+            purpose TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            prompt_tokens INTEGER NOT NULL DEFAULT 0,
+            completion_tokens INTEGER NOT NULL DEFAULT 0,
+            estimate_usd REAL NOT NULL DEFAULT 0,
+            cost_usd REAL NOT NULL DEFAULT 0,
+            error TEXT NOT NULL DEFAULT ''
+        )
+        """
+    )
+    db.execute("CREATE INDEX llm_calls_day ON llm_calls(day)")
+
+
+# Append only: a released schema is never edited, a new step is added.
+MIGRATIONS: tuple[Migration, ...] = (_v1,)
+PENDING = "pending"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Reservation:
+    call_id: int
+    estimate_usd: float
+
+
+class CapReached(Exception):
+    def __init__(self, spent: float, estimate: float, cap: float) -> None:
+        self.spent, self.estimate, self.cap = spent, estimate, cap
+        super().__init__(
+            f"spend cap reached: ${spent:.4f} spent or reserved today + ${estimate:.4f} "
+            f"worst case for this call > ${cap:.2f} cap"
+        )
+
+
+class Ledger:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA busy_timeout=30000")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self._migrate()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            version = self.version
+            if version > len(MIGRATIONS):
+                raise RuntimeError(
+                    f"{self.path} has schema {version}, newer than this code knows "
+                    f"({len(MIGRATIONS)}): upgrade Ratchet"
+                )
+            for step in MIGRATIONS[version:]:
+                step(self.db)
+            self.db.execute(f"PRAGMA user_version={len(MIGRATIONS)}")
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    def _spent(self, day: str) -> float:
+        row = self.db.execute(
+            "SELECT COALESCE(SUM(CASE WHEN outcome = ? THEN estimate_usd ELSE cost_usd END), 0)"
+            " FROM llm_calls WHERE day = ?",
+            (PENDING, day),
+        ).fetchone()
+        return float(row[0])
+
+    def spent_today(self, now: datetime | None = None) -> float:
+        """Today's (UTC) spend, counting open reservations at their worst case."""
+        return self._spent((now or utc_now()).date().isoformat())
+
+    def reserve(
+        self, model: str, purpose: str, estimate_usd: float, cap_usd: float | None
+    ) -> Reservation:
+        """Check the cap and reserve the worst case, atomically; raise CapReached if over."""
+        now = utc_now()
+        day = now.date().isoformat()
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            spent = self._spent(day)
+            if cap_usd is not None and spent + estimate_usd > cap_usd:
+                self.db.execute(
+                    "INSERT INTO llm_calls (ts, day, model, purpose, outcome, estimate_usd, error)"
+                    " VALUES (?, ?, ?, ?, 'refused-cap', ?, ?)",
+                    (now.isoformat(), day, model, purpose, estimate_usd, "cap reached"),
+                )
+                self.db.execute("COMMIT")
+                raise CapReached(spent, estimate_usd, cap_usd)
+            cursor = self.db.execute(
+                "INSERT INTO llm_calls (ts, day, model, purpose, outcome, estimate_usd)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (now.isoformat(), day, model, purpose, PENDING, estimate_usd),
+            )
+            self.db.execute("COMMIT")
+        except CapReached:
+            raise
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return Reservation(int(cursor.lastrowid or 0), estimate_usd)
+
+    def settle(
+        self,
+        reservation: Reservation,
+        *,
+        outcome: str,
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
+        cost_usd: float = 0.0,
+        error: str = "",
+    ) -> None:
+        self.db.execute(
+            "UPDATE llm_calls SET outcome = ?, prompt_tokens = ?, completion_tokens = ?,"
+            " cost_usd = ?, error = ? WHERE id = ?",
+            (outcome, prompt_tokens, completion_tokens, cost_usd, error, reservation.call_id),
+        )
+
+    def note(self, model: str, purpose: str, outcome: str, error: str = "") -> None:
+        """A row for an attempt that never reached the cap check (kill flag, missing key)."""
+        now = utc_now()
+        self.db.execute(
+            "INSERT INTO llm_calls (ts, day, model, purpose, outcome, error)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (now.isoformat(), now.date().isoformat(), model, purpose, outcome, error),
+        )
+
+    def calls(self, day: str | None = None) -> list[dict[str, Any]]:
+        query = "SELECT * FROM llm_calls" + (" WHERE day = ?" if day else "") + " ORDER BY id"
+        cursor = self.db.execute(query, (day,) if day else ())
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
