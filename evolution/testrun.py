@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 
 from agent.procgroup import run_in_group
+from agent.redact import scrubbed_environment
 from evolution.errors import InvalidRun
 from evolution.policy import Policy
 from evolution.pytest_report import RunResult, parse_report
@@ -48,8 +49,12 @@ def _probe_dir(folder: Path) -> Path:
 
 
 def _environment(worktree: Path, probe: Path, forbidden_root: Path, folder: Path) -> dict[str, str]:
+    # No secret reaches the suite: a test that prints its environment must not leak
+    # an API key into a report, a note or the verdict cache.
     env = {
-        key: value for key, value in os.environ.items() if not key.startswith(_DROPPED_ENV_PREFIXES)
+        key: value
+        for key, value in scrubbed_environment(os.environ).items()
+        if not key.startswith(_DROPPED_ENV_PREFIXES)
     }
     paths = [str(probe), str(worktree)]
     if (worktree / "src").is_dir():

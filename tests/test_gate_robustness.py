@@ -293,3 +293,22 @@ def test_import_from_main_checkout_is_detected(tmp_path: Path) -> None:
 def test_not_a_git_repo_for_baseline(tmp_path: Path) -> None:
     done = run_evolve("baseline", "record", cwd=tmp_path)
     assert done.returncode == 2 and "not a git repository" in done.stderr
+
+
+def test_the_suite_runs_without_secret_variables(sandbox: Sandbox) -> None:
+    leaky = CALC_TESTS_PRINTING_ENV
+    sandbox.branch("leaky", {"tests/test_env.py": leaky})
+    env = {"SERVICE_API_KEY": "sk-should-never-be-seen-123", "PLAIN_SETTING": "visible"}
+    code, report = sandbox.validate_json("leaky", "--no-merge", env=env)
+    assert code == 0, report
+    outcomes = {r["nodeid"]: r for r in report["new_failing"]}
+    assert "tests/test_env.py::test_no_secret_in_env" not in outcomes
+
+
+CALC_TESTS_PRINTING_ENV = """
+    import os
+
+    def test_no_secret_in_env():
+        assert "SERVICE_API_KEY" not in os.environ
+        assert os.environ["PLAIN_SETTING"] == "visible"
+"""
