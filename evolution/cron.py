@@ -145,3 +145,14 @@ def parse_cron(expression: str) -> Cron:
         days_restricted=parts[2] != "*",
         weekdays_restricted=parts[4] != "*",
     )
+
+
+def cron_for_every(every_s: int) -> str | None:
+    """A cron schedule firing exactly every `every_s` seconds, or None if cron cannot."""
+    if every_s % 60 == 0 and every_s // 60 <= 60 and 60 % (every_s // 60) == 0:
+        minutes = every_s // 60
+        return "* * * * *" if minutes == 1 else f"*/{minutes} * * * *"
+    if every_s % 3600 == 0 and 24 % (every_s // 3600) == 0:
+        hours = every_s // 3600
+        return "0 * * * *" if hours == 1 else f"0 */{hours} * * *"
+    return None

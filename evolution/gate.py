@@ -24,6 +24,7 @@ from evolution.audit import (
 )
 from evolution.baseline import BASELINE_PATH, Baseline, require_baseline
 from evolution.errors import EnvironmentFailure, UsageError
+from evolution.factory.tree_check import deploy_mismatches
 from evolution.gitrepo import GitRepo, slug
 from evolution.landing import land
 from evolution.policy import Policy, load_policy, matches
@@ -227,6 +228,12 @@ def _attempt(repo: GitRepo, options: GateOptions) -> GateReport:
     elif tree is None:
         report.conflicts = conflicts
         report.reason = "the branch does not merge cleanly into main: " + ", ".join(conflicts)
+    else:
+        drift = deploy_mismatches(repo, tree)
+        if drift:
+            report.reason = "deploy/ does not match SPEC.md (run factory build): " + "; ".join(
+                drift
+            )
     if report.reason:
         return _reject(repo, options, report, baseline, tip, comparison=None)
 

@@ -1,0 +1,1 @@
+"""The factory: SPEC.md rendered into deploy/, deterministically, refusing drift."""

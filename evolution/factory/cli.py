@@ -1,0 +1,174 @@
+"""The `factory` command line: build, plan and check deploy/ from SPEC.md.
+
+Exit codes, shared with `evolve`: 0 success (clean, or nothing to change), 1 drift or
+pending changes (refused), 2 a bad SPEC.md or bad usage, 3 an environment failure.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    name="factory",
+    help="Regenerate the deployed system (deploy/) from SPEC.md, deterministically.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+SpecOpt = Annotated[Path, typer.Option("--spec", help="The spec to build from.")]
+OutOpt = Annotated[Path, typer.Option("--out", help="The folder to generate.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
+
+
+def _guarded(as_json: bool, body: Callable[[], int]) -> None:
+    from evolution.console import emit_json, err, report_error
+    from evolution.errors import RatchetError
+    from evolution.factory.spec import SpecError
+
+    try:
+        code = body()
+    except SpecError as error:
+        if as_json:
+            emit_json({"error": "invalid spec", "problems": error.problems, "exit_code": 2})
+        for problem in error.problems:
+            err.print(problem, markup=False, highlight=False)
+        code = 2
+    except RatchetError as error:
+        code = report_error(error, as_json)
+    except KeyboardInterrupt:
+        err.print("interrupted: deploy/ is as it was")
+        code = 3
+    raise typer.Exit(code)
+
+
+def _runs_for(spec: Path) -> Path:
+    return spec.resolve().parent / "runs"
+
+
+@app.command()
+def build(
+    spec: SpecOpt = Path("SPEC.md"),
+    out: OutOpt = Path("deploy"),
+    discard_drift: Annotated[
+        bool,
+        typer.Option("--discard-drift", help="Save hand-edits as a patch in runs/, then rebuild."),
+    ] = False,
+    commit: Annotated[
+        bool, typer.Option("--commit", help="Commit deploy/ with a Factory-Build trailer.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Render SPEC.md into deploy/; refuses to overwrite a hand-edited file."""
+
+    def body() -> int:
+        from evolution.console import emit_json, say
+        from evolution.factory.build import DriftRefused
+        from evolution.factory.build import build as run_build
+
+        try:
+            report = run_build(spec, out, _runs_for(spec), discard_drift=discard_drift)
+        except DriftRefused as refused:
+            if as_json:
+                emit_json(
+                    {
+                        "error": str(refused),
+                        "exit_code": 1,
+                        "states": [s.__dict__ for s in refused.states],
+                    }
+                )
+            from evolution.console import err
+
+            err.print(f"refused: {refused}", markup=False)
+            err.print(
+                "carry the change into SPEC.md, or pass --discard-drift to save it "
+                "as a patch under runs/ and rebuild",
+                markup=False,
+            )
+            return 1
+        if commit and report.changed:
+            _commit(out, report.build_id)
+        if as_json:
+            emit_json(report.to_json())
+        else:
+            verb = "built" if report.changed else "up to date:"
+            say(f"{verb} {out} (build {report.build_id})")
+            if report.saved_patch:
+                say(f"  hand-edits saved to {report.saved_patch}")
+        return 0
+
+    _guarded(as_json, body)
+
+
+def _commit(out: Path, build_id: str) -> None:
+    from evolution.gitrepo import GitRepo
+
+    repo = GitRepo(out.resolve().parent)
+    relative = str(out.resolve().relative_to(repo.toplevel))
+    repo.run("add", "-A", "--", relative)
+    repo.run(
+        "commit",
+        "--no-verify",
+        "-q",
+        "-m",
+        f"factory: build {build_id}\n\nFactory-Build: {build_id}",
+        "--",
+        relative,
+    )
+
+
+@app.command()
+def plan(spec: SpecOpt = Path("SPEC.md"), out: OutOpt = Path("deploy")) -> None:
+    """Show the diff a build would make; exit 1 when changes are pending."""
+
+    def body() -> int:
+        from evolution.console import out as console
+        from evolution.console import say
+        from evolution.factory.build import diff, load
+
+        text = diff(out, load(spec))
+        if not text:
+            say("no changes")
+            return 0
+        console.print(text, markup=False, highlight=False, end="")
+        return 1
+
+    _guarded(False, body)
+
+
+@app.command()
+def check(
+    spec: SpecOpt = Path("SPEC.md"), out: OutOpt = Path("deploy"), as_json: JsonOpt = False
+) -> None:
+    """Classify each generated file: clean, stale, drifted, missing or untracked."""
+
+    def body() -> int:
+        from evolution.console import emit_json, say
+        from evolution.factory.build import classify, load
+
+        states = classify(out, load(spec))
+        clean = all(s.status == "clean" for s in states)
+        if as_json:
+            emit_json({"clean": clean, "files": [s.__dict__ for s in states]})
+        else:
+            for state in states:
+                say(f"{state.status:<9} {state.path}")
+        return 0 if clean else 1
+
+    _guarded(as_json, body)
+
+
+def main() -> None:
+    from evolution.cli import _terminate
+
+    signal.signal(signal.SIGTERM, _terminate)
+    app(prog_name="factory")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,332 @@
+"""SPEC.md: a human document whose fenced ```toml blocks are the system's only policy.
+
+The blocks are found with markdown-it-py, read with tomllib, merged, and validated by a
+typed schema (pydantic v2) that forbids unknown keys. Every error names `SPEC.md:LINE`
+and the key path, e.g. `SPEC.md:41: tasks[1].timeout_s: must be under the cadence (300 s)`.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from evolution.cron import CronError, cron_for_every, parse_cron
+
+NAME = r"^[a-z][a-z0-9-]{0,40}$"
+
+
+class SpecError(Exception):
+    """One or more problems, each as `file:line: key.path: message`."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class System(_Strict):
+    name: str = Field(pattern=NAME)
+    description: str = Field(min_length=1)
+    root: str = ""  # where the deployment lives on the host; default /opt/<name>
+    user: str = ""  # the unix user it runs as; default <name>
+
+    @field_validator("root")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if value and not value.startswith("/"):
+            raise ValueError("must be an absolute path")
+        return value
+
+
+class Schedule(_Strict):
+    every_s: int | None = Field(default=None, gt=0)
+    cron: str | None = None
+
+    @field_validator("cron")
+    @classmethod
+    def _parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parse_cron(value).min_interval_s()
+            except CronError as error:
+                raise ValueError(f"not a valid cron expression: {error}") from None
+        return value
+
+    @property
+    def cadence_s(self) -> int:
+        if self.every_s is not None:
+            return self.every_s
+        assert self.cron is not None
+        return parse_cron(self.cron).min_interval_s()
+
+
+class Task(_Strict):
+    name: str = Field(pattern=NAME)
+    command: str = Field(min_length=1)
+    timeout_s: int = Field(gt=0)
+    required: bool = True
+    depends_on: list[str] = Field(default_factory=list)
+    evidence: str
+
+    @field_validator("evidence")
+    @classmethod
+    def _evidence(cls, value: str) -> str:
+        if value in ("exit", "stdout") or (value.startswith("file:") and len(value) > 5):
+            return value
+        raise ValueError('must be "exit", "stdout" or "file:PATH"')
+
+
+class Budget(_Strict):
+    daily_usd: float = Field(gt=0)
+
+    @field_validator("daily_usd", mode="before")
+    @classmethod
+    def _number(cls, value: Any) -> Any:
+        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class Kill(_Strict):
+    flag: str = "runs/KILL"
+
+
+class Watchdog(_Strict):
+    max_silence_s: int = Field(gt=0)
+
+
+class LLMModel(_Strict):
+    model: str = Field(min_length=1)
+    timeout_s: int = Field(gt=0)
+    max_tokens: int = Field(gt=0)
+    api_base: str | None = None
+    api_key_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$")
+    input_usd_per_mtok: float | None = Field(default=None, ge=0)
+    output_usd_per_mtok: float | None = Field(default=None, ge=0)
+
+
+class LLM(_Strict):
+    models: list[LLMModel] = Field(default_factory=list)
+
+
+class Evolution(_Strict):
+    test_command: str = "python -m pytest"
+    evolvable: list[str] = Field(default_factory=lambda: ["scripts/"])
+    protected: list[str] | None = None  # None: the gate's default list
+    reruns: int = Field(default=3, ge=0)
+    flaky: Literal["quarantine", "strict"] = "quarantine"
+    require_improvement: bool = False
+    max_rejections: int = Field(default=5, gt=0)
+    objectives: list[str] = Field(default_factory=list)
+
+
+class Spec(_Strict):
+    system: System
+    schedule: Schedule
+    tasks: list[Task] = Field(min_length=1)
+    budget: Budget
+    kill: Kill = Field(default_factory=Kill)
+    watchdog: Watchdog
+    llm: LLM = Field(default_factory=LLM)
+    evolution: Evolution = Field(default_factory=Evolution)
+
+
+@dataclass(frozen=True)
+class ParsedSpec:
+    spec: Spec
+    text: str
+    path: Path
+
+
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\-]+)\s*\]\]?\s*(#.*)?$")
+_ASSIGN = re.compile(r"^\s*([A-Za-z0-9_\-]+)\s*=")
+
+
+class _Lines:
+    """Where each table and key was written, so errors can name SPEC.md:LINE."""
+
+    def __init__(self) -> None:
+        self.where: dict[tuple[Any, ...], int] = {}
+        self._arrays: dict[tuple[str, ...], int] = {}
+
+    def scan(self, body: list[str], first_line: int) -> None:
+        table: tuple[Any, ...] = ()
+        for offset, line in enumerate(body):
+            number = first_line + offset
+            header = _HEADER.match(line)
+            if header:
+                names = tuple(header.group(2).split("."))
+                if header.group(1) == "[[":
+                    index = self._arrays.get(names, -1) + 1
+                    self._arrays[names] = index
+                    table = (*names, index)
+                else:
+                    table = names
+                self.where.setdefault(table, number)
+                continue
+            assign = _ASSIGN.match(line)
+            if assign:
+                self.where.setdefault((*table, assign.group(1)), number)
+
+    def line_of(self, loc: tuple[Any, ...]) -> int:
+        for size in range(len(loc), 0, -1):
+            if loc[:size] in self.where:
+                return self.where[loc[:size]]
+        return 1
+
+
+def _fences(text: str) -> list[tuple[int, str]]:
+    """(first line of the block's body, body) for each ```toml fence, 1-based lines."""
+    from markdown_it import MarkdownIt
+
+    blocks = []
+    for token in MarkdownIt().parse(text):
+        if token.type == "fence" and token.info.strip().lower() == "toml" and token.map:
+            blocks.append((token.map[0] + 2, token.content))
+    return blocks
+
+
+def _merge(target: dict[str, Any], extra: dict[str, Any], where: str) -> None:
+    for key, value in extra.items():
+        if key not in target:
+            target[key] = value
+        elif isinstance(target[key], list) and isinstance(value, list):
+            target[key].extend(value)
+        elif isinstance(target[key], dict) and isinstance(value, dict):
+            _merge(target[key], value, f"{where}.{key}" if where else key)
+        else:
+            raise ValueError(f"{where + '.' if where else ''}{key} is defined twice")
+
+
+def _key_path(loc: tuple[Any, ...]) -> str:
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "(top level)"
+
+
+def _consistency(spec: Spec, lines: _Lines, name: str) -> list[str]:
+    problems = []
+    cadence = spec.schedule.cadence_s
+
+    def problem(loc: tuple[Any, ...], message: str) -> None:
+        problems.append(f"{name}:{lines.line_of(loc)}: {_key_path(loc)}: {message}")
+
+    seen: dict[str, int] = {}
+    for index, task in enumerate(spec.tasks):
+        if task.name in seen:
+            problem(
+                ("tasks", index, "name"),
+                f"{task.name!r} is already the name of tasks[{seen[task.name]}]",
+            )
+        seen.setdefault(task.name, index)
+        if task.timeout_s >= cadence:
+            problem(("tasks", index, "timeout_s"), f"must be under the cadence ({cadence} s)")
+    for index, task in enumerate(spec.tasks):
+        for dep_index, dependency in enumerate(task.depends_on):
+            if dependency not in seen:
+                problem(
+                    ("tasks", index, "depends_on", dep_index), f"no task is named {dependency!r}"
+                )
+    cycle = _find_cycle({t.name: t.depends_on for t in spec.tasks})
+    if cycle:
+        index = seen[cycle[0]]
+        problem(("tasks", index, "depends_on"), "dependency cycle: " + " -> ".join(cycle))
+    for index, model in enumerate(spec.llm.models):
+        if model.timeout_s >= cadence:
+            problem(
+                ("llm", "models", index, "timeout_s"), f"must be under the cadence ({cadence} s)"
+            )
+    every = spec.schedule.every_s
+    if every is not None and cron_for_every(every) is None:
+        message = f"cron cannot fire every {every} s: use a divisor of an hour or of a day"
+        problem(("schedule", "every_s"), message)
+    if spec.schedule.cron:
+        cron = parse_cron(spec.schedule.cron)
+        if cron.days_restricted and cron.weekdays_restricted:
+            problem(("schedule", "cron"), "restrict the day of month or the weekday, not both")
+    if spec.watchdog.max_silence_s <= cadence:
+        problem(("watchdog", "max_silence_s"), f"must exceed the cadence ({cadence} s)")
+    return problems
+
+
+def _find_cycle(graph: dict[str, list[str]]) -> list[str]:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str]:
+        state[node] = 1
+        stack.append(node)
+        for nxt in graph.get(node, []):
+            if state.get(nxt) == 1:
+                return [*stack[stack.index(nxt) :], nxt]
+            if nxt in graph and state.get(nxt) is None:
+                found = visit(nxt)
+                if found:
+                    return found
+        stack.pop()
+        state[node] = 2
+        return []
+
+    for node in sorted(graph):
+        if state.get(node) is None:
+            found = visit(node)
+            if found:
+                return found
+    return []
+
+
+def parse_spec_text(text: str, name: str = "SPEC.md") -> Spec:
+    lines = _Lines()
+    merged: dict[str, Any] = {}
+    blocks = _fences(text)
+    if not blocks:
+        raise SpecError([f"{name}:1: (top level): no ```toml block found"])
+    for first_line, body in blocks:
+        try:
+            data = tomllib.loads(body)
+        except tomllib.TOMLDecodeError as error:
+            match = re.search(r"line (\d+)", str(error))
+            line = first_line + int(match.group(1)) - 1 if match else first_line
+            raise SpecError([f"{name}:{line}: (toml): {error}"]) from None
+        lines.scan(body.splitlines(), first_line)
+        try:
+            _merge(merged, data, "")
+        except ValueError as error:
+            raise SpecError([f"{name}:{first_line}: {error}"]) from None
+    try:
+        spec = Spec.model_validate(merged)
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            loc = tuple(item["loc"])
+            message = item["msg"].removeprefix("Value error, ")
+            if item["type"] == "extra_forbidden":
+                message = "unknown key"
+            elif item["type"] == "missing":
+                message = "required key is missing"
+            problems.append(f"{name}:{lines.line_of(loc)}: {_key_path(loc)}: {message}")
+        raise SpecError(problems) from None
+    if (spec.schedule.every_s is None) == (spec.schedule.cron is None):
+        line = lines.line_of(("schedule",))
+        raise SpecError([f"{name}:{line}: schedule: give exactly one of every_s or cron"])
+    problems = _consistency(spec, lines, name)
+    if problems:
+        raise SpecError(problems)
+    return spec
+
+
+def parse_spec(path: Path) -> ParsedSpec:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise SpecError([f"{path}: cannot read: {error.strerror}"]) from None
+    except UnicodeDecodeError:
+        raise SpecError([f"{path}: not UTF-8 text"]) from None
+    return ParsedSpec(parse_spec_text(text, path.name), text, path)

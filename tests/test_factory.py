@@ -1,0 +1,305 @@
+"""The factory: SPEC.md -> deploy/, deterministic, drift-refusing, checked by the gate."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import Sandbox
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from evolution.cron import parse_cron
+from evolution.factory.build import classify, load
+from evolution.factory.render import on_calendar
+from evolution.factory.spec import SpecError, parse_spec_text
+
+REPO = Path(__file__).resolve().parent.parent
+SPEC_TEXT = (REPO / "SPEC.md").read_text()
+
+
+def factory(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "evolution.factory.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "SPEC.md").write_text(SPEC_TEXT)
+    assert factory("build", cwd=tmp_path).returncode == 0
+    return tmp_path
+
+
+def test_this_repository_deploy_is_in_sync_with_its_spec() -> None:
+    states = classify(REPO / "deploy", load(REPO / "SPEC.md"))
+    assert {s.path: s.status for s in states if s.status != "clean"} == {}
+
+
+def test_two_builds_in_different_folders_are_byte_identical(tmp_path: Path) -> None:
+    outputs = []
+    for name in ("one", "two"):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "SPEC.md").write_text(SPEC_TEXT)
+        assert factory("build", cwd=folder).returncode == 0
+        outputs.append(
+            {
+                p.relative_to(folder / "deploy"): p.read_bytes()
+                for p in (folder / "deploy").rglob("*")
+                if p.is_file()
+            }
+        )
+    assert outputs[0] == outputs[1]
+    assert set(map(str, outputs[0])) == {
+        "MANIFEST.json",
+        "agent.toml",
+        "cron/ratchet-agent",
+        "systemd/ratchet-agent.service",
+        "systemd/ratchet-agent-tick.service",
+        "systemd/ratchet-agent-tick.timer",
+        "test_seams.py",
+    }
+
+
+def test_every_generated_text_file_says_it_is_generated(project: Path) -> None:
+    for path in (project / "deploy").rglob("*"):
+        if path.is_file() and path.name != "MANIFEST.json":
+            assert path.read_text().startswith("# Generated from SPEC.md by the Ratchet factory")
+    manifest = json.loads((project / "deploy/MANIFEST.json").read_text())
+    assert manifest["generated"].startswith("Generated from SPEC.md")
+    assert {"spec_sha256", "templates_sha256", "factory_version", "build_id"} <= manifest.keys()
+    assert manifest["files"]["agent.toml"]["mode"] == "644"
+
+
+def test_units_carry_the_supervision_settings(project: Path) -> None:
+    service = (project / "deploy/systemd/ratchet-agent.service").read_text()
+    for setting in (
+        "Type=notify",
+        "WatchdogSec=",
+        "Restart=always",
+        "RestartSec=",
+        "StartLimitIntervalSec=",
+        "StartLimitBurst=",
+        "KillMode=control-group",
+        "TimeoutStopSec=",
+        "EnvironmentFile=",
+    ):
+        assert setting in service
+    assert "Persistent=true" in (project / "deploy/systemd/ratchet-agent-tick.timer").read_text()
+
+
+def test_cron_lines_parse_and_use_absolute_paths(project: Path) -> None:
+    text = (project / "deploy/cron/ratchet-agent").read_text()
+    assert "SHELL=/bin/sh" in text and "PATH=/usr/bin:/bin" in text
+    jobs = [
+        line
+        for line in text.splitlines()
+        if line and not line.startswith("#") and "=" not in line.split()[0]
+    ]
+    assert len(jobs) == 2
+    for line in jobs:
+        fields = line.split()
+        assert parse_cron(" ".join(fields[:5])).min_interval_s() == 300
+        assert fields[5] == "ratchet"
+        assert fields[6].startswith("/") or fields[6] == "flock"
+        assert ">>" in fields and all(f.startswith("/") for f in fields if f.endswith(".log"))
+    assert "flock -n" in text
+
+
+def test_systemd_units_verify(tmp_path: Path) -> None:
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed on this machine")
+    agent = tmp_path / ".venv/bin/agent"
+    agent.parent.mkdir(parents=True)
+    agent.write_text("#!/bin/sh\n")
+    agent.chmod(0o755)
+    spec = SPEC_TEXT.replace('root = "/opt/ratchet-agent"', f'root = "{tmp_path}"').replace(
+        'user = "ratchet"', 'user = "root"'
+    )
+    (tmp_path / "SPEC.md").write_text(spec)
+    assert factory("build", cwd=tmp_path).returncode == 0
+    units = sorted(str(p) for p in (tmp_path / "deploy/systemd").iterdir())
+    done = subprocess.run([analyze, "verify", *units], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+
+
+def test_cron_schedule_becomes_a_timer_calendar() -> None:
+    assert on_calendar("*/15 * * * *") == "*-*-* *:00,15,30,45:00"
+    assert on_calendar("30 2 * * mon-fri") == "Mon,Tue,Wed,Thu,Fri *-*-* 02:30:00"
+    spec = SPEC_TEXT.replace("every_s = 300", 'cron = "*/5 * * * *"')
+    assert parse_spec_text(spec).schedule.cadence_s == 300
+
+
+def test_drift_in_each_class_is_detected(project: Path) -> None:
+    deploy = project / "deploy"
+    (deploy / "agent.toml").write_text((deploy / "agent.toml").read_text() + "# tweak\n")
+    (deploy / "cron/ratchet-agent").unlink()
+    (deploy / "extra.conf").write_text("mine\n")
+    (project / "SPEC.md").write_text(
+        SPEC_TEXT.replace("timeout_s = 30\nevidence", "timeout_s = 45\nevidence", 1)
+    )
+
+    done = factory("check", "--json", cwd=project)
+
+    assert done.returncode == 1
+    states = {f["path"]: f["status"] for f in json.loads(done.stdout)["files"]}
+    assert states["agent.toml"] == "drifted"
+    assert states["cron/ratchet-agent"] == "missing"
+    assert states["extra.conf"] == "untracked"
+    assert states["systemd/ratchet-agent.service"] == "clean"
+    assert states["systemd/ratchet-agent-tick.service"] == "stale"  # its timeout sum changed
+
+
+def test_build_refuses_a_hand_edit_and_discard_drift_saves_it(project: Path) -> None:
+    target = project / "deploy/systemd/ratchet-agent.service"
+    edited = target.read_text().replace("RestartSec=10", "RestartSec=1")
+    target.write_text(edited)
+
+    done = factory("build", cwd=project)
+    assert done.returncode == 1
+    assert "systemd/ratchet-agent.service (drifted)" in done.stderr
+    assert target.read_text() == edited  # refused: nothing was overwritten
+
+    done = factory("build", "--discard-drift", cwd=project)
+    assert done.returncode == 0, done.stderr
+    assert "RestartSec=10" in target.read_text()
+    [patch] = (project / "runs/factory").glob("drift-*.patch")
+    assert "-RestartSec=1\n" in patch.read_text() or "RestartSec=1" in patch.read_text()
+    assert factory("check", cwd=project).returncode == 0
+
+
+def test_plan_shows_the_diff_and_exits_1_only_with_pending_changes(project: Path) -> None:
+    done = factory("plan", cwd=project)
+    assert done.returncode == 0 and "no changes" in done.stdout
+    (project / "SPEC.md").write_text(SPEC_TEXT.replace("daily_usd = 2.0", "daily_usd = 3.0"))
+    done = factory("plan", cwd=project)
+    assert done.returncode == 1
+    assert "-daily_usd = 2.0" in done.stdout and "+daily_usd = 3.0" in done.stdout
+    assert (project / "deploy/agent.toml").read_text().count("daily_usd = 2.0") == 1
+
+
+def test_build_report_is_recorded(project: Path) -> None:
+    reports = list((project / "runs/factory").glob("build-*.json"))
+    assert len(reports) == 1 and json.loads(reports[0].read_text())["changed"]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (("every_s = 300", 'every_s = "often"'), r"SPEC.md:\d+: schedule.every_s: "),
+        (
+            ('name = "disk-space"', 'name = "git-health"'),
+            r"tasks\[1\].name: 'git-health' is already",
+        ),
+        (
+            ('depends_on = ["git-health"]', 'depends_on = ["nothing"]'),
+            r"tasks\[2\].depends_on\[0\]: no task",
+        ),
+        (
+            ("timeout_s = 240", "timeout_s = 400"),
+            r"tasks\[2\].timeout_s: must be under the cadence",
+        ),
+        (("daily_usd = 2.0", "daily_usd = -1.0"), r"budget.daily_usd: "),
+        (("every_s = 300", 'cron = "61 * * * *"'), r"schedule.cron: not a valid cron"),
+        (("every_s = 300", "every_s = 90"), r"schedule.every_s: cron cannot fire every 90 s"),
+        (
+            ('[kill]\nflag = "runs/KILL"', '[kill]\nflag = "runs/KILL"\ncolour = "red"'),
+            r"kill.colour: unknown key",
+        ),
+        (
+            ('depends_on = ["safety-net"]', 'depends_on = ["safety-net", "baseline-report"]'),
+            r"dependency cycle",
+        ),
+    ],
+)
+def test_bad_specs_name_the_line_and_key(change: tuple[str, str], expected: str) -> None:
+    bad = SPEC_TEXT.replace(*change, 1)
+    assert bad != SPEC_TEXT
+    with pytest.raises(SpecError) as error:
+        parse_spec_text(bad)
+    assert re.search(expected, str(error.value)), str(error.value)
+    line = int(str(error.value).split(":")[1])
+    assert 1 <= line <= len(bad.splitlines())
+
+
+def test_bad_spec_on_the_command_line_is_exit_2_without_traceback(tmp_path: Path) -> None:
+    (tmp_path / "SPEC.md").write_text(
+        SPEC_TEXT.replace("max_silence_s = 900", "max_silence_s = true")
+    )
+    done = factory("build", cwd=tmp_path)
+    assert done.returncode == 2
+    assert re.search(r"^SPEC.md:\d+: watchdog.max_silence_s: ", done.stderr, re.MULTILINE)
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "deploy").exists()
+
+
+TOML_LINES = [
+    i for i, line in enumerate(SPEC_TEXT.splitlines()) if "=" in line or line.startswith("[")
+]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.sampled_from(TOML_LINES), min_size=1, max_size=3, unique=True),
+    st.sampled_from(["delete", "string", "number", "unknown", "garble"]),
+)
+def test_mutated_specs_fail_cleanly_with_a_line_number(lines: list[int], how: str) -> None:
+    text = SPEC_TEXT.splitlines()
+    for index in lines:
+        key = text[index].split("=")[0].strip()
+        text[index] = {
+            "delete": "",
+            "string": f'{key} = "x"' if "=" in text[index] else text[index],
+            "number": f"{key} = -7" if "=" in text[index] else text[index],
+            "unknown": text[index] + "\nsurprise_key = 1",
+            "garble": text[index] + " ][",
+        }[how]
+    mutated = "\n".join(text) + "\n"
+    try:
+        parse_spec_text(mutated)
+    except SpecError as error:
+        for problem in error.problems:
+            assert re.match(r"^SPEC.md:\d+: \S", problem), problem
+    # Some mutations leave a valid spec (a string where a string was): that is fine.
+
+
+def test_gate_rejects_a_candidate_whose_deploy_does_not_match_its_spec(sandbox: Sandbox) -> None:
+    shutil.copy(REPO / "SPEC.md", sandbox.path / "SPEC.md")
+    assert factory("build", cwd=sandbox.path).returncode == 0
+    sandbox.commit("spec and its build")
+    assert sandbox.evolve("baseline", "record", "--reruns", "0").returncode == 0
+    toml = (sandbox.path / "deploy/agent.toml").read_text().replace("reruns = 3", "reruns = 0")
+    sandbox.branch("hand-edit", {"deploy/agent.toml": toml})
+
+    code, report = sandbox.validate_json("hand-edit")
+
+    assert code == 1
+    assert "deploy/ does not match SPEC.md" in report["reason"]
+    assert "deploy/agent.toml differs" in report["reason"]
+    assert report["tests_run"] == 0
+
+
+def test_commit_flag_records_a_factory_build_the_log_lists(sandbox: Sandbox) -> None:
+    shutil.copy(REPO / "SPEC.md", sandbox.path / "SPEC.md")
+    sandbox.commit("add the spec")
+    done = factory("build", "--commit", "--json", cwd=sandbox.path)
+    assert done.returncode == 0, done.stderr
+    build_id = json.loads(done.stdout)["build_id"]
+    trailers = sandbox.git("log", "-1", "--format=%(trailers:key=Factory-Build,valueonly)")
+    assert trailers == build_id
+    entries = json.loads(sandbox.evolve("log", "--json").stdout)["entries"]
+    assert entries[0]["verdict"] == "factory" and entries[0]["commit"] == sandbox.head()
