@@ -9,6 +9,7 @@ variables override the file, for an operator in a hurry: `SPEND_CAP_USD` and
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -64,13 +65,26 @@ class RuntimeConfig:
         override = os.environ.get("SPEND_CAP_USD")
         if override:
             try:
-                return float(override)
+                value = float(override)
             except ValueError:
                 raise ConfigError(f"SPEND_CAP_USD is not a number: {override!r}") from None
+            if not _positive(value):
+                raise ConfigError(f"SPEND_CAP_USD must be a positive number: {override!r}")
+            return value
         return self.daily_usd
 
     def secret_env_names(self) -> set[str]:
         return {m.api_key_env for m in self.models if m.api_key_env}
+
+
+def _positive(value: object) -> bool:
+    """A usable cap: a finite number above zero (NaN would silently disable the cap)."""
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
 
 
 _MODEL_KEYS = {
@@ -103,6 +117,8 @@ def _model(raw: Any, index: int, origin: str) -> ModelConfig:
     for key, value in raw.items():
         if isinstance(value, bool) or not isinstance(value, _MODEL_KEYS[key]):  # type: ignore[arg-type]
             raise ConfigError(f"{where}.{key} has the wrong type")
+        if isinstance(value, float | int) and not (math.isfinite(value) and value >= 0):
+            raise ConfigError(f"{where}.{key} must be a finite number, not negative")
     return ModelConfig(**raw)
 
 
@@ -119,7 +135,7 @@ def parse_runtime(text: str, origin: str, root: Path) -> RuntimeConfig:
     if not isinstance(raw_models, list):
         raise ConfigError(f"{origin}: llm.models must be an array of tables")
     cap = budget.get("daily_usd")
-    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int | float) or cap <= 0):
+    if cap is not None and not _positive(cap):
         raise ConfigError(f"{origin}: budget.daily_usd must be a positive number")
     return RuntimeConfig(
         root=root,

@@ -45,6 +45,7 @@ def _v1(db: sqlite3.Connection) -> None:
 # Append only: a released schema is never edited, a new step is added.
 MIGRATIONS: tuple[Migration, ...] = (_v1,)
 PENDING = "pending"
+CAP_TOLERANCE_USD = 1e-9
 
 
 def utc_now() -> datetime:
@@ -127,7 +128,8 @@ class Ledger:
         self.db.execute("BEGIN IMMEDIATE")
         try:
             spent = self._spent(day)
-            if cap_usd is not None and spent + estimate_usd > cap_usd:
+            # Sums of cents are not exact in binary: allow for rounding, never for a cent.
+            if cap_usd is not None and spent + estimate_usd > cap_usd + CAP_TOLERANCE_USD:
                 self.db.execute(
                     "INSERT INTO llm_calls (ts, day, model, purpose, outcome, estimate_usd, error)"
                     " VALUES (?, ?, ?, ?, 'refused-cap', ?, ?)",

@@ -144,9 +144,10 @@ class LLMClient:
         self.retries = retries
         self.backoff_s = backoff_s
 
-    def _check_kill(self) -> None:
+    def _check_kill(self, model: str, purpose: str) -> None:
         flag = self.config.kill_flag_path
         if flag.exists():
+            self.ledger.note(model, purpose, "refused-kill", f"kill flag present ({flag})")
             raise LLMRefused("killed", f"kill flag present ({flag}): no model call is made")
 
     def complete(self, messages: Messages, purpose: str) -> Completion:
@@ -185,7 +186,7 @@ class LLMClient:
             self.ledger.note(model.model, purpose, "refused-price", error)
             return "skipped"
         for attempt in range(self.retries + 1):
-            self._check_kill()
+            self._check_kill(model.model, purpose)
             prompt_tokens = count_prompt_tokens(model, messages)
             estimate = prompt_tokens * prices.input_per_token + (
                 model.max_tokens * prices.output_per_token

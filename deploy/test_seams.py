@@ -58,4 +58,4 @@ def test_the_kill_flag_refuses(tmp_path, monkeypatch):
     with pytest.raises(LLMRefused) as refused:
         client.complete([{"role": "user", "content": "work"}], purpose="seam")
     assert refused.value.status == "killed"
-    assert ledger.calls() == []
+    assert [row["outcome"] for row in ledger.calls()] == ["refused-kill"]

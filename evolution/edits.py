@@ -38,8 +38,9 @@ class MalformedReply(Exception):
     """The reply cannot be applied; the message is what the model is told to fix."""
 
 
-def _path_before(lines: list[str], index: int) -> str:
-    for line in reversed(lines[max(0, index - 3) : index]):
+def _path_before(lines: list[str], index: int, floor: int) -> str:
+    """The path written just above a SEARCH marker, never looking into the previous block."""
+    for line in reversed(lines[max(floor, index - 3) : index]):
         candidate = line.strip().strip("`*").strip()
         if candidate and not FENCE.match(line) and " " not in candidate:
             return candidate
@@ -49,23 +50,29 @@ def _path_before(lines: list[str], index: int) -> str:
 def parse_blocks(text: str) -> list[EditBlock]:
     lines = text.splitlines()
     blocks: list[EditBlock] = []
-    i = 0
+    i = floor = 0
     while i < len(lines):
         if not SEARCH.match(lines[i]):
             i += 1
             continue
-        path = _path_before(lines, i)
+        path = _path_before(lines, i, floor)
         if not path:
             raise MalformedReply(
                 f"the SEARCH block at line {i + 1} has no file path on the line before it"
             )
         j = i + 1
-        while j < len(lines) and not DIVIDER.match(lines[j]):
+        while j < len(lines) and not DIVIDER.match(lines[j]) and not SEARCH.match(lines[j]):
             j += 1
         k = j + 1
-        while k < len(lines) and not REPLACE.match(lines[k]):
+        while k < len(lines) and not REPLACE.match(lines[k]) and not SEARCH.match(lines[k]):
             k += 1
-        if j >= len(lines) or k >= len(lines):
+        # A marker of the next block before this one closed means this one never closed.
+        if (
+            j >= len(lines)
+            or k >= len(lines)
+            or not DIVIDER.match(lines[j])
+            or not REPLACE.match(lines[k])
+        ):
             raise MalformedReply(
                 f"the block for {path} starting at line {i + 1} is not closed with "
                 "======= and >>>>>>> REPLACE"
@@ -75,8 +82,18 @@ def parse_blocks(text: str) -> list[EditBlock]:
         blocks.append(
             EditBlock(path, search + "\n" if search else "", replace + "\n" if replace else "")
         )
-        i = k + 1
+        i = floor = k + 1
     return blocks
+
+
+def _line_starts(content: str, search: str) -> list[int]:
+    """Where `search` occurs beginning at the start of a line (a match must be whole lines)."""
+    found, at = [], content.find(search)
+    while at != -1:
+        if at == 0 or content[at - 1] == "\n":
+            found.append(at)
+        at = content.find(search, at + 1)
+    return found
 
 
 def _tolerant(content: str, search: str, replace: str) -> tuple[str | None, int]:
@@ -140,9 +157,11 @@ def apply_blocks(files: dict[str, str | None], blocks: list[EditBlock]) -> dict[
                 f"{label}: SEARCH is empty but the file exists; quote the lines to change"
             )
             continue
-        count = content.count(block.search)
+        starts = _line_starts(content, block.search)
+        count = len(starts)
         if count == 1:
-            current[block.path] = content.replace(block.search, block.replace, 1)
+            at = starts[0]
+            current[block.path] = content[:at] + block.replace + content[at + len(block.search) :]
             continue
         if count > 1:
             problems.append(f"{label}: SEARCH matches {count} places; include more context")
