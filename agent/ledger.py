@@ -12,6 +12,7 @@ closed) rather than forgotten.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -72,10 +73,21 @@ class Ledger:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA busy_timeout=30000")
+        # Switching a new file to WAL needs a moment with no other writer, and SQLite
+        # reports "locked" at once instead of waiting: several processes opening a fresh
+        # ledger together (the agent and the evolution engine) must retry, not fail.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self._migrate()
+                break
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
         self.db.execute("PRAGMA synchronous=NORMAL")
-        self._migrate()
 
     def close(self) -> None:
         self.db.close()
