@@ -54,7 +54,7 @@ RerunsOpt = Annotated[
 ]
 
 
-def _run(as_json: bool, body: Callable[[], int]) -> None:
+def run_command(as_json: bool, body: Callable[[], int]) -> None:
     """Run a command body with the shared error and exit-code handling."""
     from evolution.console import report_error
     from evolution.errors import RatchetError
@@ -164,7 +164,7 @@ def validate(
             print_gate_report(report)
         return report.exit_code
 
-    _run(as_json, body)
+    run_command(as_json, body)
 
 
 def _post_merge(git_repo: Any, main: str | None, as_json: bool) -> int:
@@ -281,7 +281,7 @@ def baseline_record(
                 say(f"  lowered on purpose (--reset): {len(result.dropped)} test(s) dropped")
         return 0
 
-    _run(as_json, body)
+    run_command(as_json, body)
 
 
 @baseline_app.command("show")
@@ -311,7 +311,7 @@ def baseline_show(
             )
         return 0
 
-    _run(as_json, body)
+    run_command(as_json, body)
 
 
 @app.command()
@@ -329,7 +329,7 @@ def demo(
 
         return run_demo(directory, as_json)
 
-    _run(as_json, body)
+    run_command(as_json, body)
 
 
 @app.command()
@@ -381,7 +381,7 @@ def propose(
             err.print(f"[bold red]{result.status}:[/] {plain(result.message)}")
         return result.exit_code
 
-    _run(as_json, body)
+    run_command(as_json, body)
 
 
 hooks_app = typer.Typer(help="Install or remove the git hooks that call the gate.")
@@ -434,7 +434,7 @@ def log(
             say(plain(entry.line()))
         return 0
 
-    _run(as_json, body)
+    run_command(as_json, body)
 
 
 @app.command()
@@ -498,7 +498,7 @@ def show(
             out.print(diff, markup=False, highlight=False)
         return 0
 
-    _run(as_json, body)
+    run_command(as_json, body)
 
 
 @app.command()
@@ -523,7 +523,7 @@ def verify(
             say(f"{result['commit'][:10]}: no verdict from the gate")
         return 0 if result["verified"] else 1
 
-    _run(as_json, body)
+    run_command(as_json, body)
 
 
 @hooks_app.command("install")
@@ -547,7 +547,7 @@ def hooks_install(repo: RepoOpt = Path("."), as_json: JsonOpt = False) -> None:
             say(f"  kept your own {name}: not overwritten; call evolve from it yourself")
         return 0
 
-    _run(as_json, body)
+    run_command(as_json, body)
 
 
 @hooks_app.command("uninstall")
@@ -566,7 +566,7 @@ def hooks_uninstall(repo: RepoOpt = Path("."), as_json: JsonOpt = False) -> None
             say(f"removed {', '.join(result['removed']) or 'nothing'}")
         return 0
 
-    _run(as_json, body)
+    run_command(as_json, body)
 
 
 def _terminate(signum: int, frame: object) -> None:

@@ -27,24 +27,23 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object ins
 
 
 def _guarded(as_json: bool, body: Callable[[], int]) -> None:
-    from evolution.console import emit_json, err, report_error
-    from evolution.errors import RatchetError
-    from evolution.factory.spec import SpecError
+    """The shared error handling of `evolve`, plus SpecError: every problem, exit 2."""
+    from evolution.cli import run_command
 
-    try:
-        code = body()
-    except SpecError as error:
-        if as_json:
-            emit_json({"error": "invalid spec", "problems": error.problems, "exit_code": 2})
-        for problem in error.problems:
-            err.print(problem, markup=False, highlight=False)
-        code = 2
-    except RatchetError as error:
-        code = report_error(error, as_json)
-    except KeyboardInterrupt:
-        err.print("interrupted: deploy/ is as it was")
-        code = 3
-    raise typer.Exit(code)
+    def with_spec_errors() -> int:
+        from evolution.console import emit_json, err
+        from evolution.factory.spec import SpecError
+
+        try:
+            return body()
+        except SpecError as error:
+            if as_json:
+                emit_json({"error": "invalid spec", "problems": error.problems, "exit_code": 2})
+            for problem in error.problems:
+                err.print(problem, markup=False, highlight=False)
+            return 2
+
+    run_command(as_json, with_spec_errors)
 
 
 def _runs_for(spec: Path) -> Path:
