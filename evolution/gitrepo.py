@@ -134,6 +134,11 @@ class GitRepo:
         status, out, _ = self.run("rev-parse", "--verify", "--quiet", f"{commit}:{path}", ok=(0, 1))
         return out if status == 0 and out else None
 
+    def git_path(self, name: str) -> Path:
+        """An absolute path inside the git directory (`git rev-parse --git-path`)."""
+        path = Path(self.out("rev-parse", "--git-path", name))
+        return path if path.is_absolute() else self.toplevel / path
+
     def index_tree(self) -> str:
         """The tree of the checkout's index (or the one a hook named), as git would commit it."""
         env = None
@@ -219,8 +224,7 @@ class GitRepo:
         for parent in parents:
             args += ["-p", parent]
         args += ["-m", message]
-        env = {key: value for key, value in GATE_IDENTITY.items() if key not in os.environ}
-        return self.out(*args, env=env)
+        return self.out(*args, env=_gate_identity())
 
     def update_ref(self, ref: str, new: str, old: str | None, reason: str) -> bool:
         """Compare-and-swap: point `ref` at `new` only if it still points at `old`.
@@ -235,8 +239,7 @@ class GitRepo:
         return status == 0
 
     def add_note(self, ref: str, commit: str, text: str) -> None:
-        env = {key: value for key, value in GATE_IDENTITY.items() if key not in os.environ}
-        self.run("notes", f"--ref={ref}", "add", "-f", "-m", text, commit, env=env)
+        self.run("notes", f"--ref={ref}", "add", "-f", "-m", text, commit, env=_gate_identity())
 
     def follow_fast_forward(self, worktree: Path, old: str, new: str) -> None:
         """Move a clean checkout's index and files from `old` to `new` (a fast-forward)."""
@@ -249,6 +252,11 @@ class GitRepo:
     def state_dir_ready(self) -> Path:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         return self.state_dir
+
+
+def _gate_identity() -> dict[str, str]:
+    """The gate's identity for the parts of it the caller's environment does not set."""
+    return {key: value for key, value in GATE_IDENTITY.items() if key not in os.environ}
 
 
 def slug(text: str, limit: int = 40) -> str:

@@ -51,8 +51,7 @@ def install(repo: GitRepo) -> dict[str, Any]:
             repo.run("config", "--local", "core.hooksPath", "hooks")
             repo.run("config", "--local", _INSTALLED, "true")
         return {"mode": "core.hooksPath", "path": "hooks", "installed": list(HOOKS), "kept": []}
-    folder = Path(repo.out("rev-parse", "--git-path", "hooks"))
-    folder = folder if folder.is_absolute() else repo.toplevel / folder
+    folder = repo.git_path("hooks")
     installed, kept = [], []
     for name in HOOKS:
         target = folder / name
@@ -75,8 +74,7 @@ def uninstall(repo: GitRepo) -> dict[str, Any]:
             repo.run("config", "--local", "--unset", "core.hooksPath", ok=(0, 5))
         repo.run("config", "--local", "--unset", _INSTALLED)
         removed.append("core.hooksPath")
-    folder = Path(repo.out("rev-parse", "--git-path", "hooks"))
-    folder = folder if folder.is_absolute() else repo.toplevel / folder
+    folder = repo.git_path("hooks")
     if folder.resolve() != (repo.toplevel / "hooks").resolve():
         for name in HOOKS:
             target = folder / name

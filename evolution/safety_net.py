@@ -29,7 +29,7 @@ from evolution.policy import load_policy
 from evolution.ratchet import Comparison
 from evolution.session import exclusive
 from evolution.testrun import ProgressCallback
-from evolution.trail import parse_trailers
+from evolution.trail import last_value, parse_trailers
 from evolution.worktree import RunFolder
 
 VERIFIED = frozenset({"accepted", "baseline", "reverted", "validated"})
@@ -60,13 +60,13 @@ def verdict_of(repo: GitRepo, commit: str) -> str:
         "log", "-1", f"--notes={NOTES_REF}", "--format=%(trailers:only,unfold)%x1f%N", commit
     ).split("\x1f", 1)
     own = parse_trailers(fields[0])
-    if own.get("Evolve-Reverts"):
+    if last_value(own, "Evolve-Reverts"):
         return "reverted"
-    verdict = (own.get("Evolve-Verdict") or [""])[-1]
+    verdict = last_value(own, "Evolve-Verdict")
     if verdict in VERIFIED:
         return verdict
     noted = parse_trailers(fields[1] if len(fields) > 1 else "")
-    verdict = (noted.get("Evolve-Verdict") or [""])[-1]
+    verdict = last_value(noted, "Evolve-Verdict")
     return verdict if verdict == "validated" else ""
 
 

@@ -71,13 +71,13 @@ def parse_trailers(text: str) -> dict[str, list[str]]:
     return found
 
 
-def _first(trailers: dict[str, list[str]], key: str, default: str = "") -> str:
+def last_value(trailers: dict[str, list[str]], key: str, default: str = "") -> str:
     values = trailers.get(key)
     return values[-1] if values else default
 
 
 def _passed(trailers: dict[str, list[str]]) -> int | None:
-    tests = _first(trailers, "Evolve-Tests")  # "N run, M passed"
+    tests = last_value(trailers, "Evolve-Tests")  # "N run, M passed"
     try:
         return int(tests.split(",")[1].split()[0]) if tests else None
     except (IndexError, ValueError):
@@ -85,7 +85,7 @@ def _passed(trailers: dict[str, list[str]]) -> int | None:
 
 
 def _flaky_count(trailers: dict[str, list[str]]) -> int:
-    value = _first(trailers, "Evolve-Flaky", "none")
+    value = last_value(trailers, "Evolve-Flaky", "none")
     return 0 if value in ("", "none") else len(value.split(", "))
 
 
@@ -114,22 +114,22 @@ def _entry(
     candidate: str = "",
 ) -> Entry:
     merged = {**proposal, **own}
-    regressed = _first(own, "Evolve-Regressed")
+    regressed = last_value(own, "Evolve-Regressed")
     return Entry(
         when=when,
         verdict=verdict,
-        proposal=_first(merged, "Evolve-Proposal"),
-        proposer=_first(merged, "Evolve-Proposer"),
-        model=_first(merged, "Evolve-Model"),
+        proposal=last_value(merged, "Evolve-Proposal"),
+        proposer=last_value(merged, "Evolve-Proposer"),
+        model=last_value(merged, "Evolve-Model"),
         passed=_passed(own),
         regressed=len(regressed.split()) if regressed else 0,
         flaky=_flaky_count(own),
-        cost_usd=_first(merged, "Evolve-Cost-USD"),
+        cost_usd=last_value(merged, "Evolve-Cost-USD"),
         commit=sha,
         subject=subject,
-        goal=_first(merged, "Evolve-Goal"),
-        tokens=_first(merged, "Evolve-Tokens"),
-        prompt_sha256=_first(merged, "Evolve-Prompt-SHA256"),
+        goal=last_value(merged, "Evolve-Goal"),
+        tokens=last_value(merged, "Evolve-Tokens"),
+        prompt_sha256=last_value(merged, "Evolve-Prompt-SHA256"),
         candidate=candidate,
         trailers=merged,
     )
@@ -139,7 +139,7 @@ def _main_entries(repo: GitRepo, main_ref: str) -> list[Entry]:
     rows = _log(repo, "--first-parent", main_ref)
     gate_candidates: dict[str, str] = {}
     for sha, _when, _subject, trailers, _note in rows:
-        if _first(parse_trailers(trailers), "Evolve-Verdict") == "accepted":
+        if last_value(parse_trailers(trailers), "Evolve-Verdict") == "accepted":
             candidate = repo.resolve_commit(f"{sha}^1^2")
             if candidate:
                 gate_candidates[sha] = candidate
@@ -147,14 +147,14 @@ def _main_entries(repo: GitRepo, main_ref: str) -> list[Entry]:
     entries = []
     for sha, when, subject, trailers, note in rows:
         own = parse_trailers(trailers)
-        verdict = _first(own, "Evolve-Verdict")
-        if _first(own, "Evolve-Reverts"):
+        verdict = last_value(own, "Evolve-Verdict")
+        if last_value(own, "Evolve-Reverts"):
             verdict = "reverted"
-        elif _first(own, "Factory-Build"):
+        elif last_value(own, "Factory-Build"):
             verdict = verdict or "factory"
         elif not verdict and note:
             noted = parse_trailers(note)
-            if _first(noted, "Evolve-Verdict") == "validated":
+            if last_value(noted, "Evolve-Verdict") == "validated":
                 entries.append(_entry("validated", sha, when, subject, noted, own))
             continue
         if not verdict:
@@ -174,9 +174,9 @@ def _rejections(repo: GitRepo) -> list[Entry]:
     entries = []
     for sha, when, subject, trailers, note in _log(repo, "--no-walk=unsorted", *targets):
         noted = parse_trailers(note)
-        if _first(noted, "Evolve-Verdict") != "rejected":
+        if last_value(noted, "Evolve-Verdict") != "rejected":
             continue
-        judged = _first(noted, "Evolve-Judged-At", when)
+        judged = last_value(noted, "Evolve-Judged-At", when)
         entry = _entry("rejected", sha, judged, subject, noted, parse_trailers(trailers), sha)
         entry.trailers["Evolve-Note"] = [note.strip()]
         entries.append(entry)

@@ -128,7 +128,7 @@ def build(spec_path: Path, out: Path, runs: Path, *, discard_drift: bool = False
         patch = runs / "factory" / f"drift-{rendered.build_id}.patch"
         atomic_write_text(patch, diff(out, rendered))
         saved = str(patch)
-    changed = any(s.status != "clean" for s in states) or diff(out, rendered) != ""
+    changed = _on_disk(out) != rendered.files
     if changed:
         _swap_in(out, rendered)
     report = BuildReport(
