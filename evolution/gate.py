@@ -13,7 +13,6 @@ import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from evolution.audit import (
@@ -181,6 +180,27 @@ def rejection_reason(comparison: Comparison) -> str:
     return "no newly passing test, and the policy requires an improvement"
 
 
+def _refuse_before_testing(
+    repo: GitRepo, report: GateReport, touched: list[str], tree: str | None, conflicts: list[str]
+) -> bool:
+    """Reasons to reject a merge without running a test; sets `report.reason` if any."""
+    if touched:
+        report.protected_paths = touched
+        report.reason = "an automated proposal touched protected or non-evolvable paths: " + (
+            ", ".join(touched)
+        )
+    elif tree is None:
+        report.conflicts = conflicts
+        report.reason = "the branch does not merge cleanly into main: " + ", ".join(conflicts)
+    else:
+        drift = deploy_mismatches(repo, tree)
+        if drift:
+            report.reason = "deploy/ does not match SPEC.md (run factory build): " + "; ".join(
+                drift
+            )
+    return bool(report.reason)
+
+
 def validate(repo: GitRepo, options: GateOptions) -> GateReport:
     started = time.monotonic()
     with exclusive(repo, wait=options.wait):
@@ -220,21 +240,7 @@ def _attempt(repo: GitRepo, options: GateOptions) -> GateReport:
 
     touched = protected_touches(repo, main, tip, policy)
     tree, conflicts = repo.merge_tree(main, tip)
-    if touched:
-        report.protected_paths = touched
-        report.reason = "an automated proposal touched protected or non-evolvable paths: " + (
-            ", ".join(touched)
-        )
-    elif tree is None:
-        report.conflicts = conflicts
-        report.reason = "the branch does not merge cleanly into main: " + ", ".join(conflicts)
-    else:
-        drift = deploy_mismatches(repo, tree)
-        if drift:
-            report.reason = "deploy/ does not match SPEC.md (run factory build): " + "; ".join(
-                drift
-            )
-    if report.reason:
+    if _refuse_before_testing(repo, report, touched, tree, conflicts):
         return _reject(repo, options, report, baseline, tip, comparison=None)
 
     assert tree is not None
@@ -316,8 +322,7 @@ def _pending_merge_heads(repo: GitRepo) -> list[str]:
     heads = sorted(name[len("GITHEAD_") :] for name in os.environ if name.startswith("GITHEAD_"))
     if heads:
         return heads
-    merge_head = Path(repo.out("rev-parse", "--git-path", "MERGE_HEAD"))
-    merge_head = merge_head if merge_head.is_absolute() else repo.toplevel / merge_head
+    merge_head = repo.git_path("MERGE_HEAD")
     if merge_head.exists():
         return merge_head.read_text().split()
     raise UsageError("no merge is in progress (no GITHEAD_* variable and no MERGE_HEAD)")
@@ -353,13 +358,10 @@ def validate_pending_merge(
         touched = sorted(
             {path for head in heads for path in protected_touches(repo, main_commit, head, policy)}
         )
-        if touched:
-            report.verdict, report.protected_paths = "rejected", touched
-            report.reason = "an automated proposal touched protected or non-evolvable paths: " + (
-                ", ".join(touched)
-            )
-            return report
         tree = repo.index_tree()
+        if _refuse_before_testing(repo, report, touched, tree, []):
+            report.verdict = "rejected"
+            return report
         commit = repo.commit_tree(tree, [main_commit, *heads], "pending merge (pre-merge-commit)")
         result, comparison, report.cached = judge(
             repo, commit, tree, policy, baseline, baseline_blob, now_utc(), progress

@@ -303,3 +303,22 @@ def test_commit_flag_records_a_factory_build_the_log_lists(sandbox: Sandbox) -> 
     assert trailers == build_id
     entries = json.loads(sandbox.evolve("log", "--json").stdout)["entries"]
     assert entries[0]["verdict"] == "factory" and entries[0]["commit"] == sandbox.head()
+
+
+def test_a_hand_merge_with_a_mismatched_deploy_is_blocked_before_it_is_recorded(
+    sandbox: Sandbox,
+) -> None:
+    shutil.copy(REPO / "SPEC.md", sandbox.path / "SPEC.md")
+    assert factory("build", cwd=sandbox.path).returncode == 0
+    sandbox.commit("spec and its build")
+    assert sandbox.evolve("baseline", "record", "--reruns", "0").returncode == 0
+    toml = (sandbox.path / "deploy/agent.toml").read_text().replace("reruns = 3", "reruns = 0")
+    sandbox.branch("hand-edit", {"deploy/agent.toml": toml})
+    sandbox.git("merge", "--no-ff", "--no-commit", "hand-edit")
+    env = {f"GITHEAD_{sandbox.head('hand-edit')}": "hand-edit"}
+
+    done = sandbox.evolve("validate", "--pre-merge-commit", "--json", env=env)
+
+    assert done.returncode == 1, done.stderr
+    report = json.loads(done.stdout)
+    assert "deploy/agent.toml differs" in report["reason"] and report["tests_run"] == 0
