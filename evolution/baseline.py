@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from evolution.errors import EnvironmentFailure, UsageError
+from agent.errors import EnvironmentFailure, UsageError
 
 if TYPE_CHECKING:
     from evolution.gitrepo import GitRepo

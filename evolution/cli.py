@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import signal
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+from agent.console import run_command
 
 if TYPE_CHECKING:
     from evolution.gate import GateReport
@@ -52,23 +53,6 @@ RerunsOpt = Annotated[
     int | None,
     typer.Option("--reruns", help="Re-runs of a newly failing test to detect flakiness.", min=0),
 ]
-
-
-def run_command(as_json: bool, body: Callable[[], int]) -> None:
-    """Run a command body with the shared error and exit-code handling."""
-    from evolution.console import report_error
-    from evolution.errors import RatchetError
-
-    try:
-        code = body()
-    except RatchetError as error:
-        code = report_error(error, as_json)
-    except KeyboardInterrupt:
-        from evolution.console import err
-
-        err.print("interrupted: nothing was changed")
-        code = 3
-    raise typer.Exit(code)
 
 
 def _overrides(**values: Any) -> dict[str, Any]:
@@ -119,8 +103,9 @@ def validate(
     """
 
     def body() -> int:
-        from evolution.console import emit_json, test_progress
-        from evolution.errors import UsageError
+        from agent.console import emit_json
+        from agent.errors import UsageError
+        from evolution.console import test_progress
         from evolution.gate import GateOptions, validate_pending_merge
         from evolution.gate import validate as run_gate
         from evolution.gitrepo import GitRepo
@@ -168,7 +153,8 @@ def validate(
 
 
 def _post_merge(git_repo: Any, main: str | None, as_json: bool) -> int:
-    from evolution.console import emit_json, plain, say, test_progress
+    from agent.console import emit_json, plain, say
+    from evolution.console import test_progress
     from evolution.safety_net import post_merge
 
     with test_progress("testing main after a merge") as progress:
@@ -196,8 +182,8 @@ def _post_merge(git_repo: Any, main: str | None, as_json: bool) -> int:
 
 
 def print_gate_report(report: GateReport) -> None:
+    from agent.console import plain, say
     from evolution.audit import regression_line
-    from evolution.console import plain, say
 
     colour = {"accepted": "green", "rejected": "red"}.get(report.verdict, "cyan")
     head = f"[bold {colour}]{report.verdict.upper()}[/] {plain(report.branch)}"
@@ -253,7 +239,8 @@ def baseline_record(
     """Run the suite on main's commit and commit its per-test outcomes as the baseline."""
 
     def body() -> int:
-        from evolution.console import emit_json, say, test_progress
+        from agent.console import emit_json, say
+        from evolution.console import test_progress
         from evolution.gitrepo import GitRepo
         from evolution.record import record
 
@@ -291,7 +278,7 @@ def baseline_show(
     """Summarise the baseline stored on main: counts, flaky tests, age and commit."""
 
     def body() -> int:
-        from evolution.console import emit_json, plain, say
+        from agent.console import emit_json, plain, say
         from evolution.gitrepo import GitRepo
         from evolution.record import show
 
@@ -358,7 +345,7 @@ def propose(
     """
 
     def body() -> int:
-        from evolution.console import emit_json, plain, say
+        from agent.console import emit_json, plain, say
         from evolution.gitrepo import GitRepo
         from evolution.propose import propose as make_proposal
 
@@ -376,7 +363,7 @@ def propose(
         elif result.status == "created":
             say(result.branch)
         else:
-            from evolution.console import err
+            from agent.console import err
 
             err.print(f"[bold red]{result.status}:[/] {plain(result.message)}")
         return result.exit_code
@@ -407,8 +394,8 @@ def log(
     """The audit trail, newest first, read from git alone (trailers, notes, refs)."""
 
     def body() -> int:
-        from evolution.console import emit_json, plain, say
-        from evolution.errors import UsageError
+        from agent.console import emit_json, plain, say
+        from agent.errors import UsageError
         from evolution.gate import resolve_main
         from evolution.gitrepo import GitRepo
         from evolution.trail import parse_since, read_trail
@@ -447,8 +434,8 @@ def show(
     """One proposal's whole record: goal, diff, verdict, regressions, model and cost."""
 
     def body() -> int:
-        from evolution.console import emit_json, out, plain, say
-        from evolution.errors import UsageError
+        from agent.console import emit_json, out, plain, say
+        from agent.errors import UsageError
         from evolution.gate import resolve_main
         from evolution.gitrepo import GitRepo
         from evolution.trail import read_trail
@@ -510,7 +497,7 @@ def verify(
     """Exit 0 if COMMIT carries a verdict from the gate in git, 1 if not (the pre-push check)."""
 
     def body() -> int:
-        from evolution.console import emit_json, say
+        from agent.console import emit_json, say
         from evolution.gitrepo import GitRepo
         from evolution.safety_net import verify as check
 
@@ -531,7 +518,7 @@ def hooks_install(repo: RepoOpt = Path("."), as_json: JsonOpt = False) -> None:
     """Point git at the gate's hooks (core.hooksPath, or copies that never overwrite yours)."""
 
     def body() -> int:
-        from evolution.console import emit_json, say
+        from agent.console import emit_json, say
         from evolution.gitrepo import GitRepo
         from evolution.hooks import install
 
@@ -555,7 +542,7 @@ def hooks_uninstall(repo: RepoOpt = Path("."), as_json: JsonOpt = False) -> None
     """Undo `evolve hooks install`; hooks that are not Ratchet's are left alone."""
 
     def body() -> int:
-        from evolution.console import emit_json, say
+        from agent.console import emit_json, say
         from evolution.gitrepo import GitRepo
         from evolution.hooks import uninstall
 

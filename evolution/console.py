@@ -1,49 +1,17 @@
-"""Terminal output shared by the CLIs: rich on a terminal, plain when piped or NO_COLOR.
+"""Live progress of a test run: a bar on a terminal, two plain lines when piped.
 
-Results go to stdout (or one JSON object with --json); progress and errors go to stderr,
-so `evolve ... --json | jq` always gets clean JSON.
+The shared consoles and error reporting live in `agent.console`.
 """
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from rich.console import Console
-from rich.markup import escape
-
-from evolution.errors import RatchetError
+from agent.console import err
 from evolution.testrun import Progress, ProgressCallback
-
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def say(text: str) -> None:
-    out.print(text)
-
-
-def plain(text: str) -> str:
-    """Escape text that may contain [brackets] (node ids do) for rich markup."""
-    return escape(text)
-
-
-def emit_json(payload: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
-    sys.stdout.flush()
-
-
-def report_error(error: RatchetError, as_json: bool) -> int:
-    if as_json:
-        emit_json({"error": error.message, "hint": error.hint, "exit_code": error.exit_code})
-    err.print(f"[bold red]error:[/] {escape(error.message)}")
-    if error.hint:
-        err.print(f"[dim]{escape(error.hint)}[/]")
-    return error.exit_code
 
 
 class LiveProgress:

@@ -16,8 +16,9 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
-from evolution.console import emit_json, plain, say, test_progress
-from evolution.errors import EnvironmentFailure
+from agent.console import emit_json, plain, say
+from agent.errors import EnvironmentFailure
+from evolution.console import test_progress
 from evolution.gate import GateOptions, validate
 from evolution.gitrepo import GATE_IDENTITY, GitRepo
 from evolution.record import record

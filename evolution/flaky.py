@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from evolution.errors import InvalidRun
+from agent.errors import InvalidRun
 from evolution.policy import Policy
 from evolution.pytest_report import RunResult
 from evolution.testrun import run_tests

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from agent.errors import EnvironmentFailure, UsageError
 from evolution.audit import (
     NOTES_REF,
     REJECTED_PREFIX,
@@ -22,7 +23,6 @@ from evolution.audit import (
     rejection_note,
 )
 from evolution.baseline import BASELINE_PATH, Baseline, require_baseline
-from evolution.errors import EnvironmentFailure, UsageError
 from evolution.factory.tree_check import deploy_mismatches
 from evolution.gitrepo import GitRepo, slug
 from evolution.landing import land

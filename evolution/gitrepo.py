@@ -16,7 +16,7 @@ from pathlib import Path
 
 import git
 
-from evolution.errors import EnvironmentFailure, UsageError
+from agent.errors import EnvironmentFailure, UsageError
 
 # Commits the gate writes carry this identity unless the caller's environment names
 # one: an unattended host often has no user.name configured at all.

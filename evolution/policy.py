@@ -18,7 +18,7 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
-from evolution.errors import EnvironmentFailure
+from agent.errors import EnvironmentFailure
 from evolution.gitrepo import GitRepo
 
 CONFIG_PATH = "deploy/agent.toml"

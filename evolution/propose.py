@@ -22,12 +22,12 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from agent.config import ConfigError, ModelConfig, RuntimeConfig, load_runtime
+from agent.errors import EnvironmentFailure, UsageError
 from agent.ledger import Ledger
 from agent.llm import Completion, LLMClient, LLMRefused, LLMUnavailable
 from agent.redact import Redactor
 from evolution.baseline import read_baseline
 from evolution.edits import MalformedReply, apply_blocks, parse_blocks
-from evolution.errors import EnvironmentFailure, UsageError
 from evolution.gate import resolve_main
 from evolution.gitrepo import GitRepo, slug
 from evolution.policy import CONFIG_PATH, Policy, load_policy, matches

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evolution.errors import InvalidRun
+from agent.errors import InvalidRun
 
 # pytest exit codes that still mean "the suite ran and here are the results".
 # 5 is "no tests collected": a complete, valid run whose result is the empty set.

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from agent.errors import InvalidRun, Refused
 from evolution.audit import baseline_record_message
 from evolution.baseline import BASELINE_PATH, Baseline, read_baseline, require_baseline
-from evolution.errors import InvalidRun, Refused
 from evolution.gate import now_utc, resolve_main
 from evolution.gitrepo import GitRepo
 from evolution.landing import land

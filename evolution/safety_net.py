@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.errors import EnvironmentFailure, UsageError
 from evolution.audit import (
     NOTES_REF,
     failure_texts,
@@ -21,7 +22,6 @@ from evolution.audit import (
     tests_value,
 )
 from evolution.baseline import require_baseline
-from evolution.errors import EnvironmentFailure, UsageError
 from evolution.gate import judge, now_utc, resolve_main
 from evolution.gitrepo import GitRepo
 from evolution.landing import land, main_checkout

@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from agent.errors import EnvironmentFailure
 from agent.locks import LockBusy, ProcessLock
-from evolution.errors import EnvironmentFailure
 from evolution.flaky import rerun_suspects
 from evolution.gitrepo import GitRepo
 from evolution.policy import Policy

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from agent.errors import InvalidRun
 from agent.procgroup import run_in_group
 from agent.redact import scrubbed_environment
-from evolution.errors import InvalidRun
 from evolution.policy import Policy
 from evolution.pytest_report import RunResult, parse_report
 from evolution.worktree import PGID_FILE

@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from agent.errors import UsageError
 from evolution.audit import NOTES_REF, REJECTED_PREFIX
-from evolution.errors import UsageError
 from evolution.gitrepo import GitRepo
 
 _FIELD = "\x1f"

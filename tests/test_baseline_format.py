@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from agent.errors import EnvironmentFailure
 from evolution.baseline import Baseline
-from evolution.errors import EnvironmentFailure
 
 TESTS = {
     "tests/test_b.py::test_two": "failed",

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from evolution.errors import EnvironmentFailure
+from agent.errors import EnvironmentFailure
 from evolution.policy import DEFAULT_PROTECTED, Policy, matches, parse_policy
 
 ORIGIN = "deploy/agent.toml@abc123"

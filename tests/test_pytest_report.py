@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from evolution.errors import InvalidRun
+from agent.errors import InvalidRun
 from evolution.pytest_report import RunResult, parse_report, stage_outcome
 
 SUITE = """\

@@ -28,10 +28,10 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object ins
 
 def _guarded(as_json: bool, body: Callable[[], int]) -> None:
     """The shared error handling of `evolve`, plus SpecError: every problem, exit 2."""
-    from evolution.cli import run_command
+    from agent.console import run_command
 
     def with_spec_errors() -> int:
-        from evolution.console import emit_json, err
+        from agent.console import emit_json, err
         from evolution.factory.spec import SpecError
 
         try:
@@ -66,7 +66,7 @@ def build(
     """Render SPEC.md into deploy/; refuses to overwrite a hand-edited file."""
 
     def body() -> int:
-        from evolution.console import emit_json, say
+        from agent.console import emit_json, say
         from evolution.factory.build import DriftRefused
         from evolution.factory.build import build as run_build
 
@@ -81,7 +81,7 @@ def build(
                         "states": [s.__dict__ for s in refused.states],
                     }
                 )
-            from evolution.console import err
+            from agent.console import err
 
             err.print(f"refused: {refused}", markup=False)
             err.print(
@@ -126,8 +126,8 @@ def plan(spec: SpecOpt = Path("SPEC.md"), out: OutOpt = Path("deploy")) -> None:
     """Show the diff a build would make; exit 1 when changes are pending."""
 
     def body() -> int:
-        from evolution.console import out as console
-        from evolution.console import say
+        from agent.console import out as console
+        from agent.console import say
         from evolution.factory.build import diff, load
 
         text = diff(out, load(spec))
@@ -147,7 +147,7 @@ def check(
     """Classify each generated file: clean, stale, drifted, missing or untracked."""
 
     def body() -> int:
-        from evolution.console import emit_json, say
+        from agent.console import emit_json, say
         from evolution.factory.build import classify, load
 
         states = classify(out, load(spec))

@@ -11,13 +11,14 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from evolution.cron import CronError, cron_for_every, parse_cron
 
 NAME = r"^[a-z][a-z0-9-]{0,40}$"
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
 class SpecError(Exception):
@@ -75,6 +76,8 @@ class Task(_Strict):
     required: bool = True
     depends_on: list[str] = Field(default_factory=list)
     evidence: str
+    # Names of the agent's environment variables this task may see; nothing else leaks in.
+    env: list[Annotated[str, Field(pattern=ENV_NAME)]] = Field(default_factory=list)
 
     @field_validator("evidence")
     @classmethod
@@ -99,6 +102,7 @@ class Kill(_Strict):
 
 class Watchdog(_Strict):
     max_silence_s: int = Field(gt=0)
+    max_failed_ticks: int = Field(default=3, gt=0)
 
 
 class LLMModel(_Strict):
@@ -106,7 +110,7 @@ class LLMModel(_Strict):
     timeout_s: int = Field(gt=0)
     max_tokens: int = Field(gt=0)
     api_base: str | None = None
-    api_key_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$")
+    api_key_env: str | None = Field(default=None, pattern=ENV_NAME)
     input_usd_per_mtok: float | None = Field(default=None, ge=0)
     output_usd_per_mtok: float | None = Field(default=None, ge=0)
 
