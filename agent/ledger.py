@@ -1,7 +1,8 @@
 """The SQLite ledger shared by the runtime and the evolution engine.
 
 One file (default `runs/ledger.sqlite`, WAL mode, safe for concurrent writers) holds every
-LLM call, so one daily cap covers the agent and the evolution engine together. The cap is
+tick, every task run, every watchdog check and every LLM call, so one daily cap covers the
+agent and the evolution engine together, and `agent status` reads one place. The cap is
 enforced by *reservation*: before a call, in one write transaction, today's spend plus
 the outstanding reservations plus this call's worst-case estimate is checked against the
 cap and the reservation is written. Two processes can therefore never both squeeze
@@ -11,6 +12,7 @@ closed) rather than forgotten.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -43,8 +45,54 @@ def _v1(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX llm_calls_day ON llm_calls(day)")
 
 
+def _v2(db: sqlite3.Connection) -> None:
+    db.execute(
+        """
+        CREATE TABLE ticks (
+            id INTEGER PRIMARY KEY,
+            started TEXT NOT NULL,
+            finished TEXT,
+            trigger TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            reason TEXT NOT NULL DEFAULT ''
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE task_runs (
+            id INTEGER PRIMARY KEY,
+            tick_id INTEGER NOT NULL REFERENCES ticks(id),
+            task TEXT NOT NULL,
+            required INTEGER NOT NULL,
+            started TEXT NOT NULL,
+            duration_s REAL NOT NULL DEFAULT 0,
+            status TEXT NOT NULL,
+            exit_code INTEGER,
+            detail TEXT NOT NULL DEFAULT '',
+            stdout_tail TEXT NOT NULL DEFAULT '',
+            stderr_tail TEXT NOT NULL DEFAULT ''
+        )
+        """
+    )
+    db.execute("CREATE INDEX task_runs_task ON task_runs(task, id)")
+    db.execute(
+        """
+        CREATE TABLE watchdog_checks (
+            id INTEGER PRIMARY KEY,
+            ts TEXT NOT NULL,
+            status TEXT NOT NULL,
+            reason TEXT NOT NULL DEFAULT ''
+        )
+        """
+    )
+
+
 # Append only: a released schema is never edited, a new step is added.
-MIGRATIONS: tuple[Migration, ...] = (_v1,)
+MIGRATIONS: tuple[Migration, ...] = (_v1, _v2)
+# A tick that ends in one of these did its job; anything else counts against it.
+TICK_SUCCESS = ("ok", "degraded")
 PENDING = "pending"
 CAP_TOLERANCE_USD = 1e-9
 
@@ -189,6 +237,92 @@ class Ledger:
 
     def calls(self, day: str | None = None) -> list[dict[str, Any]]:
         query = "SELECT * FROM llm_calls" + (" WHERE day = ?" if day else "") + " ORDER BY id"
-        cursor = self.db.execute(query, (day,) if day else ())
+        return self._rows(query, (day,) if day else ())
+
+    def _rows(self, query: str, args: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        cursor = self.db.execute(query, args)
         names = [column[0] for column in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    # Ticks and task runs -------------------------------------------------------------
+
+    def start_tick(self, trigger: str, status: str = "running", reason: str = "") -> int:
+        """Open a tick row first, so a tick killed half-way still leaves its trace."""
+        cursor = self.db.execute(
+            "INSERT INTO ticks (started, trigger, pid, status, reason) VALUES (?, ?, ?, ?, ?)",
+            (utc_now().isoformat(), trigger, os.getpid(), status, reason),
+        )
+        return int(cursor.lastrowid or 0)
+
+    def finish_tick(self, tick_id: int, status: str, reason: str = "") -> None:
+        self.db.execute(
+            "UPDATE ticks SET finished = ?, status = ?, reason = ? WHERE id = ?",
+            (utc_now().isoformat(), status, reason, tick_id),
+        )
+
+    def record_task(
+        self,
+        tick_id: int,
+        task: str,
+        *,
+        required: bool,
+        started: datetime,
+        duration_s: float,
+        status: str,
+        exit_code: int | None = None,
+        detail: str = "",
+        stdout_tail: str = "",
+        stderr_tail: str = "",
+    ) -> None:
+        self.db.execute(
+            "INSERT INTO task_runs (tick_id, task, required, started, duration_s, status,"
+            " exit_code, detail, stdout_tail, stderr_tail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                tick_id,
+                task,
+                int(required),
+                started.isoformat(),
+                duration_s,
+                status,
+                exit_code,
+                detail,
+                stdout_tail,
+                stderr_tail,
+            ),
+        )
+
+    def ticks(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest ticks first."""
+        return self._rows("SELECT * FROM ticks ORDER BY id DESC LIMIT ?", (limit,))
+
+    def last_success(self) -> dict[str, Any] | None:
+        rows = self._rows(
+            "SELECT * FROM ticks WHERE status IN (?, ?) ORDER BY id DESC LIMIT 1", TICK_SUCCESS
+        )
+        return rows[0] if rows else None
+
+    def task_runs(self, task: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest runs first, of one task or of all."""
+        if task is None:
+            return self._rows("SELECT * FROM task_runs ORDER BY id DESC LIMIT ?", (limit,))
+        return self._rows(
+            "SELECT * FROM task_runs WHERE task = ? ORDER BY id DESC LIMIT ?", (task, limit)
+        )
+
+    def first_seen(self) -> datetime | None:
+        """When the agent first left a mark: its first tick or first watchdog check."""
+        row = self.db.execute(
+            "SELECT MIN(ts) FROM (SELECT MIN(started) AS ts FROM ticks"
+            " UNION ALL SELECT MIN(ts) FROM watchdog_checks)"
+        ).fetchone()
+        return datetime.fromisoformat(row[0]) if row and row[0] else None
+
+    def record_watchdog(self, status: str, reason: str = "") -> None:
+        self.db.execute(
+            "INSERT INTO watchdog_checks (ts, status, reason) VALUES (?, ?, ?)",
+            (utc_now().isoformat(), status, reason),
+        )
+
+    def last_watchdog(self) -> dict[str, Any] | None:
+        rows = self._rows("SELECT * FROM watchdog_checks ORDER BY id DESC LIMIT 1")
+        return rows[0] if rows else None

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 _PR_SET_PDEATHSIG = 1
 
@@ -38,8 +39,9 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
             pass
 
 
-def _live_members(pgid: int) -> bool | None:
-    """Whether any non-zombie process is in group `pgid`, read from /proc; None without it.
+def _members(pgid: int) -> list[Path] | None:
+    """The /proc entries of the live (non-zombie) processes in group `pgid`; None
+    without /proc.
 
     kill(-pgid, 0) alone is not enough: where PID 1 does not reap orphans (containers,
     micro-VMs) a killed grandchild stays a zombie forever and would look alive.
@@ -47,6 +49,7 @@ def _live_members(pgid: int) -> bool | None:
     proc = Path("/proc")
     if not proc.is_dir():
         return None
+    members = []
     for entry in proc.iterdir():
         if not entry.name.isdigit():
             continue
@@ -57,6 +60,28 @@ def _live_members(pgid: int) -> bool | None:
         # Fields after the parenthesised command name: state ppid pgrp ...
         fields = stat[stat.rfind(")") + 2 :].split()
         if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            members.append(entry)
+    return members
+
+
+def _live_members(pgid: int) -> bool | None:
+    members = _members(pgid)
+    return None if members is None else bool(members)
+
+
+def group_is_ours(pgid: int, folder: Path) -> bool:
+    """Whether group `pgid` is alive and one of its processes works inside `folder`.
+
+    A group id recorded by a process that was since SIGKILLed may have been reused by
+    an unrelated program: it is only ours to kill when its processes run where ours
+    did. The leader may already be gone, leaving grandchildren: any member counts.
+    """
+    for entry in _members(pgid) or []:
+        try:
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        if Path(cwd) == folder or Path(cwd).is_relative_to(folder):
             return True
     return False
 
@@ -113,7 +138,7 @@ def run_in_group(
     *,
     cwd: Path,
     env: Mapping[str, str],
-    output: Path,
+    output: Path | tuple[int, int],
     timeout_s: float | None,
     grace_s: float = 2.0,
     pgid_file: Path | None = None,
@@ -122,21 +147,31 @@ def run_in_group(
 ) -> GroupResult:
     """Run `argv` with stdout and stderr to `output`, bounded by `timeout_s` wall time.
 
+    `output` is a file that gets both streams, or a pair of descriptors (stdout, stderr),
+    e.g. the write ends of pipes read by a bounded capture.
+
     `pgid_file`, when given, holds the group id while it runs, so that a later run can
     find and end a group orphaned by a SIGKILL of this process.
     """
     start = time.monotonic()
-    with open(output, "wb") as out:
-        proc = subprocess.Popen(
+
+    def spawn(stdout: Any, stderr: Any) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
             list(argv),
             cwd=cwd,
             env=dict(env),
             stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
+            stdout=stdout,
+            stderr=stderr,
             start_new_session=True,
             preexec_fn=_die_with_parent,
         )
+
+    if isinstance(output, tuple):
+        proc = spawn(*output)
+    else:
+        with open(output, "wb") as out:
+            proc = spawn(out, subprocess.STDOUT)
     pgid = proc.pid
     if pgid_file is not None:
         pgid_file.write_text(str(pgid))

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from types import TracebackType
 
-from agent.procgroup import group_alive, kill_group
+from agent.procgroup import group_is_ours, kill_group
 from evolution.gitrepo import GitRepo
 
 PGID_FILE = "pgid"
@@ -87,17 +87,11 @@ def _end_orphaned_group(folder: Path) -> None:
     """Kill the suite a SIGKILLed gate left running, if that group is really ours.
 
     The pgid could have been reused by an unrelated process since; it is only killed
-    when its leader's working directory is inside this run folder.
+    when its processes work inside this run folder.
     """
     try:
         pgid = int((folder / PGID_FILE).read_text().strip())
     except (OSError, ValueError):
         return
-    if not group_alive(pgid):
-        return
-    try:
-        cwd = os.readlink(f"/proc/{pgid}/cwd")
-    except OSError:
-        return
-    if cwd.startswith(str(folder)):
+    if group_is_ours(pgid, folder):
         kill_group(pgid, grace_s=1.0)

@@ -1,0 +1,332 @@
+"""The `agent` command line: tick, run, status, kill, resume, watchdog.
+
+Exit codes follow the convention of all three CLIs: 0 success (a kill-flag refusal
+included: the operator asked for it), 1 a negative verdict (a failed tick, a reached
+cap, a second instance, a watchdog alert), 2 usage or input error (a bad
+deploy/agent.toml), 3 an environment failure or an interrupted tick.
+"""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from agent.console import run_command
+
+if TYPE_CHECKING:
+    from agent.tick import Runtime, TickResult
+
+app = typer.Typer(
+    name="agent",
+    help="Ratchet's always-on runtime: guarded ticks, a supervised loop, a kill switch "
+    "and a dead man's switch.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+RootOpt = Annotated[
+    Path, typer.Option("--root", help="The deployment root (holds deploy/agent.toml).")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
+
+
+@contextmanager
+def _runtime(root: Path) -> Iterator[Runtime]:
+    from agent.config import CONFIG_PATH, ConfigError, load_runtime
+    from agent.errors import EnvironmentFailure, UsageError
+    from agent.tick import Runtime
+
+    if not (root / CONFIG_PATH).is_file():
+        raise UsageError(
+            f"no {CONFIG_PATH} under {root.resolve()}",
+            hint="run `factory build --spec SPEC.md` there, or pass --root",
+        )
+    try:
+        config = load_runtime(root.resolve())
+        config.cap_usd  # noqa: B018 - a bad SPEND_CAP_USD must fail here, not mid-tick
+        runtime = Runtime.open(config)
+    except ConfigError as error:
+        raise UsageError(str(error), hint="fix SPEC.md and run `factory build`") from None
+    except (sqlite3.Error, RuntimeError, OSError) as error:
+        raise EnvironmentFailure(f"cannot open the ledger: {error}") from None
+    try:
+        yield runtime
+    finally:
+        runtime.close()
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
+    """SIGTERM and SIGINT set an event the tick polls: the running task's group is
+    ended (TERM, then KILL) and the tick is recorded as interrupted."""
+    stop = threading.Event()
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)
+    }
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run(root: Path, as_json: bool, body: Callable[[Runtime], int]) -> None:
+    def command() -> int:
+        with _runtime(root) as runtime:
+            return body(runtime)
+
+    run_command(as_json, command)
+
+
+def _print_tick(result: TickResult) -> None:
+    from agent.console import plain, say
+
+    colour = {"ok": "green", "degraded": "yellow", "refused-kill": "yellow"}.get(
+        result.status, "red"
+    )
+    headline = f"tick {result.tick_id}: [{colour}]{result.status}[/]"
+    say(headline + (f" — {plain(result.reason)}" if result.reason else ""))
+    for task in result.tasks:
+        detail = f"  {plain(task['detail'])}" if task["detail"] else ""
+        say(f"  {task['status']:<11} {task['task']:<24} {task['duration_s']:>8.2f} s{detail}")
+
+
+@app.command()
+def tick(root: RootOpt = Path("."), as_json: JsonOpt = False) -> None:
+    """Run one guarded tick (for cron or a systemd timer).
+
+    Exit codes: 0 ok, degraded or refused by the kill flag; 1 failed, cap reached or
+    already running; 2 bad configuration; 3 interrupted or environment failure.
+    """
+
+    def body(runtime: Runtime) -> int:
+        from agent.console import emit_json
+        from agent.tick import run_tick
+
+        with _stop_on_signals() as stop:
+            result = run_tick(runtime, "tick", lock=runtime.lock, stop=stop)
+        if as_json:
+            emit_json(result.to_json())
+        else:
+            _print_tick(result)
+        return result.exit_code
+
+    _run(root, as_json, body)
+
+
+@app.command()
+def run(
+    root: RootOpt = Path("."),
+    max_ticks: Annotated[
+        int | None, typer.Option("--max-ticks", help="Stop after N ticks (for trials).", min=1)
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The supervised loop: one tick per cadence until SIGTERM or SIGINT.
+
+    Under systemd (NOTIFY_SOCKET set) it sends READY=1, and WATCHDOG=1 at half of
+    WATCHDOG_USEC. With --json, each tick is printed as one JSON line.
+    """
+
+    def body(runtime: Runtime) -> int:
+        import json
+
+        from agent.errors import Refused
+        from agent.locks import LockBusy
+        from agent.loop import run_loop
+        from agent.sdnotify import Notifier
+
+        def on_tick(result: TickResult) -> None:
+            if as_json:
+                print(json.dumps(result.to_json(), sort_keys=True), flush=True)
+            else:
+                _print_tick(result)
+
+        with _stop_on_signals() as stop:
+            try:
+                return run_loop(
+                    runtime, stop=stop, notifier=Notifier(), max_ticks=max_ticks, on_tick=on_tick
+                )
+            except LockBusy as busy:
+                raise Refused(
+                    f"skipped: already running (pid {busy.holder or '?'})",
+                    hint="`agent status` shows the running instance; `agent kill` stops it",
+                ) from None
+
+    _run(root, as_json, body)
+
+
+@app.command()
+def status(
+    root: RootOpt = Path("."),
+    window: Annotated[
+        int, typer.Option("--window", help="Task runs per task the figures cover.", min=1)
+    ] = 100,
+    as_json: JsonOpt = False,
+) -> None:
+    """The one-glance dashboard: last tick, tasks, spend, kill and cap, watchdog, gate."""
+
+    def body(runtime: Runtime) -> int:
+        from agent.console import emit_json
+        from agent.status import collect
+
+        report = collect(runtime, window)
+        if as_json:
+            emit_json(report)
+        else:
+            _print_status(report)
+        return 0
+
+    _run(root, as_json, body)
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f} s"
+
+
+def _print_status(report: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    from agent.console import out, plain, say
+
+    runner = report["runner"]
+    say(f"runner: {'running, pid ' + str(runner['pid']) if runner['running'] else 'not running'}")
+    last = report["last_tick"]
+    if last is None:
+        say("last tick: none yet")
+    else:
+        reason = f" — {plain(last['reason'])}" if last["reason"] else ""
+        say(f"last tick: #{last['id']} {last['status']} at {last['started'][:19]}Z{reason}")
+    spend = report["spend"]
+    cap = "no cap" if spend["cap_usd"] is None else f"cap ${spend['cap_usd']:.2f}"
+    say(f"spend today: ${spend['today_usd']:.4f} ({cap})" +
+        (" — [red]cap reached[/]" if report["cap_reached"] else ""))
+    kill = report["kill"]
+    say(f"kill flag: [red]present[/] ({plain(kill['note'])})" if kill["present"] else
+        "kill flag: absent")
+    watchdog = report["watchdog"]
+    if watchdog["alert"]:
+        say(f"watchdog: [red]ALERT[/] since {watchdog['alert'].get('since', '?')[:19]}Z: "
+            + plain("; ".join(watchdog["alert"].get("reasons", []))))
+    elif watchdog["last_check"]:
+        say(f"watchdog: ok (checked {watchdog['last_check']['ts'][:19]}Z)")
+    else:
+        say("watchdog: never run")
+    table = Table(title=f"tasks (last {report['window']} runs)", title_justify="left")
+    for column in ("task", "last", "success", "p50", "p95", "p99", "detail"):
+        table.add_column(column)
+    for task in report["tasks"]:
+        last_run = task["last"] or {}
+        rate = "-" if task["success_rate"] is None else f"{task['success_rate']:.0%}"
+        table.add_row(
+            task["task"],
+            last_run.get("status", "never run"),
+            f"{rate} of {task['runs']}",
+            _seconds(task["p50_s"]),
+            _seconds(task["p95_s"]),
+            _seconds(task["p99_s"]),
+            plain(last_run.get("detail", "")),
+        )
+    out.print(table)
+    gate = report["gate"]
+    if "error" in gate:
+        say(f"gate verdicts: unavailable ({plain(gate['error'])})")
+    else:
+        say("gate verdicts:" + ("" if gate["entries"] else " none yet"))
+        for entry in gate["entries"]:
+            when = entry["when"][:16].replace("T", " ")
+            say(f"  {when}  {entry['verdict']:<9} {plain(entry['proposal'] or entry['subject'])}")
+
+
+@app.command()
+def kill(
+    root: RootOpt = Path("."),
+    reason: Annotated[str, typer.Option("--reason", help="Why, for the record.")] = "",
+    grace: Annotated[
+        float, typer.Option("--grace", help="Seconds between SIGTERM and SIGKILL.", min=0)
+    ] = 3.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Set the kill flag, end a running agent and its task's process group, and verify.
+
+    Exit codes: 0 flag set and nothing left running; 3 something survived.
+    """
+
+    def body(runtime: Runtime) -> int:
+        from agent.console import emit_json, plain, say
+        from agent.kill import kill as do_kill
+
+        report = do_kill(runtime, reason=reason, grace_s=grace)
+        if as_json:
+            emit_json(report.to_json())
+            return report.exit_code
+        say(f"kill flag set: {plain(report.flag)}")
+        if not report.signalled:
+            say("nothing was running")
+        for line in report.signalled:
+            say(f"  sent {line}")
+        for line in report.errors:
+            say(f"  [red]{plain(line)}[/]")
+        if report.survivors:
+            say("[red]still running:[/] " + ", ".join(report.survivors))
+        elif report.signalled:
+            say("verified: every process is gone")
+        say("`agent resume` clears the flag")
+        return report.exit_code
+
+    _run(root, as_json, body)
+
+
+@app.command()
+def resume(root: RootOpt = Path("."), as_json: JsonOpt = False) -> None:
+    """Clear the kill flag; the next tick runs."""
+
+    def body(runtime: Runtime) -> int:
+        from agent.console import emit_json, say
+        from agent.kill import resume as do_resume
+
+        had = do_resume(runtime)
+        if as_json:
+            emit_json({"cleared": had, "flag": str(runtime.config.kill_flag_path)})
+        else:
+            say("kill flag cleared" if had else "there was no kill flag")
+        return 0
+
+    _run(root, as_json, body)
+
+
+@app.command()
+def watchdog(root: RootOpt = Path("."), as_json: JsonOpt = False) -> None:
+    """The dead man's switch: exit 1 and write runs/ALERT when ticks stopped succeeding.
+
+    Run it from its own timer or cron line, so it fires when the runner is dead.
+    """
+
+    def body(runtime: Runtime) -> int:
+        from agent.console import emit_json, plain, say
+        from agent.watchdog import run_watchdog
+
+        result = run_watchdog(runtime)
+        if as_json:
+            emit_json(result.to_json())
+        elif result.status == "ok":
+            last = result.last_success
+            say("watchdog: ok" + (f" (last success {last[:19]}Z)" if last else " (no tick yet)"))
+        else:
+            say("[red]ALERT[/]: " + plain("; ".join(result.reasons)))
+        return result.exit_code
+
+    _run(root, as_json, body)
+
+
+def main() -> None:
+    app()

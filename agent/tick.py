@@ -1,0 +1,286 @@
+"""One guarded tick: the guards, then every task in dependency order, all on the record.
+
+Guards run before the tick and again before every task: the kill flag refuses (exit 0:
+an operator asked for it), a reached spend cap halts (exit 1), and a second instance is
+skipped (exit 1). Every tick writes a ledger row and trace events, even when it
+refuses, so silence always means the agent is not running at all — which is what the
+watchdog looks for.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from agent.config import RuntimeConfig, TaskConfig
+from agent.ledger import CAP_TOLERANCE_USD, Ledger, utc_now
+from agent.locks import LockBusy, ProcessLock
+from agent.procgroup import group_is_ours, kill_group
+from agent.redact import Redactor
+from agent.tasks import TaskOutcome, run_task, task_environment
+from agent.trace import Trace
+
+KILL_MESSAGE = "kill flag present — refusing to run"
+CAP_MESSAGE = "spend cap reached — halting"
+LOCK_NAME = "agent.lock"
+PGID_NAME = "task.pgid"
+
+EXIT_CODES = {
+    "ok": 0,
+    "degraded": 0,
+    "refused-kill": 0,
+    "halted-cap": 1,
+    "skipped": 1,
+    "failed": 1,
+    "interrupted": 3,
+}
+
+
+class Interrupted(Exception):
+    """SIGTERM or SIGINT reached a tick: the running task's group is being ended."""
+
+
+@dataclass
+class Runtime:
+    """What one agent process works with, opened once."""
+
+    config: RuntimeConfig
+    ledger: Ledger
+    trace: Trace
+    redact: Redactor
+    environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+
+    @classmethod
+    def open(cls, config: RuntimeConfig) -> Runtime:
+        redact = Redactor.from_environment(config.secret_env_names())
+        ledger = Ledger(config.ledger)
+        return cls(config, ledger, Trace(config.runs / "traces", redact=redact), redact)
+
+    @property
+    def lock(self) -> ProcessLock:
+        return ProcessLock(self.config.runs / LOCK_NAME)
+
+    @property
+    def pgid_file(self) -> Path:
+        return self.config.runs / PGID_NAME
+
+    def close(self) -> None:
+        self.ledger.close()
+
+
+@dataclass
+class TickResult:
+    tick_id: int
+    status: str
+    reason: str = ""
+    tasks: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.status]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "tick": self.tick_id,
+            "status": self.status,
+            "reason": self.reason,
+            "tasks": self.tasks,
+            "exit_code": self.exit_code,
+        }
+
+
+def refusal(runtime: Runtime) -> tuple[str, str] | None:
+    """(status, message) when a guard forbids work now, else None."""
+    if runtime.config.kill_flag_path.exists():
+        return "refused-kill", KILL_MESSAGE
+    cap = runtime.config.cap_usd
+    if cap is not None and runtime.ledger.spent_today() >= cap - CAP_TOLERANCE_USD:
+        spent = runtime.ledger.spent_today()
+        return "halted-cap", f"{CAP_MESSAGE} (${spent:.4f} of ${cap:.2f} today)"
+    return None
+
+
+def record_refusal(runtime: Runtime, trigger: str, status: str, reason: str) -> TickResult:
+    tick_id = runtime.ledger.start_tick(trigger, status, reason)
+    runtime.ledger.finish_tick(tick_id, status, reason)
+    runtime.trace.event("tick.refused", tick=tick_id, trigger=trigger, status=status,
+                        reason=reason)
+    return TickResult(tick_id, status, reason)
+
+
+def record_busy(runtime: Runtime, trigger: str, busy: LockBusy) -> TickResult:
+    holder = f" (pid {busy.holder})" if busy.holder else ""
+    return record_refusal(runtime, trigger, "skipped", f"skipped: already running{holder}")
+
+
+def run_tick(
+    runtime: Runtime,
+    trigger: str,
+    *,
+    lock: ProcessLock | None = None,
+    stop: threading.Event | None = None,
+    heartbeat: Callable[[], None] | None = None,
+) -> TickResult:
+    """One tick. `lock` is taken for the tick unless the caller (`agent run`) holds it.
+
+    `stop` ends the running task's process group when set (a signal arrived);
+    `heartbeat` is called at least every 100 ms while tasks run (systemd's watchdog).
+    """
+    refused = refusal(runtime)
+    if refused:
+        return record_refusal(runtime, trigger, *refused)
+    if lock is not None:
+        try:
+            lock.acquire()
+        except LockBusy as busy:
+            return record_busy(runtime, trigger, busy)
+    try:
+        _end_orphaned_task(runtime)
+        return _run_tasks(runtime, trigger, stop, heartbeat)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _end_orphaned_task(runtime: Runtime) -> None:
+    """A SIGKILLed agent leaves its task's grandchildren running (the leader dies with
+    it by PDEATHSIG; they do not). With the lock now ours, nothing else may run there."""
+    try:
+        pgid = int(runtime.pgid_file.read_text().strip())
+    except (OSError, ValueError):
+        return
+    if pgid > 1 and group_is_ours(pgid, runtime.config.root.resolve()):
+        gone = kill_group(pgid, grace_s=1.0)
+        runtime.trace.event("orphan.ended", pgid=pgid, gone=gone)
+    runtime.pgid_file.unlink(missing_ok=True)
+
+
+def _run_tasks(
+    runtime: Runtime,
+    trigger: str,
+    stop: threading.Event | None,
+    heartbeat: Callable[[], None] | None,
+) -> TickResult:
+    ledger, config = runtime.ledger, runtime.config
+    tick_id = ledger.start_tick(trigger)
+    trace = runtime.trace.bind(tick=tick_id)
+    trace.event("tick.start", trigger=trigger, tasks=[t.name for t in config.tasks])
+    result = TickResult(tick_id, "running")
+    statuses: dict[str, str] = {}
+
+    def poll() -> None:
+        if heartbeat is not None:
+            heartbeat()
+        if stop is not None and stop.is_set():
+            raise Interrupted
+
+    try:
+        for task in config.tasks:
+            refused = refusal(runtime)
+            if refused:
+                result.status, result.reason = refused
+                trace.event("tick.refused", status=result.status, reason=result.reason,
+                            before=task.name)
+                break
+            if stop is not None and stop.is_set():
+                raise Interrupted
+            started, clock = utc_now(), time.monotonic()
+            blockers = [d for d in task.depends_on if statuses.get(d) != "ok"]
+            if blockers:
+                detail = "blocked by " + ", ".join(blockers)
+                outcome = TaskOutcome("blocked", None, 0.0, detail, "", "")
+            else:
+                trace.event("task.start", task=task.name, argv=list(task.argv))
+                try:
+                    outcome = _run_one(runtime, task, tick_id, poll)
+                except Interrupted:
+                    detail = "stopped by a signal: its process group was ended"
+                    outcome = TaskOutcome(
+                        "interrupted", None, time.monotonic() - clock, detail, "", ""
+                    )
+                    _record(runtime, trace, tick_id, task, started, outcome, result)
+                    raise
+            statuses[task.name] = outcome.status
+            _record(runtime, trace, tick_id, task, started, outcome, result)
+    except Interrupted:
+        result.status, result.reason = "interrupted", "stopped by a signal"
+    except BaseException as error:
+        # A crash of the agent itself still closes its tick: never a row left "running".
+        ledger.finish_tick(tick_id, "failed", f"agent error: {type(error).__name__}: {error}")
+        raise
+    if result.status == "running":
+        result.status, result.reason = _verdict(config.tasks, statuses)
+    ledger.finish_tick(tick_id, result.status, result.reason)
+    trace.event("tick.end", status=result.status, reason=result.reason)
+    return result
+
+
+def _run_one(
+    runtime: Runtime, task: TaskConfig, tick_id: int, poll: Callable[[], None]
+) -> TaskOutcome:
+    extra = {
+        "AGENT_TASK": task.name,
+        "AGENT_TICK_ID": str(tick_id),
+        "AGENT_ROOT": str(runtime.config.root),
+    }
+    return run_task(
+        task,
+        root=runtime.config.root,
+        env=task_environment(task, runtime.environ, extra),
+        redact=runtime.redact,
+        pgid_file=runtime.pgid_file,
+        poll=poll,
+    )
+
+
+def _record(
+    runtime: Runtime,
+    trace: Trace,
+    tick_id: int,
+    task: TaskConfig,
+    started: datetime,
+    outcome: TaskOutcome,
+    result: TickResult,
+) -> None:
+    runtime.ledger.record_task(
+        tick_id,
+        task.name,
+        required=task.required,
+        started=started,
+        duration_s=outcome.duration_s,
+        status=outcome.status,
+        exit_code=outcome.exit_code,
+        detail=outcome.detail,
+        stdout_tail=outcome.stdout_tail,
+        stderr_tail=outcome.stderr_tail,
+    )
+    row = {
+        "task": task.name,
+        "status": outcome.status,
+        "required": task.required,
+        "duration_s": round(outcome.duration_s, 4),
+        "exit_code": outcome.exit_code,
+        "detail": outcome.detail,
+    }
+    result.tasks.append(row)
+    trace.event("task.end", **row, stderr_tail=outcome.stderr_tail[-500:])
+
+
+def _verdict(tasks: tuple[TaskConfig, ...], statuses: dict[str, str]) -> tuple[str, str]:
+    failed_required = [t.name for t in tasks if t.required and statuses.get(t.name) != "ok"]
+    failed_optional = [t.name for t in tasks if not t.required and statuses.get(t.name) != "ok"]
+    if failed_required:
+        return "failed", "required task not ok: " + ", ".join(
+            f"{name} ({statuses.get(name, 'not run')})" for name in failed_required
+        )
+    if failed_optional:
+        return "degraded", "optional task not ok: " + ", ".join(
+            f"{name} ({statuses.get(name, 'not run')})" for name in failed_optional
+        )
+    return "ok", ""

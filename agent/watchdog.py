@@ -1,0 +1,126 @@
+"""The dead man's switch: `agent watchdog`, run from its own timer or cron line.
+
+It reads only the ledger, so it fires when the runner is dead, hung or crash-looping:
+an alert when no tick has succeeded within `max_silence_s`, or when the newest ticks
+are `max_failed_ticks` failures in a row. A tick row still "running" whose process is
+gone (a kill -9, an OOM kill) counts as a failure. The alert is `runs/ALERT` (JSON,
+written atomically) and exit 1; a healthy check removes a previous ALERT, so the file's
+presence is the state.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from agent.atomicio import atomic_write_text
+from agent.ledger import TICK_SUCCESS, utc_now
+from agent.procgroup import pid_alive
+from agent.tick import Runtime
+
+ALERT_NAME = "ALERT"
+FAILURES = ("failed", "interrupted", "crashed")
+
+
+@dataclass
+class WatchdogResult:
+    status: str  # ok | alert
+    reasons: list[str] = field(default_factory=list)
+    last_success: str | None = None
+    failed_in_a_row: int = 0
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.status == "ok" else 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "reasons": self.reasons,
+            "last_success": self.last_success,
+            "failed_in_a_row": self.failed_in_a_row,
+            "exit_code": self.exit_code,
+        }
+
+
+def tick_status(row: dict[str, Any]) -> str:
+    """A tick's status, with "running" turned into "crashed" when its process is gone."""
+    if row["status"] == "running" and not pid_alive(int(row["pid"])):
+        return "crashed"
+    return str(row["status"])
+
+
+def alert_path(runtime: Runtime) -> Path:
+    return runtime.config.runs / ALERT_NAME
+
+
+def read_alert(runtime: Runtime) -> dict[str, Any] | None:
+    try:
+        return json.loads(alert_path(runtime).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def check(runtime: Runtime, now: datetime | None = None) -> WatchdogResult:
+    now = now or utc_now()
+    config, ledger = runtime.config, runtime.ledger
+    result = WatchdogResult("ok")
+    success = ledger.last_success()
+    if success is not None:
+        result.last_success = success["finished"] or success["started"]
+        since = datetime.fromisoformat(result.last_success)
+        silent_for = (now - since).total_seconds()
+        if silent_for > config.max_silence_s:
+            result.reasons.append(
+                f"no tick has succeeded for {_duration(silent_for)} "
+                f"(last at {result.last_success[:19]}Z; limit {_duration(config.max_silence_s)})"
+            )
+    else:
+        # Never a success: measure from when the agent was first seen, so a fresh
+        # install is given one silence window before the first alert.
+        first = ledger.first_seen()
+        if first is not None and (now - first) > timedelta(seconds=config.max_silence_s):
+            result.reasons.append(
+                f"no tick has ever succeeded (watching since {first.isoformat()[:19]}Z)"
+            )
+    for row in ledger.ticks(limit=config.max_failed_ticks + 50):
+        status = tick_status(row)
+        if status in TICK_SUCCESS:
+            break
+        if status in FAILURES:
+            result.failed_in_a_row += 1
+    if result.failed_in_a_row >= config.max_failed_ticks:
+        result.reasons.append(
+            f"{result.failed_in_a_row} failed ticks in a row (limit {config.max_failed_ticks})"
+        )
+    if result.reasons:
+        result.status = "alert"
+    return result
+
+
+def run_watchdog(runtime: Runtime) -> WatchdogResult:
+    result = check(runtime)
+    path = alert_path(runtime)
+    previous = read_alert(runtime)
+    runtime.ledger.record_watchdog(result.status, "; ".join(result.reasons))
+    if result.status == "alert":
+        since = previous["since"] if previous else utc_now().isoformat()
+        payload = {"since": since, "checked": utc_now().isoformat(), **result.to_json()}
+        atomic_write_text(path, json.dumps(payload, indent=2) + "\n")
+        runtime.trace.event("watchdog.alert", reasons=result.reasons)
+    elif previous is not None:
+        path.unlink(missing_ok=True)
+        runtime.trace.event("watchdog.recovered", since=previous.get("since"))
+    return result
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    return f"{seconds / 3600:.1f} h"
