@@ -36,10 +36,13 @@ class Notifier:
         if not self.address:
             return False
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            # Never block the agent on a busy or absent systemd: a full queue drops
+            # the message, and the next ping is only half an interval away.
+            sock.setblocking(False)
             try:
                 sock.sendto(message.encode(), self.address)
             except OSError:
-                return False  # systemd went away; the agent's work does not depend on it
+                return False
         return True
 
     def ready(self, status: str = "") -> None:

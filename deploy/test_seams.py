@@ -10,6 +10,7 @@ from agent.config import ModelConfig, load_runtime
 from agent.ledger import Ledger
 from agent.llm import LLMClient, LLMRefused
 from agent.redact import Redactor
+from agent.tick import Runtime, run_tick
 
 HERE = Path(__file__).resolve().parent
 CONFIG_TEXT = (HERE / "agent.toml").read_text(encoding="utf-8")
@@ -31,6 +32,41 @@ def test_the_build_matches_the_spec_cadence():
 @pytest.mark.parametrize("task", CONFIG["tasks"], ids=lambda task: task["name"])
 def test_every_task_has_a_timeout_under_the_cadence(task):
     assert 0 < task["timeout_s"] < CADENCE_S
+
+
+TASK_NAMES = ['disk-space', 'git-health', 'ledger-backup', 'runs-rotation', 'safety-net', 'baseline-report']
+
+
+def test_the_runtime_reads_the_tasks_in_dependency_order():
+    config = load_runtime(HERE.parent, CONFIG_TEXT)
+    assert sorted(t.name for t in config.tasks) == sorted(TASK_NAMES)
+    seen = set()
+    for task in config.tasks:
+        assert set(task.depends_on) <= seen, task.name
+        seen.add(task.name)
+    assert config.max_silence_s == 900
+    assert config.max_failed_ticks == 3
+
+
+def test_every_script_a_task_runs_is_in_the_repository():
+    for task in load_runtime(HERE.parent, CONFIG_TEXT).tasks:
+        for word in task.argv[:2]:
+            if word.startswith("scripts/"):
+                assert (HERE.parent / word).is_file(), f"{task.name}: {word} is missing"
+
+
+def test_a_tick_under_the_kill_flag_starts_no_task(tmp_path, monkeypatch):
+    monkeypatch.delenv("AGENT_KILL_FLAG", raising=False)
+    runtime = Runtime.open(load_runtime(tmp_path, CONFIG_TEXT))
+    try:
+        runtime.config.kill_flag_path.parent.mkdir(parents=True, exist_ok=True)
+        runtime.config.kill_flag_path.write_text("stop")
+        result = run_tick(runtime, "seam", lock=runtime.lock)
+        assert (result.status, result.exit_code) == ("refused-kill", 0)
+        assert runtime.ledger.task_runs() == []
+        assert runtime.ledger.ticks()[0]["status"] == "refused-kill"
+    finally:
+        runtime.close()
 
 
 def _client(tmp_path, monkeypatch):

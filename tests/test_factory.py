@@ -70,6 +70,8 @@ def test_two_builds_in_different_folders_are_byte_identical(tmp_path: Path) -> N
         "systemd/ratchet-agent.service",
         "systemd/ratchet-agent-tick.service",
         "systemd/ratchet-agent-tick.timer",
+        "systemd/ratchet-agent-watchdog.service",
+        "systemd/ratchet-agent-watchdog.timer",
         "test_seams.py",
     }
 
@@ -207,11 +209,11 @@ def test_build_report_is_recorded(project: Path) -> None:
         ),
         (
             ('depends_on = ["git-health"]', 'depends_on = ["nothing"]'),
-            r"tasks\[2\].depends_on\[0\]: no task",
+            r"tasks\[4\].depends_on\[0\]: no task",
         ),
         (
             ("timeout_s = 240", "timeout_s = 400"),
-            r"tasks\[2\].timeout_s: must be under the cadence",
+            r"tasks\[4\].timeout_s: must be under the cadence",
         ),
         (("daily_usd = 2.0", "daily_usd = -1.0"), r"budget.daily_usd: "),
         (("every_s = 300", 'cron = "61 * * * *"'), r"schedule.cron: not a valid cron"),

@@ -21,6 +21,8 @@ TEMPLATES = (
     "service.j2",
     "tick.service.j2",
     "tick.timer.j2",
+    "watchdog.service.j2",
+    "watchdog.timer.j2",
     "cron.j2",
     "test_seams.py.j2",
 )
@@ -114,6 +116,8 @@ def render(spec: Spec, spec_text: str) -> Rendered:
         f"systemd/{name}.service": "service.j2",
         f"systemd/{name}-tick.service": "tick.service.j2",
         f"systemd/{name}-tick.timer": "tick.timer.j2",
+        f"systemd/{name}-watchdog.service": "watchdog.service.j2",
+        f"systemd/{name}-watchdog.timer": "watchdog.timer.j2",
         f"cron/{name}": "cron.j2",
         "test_seams.py": "test_seams.py.j2",
     }
