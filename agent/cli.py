@@ -320,7 +320,8 @@ def watchdog(root: RootOpt = Path("."), as_json: JsonOpt = False) -> None:
             emit_json(result.to_json())
         elif result.status == "ok":
             last = result.last_success
-            say("watchdog: ok" + (f" (last success {last[:19]}Z)" if last else " (no tick yet)"))
+            when = f"last success {last[:19]}Z" if last else "no successful tick yet"
+            say(f"watchdog: ok ({when})")
         else:
             say("[red]ALERT[/]: " + plain("; ".join(result.reasons)))
         return result.exit_code

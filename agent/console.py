@@ -17,8 +17,9 @@ from rich.markup import escape
 
 from agent.errors import RatchetError
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# No emoji codes: "SPEC.md:100: key" must not print as a "💯".
+out = Console(highlight=False, soft_wrap=True, emoji=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 def say(text: str) -> None:

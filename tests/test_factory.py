@@ -114,7 +114,7 @@ def test_cron_lines_parse_and_use_absolute_paths(project: Path) -> None:
     assert len(jobs) == 2
     for line in jobs:
         fields = line.split()
-        assert parse_cron(" ".join(fields[:5])).min_interval_s() == 300
+        assert parse_cron(" ".join(fields[:5])).min_interval_s() == 600
         assert fields[5] == "ratchet"
         assert fields[6].startswith("/") or fields[6] == "flock"
         assert ">>" in fields and all(f.startswith("/") for f in fields if f.endswith(".log"))
@@ -142,8 +142,8 @@ def test_systemd_units_verify(tmp_path: Path) -> None:
 def test_cron_schedule_becomes_a_timer_calendar() -> None:
     assert on_calendar("*/15 * * * *") == "*-*-* *:00,15,30,45:00"
     assert on_calendar("30 2 * * mon-fri") == "Mon,Tue,Wed,Thu,Fri *-*-* 02:30:00"
-    spec = SPEC_TEXT.replace("every_s = 300", 'cron = "*/5 * * * *"')
-    assert parse_spec_text(spec).schedule.cadence_s == 300
+    spec = SPEC_TEXT.replace("every_s = 600", 'cron = "*/10 * * * *"')
+    assert parse_spec_text(spec).schedule.cadence_s == 600
 
 
 def test_drift_in_each_class_is_detected(project: Path) -> None:
@@ -202,7 +202,7 @@ def test_build_report_is_recorded(project: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        (("every_s = 300", 'every_s = "often"'), r"SPEC.md:\d+: schedule.every_s: "),
+        (("every_s = 600", 'every_s = "often"'), r"SPEC.md:\d+: schedule.every_s: "),
         (
             ('name = "disk-space"', 'name = "git-health"'),
             r"tasks\[1\].name: 'git-health' is already",
@@ -212,12 +212,12 @@ def test_build_report_is_recorded(project: Path) -> None:
             r"tasks\[4\].depends_on\[0\]: no task",
         ),
         (
-            ("timeout_s = 240", "timeout_s = 400"),
+            ("timeout_s = 540", "timeout_s = 700"),
             r"tasks\[4\].timeout_s: must be under the cadence",
         ),
         (("daily_usd = 2.0", "daily_usd = -1.0"), r"budget.daily_usd: "),
-        (("every_s = 300", 'cron = "61 * * * *"'), r"schedule.cron: not a valid cron"),
-        (("every_s = 300", "every_s = 90"), r"schedule.every_s: cron cannot fire every 90 s"),
+        (("every_s = 600", 'cron = "61 * * * *"'), r"schedule.cron: not a valid cron"),
+        (("every_s = 600", "every_s = 90"), r"schedule.every_s: cron cannot fire every 90 s"),
         (
             ('[kill]\nflag = "runs/KILL"', '[kill]\nflag = "runs/KILL"\ncolour = "red"'),
             r"kill.colour: unknown key",
@@ -240,7 +240,7 @@ def test_bad_specs_name_the_line_and_key(change: tuple[str, str], expected: str)
 
 def test_bad_spec_on_the_command_line_is_exit_2_without_traceback(tmp_path: Path) -> None:
     (tmp_path / "SPEC.md").write_text(
-        SPEC_TEXT.replace("max_silence_s = 900", "max_silence_s = true")
+        SPEC_TEXT.replace("max_silence_s = 1800", "max_silence_s = true")
     )
     done = factory("build", cwd=tmp_path)
     assert done.returncode == 2
