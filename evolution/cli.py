@@ -49,6 +49,12 @@ TestTimeoutOpt = Annotated[
 RunTimeoutOpt = Annotated[
     float | None, typer.Option("--run-timeout", help="Seconds the whole run may take.", min=1)
 ]
+MaxCandidatesOpt = Annotated[
+    int, typer.Option("--max-candidates", help="mutate: candidates evaluated at most.", min=1)
+]
+MaxSecondsOpt = Annotated[
+    float, typer.Option("--max-seconds", help="mutate: seconds of search at most.", min=1)
+]
 RerunsOpt = Annotated[
     int | None,
     typer.Option("--reruns", help="Re-runs of a newly failing test to detect flakiness.", min=0),
@@ -326,8 +332,13 @@ def propose(
     ] = None,
     goal: Annotated[str, typer.Option("--goal", help="What the change is for.")] = "",
     proposer: Annotated[
-        str, typer.Option("--proposer", help="llm (the model chain) or patch (--patch FILE).")
-    ] = "llm",
+        str,
+        typer.Option(
+            "--proposer",
+            help="auto (the models, else mutate), llm (the model chain only), mutate "
+            "(offline repair of failing tests) or patch (--patch FILE).",
+        ),
+    ] = "auto",
     patch: Annotated[
         Path | None,
         typer.Option("--patch", help="A unified diff or SEARCH/REPLACE file to propose."),
@@ -335,6 +346,8 @@ def propose(
     model: Annotated[
         list[str] | None, typer.Option("--model", help="Use these models, in this order.")
     ] = None,
+    max_candidates: MaxCandidatesOpt = 400,
+    max_seconds: MaxSecondsOpt = 60.0,
     repo: RepoOpt = Path("."),
     as_json: JsonOpt = False,
 ) -> None:
@@ -347,9 +360,10 @@ def propose(
     def body() -> int:
         from agent.console import emit_json, plain, say
         from evolution.gitrepo import GitRepo
+        from evolution.mutate.search import SearchLimits
         from evolution.propose import propose as make_proposal
 
-        chosen = "patch" if patch is not None and proposer == "llm" else proposer
+        chosen = "patch" if patch is not None and proposer == "auto" else proposer
         result = make_proposal(
             GitRepo(repo),
             targets=list(target or []),
@@ -357,6 +371,7 @@ def propose(
             proposer=chosen,
             patch=patch,
             models=list(model or []) or None,
+            limits=SearchLimits(max_candidates, max_seconds),
         )
         if as_json:
             emit_json(result.to_json())

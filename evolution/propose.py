@@ -1,9 +1,13 @@
 """`evolve propose`: one proposal, on its own branch, with the trailers the trail needs.
 
-Two proposers share one path from change to branch:
+Three proposers share one path from change to branch:
 - `llm` asks the configured model chain for SEARCH/REPLACE blocks, reflecting a reply
   that does not apply back to the model (at most 3 times) before giving up;
+- `mutate` repairs a target against its failing baseline tests offline (genetic
+  improvement, `evolution/mutate/`);
 - `patch` takes a unified diff or a SEARCH/REPLACE file from any tool or person.
+`auto` (the default) asks the models and falls back to `mutate` when none is
+configured or none answers.
 
 The branch is `evolve/<UTC timestamp>-<slug>`, made from main with one commit, built
 with plumbing: the user's working tree, index and stash are never touched. Secrets are
@@ -30,9 +34,11 @@ from evolution.baseline import read_baseline
 from evolution.edits import MalformedReply, apply_blocks, parse_blocks
 from evolution.gate import resolve_main
 from evolution.gitrepo import GitRepo, slug
+from evolution.mutate.search import SearchLimits
 from evolution.policy import CONFIG_PATH, Policy, load_policy, matches
 from evolution.trail import read_trail
 
+PROPOSERS = ("auto", "llm", "mutate", "patch")
 REFLECTIONS = 3
 CONTEXT_CLIP = 6000
 CONVENTION_FILES = ("CONVENTIONS.md", "AGENTS.md")
@@ -50,6 +56,7 @@ class ProposalResult:
     tokens: int = 0
     changed: list[str] = field(default_factory=list)
     message: str = ""
+    search: dict[str, Any] | None = None  # what `mutate` tried, when it ran
 
     @property
     def exit_code(self) -> int:
@@ -288,6 +295,7 @@ def _commit(
     goal: str,
     spend: _Spend,
     prompt_sha: str,
+    details: str = "",
 ) -> tuple[str, str]:
     tree = ctx.repo.tree_of(ctx.main)
     for path, content in sorted(changed.items()):
@@ -298,7 +306,8 @@ def _commit(
         f"evolve: {one_line_goal[:60]}\n\n"
         f"Proposed by {proposer}{f' ({spend.model})' if spend.model else ''} for "
         f"{', '.join(sorted(changed))}.\n\n"
-        f"Evolve-Proposal: {proposal_id}\n"
+        + (f"{details}\n\n" if details else "")
+        + f"Evolve-Proposal: {proposal_id}\n"
         f"Evolve-Proposer: {proposer}\n"
         f"Evolve-Model: {spend.model or 'none'}\n"
         f"Evolve-Goal: {one_line_goal}\n"
@@ -326,14 +335,16 @@ def propose(
     proposer: str = "llm",
     patch: Path | None = None,
     models: list[str] | None = None,
+    limits: SearchLimits | None = None,
+    tried: set[str] | None = None,
 ) -> ProposalResult:
     if not goal.strip():
         raise UsageError("--goal must say what the change is for")
-    if proposer not in ("llm", "patch"):
-        raise UsageError("--proposer takes llm or patch")
+    if proposer not in PROPOSERS:
+        raise UsageError("--proposer takes " + ", ".join(PROPOSERS))
     if proposer == "patch" and patch is None:
         raise UsageError("--proposer patch needs --patch FILE")
-    if proposer == "llm" and not targets:
+    if proposer != "patch" and not targets:
         raise UsageError("give at least one --target PATH")
     ctx = open_context(repo)
     targets = sorted({normalise(t) for t in targets})
@@ -343,18 +354,31 @@ def propose(
     if kill_flag.exists():
         result.status, result.message = "killed", f"kill flag present ({kill_flag}): refusing"
         return result
-    spend, prompt_sha = _Spend(), ""
+    spend, prompt_sha, details = _Spend(), "", ""
+    offline = proposer == "mutate" or (proposer == "auto" and not ctx.config.models)
     try:
         if proposer == "patch":
             assert patch is not None
             changed = _apply_patch(ctx, patch, targets)
             prompt_sha = hashlib.sha256(patch.read_bytes()).hexdigest()
+        elif offline:
+            changed, prompt_sha, details = _mutate_change(ctx, targets, limits, tried, result)
         else:
-            changed, prompt_sha = _llm_change(ctx, targets, goal, models, spend)
+            try:
+                changed, prompt_sha = _llm_change(ctx, targets, goal, models, spend)
+            except LLMUnavailable:
+                if proposer != "auto":
+                    raise
+                # No model answered: the unconscious layer still works.
+                changed, prompt_sha, details = _mutate_change(
+                    ctx, targets, limits, tried, result
+                )
     except LLMRefused as refused:
         result.status, result.message = refused.status, str(refused)
     except LLMUnavailable as unavailable:
         result.status, result.message = "unavailable", str(unavailable)
+    except NoRepair as none:
+        result.status, result.message = "no-change", str(none)
     except MalformedReply as malformed:
         result.status = "malformed"
         result.message = f"no applicable change after {REFLECTIONS} reflections: {malformed}"
@@ -366,14 +390,16 @@ def propose(
                     spend.model or "-", "propose", "malformed", ctx.redact(str(malformed))[:500]
                 )
     else:
+        result.proposer = "mutate" if details else proposer
         result.branch, result.commit = _commit(
             ctx,
             changed,
             proposal_id=result.id,
-            proposer=proposer,
+            proposer=result.proposer,
             goal=goal,
             spend=spend,
             prompt_sha=prompt_sha,
+            details=details,
         )
         result.status, result.changed = "created", sorted(changed)
     result.model, result.cost_usd, result.tokens = (
@@ -383,6 +409,44 @@ def propose(
     )
     result.message = ctx.redact(result.message)
     return result
+
+
+class NoRepair(Exception):
+    """`mutate` had nothing to repair, or found no repair within its limits."""
+
+
+def _mutate_change(
+    ctx: Context,
+    targets: list[str],
+    limits: SearchLimits | None,
+    tried: set[str] | None,
+    result: ProposalResult,
+) -> tuple[dict[str, str], str, str]:
+    """The first target with failing tests, repaired; its edits described for the commit."""
+    from evolution.mutate.proposer import repair
+
+    for target in targets:
+        failing, _ = _failing_for(ctx, [target])
+        if not failing:
+            continue
+        found = repair(ctx, target, [f["nodeid"] for f in failing], limits or SearchLimits(),
+                       tried=tried)
+        result.search = found.summary()
+        if not found.result.repaired:
+            raise NoRepair(
+                f"mutate found no repair of {target} in {found.result.evaluated} candidates "
+                f"({found.result.seconds:.1f} s, stopped: {found.result.stopped})"
+            )
+        lines = "\n".join(f"- {text}" for text in found.descriptions)
+        details = (
+            f"Repaired offline by mutation ({found.result.evaluated} candidates in "
+            f"{found.result.seconds:.1f} s), making pass: {', '.join(found.failing)}\n{lines}"
+        )
+        return {target: found.result.source}, found.fingerprint, details
+    raise NoRepair(
+        "mutate needs a test that fails in the baseline and concerns "
+        + ", ".join(targets)
+    )
 
 
 def _llm_change(

@@ -127,16 +127,24 @@ def run_tests(
     *,
     select: Iterable[str] | None = None,
     progress: ProgressCallback | None = None,
+    coverage_rc: Path | None = None,
 ) -> RunResult:
-    """Run the policy's test command in `worktree`; raise InvalidRun unless it is trustworthy."""
+    """Run the policy's test command in `worktree`; raise InvalidRun unless it is trustworthy.
+
+    With `coverage_rc`, a `python -m pytest` command runs under `coverage run` with that
+    configuration (fault localisation); any other command runs as it is.
+    """
     report = folder / "report.json"
     report.unlink(missing_ok=True)
     for stale in ("progress", "probe.jsonl"):
         (folder / stale).unlink(missing_ok=True)
     probe = _probe_dir(folder)
     env = _environment(worktree, probe, forbidden_root, folder)
+    command = policy.argv()
+    if coverage_rc is not None and command[1:3] == ["-m", "pytest"]:
+        command = [command[0], "-m", "coverage", "run", f"--rcfile={coverage_rc}", *command[1:]]
     argv = [
-        *policy.argv(),
+        *command,
         "-p",
         "_ratchet_probe",
         "-p",

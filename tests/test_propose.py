@@ -184,7 +184,9 @@ def test_cap_reached_sends_no_request(sandbox: Sandbox, llm: ScriptedLLM) -> Non
 def test_unknown_price_fails_closed(sandbox: Sandbox, llm: ScriptedLLM) -> None:
     configure(sandbox, llm, prices=False)
     llm.add("primary", Step(GOOD_REPLY))
-    done, result = propose(sandbox, "--target", "scripts/calc.py", "--goal", "fix mul")
+    done, result = propose(
+        sandbox, "--proposer", "llm", "--target", "scripts/calc.py", "--goal", "fix mul"
+    )
     assert done.returncode == 3
     assert result["status"] == "unavailable" and "no known price" in result["message"]
     assert llm.received == []

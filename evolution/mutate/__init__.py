@@ -1,0 +1,1 @@
+"""The offline `mutate` proposer: genetic-improvement repair, validated by the tests."""

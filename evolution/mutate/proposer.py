@@ -1,0 +1,89 @@
+"""`mutate` as a proposer: repair a target file against its failing baseline tests.
+
+It needs no model and no network: the tests are the specification. The failing tests
+are the baseline's tests that do not pass and concern the target; their neighbours
+(every test of the same files that passes on main) must keep passing. Everything runs
+in a throw-away worktree of main, so the checkout is never touched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from evolution.baseline import read_baseline
+from evolution.mutate.localise import localise
+from evolution.mutate.search import Evaluator, SearchLimits, SearchResult, evaluator_policy, search
+from evolution.worktree import RunFolder
+
+if TYPE_CHECKING:
+    from evolution.propose import Context
+
+
+@dataclass
+class Repair:
+    target: str
+    result: SearchResult
+    failing: list[str]
+
+    @property
+    def fingerprint(self) -> str:
+        """A stand-in for a prompt hash: what the search was asked and what it chose."""
+        described = "\n".join([self.target, *self.failing, *self.descriptions])
+        return hashlib.sha256(described.encode()).hexdigest()
+
+    @property
+    def descriptions(self) -> list[str]:
+        return [edit.description for edit in self.result.edits]
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "target": self.target,
+            "failing_tests": self.failing,
+            "edits": self.descriptions,
+            "evaluated": self.result.evaluated,
+            "seconds": round(self.result.seconds, 2),
+            "candidates_per_minute": round(self.result.per_minute, 1),
+            "stopped": self.result.stopped,
+            "suspicious_lines": self.result.lines,
+        }
+
+
+def failing_and_neighbours(
+    baseline_tests: dict[str, str], failing: list[str]
+) -> tuple[list[str], list[str]]:
+    files = {nodeid.split("::", 1)[0] for nodeid in failing}
+    neighbours = sorted(
+        n for n, outcome in baseline_tests.items()
+        if outcome == "passed" and n.split("::", 1)[0] in files
+    )
+    return sorted(failing), neighbours
+
+
+def repair(
+    ctx: Context,
+    target: str,
+    failing: list[str],
+    limits: SearchLimits,
+    *,
+    tried: set[str] | None = None,
+    on_candidate: Callable[[int], None] | None = None,
+) -> Repair:
+    found = read_baseline(ctx.repo, ctx.main)
+    tests = found[0].tests if found else {}
+    failing, neighbours = failing_and_neighbours(tests, failing)
+    policy = evaluator_policy(ctx.policy)
+    with RunFolder(ctx.repo, ctx.main) as run:
+        localisation = localise(
+            policy, run.path, run.worktree, ctx.repo.toplevel, target,
+            [*failing, *neighbours], failing,
+        )
+        source = (run.worktree / target).read_text(encoding="utf-8")
+        evaluator = Evaluator(
+            policy, run.path, run.worktree, ctx.repo.toplevel, target, failing, neighbours
+        )
+        result = search(evaluator, source, localisation, limits, tried=tried,
+                        on_candidate=on_candidate)
+    return Repair(target, result, failing)
