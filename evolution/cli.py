@@ -386,6 +386,75 @@ def propose(
     run_command(as_json, body)
 
 
+@app.command()
+def cycle(
+    max_proposals: Annotated[
+        int, typer.Option("--max", help="Stop after N proposals.", min=1)
+    ] = 3,
+    budget_usd: Annotated[
+        float | None,
+        typer.Option("--budget-usd", help="Stop once this cycle has spent X USD.", min=0),
+    ] = None,
+    proposer: Annotated[
+        str, typer.Option("--proposer", help="auto (default), llm or mutate.")
+    ] = "auto",
+    max_candidates: MaxCandidatesOpt = 400,
+    max_seconds: MaxSecondsOpt = 60.0,
+    repo: RepoOpt = Path("."),
+    as_json: JsonOpt = False,
+) -> None:
+    """The closed loop: choose a goal, propose, validate through the gate, repeat.
+
+    Goals, in order: tests failing in the baseline that concern an evolvable file;
+    failing or silent tasks in the ledger; the spec's objectives. Stops after --max
+    proposals, after max_rejections failed attempts in a row, at the cap or the cycle's
+    budget, or at the kill flag. Exit codes: 0 done (N proposals, or nothing left to
+    do); 1 stopped by rejections, the cap, the budget or the kill flag; 2 usage error;
+    3 an invalid test run.
+    """
+
+    def body() -> int:
+        from agent.console import emit_json, plain, say
+        from evolution.cycle import Iteration, run_cycle
+        from evolution.gitrepo import GitRepo
+        from evolution.mutate.search import SearchLimits
+
+        if proposer not in ("auto", "llm", "mutate"):
+            from agent.errors import UsageError
+
+            raise UsageError("--proposer takes auto, llm or mutate")
+
+        def show(iteration: Iteration) -> None:
+            if as_json:
+                return
+            proposal = iteration.proposal
+            who = proposal.get("proposer", "") + (
+                f"/{proposal['model']}" if proposal.get("model") else ""
+            )
+            say(f"{iteration.verdict:<10} {who:<24} {plain(iteration.goal.target)}: "
+                f"{plain(iteration.goal.text[:70])}")
+            if iteration.reason:
+                say(f"           {plain(iteration.reason[:160])}")
+
+        report = run_cycle(
+            GitRepo(repo),
+            max_proposals=max_proposals,
+            budget_usd=budget_usd,
+            proposer=proposer,
+            limits=SearchLimits(max_candidates, max_seconds),
+            on_iteration=show,
+        )
+        if as_json:
+            emit_json(report.to_json())
+        else:
+            say(f"cycle stopped ({report.stopped}): {plain(report.reason)}; "
+                f"{report.accepted} of {len(report.iterations)} accepted, "
+                f"${report.spent_usd:.4f} spent")
+        return report.exit_code
+
+    run_command(as_json, body)
+
+
 hooks_app = typer.Typer(help="Install or remove the git hooks that call the gate.")
 app.add_typer(hooks_app, name="hooks")
 
