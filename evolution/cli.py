@@ -313,14 +313,19 @@ def demo(
         Path | None,
         typer.Option("--dir", help="Where to create the demo repository (default: a temp dir)."),
     ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="Ask this litellm model first (default: offline only)."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show the ratchet on a throwaway repository, offline: one change merged, one rejected."""
+    """Show the whole loop on a throwaway repository: a seeded bug repaired by the cycle
+    (offline, by mutate) and merged, a regressing patch rejected, the audit trail."""
 
     def body() -> int:
         from evolution.demo import run_demo
 
-        return run_demo(directory, as_json)
+        return run_demo(directory, as_json, model)
 
     run_command(as_json, body)
 

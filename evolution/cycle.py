@@ -50,10 +50,11 @@ class Iteration:
     proposal: dict[str, Any]
     verdict: str  # accepted | rejected | no-change | malformed | unavailable | invalid
     reason: str = ""
+    gate: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {"goal": asdict(self.goal), "proposal": self.proposal, "verdict": self.verdict,
-                "reason": self.reason}
+                "reason": self.reason, "gate": self.gate}
 
 
 @dataclass
@@ -250,4 +251,7 @@ def _judge(repo: GitRepo, goal: Goal, result: ProposalResult) -> Iteration:
     except RatchetError as error:
         verdict = "invalid" if error.exit_code == 3 else "rejected"
         return Iteration(goal, result.to_json(), verdict, error.message)
-    return Iteration(goal, result.to_json(), gate.verdict, gate.reason)
+    summary = {key: getattr(gate, key) for key in (
+        "merged", "tests_run", "passed", "passing_before", "passing_after", "archived_as"
+    )}
+    return Iteration(goal, result.to_json(), gate.verdict, gate.reason, summary)

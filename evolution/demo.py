@@ -1,9 +1,12 @@
-"""`evolve demo`: the ratchet on a throwaway repository, offline, in a few seconds.
+"""`evolve demo`: the whole loop on a throwaway repository, offline, in seconds.
 
 It copies the example agent shipped in the package into a new git repository, records
-its baseline (one test fails: a seeded bug), then gates two proposals: one that fixes
-the bug (merged, the baseline grows) and one that breaks another test (rejected, main
-untouched). Everything it does goes through the same code paths as the real commands.
+its baseline (one test fails: a seeded bug), runs `evolve cycle`, whose `mutate`
+proposer localises and repairs the bug with no model (merged, the baseline grows),
+then gates a patch that breaks another test (rejected, main untouched), and prints the
+audit trail from git. With `--model`, the cycle asks that model first (falling back to
+`mutate` if it does not answer). Everything goes through the same code paths as the
+real commands.
 """
 
 from __future__ import annotations
@@ -19,15 +22,15 @@ from typing import Any
 from agent.console import emit_json, plain, say
 from agent.errors import EnvironmentFailure
 from evolution.console import test_progress
+from evolution.cycle import Iteration, run_cycle
 from evolution.gate import GateOptions, validate
 from evolution.gitrepo import GATE_IDENTITY, GitRepo
+from evolution.propose import propose
 from evolution.record import record
 from evolution.trail import read_trail
 
 EXAMPLE = "demo_agent"
 TARGET = "scripts/disk_report.py"
-FIX = ("percent_used(used, total) > threshold", "percent_used(used, total) >= threshold")
-BREAK = ("size /= 1024", "size /= 1000")
 
 
 def _copy_tree(source: Traversable, target: Path) -> None:
@@ -51,20 +54,39 @@ def _git(cwd: Path, *args: str) -> str:
     return done.stdout.strip()
 
 
-def _propose(workdir: Path, branch: str, goal: str, edit: tuple[str, str]) -> None:
-    """Commit one edit on its own branch, as an automated proposer would, with trailers."""
-    _git(workdir, "switch", "--quiet", "-c", branch, "main")
-    path = workdir / TARGET
-    text = path.read_text()
-    path.write_text(text.replace(edit[0], edit[1], 1))
-    _git(workdir, "add", TARGET)
-    proposal = branch.removeprefix("evolve/")
-    message = (
-        f"{goal}\n\nEvolve-Proposal: {proposal}\nEvolve-Proposer: patch\n"
-        f"Evolve-Goal: {goal}\nEvolve-Cost-USD: 0\nEvolve-Tokens: 0"
+BREAK_PATCH = f"""{TARGET}
+<<<<<<< SEARCH
+        size /= 1024
+=======
+        size /= 1000
+>>>>>>> REPLACE
+"""
+
+
+def _configure_model(workdir: Path, model: str) -> None:
+    """A deploy/agent.toml naming one model, committed, so the cycle can ask it."""
+    config = workdir / "deploy" / "agent.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(
+        f'[[llm.models]]\nmodel = "{model}"\ntimeout_s = 60\nmax_tokens = 2048\n',
+        encoding="utf-8",
     )
-    _git(workdir, "commit", "--quiet", "--no-verify", "-m", message)
-    _git(workdir, "switch", "--quiet", "main")
+    _git(workdir, "add", "deploy/agent.toml")
+    _git(workdir, "commit", "--quiet", "--no-verify", "-m", f"demo: ask {model} first")
+
+
+def _show(iteration: Iteration) -> None:
+    proposal = iteration.proposal
+    search = proposal.get("search") or {}
+    if search:
+        say(f"  mutate: suspicious lines {search['suspicious_lines'][:3]}, "
+            f"{search['evaluated']} candidates in {search['seconds']} s")
+        for edit in search["edits"]:
+            say(f"  edit: {plain(edit)}")
+    say(f"  {iteration.verdict}: {plain(proposal.get('branch') or iteration.reason)}")
+    if iteration.gate:
+        gate = iteration.gate
+        say(f"  baseline passing: {gate['passing_before']} -> {gate['passing_after']}")
 
 
 def make_demo_repo(directory: Path) -> Path:
@@ -77,7 +99,7 @@ def make_demo_repo(directory: Path) -> Path:
     return directory
 
 
-def run_demo(directory: Path | None, as_json: bool) -> int:
+def run_demo(directory: Path | None, as_json: bool, model: str | None = None) -> int:
     workdir = (directory or Path(tempfile.mkdtemp(prefix="ratchet-demo-"))).resolve()
     steps: list[dict[str, Any]] = []
 
@@ -87,6 +109,8 @@ def run_demo(directory: Path | None, as_json: bool) -> int:
 
     step(f"creating a demo repository in {workdir}")
     make_demo_repo(workdir)
+    if model:
+        _configure_model(workdir, model)
     repo = GitRepo(workdir)
 
     step("recording the baseline on main (one test fails: a seeded bug)")
@@ -97,21 +121,29 @@ def run_demo(directory: Path | None, as_json: bool) -> int:
         counts = ", ".join(f"{k} {v}" for k, v in recorded.counts.items())
         say(f"  baseline: {counts}")
 
-    verdicts = []
-    for branch, goal, edit, expect in (
-        ("evolve/demo-fix-alert", "alert when usage reaches the threshold", FIX, "accepted"),
-        ("evolve/demo-decimal-units", "switch human_size to decimal units", BREAK, "rejected"),
-    ):
-        step(f"gating {branch}: {goal} (expected: {expect})")
-        _propose(workdir, branch, goal, edit)
-        with test_progress(f"testing the merge of {branch}") as progress:
-            report = validate(repo, GateOptions(branch=branch, progress=progress))
-        verdicts.append(report.verdict == expect)
-        steps.append({"step": "validate", "expected": expect, **report.to_json()})
-        if not as_json:
-            from evolution.cli import print_gate_report
+    who = f"{model} (mutate if it does not answer)" if model else "mutate, offline"
+    step(f"evolve cycle: find the failing test, propose a repair ({who}), gate it")
+    cycle = run_cycle(repo, max_proposals=1, on_iteration=None if as_json else _show)
+    repaired = cycle.accepted == 1
+    steps.append({"step": "cycle", **cycle.to_json()})
 
-            print_gate_report(report)
+    step("gating a patch that switches human_size to decimal units (expected: rejected)")
+    patch = workdir.parent / f".{workdir.name}-decimal.patch"
+    patch.write_text(BREAK_PATCH, encoding="utf-8")
+    try:
+        proposal = propose(repo, targets=[TARGET], goal="switch human_size to decimal units",
+                           proposer="patch", patch=patch)
+    finally:
+        patch.unlink(missing_ok=True)
+    with test_progress(f"testing the merge of {proposal.branch}") as progress:
+        report = validate(repo, GateOptions(branch=proposal.branch, progress=progress))
+    rejected_ok = report.verdict == "rejected"
+    steps.append({"step": "validate", "expected": "rejected", **report.to_json()})
+    if not as_json:
+        from evolution.cli import print_gate_report
+
+        print_gate_report(report)
+    verdicts = [repaired, rejected_ok]
 
     trail = read_trail(repo, "refs/heads/main")
     rejected = _git(workdir, "for-each-ref", "--format=%(refname)", "refs/evolve/rejected/")

@@ -149,4 +149,11 @@ def test_validate_with_a_bad_flaky_value_is_a_usage_error(shared_sandbox: Sandbo
 def test_demo_runs_offline(tmp_path: Path) -> None:
     done = run_evolve("demo", "--dir", str(tmp_path / "d"), "--json", cwd=tmp_path, timeout=180)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert json.loads(done.stdout)["ok"] is True
+    report = json.loads(done.stdout)
+    assert report["ok"] is True
+    cycle = next(step for step in report["steps"] if step["step"] == "cycle")
+    [iteration] = cycle["iterations"]
+    assert iteration["proposal"]["proposer"] == "mutate"
+    assert iteration["proposal"]["search"]["edits"] == ["line 26: > -> >="]
+    assert (iteration["gate"]["passing_before"], iteration["gate"]["passing_after"]) == (8, 9)
+    assert [e["verdict"] for e in report["trail"]] == ["rejected", "accepted", "baseline"]
