@@ -390,7 +390,8 @@ def propose(
                     spend.model or "-", "propose", "malformed", ctx.redact(str(malformed))[:500]
                 )
     else:
-        result.proposer = "mutate" if details else proposer
+        # What actually proposed: `auto` resolves to the model chain or to mutate.
+        result.proposer = "mutate" if details else "llm" if proposer == "auto" else proposer
         result.branch, result.commit = _commit(
             ctx,
             changed,

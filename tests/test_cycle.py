@@ -1,0 +1,121 @@
+"""`evolve cycle` end to end: real repositories, real gate runs, the real litellm client
+against the loopback server, and the offline `mutate` proposer."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import Sandbox
+from llm_server import ScriptedLLM, Step
+from test_propose import GOOD_REPLY, KEY_ENV, SECRET, configure, llm  # noqa: F401
+
+from agent.ledger import Ledger
+
+BREAK_ADD = """scripts/calc.py
+<<<<<<< SEARCH
+def add(a, b):
+    return a + b
+=======
+def add(a, b):
+    return a - b
+>>>>>>> REPLACE
+"""
+
+
+def cycle(box: Sandbox, *args: str, env: dict[str, str] | None = None) -> tuple[int, dict]:
+    done = box.evolve("cycle", "--json", *args, env={KEY_ENV: SECRET, **(env or {})},
+                      timeout=300)
+    return done.returncode, json.loads(done.stdout)
+
+
+def with_evolution(box: Sandbox, text: str) -> None:
+    config = box.path / "deploy" / "agent.toml"
+    box.commit("evolution settings", {"deploy/agent.toml": config.read_text() + "\n" + text})
+
+
+def test_an_offline_cycle_repairs_with_mutate_and_stops_when_nothing_is_left(sandbox: Sandbox):
+    code, report = cycle(sandbox, "--max", "3")
+    assert code == 0, report
+    [iteration] = report["iterations"]
+    assert iteration["goal"]["source"] == "failing-tests"
+    assert iteration["goal"]["target"] == "scripts/calc.py"
+    assert (iteration["verdict"], iteration["proposal"]["proposer"]) == ("accepted", "mutate")
+    assert report["stopped"] == "nothing-to-do"
+    log = sandbox.evolve("log", "--json").stdout
+    assert [e["verdict"] for e in json.loads(log)["entries"]][:1] == ["accepted"]
+
+
+def test_the_cycle_stops_after_n_proposals(sandbox: Sandbox):
+    sandbox.commit("a second seeded bug", {
+        "scripts/text.py": "def shout(s):\n    return s.lower()\n",
+        "tests/test_text.py": "from scripts.text import shout\n\n\n"
+                              "def test_shout():\n    assert shout('a') == 'A'\n",
+    })  # fmt: skip
+    sandbox.evolve("baseline", "record", timeout=180)
+    code, report = cycle(sandbox, "--max", "1", "--max-seconds", "20")
+    assert code == 0
+    assert len(report["iterations"]) == 1 and report["stopped"] == "max"
+    assert report["reason"] == "1 proposals made"
+
+
+def test_an_llm_driven_cycle_goes_through_the_gate(sandbox: Sandbox, llm: ScriptedLLM):  # noqa: F811
+    configure(sandbox, llm)
+    llm.add("primary", Step(GOOD_REPLY))
+    code, report = cycle(sandbox, "--max", "2")
+    assert code == 0, report
+    [iteration] = report["iterations"]
+    proposal = iteration["proposal"]
+    assert (proposal["proposer"], proposal["model"]) == ("llm", "openai/primary")
+    assert proposal["cost_usd"] > 0 and iteration["verdict"] == "accepted"
+    assert iteration["gate"]["passing_after"] == iteration["gate"]["passing_before"] + 1
+    assert "test_mul" in llm.requests_for("primary")[0].text
+    assert SECRET not in json.dumps(report)
+
+
+def test_rejections_in_a_row_stop_the_cycle(sandbox: Sandbox, llm: ScriptedLLM):  # noqa: F811
+    configure(sandbox, llm)
+    with_evolution(sandbox, "[evolution]\nmax_rejections = 2\n")
+    llm.add("primary", Step(BREAK_ADD), Step(BREAK_ADD), Step(BREAK_ADD))
+    code, report = cycle(sandbox, "--max", "5", "--proposer", "llm")
+    assert code == 1
+    assert [it["verdict"] for it in report["iterations"]] == ["rejected", "rejected"]
+    assert report["stopped"] == "rejections"
+    rejected = sandbox.git("for-each-ref", "--format=%(refname)", "refs/evolve/rejected/")
+    assert len(rejected.split()) == 2  # every iteration left its trace in git
+
+
+def test_the_cycle_budget_stops_it(sandbox: Sandbox, llm: ScriptedLLM):  # noqa: F811
+    configure(sandbox, llm)
+    llm.add("primary", Step(BREAK_ADD), Step(BREAK_ADD))
+    code, report = cycle(sandbox, "--max", "5", "--proposer", "llm", "--budget-usd", "0.0001")
+    assert code == 1
+    assert len(report["iterations"]) == 1 and report["stopped"] == "budget"
+
+
+def test_a_reached_cap_stops_the_cycle_before_any_call(sandbox: Sandbox, llm: ScriptedLLM):  # noqa: F811
+    configure(sandbox, llm, cap=1.0)
+    with Ledger(sandbox.path / "runs" / "ledger.sqlite") as ledger:
+        spent = ledger.reserve("openai/primary", "earlier", 1.0, 1.0)
+        ledger.settle(spent, outcome="ok", cost_usd=1.0)
+    code, report = cycle(sandbox, "--max", "3")
+    assert code == 1
+    assert report["iterations"] == [] and report["stopped"] == "capped"
+    assert llm.received == []
+
+
+def test_the_kill_flag_stops_the_cycle(sandbox: Sandbox):
+    (sandbox.path / "runs").mkdir(exist_ok=True)
+    (sandbox.path / "runs" / "KILL").write_text("stop")
+    code, report = cycle(sandbox, "--max", "3")
+    assert code == 1
+    assert report["iterations"] == [] and report["stopped"] == "killed"
+    assert sandbox.git("for-each-ref", "refs/heads/evolve/") == ""
+
+
+def test_when_no_model_answers_mutate_takes_over(sandbox: Sandbox, llm: ScriptedLLM):  # noqa: F811
+    configure(sandbox, llm)  # nothing scripted: every model answers 500
+    code, report = cycle(sandbox, "--max", "1")
+    assert code == 0, report
+    [iteration] = report["iterations"]
+    assert (iteration["proposal"]["proposer"], iteration["verdict"]) == ("mutate", "accepted")
+    assert llm.requests_for("primary") and llm.requests_for("fallback")
