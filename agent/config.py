@@ -57,6 +57,7 @@ class TaskConfig:
     required: bool = True
     depends_on: tuple[str, ...] = ()
     env: tuple[str, ...] = ()
+    every_s: float | None = None  # its own, slower cadence
 
     @property
     def evidence_file(self) -> Path | None:
@@ -162,6 +163,7 @@ _TASK_KEYS: dict[str, type | tuple[type, ...]] = {
     "depends_on": list,
     "evidence": str,
     "env": list,
+    "every_s": (int, float),
 }
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -189,8 +191,9 @@ def _task(raw: Any, index: int, origin: str) -> TaskConfig:
         expected = _TASK_KEYS[key]
         if (isinstance(value, bool) and expected is not bool) or not isinstance(value, expected):
             raise ConfigError(f"{where}.{key} has the wrong type")
-    if not (math.isfinite(raw["timeout_s"]) and raw["timeout_s"] > 0):
-        raise ConfigError(f"{where}.timeout_s must be a positive number")
+    for key in ("timeout_s", "every_s"):
+        if key in raw and not _positive(raw[key]):
+            raise ConfigError(f"{where}.{key} must be a positive number")
     evidence = raw["evidence"]
     if evidence not in EVIDENCE_KINDS and not (evidence.startswith("file:") and evidence[5:]):
         raise ConfigError(f'{where}.evidence must be "exit", "stdout" or "file:PATH"')
@@ -208,6 +211,7 @@ def _task(raw: Any, index: int, origin: str) -> TaskConfig:
         required=raw.get("required", True),
         depends_on=_strings(raw.get("depends_on", []), f"{where}.depends_on"),
         env=_strings(raw.get("env", []), f"{where}.env", _ENV_NAME),
+        every_s=float(raw["every_s"]) if "every_s" in raw else None,
     )
 
 

@@ -23,13 +23,14 @@ from agent.ledger import CAP_TOLERANCE_USD, Ledger, utc_now
 from agent.locks import LockBusy, ProcessLock
 from agent.procgroup import group_is_ours, kill_group
 from agent.redact import Redactor
-from agent.tasks import TaskOutcome, run_task, task_environment
+from agent.tasks import RAN, TaskOutcome, run_task, task_environment
 from agent.trace import Trace
 
 KILL_MESSAGE = "kill flag present — refusing to run"
 CAP_MESSAGE = "spend cap reached — halting"
 LOCK_NAME = "agent.lock"
 PGID_NAME = "task.pgid"
+NOT_DUE = "not-due"
 
 EXIT_CODES = {
     "ok": 0,
@@ -191,7 +192,19 @@ def _run_tasks(
             if stop is not None and stop.is_set():
                 raise Interrupted
             started, clock = utc_now(), time.monotonic()
-            blockers = [d for d in task.depends_on if statuses.get(d) != "ok"]
+            blockers = [d for d in task.depends_on if statuses.get(d) not in ("ok", NOT_DUE)]
+            last = _last_run(runtime, task)
+            if last is not None and task.every_s is not None and (
+                (started - datetime.fromisoformat(last["started"])).total_seconds()
+                < task.every_s
+            ):
+                # Not its turn: no row (its figures stay its own), and its dependents
+                # go by how its last run went.
+                statuses[task.name] = NOT_DUE if last["status"] == "ok" else last["status"]
+                result.tasks.append({"task": task.name, "status": NOT_DUE,
+                                     "required": task.required, "duration_s": 0.0,
+                                     "exit_code": None, "detail": f"last run {last['started']}"})
+                continue
             if blockers:
                 detail = "blocked by " + ", ".join(blockers)
                 outcome = TaskOutcome("blocked", None, 0.0, detail, "", "")
@@ -219,6 +232,13 @@ def _run_tasks(
     ledger.finish_tick(tick_id, result.status, result.reason)
     trace.event("tick.end", status=result.status, reason=result.reason)
     return result
+
+
+def _last_run(runtime: Runtime, task: TaskConfig) -> dict[str, Any] | None:
+    if task.every_s is None:
+        return None
+    runs = [r for r in runtime.ledger.task_runs(task.name, limit=20) if r["status"] in RAN]
+    return runs[0] if runs else None
 
 
 def _run_one(
@@ -273,8 +293,11 @@ def _record(
 
 
 def _verdict(tasks: tuple[TaskConfig, ...], statuses: dict[str, str]) -> tuple[str, str]:
-    failed_required = [t.name for t in tasks if t.required and statuses.get(t.name) != "ok"]
-    failed_optional = [t.name for t in tasks if not t.required and statuses.get(t.name) != "ok"]
+    def failed(task: TaskConfig) -> bool:
+        return statuses.get(task.name) not in ("ok", NOT_DUE)
+
+    failed_required = [t.name for t in tasks if t.required and failed(t)]
+    failed_optional = [t.name for t in tasks if not t.required and failed(t)]
     if failed_required:
         return "failed", "required task not ok: " + ", ".join(
             f"{name} ({statuses.get(name, 'not run')})" for name in failed_required

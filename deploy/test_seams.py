@@ -34,7 +34,7 @@ def test_every_task_has_a_timeout_under_the_cadence(task):
     assert 0 < task["timeout_s"] < CADENCE_S
 
 
-TASK_NAMES = ['disk-space', 'git-health', 'ledger-backup', 'runs-rotation', 'safety-net', 'baseline-report']
+TASK_NAMES = ['disk-space', 'git-health', 'ledger-backup', 'runs-rotation', 'safety-net', 'evolve-cycle', 'baseline-report']
 
 
 def test_the_runtime_reads_the_tasks_in_dependency_order():

@@ -265,3 +265,20 @@ def test_a_version_1_ledger_is_migrated_and_keeps_its_rows(root: Path):
         assert ledger.version == len(MIGRATIONS) == 2
         assert [c["cost_usd"] for c in ledger.calls()] == [0.25]
         assert len(ledger.ticks()) == 1
+
+
+def test_a_task_with_its_own_cadence_runs_only_when_due(root: Path):
+    write_config(
+        root,
+        [
+            task("hourly", "sh -c 'echo run >> hourly'", every_s=3600),
+            task("after", "sh -c 'echo run >> after'", depends_on=["hourly"]),
+        ],
+    )
+    assert tick(root)[1]["tasks"][0]["status"] == "ok"
+    code, result = tick(root)
+    assert code == 0 and result["status"] == "ok"
+    assert [t["status"] for t in result["tasks"]] == ["not-due", "ok"]
+    assert (root / "hourly").read_text().split() == ["run"]
+    assert (root / "after").read_text().split() == ["run", "run"]
+    assert [r["task"] for r in ledger_rows(root, "task_runs")] == ["hourly", "after", "after"]

@@ -223,7 +223,7 @@ def test_build_report_is_recorded(project: Path) -> None:
             r"kill.colour: unknown key",
         ),
         (
-            ('depends_on = ["safety-net"]', 'depends_on = ["safety-net", "baseline-report"]'),
+            ('depends_on = ["git-health"]', 'depends_on = ["git-health", "baseline-report"]'),
             r"dependency cycle",
         ),
     ],

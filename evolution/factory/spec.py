@@ -78,6 +78,9 @@ class Task(_Strict):
     evidence: str
     # Names of the agent's environment variables this task may see; nothing else leaks in.
     env: list[Annotated[str, Field(pattern=ENV_NAME)]] = Field(default_factory=list)
+    # A slower cadence of its own (e.g. the evolution cycle): it runs on the first tick
+    # at least this long after its previous run.
+    every_s: int | None = Field(default=None, gt=0)
 
     @field_validator("evidence")
     @classmethod
