@@ -5,10 +5,11 @@ with one seeded fault, tests/test_<module>.py with at least one test failing bec
 of it). For each bug the folder is copied, without its BUG.md, into a fresh git
 repository, the baseline is recorded (not timed), and then
 
-    evolve cycle --max 3 --proposer mutate --json
+    evolve cycle --max 1 --proposer mutate --json
 
-is timed by the wall clock: localisation, the mutation search, the branch and the
-gate's full-suite validation, merged into main when accepted. Recorded per bug:
+is timed by the wall clock (one proposal, so one search bounded by --max-seconds):
+localisation, the mutation search, the branch and the gate's full-suite validation,
+merged into main when accepted. Recorded per bug:
 repaired (an iteration accepted), the accepted edits, the candidates evaluated and the
 seconds of search (summed over the cycle's iterations) and the cycle's wall time.
 
@@ -106,7 +107,7 @@ def prepare(name: str, repo: Path) -> str:
 
 def run_cycle(name: str, repo: Path, max_seconds: float | None) -> Outcome:
     outcome = Outcome(name)
-    argv = [*EVOLVE, "cycle", "--max", "3", "--proposer", "mutate", "--json"]
+    argv = [*EVOLVE, "cycle", "--max", "1", "--proposer", "mutate", "--json"]
     if max_seconds is not None:
         argv += ["--max-seconds", f"{max_seconds:g}"]
     started = time.perf_counter()

@@ -238,7 +238,10 @@ def run_cycle(
             rejections = 0
         else:
             rejections += 1
-            if iteration.verdict == "no-change":
+            search = iteration.proposal.get("search") or {}
+            if iteration.verdict == "no-change" and search.get("stopped") in (None, "exhausted"):
+                # Nothing left to try for this goal. A search cut off by its time or
+                # candidate bound is resumed next time, past the mutants already tried.
                 exhausted.add((goal.target, goal.text))
     return report
 

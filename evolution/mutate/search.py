@@ -97,19 +97,24 @@ class Evaluator:
 
 
 def candidates(source: str, applied: tuple[Edit, ...], lines: list[int]) -> Iterator[Edit]:
-    """Single edits on top of `applied`, most suspicious line first, then by operator.
+    """Single edits on top of `applied`: every one-token and one-span edit on the ranked
+    lines first (most suspicious line first, then by operator), then the copies.
 
-    Every offset refers to the original source, so an edit that overlaps one already
-    applied is skipped rather than re-parsed."""
+    A copy is one candidate per statement of the file for every line, so tried line by
+    line they would bury the cheap edits of a slightly less suspicious line (and lines
+    often tie). Every offset refers to the original source, so an edit that overlaps one
+    already applied is skipped rather than re-parsed."""
     taken = [(e.start, e.end) for e in applied]
-    for line in lines:
-        found = list(mutations(source, {line}))
-        found.sort(key=lambda e: OPERATOR_ORDER.index(e.operator))
-        for edit in found:
-            if any((edit.start < end and start < edit.end) or edit.start == start
-                   for start, end in taken):
-                continue
-            yield edit
+    found = {line: list(mutations(source, {line})) for line in lines}
+    for copies in (False, True):
+        for line in lines:
+            chosen = [e for e in found[line] if (e.operator == "copy") == copies]
+            chosen.sort(key=lambda e: OPERATOR_ORDER.index(e.operator))
+            for edit in chosen:
+                if any((edit.start < end and start < edit.end) or edit.start == start
+                       for start, end in taken):
+                    continue
+                yield edit
 
 
 def _parses(text: str) -> bool:
