@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from agent.console import run_command
+from agent.secrets_cli import secrets_app
 
 if TYPE_CHECKING:
     from agent.tick import Runtime, TickResult
@@ -32,6 +33,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+
+app.add_typer(secrets_app, name="secrets")
 
 RootOpt = Annotated[
     Path, typer.Option("--root", help="The deployment root (holds deploy/agent.toml).")
