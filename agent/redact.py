@@ -13,6 +13,10 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 
+# The agent lists here the names of the vault secrets it handed a task, so that the
+# task's own children (`evolve` running the gate or a model call) treat them as secrets
+# whatever they are called.
+SECRET_NAMES_VAR = "RATCHET_GRANTED_NAMES"  # a name the secret pattern must not match
 SECRET_NAME = re.compile(
     r"(API_?KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|PRIVATE_KEY|ACCESS_KEY)", re.IGNORECASE
 )
@@ -21,6 +25,10 @@ MIN_SECRET_LENGTH = 8
 
 def is_secret_name(name: str, named: Iterable[str] = ()) -> bool:
     return name in set(named) or bool(SECRET_NAME.search(name))
+
+
+def declared_secret_names(env: Mapping[str, str]) -> set[str]:
+    return {n for n in env.get(SECRET_NAMES_VAR, "").split(",") if n}
 
 
 class Redactor:
@@ -34,7 +42,7 @@ class Redactor:
         cls, named: Iterable[str] = (), env: Mapping[str, str] | None = None
     ) -> Redactor:
         env = os.environ if env is None else env
-        names = set(named)
+        names = set(named) | declared_secret_names(env)
         return cls({k: v for k, v in env.items() if is_secret_name(k, names)})
 
     @property
@@ -50,5 +58,5 @@ class Redactor:
 
 def scrubbed_environment(env: Mapping[str, str], named: Iterable[str] = ()) -> dict[str, str]:
     """`env` without any variable that holds a secret: for test runs and child processes."""
-    names = set(named)
+    names = set(named) | declared_secret_names(env)
     return {k: v for k, v in env.items() if not is_secret_name(k, names)}

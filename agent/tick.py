@@ -18,13 +18,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from agent.accesslog import ChainBroken
 from agent.config import RuntimeConfig, TaskConfig
 from agent.ledger import CAP_TOLERANCE_USD, Ledger, utc_now
 from agent.locks import LockBusy, ProcessLock
 from agent.procgroup import group_is_ours, kill_group
-from agent.redact import Redactor
+from agent.redact import SECRET_NAMES_VAR, Redactor
 from agent.tasks import RAN, TaskOutcome, run_task, task_environment
 from agent.trace import Trace
+from agent.vault import Vault, VaultError
 
 KILL_MESSAGE = "kill flag present — refusing to run"
 CAP_MESSAGE = "spend cap reached — halting"
@@ -40,6 +42,7 @@ EXIT_CODES = {
     "skipped": 1,
     "failed": 1,
     "interrupted": 3,
+    "halted-vault": 1,
 }
 
 
@@ -56,12 +59,17 @@ class Runtime:
     trace: Trace
     redact: Redactor
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    vault: Vault | None = None
+    vault_problem: str = ""  # set when a vault exists but cannot be trusted: ticks halt
 
     @classmethod
     def open(cls, config: RuntimeConfig) -> Runtime:
-        redact = Redactor.from_environment(config.secret_env_names())
+        vault, problem, values = _open_vault(config)
+        env_secrets = Redactor.from_environment(config.secret_env_names())
+        redact = Redactor({**{n: os.environ[n] for n in env_secrets.names}, **values})
         ledger = Ledger(config.ledger)
-        return cls(config, ledger, Trace(config.runs / "traces", redact=redact), redact)
+        return cls(config, ledger, Trace(config.runs / "traces", redact=redact), redact,
+                   vault=vault, vault_problem=problem)
 
     @property
     def lock(self) -> ProcessLock:
@@ -96,10 +104,27 @@ class TickResult:
         }
 
 
+def _open_vault(config: RuntimeConfig) -> tuple[Vault | None, str, dict[str, str]]:
+    """The vault, if there is one, with its access log verified: a broken chain means
+    somebody read or changed secrets off the record, and nothing may run until a
+    person has looked."""
+    vault = Vault(config.runs)
+    if not vault.exists:
+        return None, "", {}
+    try:
+        values = vault.values()
+        vault.log.verify()
+    except (VaultError, ChainBroken) as error:
+        return vault, f"secrets: {error}", {}
+    return vault, "", values
+
+
 def refusal(runtime: Runtime) -> tuple[str, str] | None:
     """(status, message) when a guard forbids work now, else None."""
     if runtime.config.kill_flag_path.exists():
         return "refused-kill", KILL_MESSAGE
+    if runtime.vault_problem:
+        return "halted-vault", f"{runtime.vault_problem} — halting"
     cap = runtime.config.cap_usd
     if cap is not None and runtime.ledger.spent_today() >= cap - CAP_TOLERANCE_USD:
         spent = runtime.ledger.spent_today()
@@ -249,6 +274,13 @@ def _run_one(
         "AGENT_TICK_ID": str(tick_id),
         "AGENT_ROOT": str(runtime.config.root),
     }
+    if runtime.vault is not None:
+        # Least privilege: only the secrets whose manifest names this task, each read
+        # on the record; their names travel along so the task's children scrub them.
+        granted = runtime.vault.for_task(task.name)
+        extra.update(granted)
+        if granted:
+            extra[SECRET_NAMES_VAR] = ",".join(sorted(granted))
     return run_task(
         task,
         root=runtime.config.root,
