@@ -224,6 +224,12 @@ def _print_status(report: dict[str, Any]) -> None:
         say(f"watchdog: ok (checked {watchdog['last_check']['ts'][:19]}Z)")
     else:
         say("watchdog: never run")
+    secrets = report["secrets"]
+    if secrets["problem"]:
+        say(f"secrets: [red]{plain(secrets['problem'])}[/]")
+    else:
+        say("secrets: vault present, access log verified" if secrets["vault"] else
+            "secrets: no vault")
     table = Table(title=f"tasks (last {report['window']} runs)", title_justify="left")
     for column in ("task", "last", "success", "p50", "p95", "p99", "detail"):
         table.add_column(column)

@@ -107,6 +107,7 @@ def collect(runtime: Runtime, window: int = WINDOW, with_gate: bool = True) -> d
         },
         "cap_reached": refused is not None and refused[0] == "halted-cap",
         "watchdog": {"last_check": ledger.last_watchdog(), "alert": read_alert(runtime)},
+        "secrets": {"vault": runtime.vault is not None, "problem": runtime.vault_problem},
         "gate": gate_verdicts(config.root) if with_gate else {"entries": []},
         "window": window,
     }
