@@ -16,7 +16,6 @@ verdict in git: a gate commit on main, or a rejection note.
 
 from __future__ import annotations
 
-import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -25,12 +24,17 @@ from typing import Any
 
 from agent.errors import RatchetError
 from agent.ledger import CAP_TOLERANCE_USD, Ledger
-from evolution.baseline import read_baseline
 from evolution.gate import GateOptions, validate
 from evolution.gitrepo import GitRepo
 from evolution.mutate.search import SearchLimits
 from evolution.policy import CONFIG_PATH, matches
-from evolution.propose import Context, ProposalResult, open_context, propose
+from evolution.propose import (
+    Context,
+    ProposalResult,
+    failing_by_target,
+    open_context,
+    propose,
+)
 
 FAILED_TASK = ("silent", "failed", "timeout")
 TASK_WINDOW = 20
@@ -95,25 +99,10 @@ def evolvable_files(ctx: Context) -> list[str]:
 
 
 def _failing_goals(ctx: Context, files: list[str]) -> list[Goal]:
-    found = read_baseline(ctx.repo, ctx.main)
-    if found is None:
-        return []
-    sources: dict[str, str] = {}
-    by_target: dict[str, list[str]] = {}
-    for nodeid, outcome in sorted(found[0].tests.items()):
-        if outcome == "passed":
-            continue
-        test_file = nodeid.split("::", 1)[0]
-        if test_file not in sources:
-            raw = ctx.repo.read_file(ctx.main, test_file)
-            sources[test_file] = raw.decode(errors="replace") if raw else ""
-        for path in files:
-            stem = re.escape(PurePosixPath(path).stem)
-            if re.search(rf"\b{stem}\b", sources[test_file]):
-                by_target.setdefault(path, []).append(nodeid)
+    by_target, _ = failing_by_target(ctx, files)
     return [
         Goal("failing-tests", target,
-             f"make the failing tests pass: {', '.join(tests[:5])}", needs_model=False)
+             f"make the failing tests pass: {', '.join(list(tests)[:5])}", needs_model=False)
         for target, tests in sorted(by_target.items())
     ]
 

@@ -121,14 +121,17 @@ def open_context(repo: GitRepo) -> Context:
     return Context(repo, main_ref, main, policy, config, redact)
 
 
-def _failing_for(
+def failing_by_target(
     ctx: Context, targets: list[str]
-) -> tuple[list[dict[str, str]], list[tuple[str, str]]]:
+) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+    """For each target, the baseline's tests that do not pass and whose test file names
+    its module ({nodeid: outcome}), and the sources of the test files read on the way."""
     found = read_baseline(ctx.repo, ctx.main)
+    by_target: dict[str, dict[str, str]] = {}
+    sources: dict[str, str] = {}
     if found is None:
-        return [], []
-    stems = {PurePosixPath(t).stem for t in targets}
-    failing, sources = [], {}
+        return by_target, sources
+    patterns = {t: re.compile(rf"\b{re.escape(PurePosixPath(t).stem)}\b") for t in targets}
     for nodeid, outcome in sorted(found[0].tests.items()):
         if outcome == "passed":
             continue
@@ -136,8 +139,18 @@ def _failing_for(
         if test_file not in sources:
             raw = ctx.repo.read_file(ctx.main, test_file)
             sources[test_file] = raw.decode(errors="replace") if raw else ""
-        if any(re.search(rf"\b{re.escape(stem)}\b", sources[test_file]) for stem in stems):
-            failing.append({"nodeid": nodeid, "outcome": outcome})
+        for target, pattern in patterns.items():
+            if pattern.search(sources[test_file]):
+                by_target.setdefault(target, {})[nodeid] = outcome
+    return by_target, sources
+
+
+def _failing_for(
+    ctx: Context, targets: list[str]
+) -> tuple[list[dict[str, str]], list[tuple[str, str]]]:
+    by_target, sources = failing_by_target(ctx, targets)
+    merged = {nodeid: o for tests in by_target.values() for nodeid, o in tests.items()}
+    failing = [{"nodeid": nodeid, "outcome": merged[nodeid]} for nodeid in sorted(merged)]
     used = sorted({t["nodeid"].split("::", 1)[0] for t in failing})
     return failing, [(path, _clip(sources[path])) for path in used]
 
