@@ -21,7 +21,7 @@ from typing import Any
 from agent.atomicio import atomic_write_text
 from agent.ledger import utc_now
 from agent.locks import holder_by_trying
-from agent.procgroup import group_alive, group_is_ours, pid_alive
+from agent.procgroup import group_alive, group_is_ours, pid_alive, read_pgid
 from agent.tick import Runtime
 
 
@@ -50,14 +50,6 @@ class KillReport:
         }
 
 
-def _read_pgid(runtime: Runtime) -> int | None:
-    try:
-        text = runtime.pgid_file.read_text().strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() else None
-
-
 def kill(runtime: Runtime, *, reason: str = "", grace_s: float = 3.0) -> KillReport:
     flag = runtime.config.kill_flag_path
     who = os.environ.get("SUDO_USER") or os.environ.get("USER") or f"uid {os.getuid()}"
@@ -66,7 +58,7 @@ def kill(runtime: Runtime, *, reason: str = "", grace_s: float = 3.0) -> KillRep
     report = KillReport(flag=str(flag))
     # The flag is already down, so a tick that starts now refuses: trying the lock is safe.
     report.runner_pid = holder_by_trying(runtime.lock.path)
-    report.task_pgid = _read_pgid(runtime)
+    report.task_pgid = read_pgid(runtime.pgid_file)
     runtime.trace.event("kill", runner=report.runner_pid, task_pgid=report.task_pgid,
                         reason=reason)
     targets = _targets(report, runtime.config.root.resolve())
@@ -97,7 +89,7 @@ def _targets(report: KillReport, root: Path) -> list[Target]:
     pgid = report.task_pgid
     # Tasks run in the deployment root; a recorded group that runs elsewhere is a
     # stale id, since reused by somebody else's program.
-    if pgid is not None and pgid > 1 and group_is_ours(pgid, root):
+    if pgid is not None and group_is_ours(pgid, root):
         targets.append(
             (f"task group {pgid}", lambda: group_alive(pgid), lambda s: os.killpg(pgid, s))
         )

@@ -112,6 +112,27 @@ def pid_alive(pid: int) -> bool:
     return stat[stat.rfind(")") + 2 :].split()[0] not in ("Z", "X")
 
 
+def read_pgid(path: Path) -> int | None:
+    """A group id recorded in `path`; None when absent, garbled, or 0/1 (killpg on those
+    would hit our own group or everything)."""
+    try:
+        pgid = int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pgid if pgid > 1 else None
+
+
+def end_orphaned_group(
+    pgid_file: Path, folder: Path, grace_s: float = 1.0
+) -> tuple[int, bool] | None:
+    """End the group a SIGKILLed run recorded in `pgid_file`, if it is really ours (its
+    processes work inside `folder`): (pgid, whether it is gone), or None if not ours."""
+    pgid = read_pgid(pgid_file)
+    if pgid is None or not group_is_ours(pgid, folder):
+        return None
+    return pgid, kill_group(pgid, grace_s)
+
+
 def kill_group(pgid: int, grace_s: float = 2.0, reap: Callable[[], object] | None = None) -> bool:
     """SIGTERM the group, wait up to `grace_s`, then SIGKILL. True when it is gone.
 

@@ -22,7 +22,7 @@ from agent.accesslog import ChainBroken
 from agent.config import RuntimeConfig, TaskConfig
 from agent.ledger import CAP_TOLERANCE_USD, Ledger, utc_now
 from agent.locks import LockBusy, ProcessLock
-from agent.procgroup import group_is_ours, kill_group
+from agent.procgroup import end_orphaned_group
 from agent.redact import SECRET_NAMES_VAR, Redactor
 from agent.tasks import RAN, TaskOutcome, run_task, task_environment
 from agent.trace import Trace
@@ -177,13 +177,9 @@ def run_tick(
 def _end_orphaned_task(runtime: Runtime) -> None:
     """A SIGKILLed agent leaves its task's grandchildren running (the leader dies with
     it by PDEATHSIG; they do not). With the lock now ours, nothing else may run there."""
-    try:
-        pgid = int(runtime.pgid_file.read_text().strip())
-    except (OSError, ValueError):
-        return
-    if pgid > 1 and group_is_ours(pgid, runtime.config.root.resolve()):
-        gone = kill_group(pgid, grace_s=1.0)
-        runtime.trace.event("orphan.ended", pgid=pgid, gone=gone)
+    ended = end_orphaned_group(runtime.pgid_file, runtime.config.root.resolve())
+    if ended is not None:
+        runtime.trace.event("orphan.ended", pgid=ended[0], gone=ended[1])
     runtime.pgid_file.unlink(missing_ok=True)
 
 

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from types import TracebackType
 
-from agent.procgroup import group_is_ours, kill_group
+from agent.procgroup import end_orphaned_group
 from evolution.gitrepo import GitRepo
 
 PGID_FILE = "pgid"
@@ -76,22 +76,9 @@ def prune_leftovers(repo: GitRepo) -> list[Path]:
         for folder in sorted(root.iterdir()):
             if not folder.is_dir():
                 continue
-            _end_orphaned_group(folder)
+            end_orphaned_group(folder / PGID_FILE, folder)
             remove_run_folder(repo, folder)
             removed.append(folder)
     repo.run("worktree", "prune")
     return removed
 
-
-def _end_orphaned_group(folder: Path) -> None:
-    """Kill the suite a SIGKILLed gate left running, if that group is really ours.
-
-    The pgid could have been reused by an unrelated process since; it is only killed
-    when its processes work inside this run folder.
-    """
-    try:
-        pgid = int((folder / PGID_FILE).read_text().strip())
-    except (OSError, ValueError):
-        return
-    if group_is_ours(pgid, folder):
-        kill_group(pgid, grace_s=1.0)
