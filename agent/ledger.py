@@ -179,6 +179,13 @@ class Ledger:
         """Today's (UTC) spend, counting open reservations at their worst case."""
         return self._spent((now or utc_now()).date().isoformat())
 
+    def over_cap(self, cap_usd: float | None) -> float | None:
+        """Today's spend when it has reached `cap_usd` (nothing more may start), else None."""
+        if cap_usd is None:
+            return None
+        spent = self.spent_today()
+        return spent if spent >= cap_usd - CAP_TOLERANCE_USD else None
+
     def reserve(
         self, model: str, purpose: str, estimate_usd: float, cap_usd: float | None
     ) -> Reservation:

@@ -20,7 +20,7 @@ from typing import Any
 
 from agent.accesslog import ChainBroken
 from agent.config import RuntimeConfig, TaskConfig
-from agent.ledger import CAP_TOLERANCE_USD, Ledger, utc_now
+from agent.ledger import Ledger, utc_now
 from agent.locks import LockBusy, ProcessLock
 from agent.procgroup import end_orphaned_group
 from agent.redact import SECRET_NAMES_VAR, Redactor
@@ -126,8 +126,8 @@ def refusal(runtime: Runtime) -> tuple[str, str] | None:
     if runtime.vault_problem:
         return "halted-vault", f"{runtime.vault_problem} — halting"
     cap = runtime.config.cap_usd
-    if cap is not None and runtime.ledger.spent_today() >= cap - CAP_TOLERANCE_USD:
-        spent = runtime.ledger.spent_today()
+    spent = runtime.ledger.over_cap(cap)
+    if spent is not None:
         return "halted-cap", f"{CAP_MESSAGE} (${spent:.4f} of ${cap:.2f} today)"
     return None
 

@@ -168,8 +168,8 @@ def _guard(ctx: Context, report: CycleReport, budget_usd: float | None) -> bool:
     cap = ctx.config.cap_usd
     if cap is not None:
         with Ledger(ctx.config.ledger) as ledger:
-            spent = ledger.spent_today()
-        if spent >= cap - CAP_TOLERANCE_USD:
+            spent = ledger.over_cap(cap)
+        if spent is not None:
             report.stopped = "capped"
             report.reason = f"spend cap reached (${spent:.4f} of ${cap:.2f})"
             return True
