@@ -39,11 +39,15 @@ class Redactor:
 
     @classmethod
     def from_environment(
-        cls, named: Iterable[str] = (), env: Mapping[str, str] | None = None
+        cls,
+        named: Iterable[str] = (),
+        env: Mapping[str, str] | None = None,
+        extra: Mapping[str, str] | None = None,
     ) -> Redactor:
+        """The secrets of `env` (named, or named like secrets), plus `extra` (the vault's)."""
         env = os.environ if env is None else env
         names = set(named) | declared_secret_names(env)
-        return cls({k: v for k, v in env.items() if is_secret_name(k, names)})
+        return cls({**{k: v for k, v in env.items() if is_secret_name(k, names)}, **(extra or {})})
 
     @property
     def names(self) -> set[str]:

@@ -65,8 +65,7 @@ class Runtime:
     @classmethod
     def open(cls, config: RuntimeConfig) -> Runtime:
         vault, problem, values = _open_vault(config)
-        env_secrets = Redactor.from_environment(config.secret_env_names())
-        redact = Redactor({**{n: os.environ[n] for n in env_secrets.names}, **values})
+        redact = Redactor.from_environment(config.secret_env_names(), extra=values)
         ledger = Ledger(config.ledger)
         return cls(config, ledger, Trace(config.runs / "traces", redact=redact), redact,
                    vault=vault, vault_problem=problem)
