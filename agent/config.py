@@ -120,7 +120,8 @@ def _positive(value: object) -> bool:
     )
 
 
-_MODEL_KEYS = {
+KeyTypes = dict[str, type | tuple[type, ...]]
+_MODEL_KEYS: KeyTypes = {
     "model": str,
     "timeout_s": (int, float),
     "max_tokens": int,
@@ -138,24 +139,36 @@ def _table(data: dict[str, Any], key: str, origin: str) -> dict[str, Any]:
     return value
 
 
-def _model(raw: Any, index: int, origin: str) -> ModelConfig:
-    where = f"{origin}: llm.models[{index}]"
+def _checked_table(
+    raw: Any, where: str, keys: KeyTypes, required: tuple[str, ...]
+) -> dict[str, Any]:
+    """An array entry with only known keys, the required ones, each of its type (a bool
+    is never a number)."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{where} must be a table")
-    unknown = sorted(set(raw) - set(_MODEL_KEYS))
+    unknown = sorted(set(raw) - set(keys))
     if unknown:
         raise ConfigError(f"{where}: unknown key {unknown[0]!r}")
-    if "model" not in raw:
-        raise ConfigError(f"{where}: 'model' is required")
+    for key in required:
+        if key not in raw:
+            raise ConfigError(f"{where}: {key!r} is required")
     for key, value in raw.items():
-        if isinstance(value, bool) or not isinstance(value, _MODEL_KEYS[key]):  # type: ignore[arg-type]
+        expected = keys[key]
+        if (isinstance(value, bool) and expected is not bool) or not isinstance(value, expected):
             raise ConfigError(f"{where}.{key} has the wrong type")
+    return raw
+
+
+def _model(raw: Any, index: int, origin: str) -> ModelConfig:
+    where = f"{origin}: llm.models[{index}]"
+    raw = _checked_table(raw, where, _MODEL_KEYS, ("model",))
+    for key, value in raw.items():
         if isinstance(value, float | int) and not (math.isfinite(value) and value >= 0):
             raise ConfigError(f"{where}.{key} must be a finite number, not negative")
     return ModelConfig(**raw)
 
 
-_TASK_KEYS: dict[str, type | tuple[type, ...]] = {
+_TASK_KEYS: KeyTypes = {
     "name": str,
     "command": str,
     "timeout_s": (int, float),
@@ -179,18 +192,7 @@ def _strings(
 
 def _task(raw: Any, index: int, origin: str) -> TaskConfig:
     where = f"{origin}: tasks[{index}]"
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where} must be a table")
-    unknown = sorted(set(raw) - set(_TASK_KEYS))
-    if unknown:
-        raise ConfigError(f"{where}: unknown key {unknown[0]!r}")
-    for key in ("name", "command", "timeout_s", "evidence"):
-        if key not in raw:
-            raise ConfigError(f"{where}: {key!r} is required")
-    for key, value in raw.items():
-        expected = _TASK_KEYS[key]
-        if (isinstance(value, bool) and expected is not bool) or not isinstance(value, expected):
-            raise ConfigError(f"{where}.{key} has the wrong type")
+    raw = _checked_table(raw, where, _TASK_KEYS, ("name", "command", "timeout_s", "evidence"))
     for key in ("timeout_s", "every_s"):
         if key in raw and not _positive(raw[key]):
             raise ConfigError(f"{where}.{key} must be a positive number")
