@@ -20,12 +20,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.errors import UsageError
+
 CONFIG_PATH = "deploy/agent.toml"
 LOCAL_PROVIDERS = ("ollama/", "ollama_chat/", "llamafile/", "lm_studio/")
 
 
-class ConfigError(Exception):
-    """The configuration cannot be used; the message names the file and the key."""
+class ConfigError(UsageError):
+    """The configuration cannot be used; the message names the file and the key.
+
+    It is an input error (exit 2) wherever it surfaces, so no command can turn a bad
+    deploy/agent.toml into a traceback."""
 
 
 @dataclass(frozen=True)

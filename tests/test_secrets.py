@@ -151,3 +151,11 @@ def test_the_chain_check_itself(tmp_path: Path):
     assert log.verify() == 5
     with pytest.raises(ChainBroken, match="written without the vault's key"):
         AccessLog(tmp_path / "log.jsonl", b"x" * 32).verify()
+
+
+def test_a_bad_configuration_is_a_usage_error_not_a_traceback(root: Path):
+    (root / "deploy" / "agent.toml").write_text('[[tasks]]\nname = "x"\n')
+    done = secrets(root, "list")
+    assert done.returncode == 2
+    assert "tasks[0]: 'command' is required" in done.stderr
+    assert "Traceback" not in done.stderr
