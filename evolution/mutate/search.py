@@ -68,28 +68,27 @@ class Evaluator:
     neighbours: list[str]
     evaluated: int = 0
 
-    def fixed(self, source: str) -> int | None:
-        """How many failing tests pass (stage 1), or None when the run is unusable."""
-        self.evaluated += 1
+    def _passing(self, source: str, tests: list[str]) -> list[str] | None:
+        """Which of `tests` pass with `source` as the target, or None for an unusable run."""
         (self.worktree / self.target).write_text(source, encoding="utf-8")
         try:
             result = run_tests(self.policy, self.folder, self.worktree, self.forbidden_root,
-                               select=self.failing)
+                               select=tests)
         except InvalidRun:
             return None
-        return sum(result.outcomes.get(n) == "passed" for n in self.failing)
+        return [n for n in tests if result.outcomes.get(n) == "passed"]
+
+    def fixed(self, source: str) -> int | None:
+        """How many failing tests pass (stage 1), or None when the run is unusable."""
+        self.evaluated += 1
+        passing = self._passing(source, self.failing)
+        return None if passing is None else len(passing)
 
     def neighbours_hold(self, source: str) -> bool:
         """Stage 2: every test of the failing tests' files that passed before still does."""
         if not self.neighbours:
             return True
-        (self.worktree / self.target).write_text(source, encoding="utf-8")
-        try:
-            result = run_tests(self.policy, self.folder, self.worktree, self.forbidden_root,
-                               select=self.neighbours)
-        except InvalidRun:
-            return False
-        return all(result.outcomes.get(n) == "passed" for n in self.neighbours)
+        return self._passing(source, self.neighbours) == self.neighbours
 
     def plausible(self, source: str) -> bool:
         fixed = self.fixed(source)
