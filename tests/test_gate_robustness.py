@@ -18,19 +18,11 @@ from conftest import CALC, FIXED_CALC, Sandbox, make_sandbox, run_evolve
 from agent.procgroup import group_alive, pid_alive
 from evolution.gitrepo import GitRepo
 from evolution.worktree import runs_root
+from tests.agent_setup import wait_for
 
 
 def _refs(box: Sandbox) -> str:
     return box.git("for-each-ref")
-
-
-def _wait_for(predicate, timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _start_validate(box: Sandbox, *args: str, env: dict[str, str] | None = None):
@@ -143,8 +135,9 @@ def test_kill_9_mid_run_changes_nothing_and_next_run_cleans_up(sandbox: Sandbox)
     sandbox.branch("evolve/slow", {"scripts/calc.py": SLOW_ADD}, proposal=True)
     refs = _refs(sandbox)
     gate = _start_validate(sandbox, "evolve/slow", "--test-timeout", "120")
-    _wait_for(
+    wait_for(
         lambda: any((f / "progress").exists() for f in _run_folders(sandbox)),
+        timeout=30,
         what="the test run to start",
     )
     [folder] = _run_folders(sandbox)
@@ -155,7 +148,7 @@ def test_kill_9_mid_run_changes_nothing_and_next_run_cleans_up(sandbox: Sandbox)
 
     assert sandbox.head() == main_before and _refs(sandbox) == refs
     # the suite died with its parent (PR_SET_PDEATHSIG), not 60 s later
-    _wait_for(lambda: not group_alive(pgid), timeout=10, what="the orphaned suite to die")
+    wait_for(lambda: not group_alive(pgid), timeout=10, what="the orphaned suite to die")
     assert folder.exists()  # the leftover, for the next run to prune
 
     sandbox.branch("evolve/fix", {"scripts/calc.py": FIXED_CALC}, proposal=True)
@@ -178,7 +171,7 @@ def test_second_gate_exits_clearly_while_one_runs(sandbox: Sandbox, tmp_path: Pa
     """
     sandbox.branch("slow", {"tests/test_waits.py": waiting})
     first = _start_validate(sandbox, "slow", "--no-merge")
-    _wait_for(lambda: any((f / "progress").exists() for f in _run_folders(sandbox)))
+    wait_for(lambda: any((f / "progress").exists() for f in _run_folders(sandbox)), timeout=30)
 
     second = sandbox.evolve("validate", "slow", "--no-merge")
     gate_file.write_text("go")
@@ -224,7 +217,7 @@ def test_main_moving_during_validation_triggers_revalidation(
     """
     sandbox.branch("waits", {"tests/test_waits.py": waiting})
     gate = _start_validate(sandbox, "waits", "--json")
-    _wait_for(lambda: (sync / "started").exists(), what="the first test run")
+    wait_for(lambda: (sync / "started").exists(), timeout=30, what="the first test run")
     moved = sandbox.commit("a person commits to main meanwhile", {"NOTES.md": "hello\n"})
     (sync / "go").touch()
     out, err = gate.communicate(timeout=120)
