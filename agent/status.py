@@ -20,7 +20,7 @@ from typing import Any
 
 from agent.locks import lock_holder
 from agent.tasks import RAN
-from agent.tick import Runtime, refusal
+from agent.tick import Runtime
 from agent.watchdog import read_alert, tick_status
 
 WINDOW = 100
@@ -92,7 +92,6 @@ def collect(runtime: Runtime, window: int = WINDOW, with_gate: bool = True) -> d
         last_tick = {**ticks[0], "status": tick_status(ticks[0])}
     names = [t.name for t in config.tasks]
     spent = ledger.spent_today()
-    refused = refusal(runtime)
     holder = lock_holder(runtime.lock.path)
     flag = config.kill_flag_path
     return {
@@ -105,7 +104,9 @@ def collect(runtime: Runtime, window: int = WINDOW, with_gate: bool = True) -> d
             "present": flag.exists(),
             "note": flag.read_text(errors="replace").strip() if flag.exists() else "",
         },
-        "cap_reached": refused is not None and refused[0] == "halted-cap",
+        # Asked of the ledger directly: the tick's guard reports only its first refusal,
+        # so a kill flag would hide a reached cap.
+        "cap_reached": ledger.over_cap(config.cap_usd) is not None,
         "watchdog": {"last_check": ledger.last_watchdog(), "alert": read_alert(runtime)},
         "secrets": {"vault": runtime.vault is not None, "problem": runtime.vault_problem},
         "gate": gate_verdicts(config.root) if with_gate else {"entries": []},

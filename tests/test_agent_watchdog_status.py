@@ -177,3 +177,13 @@ def test_trace_events_are_redacted(tmp_path: Path):
         "login", password="hunter22"
     )
     assert read_events(tmp_path)[0]["password"] == "«redacted:PW»"
+
+
+def test_status_shows_a_reached_cap_even_under_the_kill_flag(tmp_path: Path):
+    write_config(tmp_path, [task("job", "true")], daily_usd=1.0)
+    with Ledger(tmp_path / "runs" / "ledger.sqlite") as ledger:
+        spent = ledger.reserve("openai/gpt-4o-mini", "earlier", 1.0, 1.0)
+        ledger.settle(spent, outcome="ok", cost_usd=1.0)
+    (tmp_path / "runs" / "KILL").write_text("maintenance")
+    report = json.loads(run_agent(tmp_path, "status", "--json").stdout)
+    assert report["kill"]["present"] is True and report["cap_reached"] is True
