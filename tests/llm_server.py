@@ -13,6 +13,7 @@ import threading
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -27,13 +28,51 @@ class Step:
 
 @dataclass
 class Received:
+    """One request as the server saw it.
+
+    `headers` is the parsed header block itself: HTTP header names are case-insensitive
+    (RFC 9110), and SDK releases change the case they send, so lookups must not depend
+    on it. Likewise the properties below read only what the protocol fixes.
+    """
+
     model: str
     body: dict[str, Any]
-    headers: dict[str, str]
+    headers: Message
 
     @property
     def text(self) -> str:
         return json.dumps(self.body, ensure_ascii=False)
+
+    @property
+    def bearer_token(self) -> str | None:
+        """The credential of an `Authorization: Bearer` header (the scheme is
+        case-insensitive too), or None."""
+        scheme, _, token = (self.headers.get("authorization") or "").partition(" ")
+        return token.strip() if scheme.lower() == "bearer" else None
+
+    @property
+    def messages(self) -> list[dict[str, str]]:
+        """The chat messages with each content as one string: the API accepts a string
+        or a list of text parts, and a client may send either."""
+        return [
+            {"role": m["role"], "content": _text_of(m.get("content"))}
+            for m in self.body.get("messages", [])
+        ]
+
+    @property
+    def max_tokens(self) -> int | None:
+        """The completion limit asked for: OpenAI's API accepts it under either name,
+        and an SDK may send the newer one."""
+        for key in ("max_completion_tokens", "max_tokens"):
+            if key in self.body:
+                return int(self.body[key])
+        return None
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, list):
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return "" if content is None else str(content)
 
 
 @dataclass
@@ -52,10 +91,10 @@ class ScriptedLLM:
                 pass
 
             def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", "0"))
+                length = int(self.headers.get("content-length", "0"))
                 body = json.loads(self.rfile.read(length) or b"{}")
                 model = str(body.get("model", ""))
-                owner.received.append(Received(model, body, dict(self.headers)))
+                owner.received.append(Received(model, body, self.headers))
                 queue = owner.script.get(model)
                 step = queue.popleft() if queue else Step(status=500, content="no script")
                 if step.delay_s:

@@ -100,9 +100,9 @@ def test_success_returns_the_completion_and_settles_its_cost(
     assert result.attempts == []
     [request] = llm.received
     assert request.model == "primary"
-    assert request.body["messages"] == MESSAGES
-    assert request.body["max_tokens"] == 100
-    assert request.headers.get("Authorization") == f"Bearer {KEY}"
+    assert request.messages == MESSAGES
+    assert request.max_tokens == 100
+    assert request.bearer_token == KEY
     [row] = ledger.calls()
     assert (row["model"], row["purpose"], row["outcome"]) == ("openai/primary", "unit", "ok")
     assert (row["prompt_tokens"], row["completion_tokens"]) == (100, 50)
@@ -357,7 +357,7 @@ def test_secrets_are_redacted_from_the_messages_sent(
 
     [request] = llm.received
     assert secret not in request.text
-    assert request.body["messages"] == [
+    assert request.messages == [
         {"role": "system", "content": "the key is «redacted:MY_API_KEY»"},
         {"role": "user", "content": "echo «redacted:MY_API_KEY» twice: «redacted:MY_API_KEY»"},
     ]

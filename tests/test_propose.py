@@ -149,7 +149,7 @@ def test_malformed_reply_is_repaired_after_a_reflection(sandbox: Sandbox, llm: S
     assert done.returncode == 0, done.stderr
     assert result["status"] == "created"
     assert result["tokens"] == 300  # both calls are paid for and counted
-    second = llm.received[1].body["messages"]
+    second = llm.received[1].messages
     assert second[-2] == {"role": "assistant", "content": "You should multiply instead of adding."}
     assert "no SEARCH/REPLACE block" in second[-1]["content"]
 
@@ -227,7 +227,7 @@ def test_a_planted_secret_appears_in_no_artifact(sandbox: Sandbox, llm: Scripted
 
     assert done.returncode == 0, done.stderr
     assert SECRET not in done.stdout + done.stderr
-    assert [r.headers.get("Authorization") for r in llm.received] == [f"Bearer {SECRET}"]
+    assert [r.bearer_token for r in llm.received] == [SECRET]
     assert SECRET not in llm.received[0].text  # the prompt
     assert f"«redacted:{KEY_ENV}»" in llm.received[0].text
     messages = sandbox.git("log", "--all", "--format=%B")

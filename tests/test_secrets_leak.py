@@ -85,7 +85,7 @@ def test_a_seeded_secret_is_found_nowhere(sandbox: Sandbox, llm: ScriptedLLM, tm
     # The model was asked, with the key, and the goal arrived redacted.
     [request] = llm.requests_for("primary")
     assert SECRET not in request.text and "«redacted:API_TOKEN»" in request.text
-    assert request.headers.get("Authorization") == f"Bearer {SECRET}"  # only where it belongs
+    assert request.bearer_token == SECRET  # only where it belongs
 
     leaks = []
     for path in root.rglob("*"):

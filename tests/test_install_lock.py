@@ -1,0 +1,72 @@
+"""The install is reproducible: what the README's commands install is pinned, and CI runs
+exactly the README's test command.
+
+These read files only; `.ci/latest` is the check that installs the newest releases.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+ROOT = Path(__file__).resolve().parent.parent
+PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)")
+
+
+def _pins() -> dict[str, tuple[str, list[str]]]:
+    """name -> (version, hashes) from requirements.lock."""
+    pins: dict[str, tuple[str, list[str]]] = {}
+    current = ""
+    for line in (ROOT / "requirements.lock").read_text(encoding="utf-8").splitlines():
+        found = PIN.match(line)
+        if found:
+            current = canonicalize_name(found[1])
+            pins[current] = (found[2], [])
+        elif line.strip().startswith("--hash=sha256:") and current:
+            pins[current][1].append(line.strip())
+    return pins
+
+
+def _declared() -> list[Requirement]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    extras = [req for group in project["optional-dependencies"].values() for req in group]
+    return [Requirement(text) for text in [*project["dependencies"], *extras]]
+
+
+def test_every_declared_dependency_is_pinned_within_its_range() -> None:
+    pins = _pins()
+    for requirement in _declared():
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{name} is not in requirements.lock: run .ci/lock"
+        version = pins[name][0]
+        assert requirement.specifier.contains(version, prereleases=True), (
+            f"requirements.lock pins {name}=={version}, outside {requirement}: run .ci/lock"
+        )
+
+
+def test_every_pin_carries_a_hash() -> None:
+    pins = _pins()
+    assert len(pins) > 20
+    assert [name for name, (_version, hashes) in pins.items() if not hashes] == []
+
+
+def _fenced_commands(markdown: str) -> list[str]:
+    block = re.search(r"```sh\n(.*?)```", markdown, re.S)
+    assert block, "the README starts with a sh block"
+    return [line for line in block[1].splitlines() if line.strip()]
+
+
+def test_ci_runs_exactly_the_readme_test_command_from_the_lock() -> None:
+    demo, tests = _fenced_commands((ROOT / "README.md").read_text(encoding="utf-8"))[:2]
+    assert demo.endswith("evolve demo") and tests.endswith("python -m pytest")
+    for command in (demo, tests):
+        assert "-r requirements.lock" in command, command
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert tests in ci
+    assert ".venv/bin/ruff check ." in ci
+    # Both commands install the same thing; only what they run differs.
+    assert demo.rsplit("&&", 1)[0] == tests.rsplit("&&", 1)[0]
