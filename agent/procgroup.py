@@ -165,11 +165,14 @@ def run_in_group(
     pgid_file: Path | None = None,
     poll: Callable[[], None] | None = None,
     poll_interval_s: float = 0.1,
+    pass_fds: Sequence[int] = (),
+    on_start: Callable[[], None] | None = None,
 ) -> GroupResult:
     """Run `argv` with stdout and stderr to `output`, bounded by `timeout_s` wall time.
 
     `output` is a file that gets both streams, or a pair of descriptors (stdout, stderr),
-    e.g. the write ends of pipes read by a bounded capture.
+    e.g. the write ends of pipes read by a bounded capture. `pass_fds` are inherited by
+    the command; `on_start` runs once it has them (to close the parent's copies).
 
     `pgid_file`, when given, holds the group id while it runs, so that a later run can
     find and end a group orphaned by a SIGKILL of this process.
@@ -186,6 +189,7 @@ def run_in_group(
             stderr=stderr,
             start_new_session=True,
             preexec_fn=_die_with_parent,
+            pass_fds=tuple(pass_fds),
         )
 
     if isinstance(output, tuple):
@@ -194,6 +198,8 @@ def run_in_group(
         with open(output, "wb") as out:
             proc = spawn(out, subprocess.STDOUT)
     pgid = proc.pid
+    if on_start is not None:
+        on_start()
     if pgid_file is not None:
         pgid_file.write_text(str(pgid))
     timed_out = False

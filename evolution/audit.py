@@ -60,6 +60,7 @@ def gate_commit_message(
     passing_after: int,
     tests_run: int,
     passed: int,
+    sandbox: str,
 ) -> str:
     gained = passing_after - passing_before
     subject = f"evolve: accept {branch} ({passing_before} -> {passing_after} passing)"
@@ -78,6 +79,7 @@ def gate_commit_message(
             ("Evolve-Baseline", f"{passing_before} -> {passing_after}"),
             ("Evolve-Tests", tests_value(tests_run, passed)),
             ("Evolve-Flaky", flaky_value(comparison.flaky)),
+            ("Evolve-Sandbox", sandbox),
         ]
     )
     return "\n\n".join([subject, *[part for part in body if part], trailers]) + "\n"
@@ -95,6 +97,7 @@ def rejection_note(
     tests_run: int,
     passed: int,
     judged_at: str,
+    sandbox: str,
 ) -> str:
     parts = [f"evolve gate: rejected {branch}: {reason}"]
     regressed: list[str] = []
@@ -113,6 +116,7 @@ def rejection_note(
             ("Evolve-Tests", tests_value(tests_run, passed) if comparison else ""),
             ("Evolve-Regressed", " ".join(regressed)),
             ("Evolve-Flaky", flaky_value(comparison.flaky) if comparison else ""),
+            ("Evolve-Sandbox", sandbox),
             ("Evolve-Judged-At", judged_at),
         ]
     )
@@ -120,7 +124,12 @@ def rejection_note(
 
 
 def baseline_record_message(
-    *, tree: str, passing_before: int | None, passing_after: int, flaky: dict[str, object]
+    *,
+    tree: str,
+    passing_before: int | None,
+    passing_after: int,
+    flaky: dict[str, object],
+    sandbox: str,
 ) -> str:
     before = "none" if passing_before is None else str(passing_before)
     subject = f"evolve: record baseline ({passing_after} passing)"
@@ -130,6 +139,7 @@ def baseline_record_message(
             ("Evolve-Tested-Tree", tree),
             ("Evolve-Baseline", f"{before} -> {passing_after}"),
             ("Evolve-Flaky", flaky_value(flaky)),
+            ("Evolve-Sandbox", sandbox),
         ]
     )
     return f"{subject}\n\n{trailers}\n"

@@ -59,6 +59,14 @@ RerunsOpt = Annotated[
     int | None,
     typer.Option("--reruns", help="Re-runs of a newly failing test to detect flakiness.", min=0),
 ]
+UnsandboxedOpt = Annotated[
+    bool,
+    typer.Option(
+        "--unsandboxed",
+        help="Where no OS sandbox exists, run automated proposals' tests anyway, accepting "
+        "the risk on purpose (recorded in the verdict).",
+    ),
+]
 
 
 def _overrides(**values: Any) -> dict[str, Any]:
@@ -98,6 +106,7 @@ def validate(
     test_timeout: TestTimeoutOpt = None,
     run_timeout: RunTimeoutOpt = None,
     wait: WaitOpt = False,
+    unsandboxed: UnsandboxedOpt = False,
     repo: RepoOpt = Path("."),
     as_json: JsonOpt = False,
 ) -> None:
@@ -133,7 +142,12 @@ def validate(
         if pre_merge_commit:
             with test_progress("testing the merge about to be committed") as progress:
                 report = validate_pending_merge(
-                    git_repo, main=main, wait=True, overrides=overrides, progress=progress
+                    git_repo,
+                    main=main,
+                    wait=True,
+                    overrides=overrides,
+                    progress=progress,
+                    unsandboxed=unsandboxed,
                 )
         else:
             assert branch is not None
@@ -147,6 +161,7 @@ def validate(
                         wait=wait,
                         overrides=overrides,
                         progress=progress,
+                        unsandboxed=unsandboxed,
                     ),
                 )
         if as_json:
@@ -165,6 +180,7 @@ def _post_merge(git_repo: Any, main: str | None, as_json: bool) -> int:
 
     with test_progress("testing main after a merge") as progress:
         report = post_merge(git_repo, main=main, progress=progress)
+    warn_if_unsandboxed(report.sandbox)
     if as_json:
         emit_json(report.to_json())
         return report.exit_code
@@ -187,6 +203,14 @@ def _post_merge(git_repo: Any, main: str | None, as_json: bool) -> int:
     return report.exit_code
 
 
+def warn_if_unsandboxed(sandbox: str) -> None:
+    """People's commits run without a sandbox where none exists: say so every time."""
+    if sandbox.startswith("none"):
+        from agent.console import err, plain
+
+        err.print(f"[yellow]warning:[/] the suite ran without an OS sandbox: {plain(sandbox)}")
+
+
 def print_gate_report(report: GateReport) -> None:
     from agent.console import plain, say
     from evolution.audit import regression_line
@@ -198,6 +222,11 @@ def print_gate_report(report: GateReport) -> None:
     elif report.reason and report.reason != "raced":
         head += f": {plain(report.reason)}"
     say(head)
+    warn_if_unsandboxed(report.sandbox)
+    for finding in report.guard:
+        say(f"    {plain(finding)}")
+    for name in report.cache_ignored:
+        say(f"  [yellow]ignored a verdict cache entry the gate did not write:[/] {plain(name)}")
     comparison = report.comparison
     if comparison is None:
         if report.archived_as:
@@ -263,6 +292,7 @@ def baseline_record(
                 overrides=overrides,
                 progress=progress,
             )
+        warn_if_unsandboxed(result.sandbox)
         if as_json:
             emit_json(result.to_json())
         else:
@@ -353,6 +383,7 @@ def propose(
     ] = None,
     max_candidates: MaxCandidatesOpt = 400,
     max_seconds: MaxSecondsOpt = 60.0,
+    unsandboxed: UnsandboxedOpt = False,
     repo: RepoOpt = Path("."),
     as_json: JsonOpt = False,
 ) -> None:
@@ -377,6 +408,7 @@ def propose(
             patch=patch,
             models=list(model or []) or None,
             limits=SearchLimits(max_candidates, max_seconds),
+            unsandboxed=unsandboxed,
         )
         if as_json:
             emit_json(result.to_json())
@@ -405,6 +437,7 @@ def cycle(
     ] = "auto",
     max_candidates: MaxCandidatesOpt = 400,
     max_seconds: MaxSecondsOpt = 60.0,
+    unsandboxed: UnsandboxedOpt = False,
     repo: RepoOpt = Path("."),
     as_json: JsonOpt = False,
 ) -> None:
@@ -448,6 +481,7 @@ def cycle(
             proposer=proposer,
             limits=SearchLimits(max_candidates, max_seconds),
             on_iteration=show,
+            unsandboxed=unsandboxed,
         )
         if as_json:
             emit_json(report.to_json())
@@ -456,6 +490,49 @@ def cycle(
                 f"{report.accepted} of {len(report.iterations)} accepted, "
                 f"${report.spent_usd:.4f} spent")
         return report.exit_code
+
+    run_command(as_json, body)
+
+
+@app.command()
+def doctor(
+    network: Annotated[
+        str, typer.Option("--network", help="The policy's network setting: loopback or host.")
+    ] = "loopback",
+    as_json: JsonOpt = False,
+) -> None:
+    """Show what isolation this host gives a test run, by entering the sandbox and trying
+    what a hostile suite would.
+
+    Exit codes: 0 the full sandbox holds; 1 part or none of it is available (the report
+    says which, and what that means for proposals); 3 environment failure.
+    """
+
+    def body() -> int:
+        from agent.console import emit_json, plain, say
+        from agent.errors import UsageError
+        from evolution.sandbox.doctor import diagnose
+
+        if network not in ("loopback", "host"):
+            raise UsageError("--network takes loopback or host")
+        diagnosis = diagnose(network)
+        if as_json:
+            emit_json(diagnosis.to_json())
+            return diagnosis.exit_code
+        colour = "green" if diagnosis.exit_code == 0 else "yellow"
+        say(f"[bold {colour}]sandbox: {diagnosis.sandbox}[/] ({diagnosis.platform}, kernel "
+            f"{plain(diagnosis.kernel)}, Landlock ABI {diagnosis.landlock_abi or 'none'})")
+        for name, value in diagnosis.checks.items():
+            say(f"  {name}: {plain(str(value))}")
+        applied = diagnosis.applied
+        if applied:
+            say(f"  namespaces: {applied.get('namespaces')}; network: {applied.get('network')}; "
+                f"/run hidden: {applied.get('run_hidden')}; capabilities dropped: "
+                f"{applied.get('caps_dropped')}")
+        say(f"  automated proposals: {diagnosis.proposals}")
+        for problem in diagnosis.problems:
+            say(f"  [yellow]![/] {plain(problem)}")
+        return diagnosis.exit_code
 
     run_command(as_json, body)
 

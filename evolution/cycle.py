@@ -190,6 +190,7 @@ def run_cycle(
     proposer: str = "auto",
     limits: SearchLimits | None = None,
     on_iteration: Callable[[Iteration], None] | None = None,
+    unsandboxed: bool = False,
 ) -> CycleReport:
     report = CycleReport()
     rejections = 0
@@ -211,9 +212,9 @@ def run_cycle(
             report.stopped, report.reason = "nothing-to-do", "no goal left within reach"
             break
         result = propose(repo, targets=[goal.target], goal=goal.text, proposer=proposer,
-                         limits=limits, tried=tried)
+                         limits=limits, tried=tried, unsandboxed=unsandboxed)
         report.spent_usd += result.cost_usd
-        iteration = _judge(repo, goal, result)
+        iteration = _judge(repo, goal, result, unsandboxed)
         report.iterations.append(iteration)
         if on_iteration is not None:
             on_iteration(iteration)
@@ -235,11 +236,11 @@ def run_cycle(
     return report
 
 
-def _judge(repo: GitRepo, goal: Goal, result: ProposalResult) -> Iteration:
+def _judge(repo: GitRepo, goal: Goal, result: ProposalResult, unsandboxed: bool) -> Iteration:
     if result.status != "created":
         return Iteration(goal, result.to_json(), result.status, result.message)
     try:
-        gate = validate(repo, GateOptions(branch=result.branch))
+        gate = validate(repo, GateOptions(branch=result.branch, unsandboxed=unsandboxed))
     except RatchetError as error:
         verdict = "invalid" if error.exit_code == 3 else "rejected"
         return Iteration(goal, result.to_json(), verdict, error.message)

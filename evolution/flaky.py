@@ -9,20 +9,20 @@ A re-run that is itself invalid (it hangs, say) is no evidence of a pass.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from agent.errors import InvalidRun
 from evolution.policy import Policy
 from evolution.pytest_report import RunResult
+from evolution.runfolder import RunFolder
+from evolution.sandbox.isolation import Isolation
 from evolution.testrun import run_tests
 
 
 def rerun_suspects(
     policy: Policy,
-    folder: Path,
-    worktree: Path,
-    forbidden_root: Path,
+    run: RunFolder,
+    isolation: Isolation,
     suspects: list[str],
     result: RunResult,
     tree: str,
@@ -43,7 +43,7 @@ def rerun_suspects(
         if not remaining:
             break
         try:
-            rerun = run_tests(policy, folder, worktree, forbidden_root, select=remaining)
+            rerun = run_tests(policy, run, isolation, select=remaining)
         except InvalidRun:
             rerun = RunResult(outcomes={})
         for nodeid in remaining:

@@ -25,13 +25,15 @@ from evolution.audit import (
 from evolution.baseline import BASELINE_PATH, Baseline, require_baseline
 from evolution.factory.tree_check import deploy_mismatches
 from evolution.gitrepo import GitRepo, slug
+from evolution.guard import Finding, check_file
 from evolution.landing import land
 from evolution.policy import Policy, load_policy, matches
 from evolution.pytest_report import RunResult
 from evolution.ratchet import Comparison, advance, compare, suspects
+from evolution.sandbox.isolation import Isolation, choose
 from evolution.session import exclusive, trial
 from evolution.testrun import ProgressCallback
-from evolution.verdict_cache import VerdictCache, cache_key
+from evolution.verdict_cache import VerdictCache, cache_key, environment_digest
 
 PROPOSAL_TRAILER = "Evolve-Proposal"
 ENGINE_BRANCH_PREFIX = "evolve/"
@@ -46,6 +48,7 @@ class GateOptions:
     wait: bool = False
     overrides: dict[str, Any] = field(default_factory=dict)
     progress: ProgressCallback | None = None
+    unsandboxed: bool = False  # run an automated proposal's tests without a sandbox
 
 
 @dataclass
@@ -68,6 +71,9 @@ class GateReport:
     archived_as: str = ""
     protected_paths: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
+    guard: list[str] = field(default_factory=list)  # the static guard's findings
+    sandbox: str = ""  # the isolation the tests ran in
+    cache_ignored: list[str] = field(default_factory=list)  # forged cache entries seen
     duration_s: float = 0.0
     attempts: int = 1
 
@@ -112,20 +118,36 @@ def proposal_id(repo: GitRepo, branch: str, tip: str) -> str:
     return slug(branch.removeprefix(ENGINE_BRANCH_PREFIX), limit=60) + f"-{tip[:8]}"
 
 
-def protected_touches(repo: GitRepo, main: str, tip: str, policy: Policy) -> list[str]:
-    """Paths that automated proposals on the branch may not touch, but did.
+def proposal_paths(repo: GitRepo, main: str, tip: str) -> tuple[bool, set[str]]:
+    """Whether the branch holds automated proposals, and every path they change.
 
-    Only commits carrying an Evolve-Proposal trailer are held to this; commits by people
-    may change tests and configuration.
+    Only commits carrying an Evolve-Proposal trailer are held to the proposal rules;
+    commits by people may change tests and configuration.
     """
-    touched: set[str] = set()
+    automated, paths = False, set()
     for commit in repo.commits_between(main, tip):
-        if PROPOSAL_TRAILER not in repo.trailers(commit):
-            continue
-        for path in repo.changed_paths(commit):
-            if matches(path, policy.protected) or not matches(path, policy.evolvable):
-                touched.add(path)
-    return sorted(touched)
+        if PROPOSAL_TRAILER in repo.trailers(commit):
+            automated = True
+            paths.update(repo.changed_paths(commit))
+    return automated, paths
+
+
+def protected_touches(paths: set[str], policy: Policy) -> list[str]:
+    """The paths automated proposals may not touch, but did."""
+    return sorted(p for p in paths if matches(p, policy.protected) or not matches(
+        p, policy.evolvable))
+
+
+def guard_findings(
+    repo: GitRepo, main: str, tree: str, paths: set[str], policy: Policy
+) -> list[Finding]:
+    """The static guard on what proposals added to evolvable files (as merged)."""
+    findings: list[Finding] = []
+    for path in sorted(paths):
+        new = repo.read_file(tree, path)
+        if new is not None:
+            findings += check_file(path, repo.read_file(main, path), new, policy.allow)
+    return findings
 
 
 def archive_rejection(repo: GitRepo, branch: str, tip: str, proposal: str, note: str) -> str:
@@ -147,6 +169,14 @@ def _drop_engine_branch(repo: GitRepo, branch: str, tip: str) -> None:
         repo.delete_ref(f"refs/heads/{name}", tip)
 
 
+@dataclass
+class Judgement:
+    result: RunResult
+    comparison: Comparison
+    cached: bool
+    cache_ignored: list[str]
+
+
 def judge(
     repo: GitRepo,
     commit: str,
@@ -155,23 +185,32 @@ def judge(
     baseline: Baseline,
     baseline_blob: str,
     when: str,
+    isolation: Isolation,
     progress: ProgressCallback | None = None,
-) -> tuple[RunResult, Comparison, bool]:
-    """Test `commit` (or reuse the run of its tree) and compare it with `baseline`.
-
-    Returns the run, the comparison, and whether the run came from the verdict cache.
-    """
-    key = cache_key(tree, baseline_blob, policy.digest())
+) -> Judgement:
+    """Test `commit` (or reuse the gate's own run of its tree) and compare it with
+    `baseline`."""
+    key = cache_key(
+        tree, baseline_blob, policy.digest(), environment_digest(isolation.cache_tag)
+    )
     cache = VerdictCache(repo.state_dir)
     cached = cache.get(key)
     if cached is not None:
         result, reruns = cached
     else:
         result, reruns = trial(
-            repo, commit, tree, policy, lambda run: suspects(baseline, run, policy), when, progress
+            repo,
+            commit,
+            tree,
+            policy,
+            lambda run: suspects(baseline, run, policy),
+            when,
+            isolation,
+            progress,
         )
         cache.put(key, result, reruns)
-    return result, compare(baseline, result, policy, reruns), cached is not None
+    comparison = compare(baseline, result, policy, reruns)
+    return Judgement(result, comparison, cached is not None, cache.ignored)
 
 
 def rejection_reason(comparison: Comparison) -> str:
@@ -181,9 +220,16 @@ def rejection_reason(comparison: Comparison) -> str:
 
 
 def _refuse_before_testing(
-    repo: GitRepo, report: GateReport, touched: list[str], tree: str | None, conflicts: list[str]
+    repo: GitRepo,
+    report: GateReport,
+    main: str,
+    paths: set[str],
+    policy: Policy,
+    tree: str | None,
+    conflicts: list[str],
 ) -> bool:
     """Reasons to reject a merge without running a test; sets `report.reason` if any."""
+    touched = protected_touches(paths, policy)
     if touched:
         report.protected_paths = touched
         report.reason = "an automated proposal touched protected or non-evolvable paths: " + (
@@ -192,6 +238,10 @@ def _refuse_before_testing(
     elif tree is None:
         report.conflicts = conflicts
         report.reason = "the branch does not merge cleanly into main: " + ", ".join(conflicts)
+    elif findings := guard_findings(repo, main, tree, paths, policy):
+        report.guard = [str(finding) for finding in findings]
+        shown = "; ".join(f"{f.path}:{f.line}: {f.construct} ({f.rule})" for f in findings[:5])
+        report.reason = "the static guard refused code the proposal added: " + shown
     else:
         drift = deploy_mismatches(repo, tree)
         if drift:
@@ -238,21 +288,26 @@ def _attempt(repo: GitRepo, options: GateOptions) -> GateReport:
         report.verdict, report.reason = "up-to-date", "already contained in main"
         return report
 
-    touched = protected_touches(repo, main, tip, policy)
+    automated, paths = proposal_paths(repo, main, tip)
     tree, conflicts = repo.merge_tree(main, tip)
-    if _refuse_before_testing(repo, report, touched, tree, conflicts):
+    if _refuse_before_testing(repo, report, main, paths, policy, tree, conflicts):
         return _reject(repo, options, report, baseline, tip, comparison=None)
 
     assert tree is not None
+    isolation = choose(policy, automated=automated, unsandboxed=options.unsandboxed)
     report.tested_tree = tree
     merge_commit = repo.commit_tree(
         tree, [main, tip], f"Merge {options.branch} into {main_ref.removeprefix('refs/heads/')}"
     )
     report.merge_commit = merge_commit
     when = now_utc()
-    result, comparison, report.cached = judge(
-        repo, merge_commit, tree, policy, baseline, baseline_blob, when, options.progress
+    judgement = judge(
+        repo, merge_commit, tree, policy, baseline, baseline_blob, when, isolation,
+        options.progress,
     )
+    result, comparison = judgement.result, judgement.comparison
+    report.cached, report.cache_ignored = judgement.cached, judgement.cache_ignored
+    report.sandbox = result.sandbox
     report.comparison = comparison
     report.tests_run = len(result.outcomes)
     report.passed = result.passed()
@@ -276,6 +331,7 @@ def _attempt(repo: GitRepo, options: GateOptions) -> GateReport:
         passing_after=report.passing_after,
         tests_run=report.tests_run,
         passed=report.passed,
+        sandbox=report.sandbox,
     )
     gate_commit = repo.commit_tree(gate_tree, [merge_commit], message)
     landing = land(repo, main_ref, main, gate_commit, f"evolve: accept {options.branch}")
@@ -311,6 +367,7 @@ def _reject(
             tests_run=report.tests_run,
             passed=report.passed,
             judged_at=now_utc(),
+            sandbox=report.sandbox,
         )
         report.archived_as = archive_rejection(repo, options.branch, tip, report.proposal, note)
     return report
@@ -335,6 +392,7 @@ def validate_pending_merge(
     wait: bool = False,
     overrides: dict[str, Any] | None = None,
     progress: ProgressCallback | None = None,
+    unsandboxed: bool = False,
 ) -> GateReport:
     """Judge the merge git is about to record (the pre-merge-commit hook).
 
@@ -355,17 +413,22 @@ def validate_pending_merge(
         report.main_before = report.main_after = main_commit
         report.passing_before = report.passing_after = len(baseline.passing())
         report.proposal = proposal_id(repo, "merge", heads[0])
-        touched = sorted(
-            {path for head in heads for path in protected_touches(repo, main_commit, head, policy)}
-        )
+        automated, paths = False, set()
+        for head in heads:
+            found, changed = proposal_paths(repo, main_commit, head)
+            automated, paths = automated or found, paths | changed
         tree = repo.index_tree()
-        if _refuse_before_testing(repo, report, touched, tree, []):
+        if _refuse_before_testing(repo, report, main_commit, paths, policy, tree, []):
             report.verdict = "rejected"
             return report
+        isolation = choose(policy, automated=automated, unsandboxed=unsandboxed)
         commit = repo.commit_tree(tree, [main_commit, *heads], "pending merge (pre-merge-commit)")
-        result, comparison, report.cached = judge(
-            repo, commit, tree, policy, baseline, baseline_blob, now_utc(), progress
+        judgement = judge(
+            repo, commit, tree, policy, baseline, baseline_blob, now_utc(), isolation, progress
         )
+        result, comparison = judgement.result, judgement.comparison
+        report.cached, report.cache_ignored = judgement.cached, judgement.cache_ignored
+        report.sandbox = result.sandbox
         report.tested_tree, report.merge_commit, report.comparison = tree, commit, comparison
         report.tests_run, report.passed = len(result.outcomes), result.passed()
         if comparison.accepted(policy.require_improvement):

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -248,6 +250,57 @@ class GitRepo:
     def can_follow(self, worktree: Path, old: str, new: str) -> bool:
         status, _, _ = self.run("read-tree", "-n", "-m", "-u", old, new, cwd=worktree, ok=(0, 128))
         return status == 0
+
+    @contextmanager
+    def scratch_worktree(self, commit: str) -> Iterator[Path]:
+        """A detached linked worktree at `commit`, outside the repository, for git's own
+        work (a revert): never for running tests, which could reach the repository
+        through it."""
+        with tempfile.TemporaryDirectory(prefix="ratchet-scratch-") as parent:
+            path = Path(parent) / "wt"
+            self.run("-c", "core.hooksPath=/dev/null", "worktree", "add", "--detach", "--quiet",
+                     str(path), commit)
+            try:
+                yield path
+            finally:
+                self.run("worktree", "remove", "--force", "--force", str(path), ok=(0, 128))
+
+    def export_commit(self, commit: str, dest: Path) -> None:
+        """A standalone repository at `dest` holding `commit` alone, checked out.
+
+        Not a linked worktree: nothing in `dest` points back at this repository (a
+        suite run there could otherwise move main or write its hooks). Only the
+        commit's own objects are copied, by one pack; `.git/shallow` cuts its history.
+        """
+        subprocess.run(
+            ["git", "init", "-q", "--template=", str(dest)], check=True, capture_output=True
+        )
+        listing = subprocess.Popen(
+            ["git", "-C", str(self.toplevel), "rev-list", "--objects", "--no-object-names",
+             "-n", "1", commit],
+            stdout=subprocess.PIPE,
+        )
+        packing = subprocess.Popen(
+            ["git", "-C", str(self.toplevel), "pack-objects", "-q", "--stdout"],
+            stdin=listing.stdout,
+            stdout=subprocess.PIPE,
+        )
+        assert listing.stdout is not None
+        listing.stdout.close()
+        unpacked = subprocess.run(
+            ["git", "-C", str(dest), "index-pack", "--stdin"],
+            stdin=packing.stdout,
+            capture_output=True,
+            check=False,
+        )
+        if listing.wait() or packing.wait() or unpacked.returncode:
+            raise GitFailed(f"could not copy {commit[:10]} into {dest}: "
+                            f"{unpacked.stderr.decode(errors='replace').strip()}")
+        gitdir = dest / ".git"
+        (gitdir / "shallow").write_text(commit + "\n")
+        (gitdir / "HEAD").write_text(commit + "\n")
+        self.run("-c", "core.hooksPath=/dev/null", "read-tree", "-u", "--reset", "HEAD",
+                 cwd=dest)
 
     def state_dir_ready(self) -> Path:
         self.state_dir.mkdir(parents=True, exist_ok=True)

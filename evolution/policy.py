@@ -52,6 +52,10 @@ class Policy:
     max_rejections: int = 5
     test_timeout_s: float = 300.0
     run_timeout_s: float = 3600.0
+    sandbox: str = "auto"  # or "required": never run a suite without the OS sandbox
+    network: str = "loopback"  # or "host": what the sandboxed suite may reach
+    writable: tuple[str, ...] = ()  # tree paths the sandboxed suite may write
+    allow: tuple[str, ...] = ()  # static-guard rules lifted on purpose
     source: str = field(default="defaults", compare=False)
 
     def argv(self) -> list[str]:
@@ -86,6 +90,15 @@ _KEYS = {
     "max_rejections": int,
     "test_timeout_s": (int, float),
     "run_timeout_s": (int, float),
+    "sandbox": str,
+    "network": str,
+    "writable": list,
+    "allow": list,
+}
+_CHOICES = {
+    "flaky": ("quarantine", "strict"),
+    "sandbox": ("auto", "required"),
+    "network": ("loopback", "host"),
 }
 
 
@@ -110,8 +123,10 @@ def parse_policy(text: str, origin: str) -> Policy:
         if isinstance(value, list) and not all(isinstance(item, str) for item in value):
             raise EnvironmentFailure(f"{origin}: evolution.{key} must be a list of strings")
         values[key] = tuple(value) if isinstance(value, list) else value
-    if values.get("flaky", "quarantine") not in ("quarantine", "strict"):
-        raise EnvironmentFailure(f'{origin}: evolution.flaky must be "quarantine" or "strict"')
+    for key, choices in _CHOICES.items():
+        if key in values and values[key] not in choices:
+            shown = " or ".join(f'"{choice}"' for choice in choices)
+            raise EnvironmentFailure(f"{origin}: evolution.{key} must be {shown}")
     return Policy(**values, source=origin)
 
 

@@ -350,6 +350,7 @@ def propose(
     models: list[str] | None = None,
     limits: SearchLimits | None = None,
     tried: set[str] | None = None,
+    unsandboxed: bool = False,
 ) -> ProposalResult:
     if not goal.strip():
         raise UsageError("--goal must say what the change is for")
@@ -375,7 +376,9 @@ def propose(
             changed = _apply_patch(ctx, patch, targets)
             prompt_sha = hashlib.sha256(patch.read_bytes()).hexdigest()
         elif offline:
-            changed, prompt_sha, details = _mutate_change(ctx, targets, limits, tried, result)
+            changed, prompt_sha, details = _mutate_change(
+                ctx, targets, limits, tried, result, unsandboxed
+            )
         else:
             try:
                 changed, prompt_sha = _llm_change(ctx, targets, goal, models, spend)
@@ -384,7 +387,7 @@ def propose(
                     raise
                 # No model answered: the unconscious layer still works.
                 changed, prompt_sha, details = _mutate_change(
-                    ctx, targets, limits, tried, result
+                    ctx, targets, limits, tried, result, unsandboxed
                 )
     except LLMRefused as refused:
         result.status, result.message = refused.status, str(refused)
@@ -435,6 +438,7 @@ def _mutate_change(
     limits: SearchLimits | None,
     tried: set[str] | None,
     result: ProposalResult,
+    unsandboxed: bool,
 ) -> tuple[dict[str, str], str, str]:
     """The first target with failing tests, repaired; its edits described for the commit."""
     from evolution.mutate.proposer import repair
@@ -444,7 +448,7 @@ def _mutate_change(
         if not failing:
             continue
         found = repair(ctx, target, [f["nodeid"] for f in failing], limits or SearchLimits(),
-                       tried=tried)
+                       tried=tried, unsandboxed=unsandboxed)
         result.search = found.summary()
         if not found.result.repaired:
             raise NoRepair(

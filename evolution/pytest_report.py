@@ -39,6 +39,7 @@ class RunResult:
     collector_errors: dict[str, str] = field(default_factory=dict)  # collector -> text
     exitcode: int = 0
     duration_s: float = 0.0
+    sandbox: str = ""  # what isolation the run had, for the verdict's record
 
     def passed(self) -> int:
         return sum(1 for outcome in self.outcomes.values() if outcome == "passed")
@@ -64,6 +65,7 @@ class RunResult:
             "collector_errors": self.collector_errors,
             "exitcode": self.exitcode,
             "duration_s": self.duration_s,
+            "sandbox": self.sandbox,
         }
 
     @classmethod
@@ -74,6 +76,7 @@ class RunResult:
             collector_errors=dict(data.get("collector_errors", {})),
             exitcode=int(data.get("exitcode", 0)),
             duration_s=float(data.get("duration_s", 0.0)),
+            sandbox=str(data.get("sandbox", "")),
         )
 
 

@@ -19,6 +19,7 @@ from evolution.gate import now_utc, resolve_main
 from evolution.gitrepo import GitRepo
 from evolution.landing import land
 from evolution.policy import load_policy
+from evolution.sandbox.isolation import choose
 from evolution.session import exclusive, trial
 from evolution.testrun import ProgressCallback
 
@@ -33,6 +34,7 @@ class RecordReport:
     passing_after: int
     flaky: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
+    sandbox: str = ""
     duration_s: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
@@ -55,6 +57,7 @@ def record(
         previous = found[0] if found else None
         tree = repo.tree_of(head)
         when = now_utc()
+        isolation = choose(policy, automated=False, unsandboxed=False)
         result, reruns = trial(
             repo,
             head,
@@ -62,6 +65,7 @@ def record(
             policy,
             lambda run: sorted(n for n, o in run.outcomes.items() if o in ("failed", "error")),
             when,
+            isolation,
             progress,
         )
         if not result.outcomes:
@@ -88,6 +92,7 @@ def record(
             passing_before=None if before is None else len(before),
             passing_after=len(baseline.passing()),
             flaky=flaky,
+            sandbox=result.sandbox,
         )
         commit = repo.commit_tree(repo.tree_with_file(tree, BASELINE_PATH, blob), [head], message)
         landing = land(repo, main_ref, head, commit, "evolve: record baseline")
@@ -102,6 +107,7 @@ def record(
             passing_after=len(baseline.passing()),
             flaky=sorted(flaky),
             dropped=dropped,
+            sandbox=result.sandbox,
             duration_s=result.duration_s,
         )
 

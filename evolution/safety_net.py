@@ -27,10 +27,10 @@ from evolution.gitrepo import GitRepo
 from evolution.landing import land, main_checkout
 from evolution.policy import load_policy
 from evolution.ratchet import Comparison
+from evolution.sandbox.isolation import choose
 from evolution.session import exclusive
 from evolution.testrun import ProgressCallback
 from evolution.trail import last_value, parse_trailers
-from evolution.worktree import RunFolder
 
 VERIFIED = frozenset({"accepted", "baseline", "reverted", "validated"})
 
@@ -45,6 +45,7 @@ class SafetyReport:
     regressions: list[dict[str, str]] = field(default_factory=list)
     still_failing: list[str] = field(default_factory=list)
     cached: bool = False
+    sandbox: str = ""
 
     @property
     def exit_code(self) -> int:
@@ -79,8 +80,9 @@ def last_verified(repo: GitRepo, head: str) -> str | None:
 
 
 def _revert_all(repo: GitRepo, head: str, commits: list[str], message: str) -> str:
-    """One commit on `head` reverting `commits` (newest first), built in a worktree."""
-    with RunFolder(repo, head) as folder:
+    """One commit on `head` reverting `commits` (newest first), built in a scratch
+    worktree (git's own work: no test runs there)."""
+    with repo.scratch_worktree(head) as worktree:
         for commit in reversed(commits):
             parents = repo.out("rev-list", "--parents", "-n", "1", commit).split()[1:]
             mainline = ["-m", "1"] if len(parents) > 1 else []
@@ -92,17 +94,19 @@ def _revert_all(repo: GitRepo, head: str, commits: list[str], message: str) -> s
                     "--no-commit",
                     *mainline,
                     commit,
-                    cwd=folder.worktree,
+                    cwd=worktree,
                 )
             except EnvironmentFailure as failure:
                 raise EnvironmentFailure(
                     f"could not revert {commit[:10]} cleanly: {failure.message}"
                 ) from None
-        tree = repo.out("write-tree", cwd=folder.worktree)
+        tree = repo.out("write-tree", cwd=worktree)
     return repo.commit_tree(tree, [head], message)
 
 
-def _revert_message(commits: list[str], comparison: Comparison, tests: str) -> str:
+def _revert_message(
+    commits: list[str], comparison: Comparison, tests: str, sandbox: str
+) -> str:
     regressed = [r.nodeid for r in comparison.regressions]
     lines = "\n".join(f"  {regression_line(r)}" for r in comparison.regressions[:20])
     return (
@@ -114,6 +118,7 @@ def _revert_message(commits: list[str], comparison: Comparison, tests: str) -> s
         f"Evolve-Regressed: {' '.join(regressed)}\n"
         f"Evolve-Tests: {tests}\n"
         f"Evolve-Flaky: {flaky_value(comparison.flaky)}\n"
+        f"Evolve-Sandbox: {sandbox}\n"
     )
 
 
@@ -145,9 +150,10 @@ def post_merge(
         baseline, blob = require_baseline(repo, verified)
         tree = repo.tree_of(head)
         when = now_utc()
-        result, comparison, report.cached = judge(
-            repo, head, tree, policy, baseline, blob, when, progress
-        )
+        isolation = choose(policy, automated=False, unsandboxed=False)
+        judgement = judge(repo, head, tree, policy, baseline, blob, when, isolation, progress)
+        result, comparison = judgement.result, judgement.comparison
+        report.cached, report.sandbox = judgement.cached, result.sandbox
         tests = tests_value(len(result.outcomes), result.passed())
         if not comparison.regressions:
             note = (
@@ -155,7 +161,8 @@ def post_merge(
                 f"the baseline of {verified[:10]}\n\n"
                 f"Evolve-Verdict: validated\nEvolve-Tested-Tree: {tree}\n"
                 f"Evolve-Baseline: {verified[:12]} ({len(baseline.passing())} passing)\n"
-                f"Evolve-Tests: {tests}\nEvolve-Judged-At: {when}\n"
+                f"Evolve-Tests: {tests}\nEvolve-Sandbox: {result.sandbox}\n"
+                f"Evolve-Judged-At: {when}\n"
             )
             repo.add_note(NOTES_REF, head, note)
             report.status = "passing"
@@ -165,10 +172,11 @@ def post_merge(
             for r in comparison.regressions
         ]
         commits = repo.out("rev-list", "--first-parent", "--reverse", f"{verified}..{head}").split()
-        revert = _revert_all(repo, head, commits, _revert_message(commits, comparison, tests))
-        _, after, _ = judge(
-            repo, revert, repo.tree_of(revert), policy, baseline, blob, when, progress
-        )
+        message = _revert_message(commits, comparison, tests, result.sandbox)
+        revert = _revert_all(repo, head, commits, message)
+        after = judge(
+            repo, revert, repo.tree_of(revert), policy, baseline, blob, when, isolation, progress
+        ).comparison
         landing = land(repo, main_ref, head, revert, "evolve: safety-net revert")
         if not landing.moved:
             raise EnvironmentFailure(

@@ -17,8 +17,9 @@ from evolution.flaky import rerun_suspects
 from evolution.gitrepo import GitRepo
 from evolution.policy import Policy
 from evolution.pytest_report import RunResult
+from evolution.runfolder import RunFolder, prune_leftovers
+from evolution.sandbox.isolation import Isolation
 from evolution.testrun import ProgressCallback, run_tests
-from evolution.worktree import RunFolder, prune_leftovers
 
 SuspectPicker = Callable[[RunResult], list[str]]
 
@@ -48,16 +49,15 @@ def trial(
     policy: Policy,
     pick_suspects: SuspectPicker,
     when: str,
+    isolation: Isolation,
     progress: ProgressCallback | None = None,
 ) -> tuple[RunResult, dict[str, dict[str, Any]]]:
-    """Test `commit` in a fresh worktree, then re-run the suspects the caller picks."""
+    """Test `commit` in a fresh run folder, then re-run the suspects the caller picks."""
     with RunFolder(repo, commit) as folder:
-        result = run_tests(policy, folder.path, folder.worktree, repo.toplevel, progress=progress)
+        result = run_tests(policy, folder, isolation, progress=progress)
         suspects = pick_suspects(result)
         reruns = (
-            rerun_suspects(
-                policy, folder.path, folder.worktree, repo.toplevel, suspects, result, tree, when
-            )
+            rerun_suspects(policy, folder, isolation, suspects, result, tree, when)
             if suspects
             else {}
         )

@@ -1,32 +1,61 @@
-"""Run the test command on a worktree and return a result that can be trusted, or refuse.
+"""Run the test command on a run folder's tree and return a result that can be trusted, or
+refuse.
 
-The suite runs as a subprocess in its own process group, bounded per test (pytest-timeout's
-signal method, so the report is still written) and as a whole (the group is killed). The
-gate's probe plugin reports progress and checks that the candidate's code, not the main
-checkout's, was imported.
+The suite is untrusted code. It runs:
+- in its own process group, bounded per test (pytest-timeout's signal method) and as a
+  whole (the group is killed);
+- inside the OS sandbox (`evolution.sandbox`), when the isolation chosen for it says so:
+  it can write only its private tmp and out folders, and cannot read the user's
+  checkout, the repository or the gate's state;
+- with an environment that names none of those, and no secret;
+- with the gate's probe, which streams every report over an authenticated pipe, and two
+  canary tests at random places.
+The result is computed from the probe's frames and cross-checked against
+pytest-json-report's file (`evolution.outcomes`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from agent.errors import InvalidRun
 from agent.procgroup import run_in_group
 from agent.redact import scrubbed_environment
+from evolution.channel import Channel
+from evolution.outcomes import result_from_frames
 from evolution.policy import Policy
-from evolution.pytest_report import RunResult, parse_report
-from evolution.worktree import PGID_FILE
+from evolution.pytest_report import RunResult
+from evolution.runfolder import PGID_FILE, RunFolder
+from evolution.sandbox.enter import SETUP_FAILED
+from evolution.sandbox.isolation import Isolation
+from evolution.sandbox.plan import Confinement, rules
 
-REPORT_OMIT = "keywords,streams,log,warnings"
+REPORT_OMIT = "keywords,streams,log,warnings,collectors"
 # Variables from the caller's own pytest session (or a user's shell) that would change
 # what runs: the policy on main decides the test command, nothing else does.
 _DROPPED_ENV_PREFIXES = ("PYTEST_", "RATCHET_")
+CANARY = '''\
+"""The gate's canaries: a run in which either ends otherwise is not a verdict."""
+
+
+def test_holds_{token}():
+    values = sorted([3, 1, 2])
+    assert values == [1, 2, 3]
+
+
+def test_breaks_{token}():
+    values = sorted([3, 1, 2])
+    assert values == [1, 2, 4]
+'''
 
 
 @dataclass
@@ -39,76 +68,80 @@ class Progress:
 ProgressCallback = Callable[[Progress], None]
 
 
-def _probe_dir(folder: Path) -> Path:
-    target = folder / "probe"
-    target.mkdir(exist_ok=True)
+def _install_probe(run: RunFolder, select: Iterable[str] | None) -> dict[str, str]:
+    """Copy the plugin, write fresh canaries (and the selection); their variables."""
     source = resources.files("evolution") / "probe" / "_ratchet_probe.py"
     with resources.as_file(source) as path:
-        shutil.copyfile(path, target / "_ratchet_probe.py")
-    return target
+        shutil.copyfile(path, run.probe / "_ratchet_probe.py")
+    for stale in run.probe.glob("test_ratchet_*.py"):
+        stale.unlink()
+    token = secrets.token_hex(6)
+    canary = run.probe / f"test_ratchet_{token}.py"
+    canary.write_text(CANARY.format(token=token), encoding="utf-8")
+    variables = {"RATCHET_CANARIES": str(canary), "RATCHET_TREE": str(run.tree)}
+    selection = run.probe / "select"
+    selection.unlink(missing_ok=True)
+    if select is not None:
+        selection.write_text("\n".join(sorted(set(select))) + "\n", encoding="utf-8")
+        variables["RATCHET_SELECT"] = str(selection)
+    return variables
 
 
-def _environment(worktree: Path, probe: Path, forbidden_root: Path, folder: Path) -> dict[str, str]:
-    # No secret reaches the suite: a test that prints its environment must not leak
-    # an API key into a report, a note or the verdict cache.
-    env = {
-        key: value
-        for key, value in scrubbed_environment(os.environ).items()
-        if not key.startswith(_DROPPED_ENV_PREFIXES)
-    }
-    paths = [str(probe), str(worktree)]
-    if (worktree / "src").is_dir():
-        paths.append(str(worktree / "src"))
+def _names_forbidden(value: str, forbidden: Iterable[Path]) -> bool:
+    return any(str(path) in value for path in forbidden)
+
+
+def _environment(run: RunFolder) -> dict[str, str]:
+    """The suite's environment: no secret, nothing naming the checkout or the repository
+    (PATH keeps its other entries), its own tmp, and the tree first on the import path."""
+    env: dict[str, str] = {}
+    for key, value in scrubbed_environment(os.environ).items():
+        if key.startswith(_DROPPED_ENV_PREFIXES):
+            continue
+        if key == "PATH":
+            entries = [p for p in value.split(os.pathsep) if not _names_forbidden(p, run.forbidden)]
+            value = os.pathsep.join(entries)
+        elif _names_forbidden(value, run.forbidden):
+            continue
+        env[key] = value
+    paths = [str(run.probe), str(run.tree)]
+    if (run.tree / "src").is_dir():
+        paths.append(str(run.tree / "src"))
     if env.get("PYTHONPATH"):
         paths.append(env["PYTHONPATH"])
     env["PYTHONPATH"] = os.pathsep.join(paths)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
-    env["RATCHET_WORKTREE"] = str(worktree)
-    env["RATCHET_FORBIDDEN_ROOT"] = str(forbidden_root)
-    env["RATCHET_PROGRESS"] = str(folder / "progress")
-    env["RATCHET_PROBE_OUT"] = str(folder / "probe.jsonl")
+    env["PWD"] = str(run.tree)
+    for name in ("TMPDIR", "TEMP", "TMP"):
+        env[name] = str(run.tmp)
+    env.setdefault("XDG_CACHE_HOME", str(run.tmp / ".cache"))
+    env.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(run.tmp / ".hypothesis"))
     return env
 
 
-def _watch_progress(path: Path, sink: ProgressCallback | None) -> Callable[[], None]:
+def _watch_progress(channel: Channel, sink: ProgressCallback | None) -> Callable[[], None]:
     state = Progress()
-    offset = 0
+    seen = 0
 
     def poll() -> None:
-        nonlocal offset
-        if sink is None or not path.exists():
+        nonlocal seen
+        if sink is None:
             return
-        with open(path, encoding="utf-8") as handle:
-            handle.seek(offset)
-            chunk = handle.read()
-        complete, _, _partial = chunk.rpartition("\n")
-        if not complete and not chunk.endswith("\n"):
-            return
-        offset += len(complete) + 1
-        for line in complete.splitlines():
-            if line.startswith("collected "):
-                state.total = max(state.total or 0, int(line.split()[1]))
-            elif line:
-                state.done += 1
-                state.failed += line != "passed" and line != "skipped"
-        sink(state)
+        frames = channel.snapshot()
+        for frame in frames[seen:]:
+            kind = frame.get("kind")
+            if kind == "collected":
+                state.total = len(frame.get("nodeids", []))
+            elif kind == "report" and "subtest" not in frame:
+                when, outcome = frame.get("when"), frame.get("outcome")
+                if when == "call" or (when == "setup" and outcome != "passed"):
+                    state.done += 1
+                    state.failed += outcome not in ("passed", "skipped")
+        if len(frames) != seen:
+            seen = len(frames)
+            sink(state)
 
     return poll
-
-
-def _check_imports(probe_out: Path) -> None:
-    if not probe_out.exists():
-        raise InvalidRun("the gate's probe plugin did not run: is the test command a pytest run?")
-    leaks: list[tuple[str, str]] = []
-    for line in probe_out.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            leaks += [tuple(item) for item in json.loads(line).get("leaks", [])]
-    if leaks:
-        shown = ", ".join(f"{name} from {path}" for name, path in sorted(set(leaks))[:5])
-        raise InvalidRun(
-            "the test run imported code from the main checkout instead of the candidate "
-            f"({shown}); check for an editable install or PYTHONPATH that shadows it"
-        )
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -119,27 +152,62 @@ def _tail(path: Path, lines: int = 15) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+def _explain(exc: InvalidRun, output: Path) -> InvalidRun:
+    tail = _tail(output)
+    if "no such option: --json-report" in tail or "unrecognized arguments: --json" in tail:
+        exc.message = "pytest-json-report is not installed where the test command runs"
+    elif "unrecognized arguments: --timeout" in tail:
+        exc.message = "pytest-timeout is not installed where the test command runs"
+    exc.hint = tail or None
+    return exc
+
+
+def _sandboxed(argv: list[str], run: RunFolder, policy: Policy, status_fd: int) -> list[str]:
+    confinement = Confinement(
+        tree=run.tree,
+        tmp=run.tmp,
+        out=run.out,
+        probe=run.probe,
+        forbidden=run.forbidden,
+        writable=policy.writable,
+        network=policy.network,
+    )
+    plan = {"rules": rules(confinement), "network": policy.network, "status_fd": status_fd}
+    launcher = Path(__file__).with_name("sandbox") / "enter.py"
+    return [sys.executable, "-I", "-S", str(launcher), json.dumps(plan), "--", *argv]
+
+
+def _read_status(fd: int) -> dict[str, Any]:
+    """What the launcher applied (it wrote one line before exec, then closed its end)."""
+    data = b""
+    while chunk := os.read(fd, 65536):
+        data += chunk
+    os.close(fd)
+    try:
+        status = json.loads(data or b"{}")
+    except ValueError:
+        return {"error": "the sandbox launcher's status was garbled"}
+    return status if isinstance(status, dict) else {}
+
+
 def run_tests(
     policy: Policy,
-    folder: Path,
-    worktree: Path,
-    forbidden_root: Path,
+    run: RunFolder,
+    isolation: Isolation,
     *,
     select: Iterable[str] | None = None,
     progress: ProgressCallback | None = None,
     coverage_rc: Path | None = None,
 ) -> RunResult:
-    """Run the policy's test command in `worktree`; raise InvalidRun unless it is trustworthy.
+    """Run the policy's test command on `run.tree`; raise InvalidRun unless trustworthy.
 
     With `coverage_rc`, a `python -m pytest` command runs under `coverage run` with that
     configuration (fault localisation); any other command runs as it is.
     """
-    report = folder / "report.json"
+    report = run.out / "report.json"
     report.unlink(missing_ok=True)
-    for stale in ("progress", "probe.jsonl"):
-        (folder / stale).unlink(missing_ok=True)
-    probe = _probe_dir(folder)
-    env = _environment(worktree, probe, forbidden_root, folder)
+    env = _environment(run)
+    env.update(_install_probe(run, select))
     command = policy.argv()
     if coverage_rc is not None and command[1:3] == ["-m", "pytest"]:
         command = [command[0], "-m", "coverage", "run", f"--rcfile={coverage_rc}", *command[1:]]
@@ -159,37 +227,58 @@ def run_tests(
         "--timeout-method=signal",
     ]
     if select is not None:
-        chosen = sorted(set(select))
-        (folder / "select").write_text("\n".join(chosen) + "\n", encoding="utf-8")
-        env["RATCHET_SELECT"] = str(folder / "select")
-        argv += chosen
-    output = folder / "output.log"
+        argv += sorted(set(select))
+    channel = Channel()
+    env["RATCHET_CHANNEL"] = channel.env_value
+    status_read, status_write = os.pipe() if isolation.sandboxed else (-1, -1)
+    if isolation.sandboxed:
+        argv = _sandboxed(argv, run, policy, status_write)
+    output = run.path / "output.log"
     try:
-        outcome = run_in_group(
-            argv,
-            cwd=worktree,
-            env=env,
-            output=output,
-            timeout_s=policy.run_timeout_s,
-            pgid_file=folder / PGID_FILE,
-            poll=_watch_progress(folder / "progress", progress),
-        )
-    except OSError as exc:
-        raise InvalidRun(f"could not start the test command {argv[0]!r}: {exc}") from None
-    if outcome.timed_out:
-        raise InvalidRun(
-            f"the test run exceeded its {policy.run_timeout_s:g} s limit and was killed"
-        )
-    try:
-        result = parse_report(report, outcome.returncode)
-    except InvalidRun as exc:
-        tail = _tail(output)
-        if "no such option: --json-report" in tail or "unrecognized arguments: --json" in tail:
-            exc.message = "pytest-json-report is not installed where the test command runs"
-        elif "unrecognized arguments: --timeout" in tail:
-            exc.message = "pytest-timeout is not installed where the test command runs"
-        exc.hint = tail or None
-        raise
-    _check_imports(folder / "probe.jsonl")
-    result.duration_s = outcome.duration_s
+        try:
+            outcome = run_in_group(
+                argv,
+                cwd=run.tree,
+                env=env,
+                output=output,
+                timeout_s=policy.run_timeout_s,
+                pgid_file=run.path / PGID_FILE,
+                poll=_watch_progress(channel, progress),
+                pass_fds=[*channel.child_fds, *([status_write] if status_write >= 0 else [])],
+                on_start=channel.started,
+            )
+        except OSError as exc:
+            raise InvalidRun(f"could not start the test command {argv[0]!r}: {exc}") from None
+        _close(status_write)
+        status_write = -1
+        applied = _read_status(status_read) if status_read >= 0 else {}
+        status_read = -1
+        if outcome.returncode == SETUP_FAILED and "error" in applied:
+            raise InvalidRun(f"could not enter the sandbox: {applied['error']}")
+        if outcome.timed_out:
+            raise InvalidRun(
+                f"the test run exceeded its {policy.run_timeout_s:g} s limit and was killed"
+            )
+        frames = channel.finish()
+        try:
+            result = result_from_frames(
+                frames,
+                returncode=outcome.returncode,
+                report=report,
+                tree=run.tree,
+                forbidden=run.forbidden,
+                duration_s=outcome.duration_s,
+            )
+        except InvalidRun as exc:
+            raise _explain(exc, output) from None
+    finally:
+        channel.close()
+        _close(status_write)
+        _close(status_read)
+    result.sandbox = isolation.describe(applied)
     return result
+
+
+def _close(fd: int) -> None:
+    if fd >= 0:
+        os.close(fd)

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -154,6 +157,17 @@ def make_sandbox(path: Path, *, record: bool = True) -> Sandbox:
 @pytest.fixture
 def sandbox(tmp_path: Path) -> Sandbox:
     return make_sandbox(tmp_path / "repo")
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A folder both this test and a suite the gate runs in its sandbox can write: the
+    sandbox lets a suite write only its own tmp and /dev/shm."""
+    path = Path(tempfile.mkdtemp(prefix="ratchet-test-", dir="/dev/shm"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 FIXED_CALC = CALC.replace(

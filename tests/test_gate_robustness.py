@@ -17,7 +17,7 @@ from conftest import CALC, FIXED_CALC, Sandbox, make_sandbox, run_evolve
 
 from agent.procgroup import group_alive, pid_alive
 from evolution.gitrepo import GitRepo
-from evolution.worktree import runs_root
+from evolution.runfolder import runs_root
 from tests.agent_setup import wait_for
 
 
@@ -58,8 +58,10 @@ def test_hanging_test_times_out_and_counts_as_a_regression(sandbox: Sandbox) -> 
     assert sandbox.head() == main_before
 
 
-def test_run_over_its_limit_is_invalid_and_leaves_no_process(sandbox: Sandbox, tmp_path: Path):
-    pidfile = tmp_path / "grandchild.pid"
+def test_run_over_its_limit_is_invalid_and_leaves_no_process(
+    sandbox: Sandbox, shared_dir: Path
+) -> None:
+    pidfile = shared_dir / "grandchild.pid"
     stubborn = f"""
         import signal, subprocess, time
 
@@ -103,9 +105,8 @@ FLAKY_TEST = """
 """
 
 
-def test_flaky_test_is_quarantined_or_counted_by_policy(tmp_path: Path) -> None:
-    flaky_dir = tmp_path / "flaky"
-    flaky_dir.mkdir()
+def test_flaky_test_is_quarantined_or_counted_by_policy(tmp_path: Path, shared_dir: Path) -> None:
+    flaky_dir = shared_dir  # the suite writes its marker there, from inside the sandbox
     (flaky_dir / "seen").write_text("seen")
     env = {"FLAKY_DIR": str(flaky_dir)}
     box = make_sandbox(tmp_path / "repo", record=False)
@@ -136,7 +137,7 @@ def test_kill_9_mid_run_changes_nothing_and_next_run_cleans_up(sandbox: Sandbox)
     refs = _refs(sandbox)
     gate = _start_validate(sandbox, "evolve/slow", "--test-timeout", "120")
     wait_for(
-        lambda: any((f / "progress").exists() for f in _run_folders(sandbox)),
+        lambda: any((f / "pgid").exists() for f in _run_folders(sandbox)),
         timeout=30,
         what="the test run to start",
     )
@@ -171,7 +172,7 @@ def test_second_gate_exits_clearly_while_one_runs(sandbox: Sandbox, tmp_path: Pa
     """
     sandbox.branch("slow", {"tests/test_waits.py": waiting})
     first = _start_validate(sandbox, "slow", "--no-merge")
-    wait_for(lambda: any((f / "progress").exists() for f in _run_folders(sandbox)), timeout=30)
+    wait_for(lambda: any((f / "pgid").exists() for f in _run_folders(sandbox)), timeout=30)
 
     second = sandbox.evolve("validate", "slow", "--no-merge")
     gate_file.write_text("go")
@@ -200,10 +201,9 @@ def test_two_gates_at_once_both_land_and_no_baseline_update_is_lost(sandbox: San
 
 
 def test_main_moving_during_validation_triggers_revalidation(
-    sandbox: Sandbox, tmp_path: Path
+    sandbox: Sandbox, shared_dir: Path
 ) -> None:
-    sync = tmp_path / "sync"
-    sync.mkdir()
+    sync = shared_dir
     waiting = f"""
         import pathlib, time
 
@@ -265,7 +265,9 @@ def test_candidate_code_is_tested_despite_an_editable_install(editable_src_layou
     assert [r["nodeid"] for r in report["regressions"]] == ["tests/test_pkg.py::test_value"]
 
 
-def test_import_from_main_checkout_is_detected(tmp_path: Path) -> None:
+def test_a_path_into_the_checkout_cannot_shadow_the_candidate(tmp_path: Path) -> None:
+    """Sandboxed, the checkout is unreadable and the variable naming it is dropped: the
+    candidate's own tree is what runs, so deleting helper.py is an honest regression."""
     box = make_sandbox(tmp_path / "repo", record=False)
     box.commit(
         "a helper module at the top level",
@@ -278,9 +280,35 @@ def test_import_from_main_checkout_is_detected(tmp_path: Path) -> None:
     assert box.evolve("baseline", "record", env=env).returncode == 0
     box.branch("drop-helper", {}, delete=("helper.py",))
     code, report = box.validate_json("drop-helper", env=env)
-    assert code == 3
+    assert code == 1, report
+    [regression] = report["regressions"]
+    assert regression["nodeid"] == "tests/test_helper.py::test_x"
+    assert "helper" in regression["first_line"]
+
+
+def test_import_from_main_checkout_is_detected_without_a_sandbox(tmp_path: Path) -> None:
+    """Without a sandbox an editable install can still reach the checkout (a .pth in
+    site-packages names it), and the probe's module list catches it. Simulated here by
+    the same .pth trick the editable-install fixture uses."""
+    box = make_sandbox(tmp_path / "repo", record=False)
+    name = f"ratchetleak{uuid.uuid4().hex[:8]}"
+    box.commit(
+        "a top-level module",
+        {f"{name}.py": "X = 1\n",
+         "tests/test_helper.py": f"import {name}\n\ndef test_x():\n    assert {name}.X == 1\n"},
+    )
+    pth = Path(site.getsitepackages()[0]) / f"__editable__.{name}.pth"
+    pth.write_text(str(box.path) + "\n")
+    env = {"RATCHET_SANDBOX": "none"}
+    try:
+        assert box.evolve("baseline", "record", env=env).returncode == 0
+        box.branch("drop-helper", {}, delete=(f"{name}.py",))
+        code, report = box.validate_json("drop-helper", env=env)
+    finally:
+        pth.unlink()
+    assert code == 3, report
     assert "imported code from the main checkout" in report["error"]
-    assert "helper" in report["error"]
+    assert name in report["error"]
 
 
 def test_not_a_git_repo_for_baseline(tmp_path: Path) -> None:

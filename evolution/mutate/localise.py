@@ -15,9 +15,11 @@ import math
 import subprocess
 import sys
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 from evolution.policy import Policy
+from evolution.runfolder import RunFolder
+from evolution.sandbox.isolation import Isolation
 from evolution.testrun import run_tests
 
 
@@ -46,15 +48,15 @@ def ochiai(failed_here: int, passed_here: int, failed_total: int) -> float:
 
 def localise(
     policy: Policy,
-    folder: Path,
-    worktree: Path,
-    forbidden_root: Path,
+    run: RunFolder,
+    isolation: Isolation,
     target: str,
     tests: list[str],
     failing: list[str],
 ) -> Localisation:
-    rc = folder / "coverage.rc"
-    data = folder / "coverage.data"
+    worktree = run.tree
+    rc = run.probe / "coverage.rc"  # read by the suite; the data goes where it may write
+    data = run.out / "coverage.data"
     rc.write_text(
         "[run]\n"
         f"include = {worktree / target}\n"
@@ -63,8 +65,8 @@ def localise(
         "branch = false\n",
         encoding="utf-8",
     )
-    result = run_tests(policy, folder, worktree, forbidden_root, select=tests, coverage_rc=rc)
-    report = folder / "coverage.json"
+    result = run_tests(policy, run, isolation, select=tests, coverage_rc=rc)
+    report = run.path / "coverage.json"
     done = subprocess.run(
         [sys.executable, "-m", "coverage", "json", f"--rcfile={rc}", "--show-contexts",
          "-q", "-o", str(report)],

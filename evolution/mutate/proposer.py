@@ -3,7 +3,7 @@
 It needs no model and no network: the tests are the specification. The failing tests
 are the baseline's tests that do not pass and concern the target; their neighbours
 (every test of the same files that passes on main) must keep passing. Everything runs
-in a throw-away worktree of main, so the checkout is never touched.
+in a throw-away run folder of main (sandboxed), so the checkout is never touched.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 from evolution.baseline import read_baseline
 from evolution.mutate.localise import localise
 from evolution.mutate.search import Evaluator, SearchLimits, SearchResult, evaluator_policy, search
-from evolution.worktree import RunFolder
+from evolution.runfolder import RunFolder
+from evolution.sandbox.isolation import choose
 
 if TYPE_CHECKING:
     from evolution.propose import Context
@@ -70,20 +71,20 @@ def repair(
     *,
     tried: set[str] | None = None,
     on_candidate: Callable[[int], None] | None = None,
+    unsandboxed: bool = False,
 ) -> Repair:
     found = read_baseline(ctx.repo, ctx.main)
     tests = found[0].tests if found else {}
     failing, neighbours = failing_and_neighbours(tests, failing)
     policy = evaluator_policy(ctx.policy)
+    # Mutants are machine-made code: they run sandboxed, like any proposal.
+    isolation = choose(policy, automated=True, unsandboxed=unsandboxed)
     with RunFolder(ctx.repo, ctx.main) as run:
         localisation = localise(
-            policy, run.path, run.worktree, ctx.repo.toplevel, target,
-            [*failing, *neighbours], failing,
+            policy, run, isolation, target, [*failing, *neighbours], failing
         )
-        source = (run.worktree / target).read_text(encoding="utf-8")
-        evaluator = Evaluator(
-            policy, run.path, run.worktree, ctx.repo.toplevel, target, failing, neighbours
-        )
+        source = (run.tree / target).read_text(encoding="utf-8")
+        evaluator = Evaluator(policy, run, isolation, target, failing, neighbours)
         result = search(evaluator, source, localisation, limits, tried=tried,
                         on_candidate=on_candidate)
     return Repair(target, result, failing)

@@ -17,12 +17,13 @@ import ast
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 from agent.errors import InvalidRun
 from evolution.mutate.localise import Localisation
 from evolution.mutate.operators import Edit, apply_edits, mutations
 from evolution.policy import Policy
+from evolution.runfolder import RunFolder
+from evolution.sandbox.isolation import Isolation
 from evolution.testrun import run_tests
 
 OPERATOR_ORDER = ("compare", "arithmetic", "boolean", "constant", "return", "if-swap",
@@ -57,12 +58,11 @@ class SearchResult:
 
 @dataclass
 class Evaluator:
-    """Writes a candidate into the worktree and runs the two stages on it."""
+    """Writes a candidate into the run folder's tree and runs the two stages on it."""
 
     policy: Policy
-    folder: Path
-    worktree: Path
-    forbidden_root: Path
+    run: RunFolder
+    isolation: Isolation
     target: str
     failing: list[str]
     neighbours: list[str]
@@ -70,10 +70,9 @@ class Evaluator:
 
     def _passing(self, source: str, tests: list[str]) -> list[str] | None:
         """Which of `tests` pass with `source` as the target, or None for an unusable run."""
-        (self.worktree / self.target).write_text(source, encoding="utf-8")
+        (self.run.tree / self.target).write_text(source, encoding="utf-8")
         try:
-            result = run_tests(self.policy, self.folder, self.worktree, self.forbidden_root,
-                               select=tests)
+            result = run_tests(self.policy, self.run, self.isolation, select=tests)
         except InvalidRun:
             return None
         return [n for n in tests if result.outcomes.get(n) == "passed"]

@@ -1,86 +1,402 @@
-"""pytest plugin the gate loads into every test run (by -p, from a private folder).
+"""The gate's pytest plugin, loaded into every test run (`-p _ratchet_probe`).
 
-It does two jobs the JSON report cannot:
-- progress: one line per finished test, so the gate can show a live display;
-- import isolation: at the end it lists every module loaded from the user's main
-  checkout instead of the candidate's worktree. An editable install or a stray
-  PYTHONPATH would otherwise test main's code and give a false green.
+The verdict is computed from what this plugin sends, as it happens, over a pipe the gate
+handed to the run: one frame per collected test list, per test report (setup, call,
+teardown, every subtest) and per collection error, then an end-of-session record. Each
+frame carries an HMAC chained over every earlier frame, keyed by a secret the gate sends
+on a second descriptor that this module reads and closes at import, before any code
+under test runs. Frames cannot be taken back, a frame written by anyone without the key
+breaks the chain, and a run that never sends the end record is invalid.
 
-It depends on nothing but the standard library and pytest's hook names.
+It also watches the machinery the reports go through: the functions that build reports
+and run the test protocol, pytest's hook dispatch, and the set of registered plugins
+once collection is done. A change is reported as tampering. It injects the gate's two
+canary tests (one must pass, one must fail) at random places among the collected items,
+and lists the modules loaded from outside the tested tree and the interpreter, so the
+gate can refuse a run that imported the user's checkout.
+
+It depends on the standard library and pytest, and binds every function it needs at
+import, so that code under test replacing `os.write` or `json.dumps` later cannot reach
+the channel.
 """
 
+import hashlib
+import hmac
+import importlib
 import json
 import os
+import pathlib
+import random
 import sys
 
-_progress = None
+import pytest
+
+_write = os.write
+_dumps = json.dumps
+_hmac_new = hmac.new
+_sha256 = hashlib.sha256
+_TEXT_LIMIT = 4000
+
+# (module, dotted attribute): what a report passes through between a test and a frame.
+_WATCHED = (
+    ("_pytest.reports", "TestReport.from_item_and_call"),
+    ("_pytest.reports", "TestReport.__init__"),
+    ("_pytest.reports", "BaseReport.passed"),
+    ("_pytest.reports", "BaseReport.failed"),
+    ("_pytest.reports", "BaseReport.skipped"),
+    ("_pytest.runner", "pytest_runtest_protocol"),
+    ("_pytest.runner", "runtestprotocol"),
+    ("_pytest.runner", "call_and_report"),
+    ("_pytest.runner", "call_runtest_hook"),
+    ("_pytest.runner", "CallInfo.from_call"),
+    ("_pytest.runner", "CallInfo.__init__"),
+    ("_pytest.runner", "pytest_runtest_makereport"),
+    ("_pytest.runner", "pytest_runtest_call"),
+    ("_pytest.runner", "SetupState.setup"),
+    ("_pytest.runner", "SetupState.teardown_exact"),
+    ("_pytest.python", "Function.runtest"),
+    ("_pytest.python", "pytest_pyfunc_call"),
+    ("_pytest.skipping", "pytest_runtest_makereport"),
+    ("_pytest.skipping", "pytest_runtest_call"),
+    ("_pytest.unittest", "TestCaseFunction.runtest"),
+    ("_pytest.unittest", "TestCaseFunction.addFailure"),
+    ("_pytest.unittest", "TestCaseFunction.addError"),
+    ("_pytest.unittest", "TestCaseFunction.addSubTest"),
+    ("_pytest.unittest", "pytest_runtest_makereport"),
+    ("_pytest.subtests", "_SubTestContextManager.__exit__"),
+    ("_pytest.subtests", "SubtestReport._new"),
+    ("_pytest.main", "Session.pytest_runtest_logreport"),
+    ("_pytest.main", "pytest_runtestloop"),
+    ("_pytest.outcomes", "fail"),
+    ("_pytest.outcomes", "skip"),
+    ("_pytest.outcomes", "xfail"),
+    ("_pytest.outcomes", "exit"),
+    ("pluggy._callers", "_multicall"),
+    ("pluggy._hooks", "HookCaller.__call__"),
+    ("pluggy._hooks", "HookCaller.call_extra"),
+    ("pluggy._manager", "PluginManager._hookexec"),
+    ("pluggy._manager", "PluginManager.register"),
+    ("unittest.case", "TestCase.run"),
+    ("unittest.case", "TestCase.subTest"),
+    ("unittest.case", "TestCase.fail"),
+    ("unittest.case", "TestCase.assertEqual"),
+    ("unittest.case", "TestCase.assertTrue"),
+    ("unittest.case", "TestCase.assertFalse"),
+    ("unittest.case", "TestCase.assertIn"),
+    ("unittest.case", "TestCase.assertRaises"),
+    ("unittest.case", "TestCase._getAssertEqualityFunc"),
+    ("unittest.case", "_Outcome.testPartExecutor"),
+    ("pytest_jsonreport.plugin", "JSONReport.pytest_runtest_logreport"),
+    ("pytest_jsonreport.plugin", "JSONReport.pytest_sessionfinish"),
+    ("pytest_jsonreport.plugin", "JSONReport.save_report"),
+    ("pytest_jsonreport.serialize", "make_teststage"),
+    ("pytest_jsonreport.serialize", "make_report"),
+)
+# Hooks whose registered implementations must not change once collection is done.
+_HOOKS = (
+    "pytest_runtest_protocol", "pytest_runtest_makereport", "pytest_runtest_logreport",
+    "pytest_runtest_setup", "pytest_runtest_call", "pytest_runtest_teardown",
+    "pytest_pyfunc_call", "pytest_report_teststatus", "pytest_sessionfinish",
+    "pytest_runtestloop", "pytest_json_runtest_stage", "pytest_json_modifyreport",
+)  # fmt: skip
+
+
+def _lookup(module_name, dotted):
+    module = sys.modules.get(module_name)
+    if module is None:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            return None
+    owner = module
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        owner = getattr(owner, part, None)
+        if owner is None:
+            return None
+    if isinstance(owner, type):
+        for klass in owner.__mro__:
+            if parts[-1] in vars(klass):
+                return vars(klass)[parts[-1]]
+        return None
+    return getattr(owner, parts[-1], None)
+
+
+def _snapshot(names):
+    return {f"{module}:{dotted}": _lookup(module, dotted) for module, dotted in names}
+
+
+def _changed(snapshot):
+    return sorted(
+        key for key, value in snapshot.items() if _lookup(*key.split(":", 1)) is not value
+    )
+
+
+def _describe(context):
+    parts = []
+    msg = getattr(context, "msg", None)
+    if msg is not None:
+        parts.append(f"[{msg}]")
+    kwargs = getattr(context, "kwargs", None) or {}
+    if kwargs:
+        parts.append("(" + ", ".join(f"{k}={v}" for k, v in kwargs.items()) + ")")
+    return " ".join(parts) or "(<subtest>)"
+
+
+def _clip(text):
+    text = str(text or "")
+    return text if len(text) <= _TEXT_LIMIT else text[:_TEXT_LIMIT] + "\n[…]"
 
 
 def _under(path, root):
     return bool(root) and (path == root or path.startswith(root.rstrip(os.sep) + os.sep))
 
 
-def pytest_configure(config):
-    global _progress
-    target = os.environ.get("RATCHET_PROGRESS")
-    if target:
-        _progress = open(target, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
+class _Probe:
+    """The hooks; built by `_connect`, which holds the key in a closure only."""
 
+    def __init__(self, emit, canary_file, select_file):
+        self.emit = emit
+        self.canary_file = canary_file
+        self.select_file = select_file
+        self.watched = _snapshot(_WATCHED)
+        self.canaries = {}
+        self.session = None
+        self.plugins = None
+        self.hookimpls = None
+        self.config = None
+        self.reported = set()
 
-def pytest_collection_finish(session):
-    if _progress is not None:
-        _progress.write(f"collected {len(session.items)}\n")
+    # -- integrity -----------------------------------------------------------------
 
+    def _hook_state(self, config):
+        state = {}
+        manager = config.pluginmanager
+        state["_inner_hookexec"] = getattr(manager, "_inner_hookexec", None)
+        for name in _HOOKS:
+            caller = getattr(config.hook, name, None)
+            if caller is None:
+                continue
+            impls = tuple((impl, impl.function) for impl in caller.get_hookimpls())
+            state[name] = (getattr(caller, "_hookexec", None), impls)
+        return state
 
-def pytest_collection_modifyitems(config, items):
-    """Keep only the node ids the gate asked for (re-runs of suspected flaky tests)."""
-    wanted_file = os.environ.get("RATCHET_SELECT")
-    if not wanted_file:
-        return
-    with open(wanted_file, encoding="utf-8") as handle:
-        wanted = {line.rstrip("\n") for line in handle if line.strip()}
-    keep = [item for item in items if item.nodeid in wanted]
-    drop = [item for item in items if item.nodeid not in wanted]
-    if drop:
-        config.hook.pytest_deselected(items=drop)
-        items[:] = keep
+    def check(self, where):
+        problems = [f"{name} was replaced" for name in _changed(self.watched)]
+        if self.plugins is not None:
+            now = {id(p) for p in self.config.pluginmanager.get_plugins()}
+            added = now - self.plugins
+            if added:
+                names = [
+                    self.config.pluginmanager.get_name(p) or repr(p)
+                    for p in self.config.pluginmanager.get_plugins()
+                    if id(p) in added
+                ]
+                problems.append("plugins registered after collection: " + ", ".join(names))
+            state = self._hook_state(self.config)
+            for name, value in self.hookimpls.items():
+                current = state.get(name)
+                if name == "_inner_hookexec":
+                    if current is not value:
+                        problems.append("pytest's hook dispatch was wrapped")
+                elif current is None or current[0] is not value[0] or len(current[1]) != len(
+                    value[1]
+                ) or any(a[0] is not b[0] or a[1] is not b[1] for a, b in zip(current[1], value[1],
+                                                                            strict=False)):
+                    problems.append(f"the implementations of {name} changed")
+        if problems:
+            self.emit("tamper", where=where, problems=problems)
+            self.watched = _snapshot(_WATCHED)  # report each change once
 
+    # -- hooks -----------------------------------------------------------------------
 
-def pytest_runtest_logreport(report):
-    if _progress is None:
-        return
-    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
-        _progress.write(f"{report.outcome}\n")
-
-
-def pytest_sessionfinish(session, exitstatus):
-    target = os.environ.get("RATCHET_PROBE_OUT")
-    if not target:
-        return
-    forbidden = (
-        os.path.realpath(os.environ.get("RATCHET_FORBIDDEN_ROOT", ""))
-        if os.environ.get("RATCHET_FORBIDDEN_ROOT")
-        else ""
-    )
-    allowed = [
-        os.path.realpath(p)
-        for p in (
-            os.environ.get("RATCHET_WORKTREE", ""),
-            sys.prefix,
-            sys.base_prefix,
-            sys.exec_prefix,
-            os.path.dirname(os.path.abspath(__file__)),
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_configure(self, config):
+        self.config = config
+        self.emit(
+            "hello",
+            pid=os.getpid(),
+            python=sys.version.split()[0],
+            pytest=pytest.__version__,
+            report=str(getattr(config.option, "json_report_file", "") or ""),
         )
-        if p
-    ]
-    leaks = []
-    for name, module in list(sys.modules.items()):
-        path = getattr(module, "__file__", None)
-        if not path:
-            continue
-        real = os.path.realpath(path)
-        if _under(real, forbidden) and not any(_under(real, root) for root in allowed):
-            leaks.append([name, real])
-    record = {"pid": os.getpid(), "python": sys.executable, "leaks": sorted(leaks)}
-    with open(target, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record) + "\n")
+
+    def pytest_collectreport(self, report):
+        if report.failed:
+            self.emit("collect_error", nodeid=report.nodeid, text=_clip(report.longrepr))
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, session, config, items):
+        if self.select_file:
+            with open(self.select_file, encoding="utf-8") as handle:
+                wanted = {line.rstrip("\n") for line in handle if line.strip()}
+            keep = [item for item in items if item.nodeid in wanted]
+            drop = [item for item in items if item.nodeid not in wanted]
+            if drop:
+                config.hook.pytest_deselected(items=drop)
+                items[:] = keep
+        if self.canary_file:
+            module = pytest.Module.from_parent(session, path=pathlib.Path(self.canary_file))
+            for canary in module.collect():
+                expected = "passed" if canary.name.startswith("test_holds") else "failed"
+                self.canaries[canary.nodeid] = expected
+                items.insert(random.randint(0, len(items)), canary)
+
+    def pytest_collection_finish(self, session):
+        self.session = session
+        self.emit(
+            "collected",
+            nodeids=[item.nodeid for item in session.items],
+            canaries=self.canaries,
+        )
+        self.plugins = {id(p) for p in self.config.pluginmanager.get_plugins()}
+        self.hookimpls = self._hook_state(self.config)
+        self.check("collection")
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_makereport(self, item, call):
+        report = yield
+        excinfo = call.excinfo
+        if (
+            excinfo is not None
+            and report.outcome == "passed"
+            and not hasattr(report, "wasxfail")
+            and not isinstance(excinfo.value, (pytest.skip.Exception, pytest.xfail.Exception))
+        ):
+            self.emit(
+                "tamper",
+                where=item.nodeid,
+                problems=[f"the {call.when} stage raised {excinfo.typename} but was "
+                          "reported as passed"],
+            )
+        return report
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report):
+        self.check(report.nodeid)
+        frame = {
+            "nodeid": report.nodeid,
+            "when": report.when,
+            "outcome": report.outcome,
+            "duration": round(float(getattr(report, "duration", 0.0) or 0.0), 6),
+        }
+        if hasattr(report, "wasxfail"):
+            frame["wasxfail"] = str(report.wasxfail)
+        context = getattr(report, "context", None)
+        if context is not None and hasattr(context, "kwargs"):
+            frame["subtest"] = _describe(context)
+        if report.outcome != "passed":
+            crash = getattr(getattr(report, "longrepr", None), "reprcrash", None)
+            if crash is not None:
+                frame["crash"] = {"path": str(crash.path), "lineno": crash.lineno,
+                                  "message": _clip(crash.message)}
+            frame["text"] = _clip(report.longreprtext)
+        self.emit("report", **frame)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session, exitstatus):
+        self.check("sessionfinish")
+        self.session = session
+        tree = os.environ.get("RATCHET_TREE", "")
+        probe_dir = os.path.dirname(os.path.abspath(__file__))
+        allowed = [os.path.realpath(p) for p in (tree, probe_dir, sys.prefix, sys.base_prefix,
+                                                 sys.exec_prefix, sys.base_exec_prefix) if p]
+        outside = []
+        for name, module in list(sys.modules.items()):
+            path = getattr(module, "__file__", None)
+            if path:
+                real = os.path.realpath(path)
+                if not any(_under(real, root) for root in allowed):
+                    outside.append([name, real])
+        self.emit("modules", outside=sorted(outside))
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_unconfigure(self, config):
+        path = str(getattr(config.option, "json_report_file", "") or "")
+        digest = ""
+        if path and os.path.exists(path):
+            with open(path, "rb") as handle:
+                digest = _sha256(handle.read()).hexdigest()
+        status = getattr(self.session, "exitstatus", None)
+        self.emit("end", exitstatus=int(status) if status is not None else None,
+                  report_sha256=digest)
+
+
+class _Counts:
+    """Keeps the failing canary out of pytest's own counts: `-x`/`--maxfail` must not
+    stop on it, and the exit status must reflect the suite's own tests."""
+
+    def __init__(self, probe):
+        self.probe = probe
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_logreport(self, report):
+        session = self.probe.session
+        if (
+            session is not None
+            and report.failed
+            and self.probe.canaries.get(report.nodeid) == "failed"
+        ):
+            session.testsfailed -= 1
+            maxfail = session.config.getvalue("maxfail")
+            if session.shouldfail and (not maxfail or session.testsfailed < maxfail):
+                session.shouldfail = False
+
+
+def _connect():
+    """Read the key, close its descriptor, and return the frame writer (or None when the
+    gate did not start this run, e.g. a person running pytest with the plugin)."""
+    spec = os.environ.pop("RATCHET_CHANNEL", "")
+    if not spec:
+        return None
+    out_fd, key_fd = (int(part) for part in spec.split(","))
+    key = b""
+    while len(key) < 32:
+        chunk = os.read(key_fd, 32 - len(key))
+        if not chunk:
+            break
+        key += chunk
+    os.close(key_fd)
+    os.set_inheritable(out_fd, False)
+    state = {"mac": b"", "seq": 0}
+
+    def emit(kind, **fields):
+        state["seq"] += 1
+        body = _dumps({"seq": state["seq"], "kind": kind, **fields}, default=str,
+                      separators=(",", ":")).encode()
+        mac = _hmac_new(key, state["mac"] + body, "sha256").hexdigest()
+        state["mac"] = bytes.fromhex(mac)
+        data = mac.encode() + b" " + body + b"\n"
+        while data:
+            data = data[_write(out_fd, data):]
+
+    return emit
+
+
+def _no_dumps():
+    """Make this process non-dumpable: with CAP_SYS_PTRACE gone, no other process of the
+    suite can read its memory (and the key) through ptrace or /proc/PID/mem."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
+        except (OSError, AttributeError):
+            pass
+
+
+_emit = _connect()
+if _emit is not None:
+    _no_dumps()
+    _probe = _Probe(
+        _emit, os.environ.get("RATCHET_CANARIES", ""), os.environ.get("RATCHET_SELECT", "")
+    )
+    _counts = _Counts(_probe)
+    del _emit
+
+
+def pytest_configure(config):
+    # Registered now, pytest_configure being historic, each gets its own call at once.
+    if "_probe" in globals():
+        config.pluginmanager.register(_probe, "ratchet-probe")
+        config.pluginmanager.register(_counts, "ratchet-counts")

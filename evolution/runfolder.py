@@ -1,0 +1,114 @@
+"""A private folder per test run, and the clean-up of those a killed run left behind.
+
+Each run folder lives outside the repository (so pytest never finds the user's
+conftest.py or ini files above it) and holds:
+- `tree/`: the commit under test, as a standalone repository of that one commit (not a
+  linked worktree: nothing in it leads back to the user's repository);
+- `tmp/`: the suite's private temporary folder, and `out/`, where it writes what the
+  gate reads back (the JSON report, coverage data); the only places it may write;
+- `probe/`: the gate's plugin, canaries and selection, read-only to the suite;
+- `pgid`: the running suite's group id, so the next run can end it after a SIGKILL.
+All of a repository's run folders share one parent, which the suite can neither read
+nor write; holding the gate lock, the next run knows every folder there is a leftover.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from types import TracebackType
+
+from agent.procgroup import end_orphaned_group
+from evolution.gitrepo import GitRepo
+from evolution.sandbox.plan import home_secrets
+
+PGID_FILE = "pgid"
+IDENTITY_DEFAULT = "~/.config/ratchet/identity.txt"
+
+
+def runs_root(repo: GitRepo) -> Path:
+    digest = hashlib.sha256(str(repo.common_dir).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"ratchet-{digest}"
+
+
+def forbidden_paths(repo: GitRepo) -> tuple[Path, ...]:
+    """What a test run must neither read nor write: every checkout of the repository,
+    its git directory (refs, objects, hooks, the gate's state), the gate's run folders,
+    the agent's root (its `runs/`: ledger, vault, access log), the age identity, and
+    the credentials in the home folder."""
+    paths = {repo.toplevel, repo.common_dir, runs_root(repo)}
+    paths.update(worktree.path for worktree in repo.worktrees())
+    if os.environ.get("AGENT_ROOT"):
+        paths.add(Path(os.environ["AGENT_ROOT"]))
+    paths.add(Path(os.path.expanduser(os.environ.get("AGENT_IDENTITY") or IDENTITY_DEFAULT)))
+    paths.update(home_secrets())
+    return tuple(sorted(Path(os.path.realpath(p)) for p in paths))
+
+
+class RunFolder:
+    """A run folder with a standalone copy of `commit`, removed on exit."""
+
+    def __init__(self, repo: GitRepo, commit: str) -> None:
+        self.repo = repo
+        self.commit = commit
+        root = runs_root(repo)
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.path = Path(tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=root))
+        self.tree = self.path / "tree"
+        self.tmp = self.path / "tmp"
+        self.out = self.path / "out"
+        self.probe = self.path / "probe"
+        self.forbidden = forbidden_paths(repo)
+
+    def __enter__(self) -> RunFolder:
+        for folder in (self.tmp, self.out, self.probe):
+            folder.mkdir()
+        try:
+            self.repo.export_commit(self.commit, self.tree)
+        except BaseException:
+            shutil.rmtree(self.path, ignore_errors=True)
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        remove_run_folder(self.path)
+
+
+def remove_run_folder(folder: Path) -> None:
+    # A suite may have left read-only folders in its tmp: make them removable first.
+    def unlock(_function: object, path: str, _error: object) -> None:
+        try:
+            os.chmod(os.path.dirname(path), 0o700)
+            os.chmod(path, 0o700)
+            (shutil.rmtree if os.path.isdir(path) else os.unlink)(path)
+        except OSError:
+            pass
+
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(folder, onexc=unlock)
+    else:  # pragma: no cover - Python 3.11
+        shutil.rmtree(folder, onerror=unlock)
+
+
+def prune_leftovers(repo: GitRepo) -> list[Path]:
+    """End orphaned test groups and delete leftover run folders. Call it under the lock."""
+    root = runs_root(repo)
+    removed: list[Path] = []
+    if root.is_dir():
+        for folder in sorted(root.iterdir()):
+            if not folder.is_dir():
+                continue
+            end_orphaned_group(folder / PGID_FILE, folder)
+            remove_run_folder(folder)
+            removed.append(folder)
+    repo.run("worktree", "prune")  # linked worktrees of gate versions before 0.2
+    return removed

@@ -1,0 +1,132 @@
+"""`evolve doctor`: what isolation this host gives a test run, shown by trying it.
+
+It does not trust feature flags: it enters the same sandbox a gate run would, around a
+small script that tries what a hostile suite would (read and write a forbidden folder,
+write the tested tree, signal a process outside, list its network interfaces, look at
+/run) and reports what was stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evolution.sandbox.enter import SETUP_FAILED
+from evolution.sandbox.isolation import SANDBOX_ENV, host_abi
+from evolution.sandbox.plan import Confinement, rules
+
+_ATTEMPTS = r"""
+import json, os, signal, socket, sys
+forbidden, tree, tmp, parent = sys.argv[1:5]
+def attempt(action):
+    try:
+        action()
+        return "allowed"
+    except OSError as exc:
+        return "blocked"
+results = {
+    "read_forbidden": attempt(lambda: open(os.path.join(forbidden, "secret")).read()),
+    "write_forbidden": attempt(lambda: open(os.path.join(forbidden, "new"), "w").close()),
+    "write_tree": attempt(lambda: open(os.path.join(tree, "new"), "w").close()),
+    "write_tmp": attempt(lambda: open(os.path.join(tmp, "new"), "w").close()),
+    "signal_outside": attempt(lambda: os.kill(int(parent), 0)),
+    "interfaces": sorted(name for _, name in socket.if_nameindex()),
+    "run_entries": len(os.listdir("/run")) if os.path.isdir("/run") else 0,
+}
+print(json.dumps(results))
+"""
+
+
+@dataclass
+class Diagnosis:
+    platform: str
+    kernel: str
+    landlock_abi: int
+    override: str
+    sandbox: str = "none"  # "landlock" once the live test confirms it
+    checks: dict[str, Any] = field(default_factory=dict)
+    applied: dict[str, Any] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.sandbox == "landlock" and not self.problems else 1
+
+    @property
+    def proposals(self) -> str:
+        if self.sandbox == "landlock":
+            return "tested inside the sandbox"
+        return "refused unless --unsandboxed is given (people's commits run with a warning)"
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.__dict__, "proposals": self.proposals, "exit_code": self.exit_code}
+
+
+_EXPECTED = {
+    "read_forbidden": "blocked",
+    "write_forbidden": "blocked",
+    "write_tree": "blocked",
+    "write_tmp": "allowed",
+}
+
+
+def diagnose(network: str = "loopback") -> Diagnosis:
+    diagnosis = Diagnosis(
+        platform=sys.platform,
+        kernel=platform.release(),
+        landlock_abi=host_abi(),
+        override=os.environ.get(SANDBOX_ENV, ""),
+    )
+    if diagnosis.landlock_abi < 1:
+        diagnosis.problems.append(
+            "no Landlock: automated proposals are refused unless --unsandboxed is given"
+        )
+        return diagnosis
+    with tempfile.TemporaryDirectory(prefix="ratchet-doctor-") as scratch:
+        root = Path(scratch)
+        folders = {name: root / name for name in ("forbidden", "tree", "tmp", "out", "probe")}
+        for folder in folders.values():
+            folder.mkdir()
+        (folders["forbidden"] / "secret").write_text("secret")
+        confinement = Confinement(
+            tree=folders["tree"], tmp=folders["tmp"], out=folders["out"],
+            probe=folders["probe"], forbidden=(folders["forbidden"],), network=network,
+        )  # fmt: skip
+        status_read, status_write = os.pipe()
+        plan = {"rules": rules(confinement), "network": network, "status_fd": status_write}
+        launcher = Path(__file__).with_name("enter.py")
+        argv = [sys.executable, "-I", "-S", str(launcher), json.dumps(plan), "--",
+                sys.executable, "-I", "-S", "-c", _ATTEMPTS, str(folders["forbidden"]),
+                str(folders["tree"]), str(folders["tmp"]), str(os.getpid())]  # fmt: skip
+        done = subprocess.run(argv, capture_output=True, text=True, pass_fds=(status_write,),
+                              timeout=60, check=False)  # fmt: skip
+        os.close(status_write)
+        with os.fdopen(status_read, "rb") as handle:
+            raw = handle.read()
+    diagnosis.applied = json.loads(raw or b"{}")
+    if done.returncode == SETUP_FAILED or done.returncode != 0:
+        diagnosis.problems.append(
+            f"the sandbox could not be entered: {diagnosis.applied.get('error') or done.stderr}"
+        )
+        return diagnosis
+    diagnosis.checks = json.loads(done.stdout)
+    for check, expected in _EXPECTED.items():
+        if diagnosis.checks.get(check) != expected:
+            diagnosis.problems.append(f"{check}: {diagnosis.checks.get(check)}, not {expected}")
+    diagnosis.sandbox = "landlock" if not diagnosis.problems else "none"
+    if network == "loopback" and diagnosis.checks.get("interfaces") != ["lo"]:
+        diagnosis.problems.append(
+            "network: not isolated (no network namespace: needs root or unprivileged user "
+            "namespaces)"
+        )
+    if diagnosis.checks.get("signal_outside") != "blocked":
+        diagnosis.problems.append("signals: the suite can signal processes outside "
+                                  "(Landlock ABI 6 scopes them)")
+    return diagnosis

@@ -1,0 +1,274 @@
+"""Enter the test run's sandbox, then exec the test command: the one process that does it.
+
+The gate starts this file as a script (`python -I -S enter.py PLAN -- ARGV...`) in the
+suite's new process group. It must not import anything but the standard library: it runs
+before the suite, with the gate's own rights, and is the only code that ever holds them
+in that process. In order, it:
+
+1. unshares the network (only a loopback interface, brought up), UTS and IPC namespaces,
+   and a mount namespace in which `/run` (systemd's, D-Bus's and docker's sockets) is
+   covered by an empty tmpfs: as root directly, otherwise inside a new user namespace
+   that maps only the caller's own uid and gid;
+2. drops the capabilities a root suite could use to step outside any sandbox (loading a
+   kernel module, ptrace, raw I/O, open_by_handle_at, BPF, ...);
+3. sets no_new_privs and restricts itself with Landlock: the plan's paths get the rights
+   it names (read-only, read-write, device), nothing else is reachable, and the suite can
+   neither signal nor connect to an abstract socket of a process outside its domain;
+4. reports what it applied on the status descriptor, closes it, and execs the command.
+
+Each layer the host lacks is reported, not hidden; Landlock itself is not optional: when
+it cannot be applied the launcher exits 121 before the command runs.
+
+It is also imported by the gate (`landlock_abi`) so that the constants live in one place.
+"""
+
+import ctypes
+import errno
+import fcntl
+import json
+import os
+import socket
+import struct
+import sys
+
+SETUP_FAILED = 121  # exit status when the sandbox could not be entered; the command never ran
+
+_SYS_LANDLOCK_CREATE_RULESET = 444  # the same number on every architecture (since 5.13)
+_SYS_LANDLOCK_ADD_RULE = 445
+_SYS_LANDLOCK_RESTRICT_SELF = 446
+_CREATE_RULESET_VERSION = 1
+_RULE_PATH_BENEATH = 1
+
+# Filesystem rights, and the ABI version that introduced each.
+EXECUTE, WRITE_FILE, READ_FILE, READ_DIR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
+REMOVE_DIR, REMOVE_FILE, MAKE_CHAR, MAKE_DIR = 1 << 4, 1 << 5, 1 << 6, 1 << 7
+MAKE_REG, MAKE_SOCK, MAKE_FIFO, MAKE_BLOCK, MAKE_SYM = 1 << 8, 1 << 9, 1 << 10, 1 << 11, 1 << 12
+REFER, TRUNCATE, IOCTL_DEV = 1 << 13, 1 << 14, 1 << 15
+_FS_BY_ABI = {1: (1 << 13) - 1, 2: (1 << 14) - 1, 3: (1 << 15) - 1, 5: (1 << 16) - 1}
+_SCOPE_ABSTRACT_UNIX_SOCKET, _SCOPE_SIGNAL = 1 << 0, 1 << 1
+_FILE_RIGHTS = EXECUTE | WRITE_FILE | READ_FILE | TRUNCATE | IOCTL_DEV
+
+READ = EXECUTE | READ_FILE | READ_DIR
+KINDS = {
+    "ro": READ,
+    "rw": (1 << 16) - 1 & ~(MAKE_CHAR | MAKE_BLOCK),
+    "dev": READ_FILE | WRITE_FILE | READ_DIR | IOCTL_DEV | TRUNCATE,
+}
+
+_PR_SET_NO_NEW_PRIVS = 38
+_PR_CAPBSET_DROP = 24
+_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
+# Capabilities a root suite could use to leave any sandbox or to harm the host beyond
+# its files: CAP_DAC_READ_SEARCH (open_by_handle_at), LINUX_IMMUTABLE, SYS_MODULE,
+# SYS_RAWIO, SYS_PTRACE, SYS_PACCT, SYS_BOOT, SYS_TIME, SYS_TTY_CONFIG, MKNOD,
+# AUDIT_CONTROL, SETFCAP, MAC_OVERRIDE, MAC_ADMIN, SYSLOG, WAKE_ALARM, BLOCK_SUSPEND,
+# AUDIT_READ, PERFMON, BPF, CHECKPOINT_RESTORE. CAP_SYS_ADMIN stays: a suite that itself
+# runs this gate (Ratchet's own) needs it for the nested namespaces, and Landlock
+# already refuses mount(2) inside the domain.
+DROPPED_CAPS = (2, 9, 16, 17, 19, 20, 22, 25, 26, 27, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40)
+
+_CLONE_NEWNS, _CLONE_NEWUTS, _CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
+_CLONE_NEWUSER, _CLONE_NEWNET = 0x10000000, 0x40000000
+_MS_NOSUID, _MS_NODEV, _MS_NOEXEC, _MS_REC, _MS_PRIVATE = 2, 4, 8, 16384, 1 << 18
+_SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
+
+
+def _libc():
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _fail(call):
+    code = ctypes.get_errno()
+    return OSError(code, f"{call}: {os.strerror(code)}")
+
+
+def landlock_abi():
+    """The Landlock ABI version this kernel offers, 0 when it has none (or it is off)."""
+    if not sys.platform.startswith("linux"):
+        return 0
+    try:
+        libc = _libc()
+    except OSError:
+        return 0
+    libc.syscall.restype = ctypes.c_long
+    version = libc.syscall(_SYS_LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0),
+                           ctypes.c_uint32(_CREATE_RULESET_VERSION))
+    return max(int(version), 0)
+
+
+def handled_fs(abi):
+    return _FS_BY_ABI[max(v for v in _FS_BY_ABI if v <= abi)] if abi else 0
+
+
+class _RulesetAttr(ctypes.Structure):
+    _fields_ = [("handled_access_fs", ctypes.c_uint64), ("handled_access_net", ctypes.c_uint64),
+                ("scoped", ctypes.c_uint64)]
+
+
+class _PathBeneathAttr(ctypes.Structure):
+    _pack_ = 1
+    _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+
+def restrict(rules, abi):
+    """Apply Landlock: each (path, kind) in `rules` gets its rights; nothing else does.
+
+    Paths that do not exist are skipped (a plan lists what a host usually has). Returns
+    what the domain handles, for the status report.
+    """
+    libc = _libc()
+    libc.syscall.restype = ctypes.c_long
+    handled = handled_fs(abi)
+    scoped = _SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL if abi >= 6 else 0
+    attr = _RulesetAttr(handled, 0, scoped)
+    size = ctypes.sizeof(_RulesetAttr) if abi >= 6 else 16 if abi >= 4 else 8
+    ruleset = libc.syscall(_SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr),
+                           ctypes.c_size_t(size), ctypes.c_uint32(0))
+    if ruleset < 0:
+        raise _fail("landlock_create_ruleset")
+    try:
+        for path, kind in rules:
+            try:
+                fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+            except OSError:
+                continue
+            try:
+                access = KINDS[kind] & handled
+                if not os.path.isdir(f"/proc/self/fd/{fd}"):
+                    access &= _FILE_RIGHTS
+                rule = _PathBeneathAttr(access, fd)
+                if access and libc.syscall(_SYS_LANDLOCK_ADD_RULE, ctypes.c_int(ruleset),
+                                           ctypes.c_int(_RULE_PATH_BENEATH), ctypes.byref(rule),
+                                           ctypes.c_uint32(0)) < 0:
+                    raise _fail(f"landlock_add_rule({path})")
+            finally:
+                os.close(fd)
+        if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+            raise _fail("prctl(PR_SET_NO_NEW_PRIVS)")
+        if libc.syscall(_SYS_LANDLOCK_RESTRICT_SELF, ctypes.c_int(ruleset),
+                        ctypes.c_uint32(0)) < 0:
+            raise _fail("landlock_restrict_self")
+    finally:
+        os.close(ruleset)
+    return {"abi": abi, "signals": bool(scoped), "abstract_sockets": bool(scoped)}
+
+
+def _write(path, text):
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def _unshare(libc, flags):
+    if libc.unshare(ctypes.c_int(flags)) != 0:
+        raise _fail("unshare")
+
+
+def _namespaces(libc, network):
+    """New net/UTS/IPC/mount namespaces; a user namespace first when we are not root.
+
+    Returns how they were made: "root", "user-namespace", or raises OSError.
+    """
+    flags = _CLONE_NEWUTS | _CLONE_NEWIPC | _CLONE_NEWNS
+    if network == "loopback":
+        flags |= _CLONE_NEWNET
+    try:
+        _unshare(libc, flags)
+        return "root"
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EACCES):
+            raise
+    uid, gid = os.getuid(), os.getgid()
+    _unshare(libc, _CLONE_NEWUSER | flags)
+    _write("/proc/self/setgroups", "deny")
+    _write("/proc/self/uid_map", f"{uid} {uid} 1")
+    _write("/proc/self/gid_map", f"{gid} {gid} 1")
+    return "user-namespace"
+
+
+def _loopback_up():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        request = struct.pack("16sH22x", b"lo", 0)
+        flags = struct.unpack("16sH22x", fcntl.ioctl(sock, _SIOCGIFFLAGS, request))[1]
+        fcntl.ioctl(sock, _SIOCSIFFLAGS, struct.pack("16sH22x", b"lo", flags | _IFF_UP))
+
+
+def _hide_run(libc):
+    """Cover /run with an empty tmpfs: its sockets (systemd, D-Bus, docker, a user's
+    session bus) would let a suite ask a service outside the sandbox to run code."""
+    if libc.mount(None, b"/", None, ctypes.c_ulong(_MS_REC | _MS_PRIVATE), None) != 0:
+        raise _fail("mount(MS_PRIVATE)")
+    if os.path.isdir("/run") and libc.mount(
+        b"tmpfs", b"/run", b"tmpfs", ctypes.c_ulong(_MS_NOSUID | _MS_NODEV | _MS_NOEXEC),
+        b"mode=755,size=1m",
+    ) != 0:
+        raise _fail("mount(/run)")
+
+
+def _drop_capabilities(libc):
+    dropped = 0
+    for cap in DROPPED_CAPS:
+        if libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) == 0:
+            dropped += 1
+    libc.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    return dropped
+
+
+def enter(plan):
+    """Apply the plan to this process; return the status report. Raises OSError when
+    Landlock cannot be applied (the only layer that is not optional)."""
+    libc = _libc()
+    status = {"network": "host", "namespaces": "none", "run_hidden": False, "caps_dropped": 0}
+    network = plan.get("network", "loopback")
+    try:
+        status["namespaces"] = _namespaces(libc, network)
+        if network == "loopback":
+            _loopback_up()
+            status["network"] = "loopback"
+            try:  # with network = "host", /run stays: name resolution may live there
+                _hide_run(libc)
+                status["run_hidden"] = True
+            except OSError as exc:
+                status["run_error"] = str(exc)
+    except OSError as exc:
+        status["namespace_error"] = str(exc)
+    if os.geteuid() == 0 or status["namespaces"] == "user-namespace":
+        status["caps_dropped"] = _drop_capabilities(libc)
+    abi = landlock_abi()
+    if abi < 1:
+        raise OSError(errno.ENOSYS, "Landlock is not available in this kernel")
+    status["landlock"] = restrict(plan["rules"], abi)
+    return status
+
+
+def main(argv):
+    if len(argv) < 4 or argv[2] != "--":
+        sys.stderr.write("usage: enter.py PLAN_JSON -- COMMAND [ARG...]\n")
+        return 2
+    plan = json.loads(argv[1])
+    status_fd = plan.get("status_fd")
+    try:
+        status = enter(plan)
+    except OSError as exc:
+        status = {"error": str(exc)}
+    if status_fd is not None:
+        try:
+            os.write(status_fd, json.dumps(status).encode() + b"\n")
+        finally:
+            os.close(status_fd)
+    if "error" in status:
+        sys.stderr.write(f"ratchet sandbox: could not enter the sandbox: {status['error']}\n")
+        return SETUP_FAILED
+    command = argv[3:]
+    try:
+        os.execvp(command[0], command)
+    except OSError as exc:
+        sys.stderr.write(f"ratchet sandbox: could not start {command[0]!r}: {exc}\n")
+        return 127
+    return 127  # not reached
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,89 @@
+"""Which isolation a test run gets, and the rule for when none is available.
+
+The code under test is untrusted: every run the gate starts goes through `enter.py`
+(Landlock, namespaces, dropped capabilities) when the host has Landlock. Without it:
+- a candidate carrying an Evolve-Proposal trailer, and mutate's evaluations, are refused
+  (exit 3) unless the caller accepts the risk on purpose (`--unsandboxed`), which the
+  verdict records;
+- people's commits run with a warning in the report, unless the policy on main says
+  `sandbox = "required"`, in which case nothing runs unsandboxed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent.errors import EnvironmentFailure
+from evolution.policy import Policy
+from evolution.sandbox.enter import landlock_abi
+
+# Set to "none" to run as a host without a sandbox would (tests of that path, or a host
+# whose Landlock misbehaves). It can only take isolation away, never add trust: without
+# a sandbox, proposals are refused unless --unsandboxed is given.
+SANDBOX_ENV = "RATCHET_SANDBOX"
+HOW_TO_ENABLE = (
+    "enable Landlock (Linux 5.13 or newer booted with landlock in its lsm= list; "
+    "`evolve doctor` shows what this host offers), or accept the risk for this run on "
+    "purpose with --unsandboxed (the verdict records it)"
+)
+
+
+@dataclass(frozen=True)
+class Isolation:
+    sandboxed: bool
+    network: str = "loopback"
+    reason: str = ""  # without a sandbox: why, and whether the risk was accepted
+
+    @property
+    def launcher(self) -> Path:
+        return Path(__file__).with_name("enter.py")
+
+    @property
+    def cache_tag(self) -> str:
+        """What of the isolation can change a verdict, for the verdict cache's key."""
+        return f"landlock/{self.network}" if self.sandboxed else "none"
+
+    def describe(self, applied: dict[str, object] | None = None) -> str:
+        """One line for the trailers and notes: what the run actually got."""
+        if not self.sandboxed:
+            return f"none ({self.reason})"
+        parts = ["landlock"]
+        if applied:
+            landlock = applied.get("landlock") or {}
+            if isinstance(landlock, dict) and landlock.get("abi"):
+                parts[0] = f"landlock abi {landlock['abi']}"
+            parts.append(f"network {applied.get('network', 'host')}")
+            if applied.get("run_hidden"):
+                parts.append("/run hidden")
+        return ", ".join(parts)
+
+
+def host_abi() -> int:
+    if os.environ.get(SANDBOX_ENV, "").lower() == "none":
+        return 0
+    return landlock_abi() if sys.platform.startswith("linux") else 0
+
+
+def choose(policy: Policy, *, automated: bool, unsandboxed: bool) -> Isolation:
+    """The isolation for a run of `policy`'s suite, or EnvironmentFailure (exit 3)."""
+    if host_abi() >= 1:
+        return Isolation(sandboxed=True, network=policy.network)
+    platform = "this host has no Landlock" if sys.platform.startswith("linux") else (
+        f"{sys.platform} has no sandbox Ratchet can use"
+    )
+    if policy.sandbox == "required":
+        raise EnvironmentFailure(
+            f"no OS sandbox is available ({platform}) and the policy on main requires one "
+            '(sandbox = "required")',
+            hint=HOW_TO_ENABLE.split(", or accept")[0],
+        )
+    if automated and not unsandboxed:
+        raise EnvironmentFailure(
+            f"refusing to run an automated proposal's tests without an OS sandbox ({platform})",
+            hint=HOW_TO_ENABLE,
+        )
+    accepted = "accepted with --unsandboxed" if unsandboxed else "a person's commit"
+    return Isolation(sandboxed=False, network="host", reason=f"{platform}; {accepted}")

@@ -1,0 +1,117 @@
+"""What a sandboxed test run may reach: the plan `enter.py` applies.
+
+Landlock only grants; it cannot subtract a folder from a grant above it. So that the
+user's checkout, the repository's git directory, the gate's run folders and the
+credentials in the home folder are unreadable while the rest of the system stays
+readable, the plan grants `/` minus those paths: at each level on the way down to a
+forbidden path it grants every sibling instead of the parent. A symlink whose target
+leads into (or above) a forbidden path is not granted.
+
+Writable: the run's private temporary folder, its output folder (the JSON report,
+coverage data), the tree paths the policy names, `/dev/shm` and the harmless devices.
+Nothing else, anywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import site
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+Rule = tuple[str, str]  # (absolute path, "ro" | "rw" | "dev")
+
+# Credentials a suite has no business reading: a failing test could print them into the
+# verdict's failure text, and so into a git note.
+HOME_SECRETS = (
+    ".ssh", ".gnupg", ".aws", ".azure", ".kube", ".docker", ".netrc", ".git-credentials",
+    ".pypirc", ".config/gcloud", ".config/gh", ".config/ratchet", ".local/share/keyrings",
+)  # fmt: skip
+DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom",
+           "/dev/tty", "/dev/ptmx", "/dev/pts")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Confinement:
+    """One run's boundaries, in the gate's terms."""
+
+    tree: Path  # the tested tree: read-only, apart from `writable`
+    tmp: Path  # private temporary folder: read-write
+    out: Path  # where the suite writes what the gate reads back (report, coverage)
+    probe: Path  # the gate's plugin and canaries: read-only
+    forbidden: tuple[Path, ...]  # neither readable nor writable
+    writable: tuple[str, ...] = ()  # tree-relative paths the suite may write
+    network: str = "loopback"  # or "host"
+    readable: tuple[Path, ...] = field(default_factory=tuple)  # re-granted inside forbidden
+
+
+def home_secrets(home: Path | None = None) -> list[Path]:
+    base = home or Path(os.path.expanduser("~"))
+    return [base / name for name in HOME_SECRETS]
+
+
+def interpreter_paths() -> list[Path]:
+    """Where the running interpreter and its packages live: readable even when they sit
+    inside a forbidden folder (a `.venv` in the user's checkout)."""
+    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+             os.path.dirname(os.path.realpath(sys.executable))}  # fmt: skip
+    paths.update(site.getsitepackages() if hasattr(site, "getsitepackages") else [])
+    return sorted(Path(p) for p in paths if p)
+
+
+def _real(path: Path) -> Path:
+    return Path(os.path.realpath(path))
+
+
+def _related(path: Path, forbidden: Sequence[Path]) -> bool:
+    """Whether granting `path` would grant a forbidden path (it is one, holds one, or
+    lies inside one)."""
+    return any(path == f or f.is_relative_to(path) or path.is_relative_to(f) for f in forbidden)
+
+
+def readable_roots(forbidden: Iterable[Path], top: Path = Path("/")) -> list[Path]:
+    """Paths whose grants together cover everything under `top` except `forbidden`."""
+    hidden = sorted({_real(p) for p in forbidden})
+    roots: list[Path] = []
+
+    def expand(folder: Path) -> None:
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            return
+        for entry in entries:
+            path = Path(entry.path)
+            real = _real(path)
+            if not _related(path, hidden) and not _related(real, hidden):
+                roots.append(path)
+            elif path in hidden or real in hidden:
+                continue
+            elif entry.is_dir(follow_symlinks=False) and any(
+                f.is_relative_to(path) for f in hidden
+            ):
+                expand(path)
+            # else: a symlink into or above a forbidden path: not granted
+
+    if _real(top) in hidden:
+        return []
+    if not any(f.is_relative_to(top) for f in hidden):
+        return [top]
+    expand(top)
+    return roots
+
+
+def rules(confinement: Confinement) -> list[Rule]:
+    """The Landlock rules of a run, in the order `enter.py` adds them."""
+    forbidden = list(confinement.forbidden)
+    planned: list[Rule] = [(str(p), "ro") for p in readable_roots(forbidden)]
+    planned += [(str(p), "ro") for p in (*interpreter_paths(), *confinement.readable)]
+    planned += [(str(confinement.tree), "ro"), (str(confinement.probe), "ro")]
+    planned += [(str(confinement.tmp), "rw"), (str(confinement.out), "rw")]
+    for rel in confinement.writable:
+        target = (confinement.tree / rel).resolve()
+        if target.is_relative_to(confinement.tree.resolve()):
+            planned.append((str(target), "rw"))
+    planned += [(device, "dev") for device in DEVICES] + [("/dev/shm", "rw")]
+    return planned
