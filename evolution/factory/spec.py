@@ -131,6 +131,29 @@ class Evolution(_Strict):
     require_improvement: bool = False
     max_rejections: int = Field(default=5, gt=0)
     objectives: list[str] = Field(default_factory=list)
+    # The test run's sandbox: "required" refuses to run any suite without one.
+    sandbox: Literal["auto", "required"] = "auto"
+    network: Literal["loopback", "host"] = "loopback"
+    writable: list[str] = Field(default_factory=list)  # tree paths the suite may write
+    allow: list[str] = Field(default_factory=list)  # static-guard rules lifted on purpose
+
+    @field_validator("allow")
+    @classmethod
+    def _known_rules(cls, value: list[str]) -> list[str]:
+        from evolution.guard import unknown_rules
+
+        unknown = unknown_rules(tuple(value))
+        if unknown:
+            raise ValueError(f"unknown static-guard rule(s): {', '.join(unknown)}")
+        return value
+
+    @field_validator("writable")
+    @classmethod
+    def _inside_the_tree(cls, value: list[str]) -> list[str]:
+        for path in value:
+            if path.startswith("/") or ".." in path.split("/"):
+                raise ValueError(f"{path!r} must be a path inside the repository")
+        return value
 
 
 class Spec(_Strict):
