@@ -1,0 +1,221 @@
+"""The OS sandbox of a test run, entered for real through `enter.py` on this host.
+
+Each test starts a real child process inside the sandbox (Landlock, namespaces, dropped
+capabilities) and has it try something a hostile suite would. Tests that need Landlock
+skip with the reason where the kernel has none; CI's host has it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from agent.errors import EnvironmentFailure
+from evolution.policy import Policy
+from evolution.sandbox.enter import SETUP_FAILED, landlock_abi
+from evolution.sandbox.isolation import choose
+from evolution.sandbox.plan import Confinement, readable_roots, rules
+
+needs_landlock = pytest.mark.skipif(landlock_abi() < 1, reason="this kernel has no Landlock")
+
+
+def test_readable_roots_cover_everything_but_the_forbidden_paths(tmp_path: Path) -> None:
+    (tmp_path / "repo" / "sub").mkdir(parents=True)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "file.txt").write_text("x")
+    (tmp_path / "into-repo").symlink_to(tmp_path / "repo" / "sub")
+    (tmp_path / "elsewhere").symlink_to(tmp_path / "other")
+
+    roots = readable_roots([tmp_path / "repo"], top=tmp_path)
+
+    names = sorted(p.name for p in roots)
+    assert names == ["elsewhere", "file.txt", "other"]  # not repo, not the link into it
+    assert readable_roots([], top=tmp_path) == [tmp_path]
+    assert readable_roots([tmp_path], top=tmp_path) == []
+    deeper = readable_roots([tmp_path / "repo" / "sub"], top=tmp_path)
+    assert tmp_path / "repo" not in deeper and tmp_path / "other" in deeper
+
+
+def _confinement(root: Path, **extra: object) -> Confinement:
+    for name in ("tree", "tmp", "out", "probe", "forbidden"):
+        (root / name).mkdir(exist_ok=True)
+    (root / "forbidden" / "secret").write_text("the repository")
+    (root / "tree" / "module.py").write_text("X = 1\n")
+    return Confinement(
+        tree=root / "tree",
+        tmp=root / "tmp",
+        out=root / "out",
+        probe=root / "probe",
+        forbidden=(root / "forbidden",),
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def _inside(confinement: Confinement, code: str, *args: str) -> tuple[dict, dict]:
+    """Run `code` in the sandbox; its JSON on stdout, and what the launcher applied."""
+    status_read, status_write = os.pipe()
+    plan = {"rules": rules(confinement), "network": confinement.network,
+            "status_fd": status_write}  # fmt: skip
+    launcher = Path(__file__).parent.parent / "evolution" / "sandbox" / "enter.py"
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", str(launcher), json.dumps(plan), "--",
+         sys.executable, "-c", textwrap.dedent(code), *args],
+        capture_output=True, text=True, pass_fds=(status_write,), timeout=60, check=False,
+    )  # fmt: skip
+    os.close(status_write)
+    with os.fdopen(status_read, "rb") as handle:
+        applied = json.loads(handle.read() or b"{}")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout), applied
+
+
+TRIES = """
+    import json, os, sys
+    def attempt(action):
+        try:
+            action()
+            return "allowed"
+        except OSError:
+            return "blocked"
+    root = sys.argv[1]
+    print(json.dumps({
+        "read forbidden": attempt(lambda: open(f"{root}/forbidden/secret").read()),
+        "list forbidden": attempt(lambda: os.listdir(f"{root}/forbidden")),
+        "write forbidden": attempt(lambda: open(f"{root}/forbidden/x", "w").close()),
+        "write tree": attempt(lambda: open(f"{root}/tree/module.py", "a").close()),
+        "add to tree": attempt(lambda: open(f"{root}/tree/new.py", "w").close()),
+        "write tmp": attempt(lambda: open(f"{root}/tmp/x", "w").close()),
+        "write out": attempt(lambda: open(f"{root}/out/report.json", "w").close()),
+        "read tree": attempt(lambda: open(f"{root}/tree/module.py").read()),
+        "write elsewhere": attempt(lambda: open(f"{root}/x", "w").close()),
+        "read interpreter": attempt(lambda: open(os.__file__).read()),
+        "write /dev/null": attempt(lambda: open("/dev/null", "w").write("x")),
+    }))
+"""
+
+
+@needs_landlock
+def test_the_suite_writes_only_its_tmp_and_out_and_cannot_read_forbidden_paths(
+    tmp_path: Path,
+) -> None:
+    seen, applied = _inside(_confinement(tmp_path), TRIES, str(tmp_path))
+    assert seen == {
+        "read forbidden": "blocked",
+        "list forbidden": "blocked",
+        "write forbidden": "blocked",
+        "write tree": "blocked",
+        "add to tree": "blocked",
+        "write tmp": "allowed",
+        "write out": "allowed",
+        "read tree": "allowed",
+        "write elsewhere": "blocked",
+        "read interpreter": "allowed",
+        "write /dev/null": "allowed",
+    }
+    assert applied["landlock"]["abi"] >= 1
+
+
+@needs_landlock
+def test_a_writable_path_of_the_policy_is_the_only_writable_part_of_the_tree(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "tree" / "data").mkdir(parents=True)
+    confinement = _confinement(tmp_path, writable=("data", "../escape"))
+    seen, _ = _inside(
+        confinement,
+        """
+        import json, sys
+        root = sys.argv[1]
+        result = {}
+        for name in ("tree/data/out.txt", "tree/new.py", "escape"):
+            try:
+                open(f"{root}/{name}", "w").close()
+                result[name] = "allowed"
+            except OSError:
+                result[name] = "blocked"
+        print(json.dumps(result))
+        """,
+        str(tmp_path),
+    )
+    assert seen == {"tree/data/out.txt": "allowed", "tree/new.py": "blocked", "escape": "blocked"}
+
+
+@needs_landlock
+def test_network_is_loopback_only_and_loopback_works(tmp_path: Path) -> None:
+    seen, applied = _inside(
+        _confinement(tmp_path),
+        """
+        import json, socket, threading
+        server = socket.create_server(("127.0.0.1", 0))
+        port = server.getsockname()[1]
+        threading.Thread(target=lambda: server.accept()[0].sendall(b"hi"), daemon=True).start()
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+            got = client.recv(2).decode()
+        names = sorted(name for _, name in socket.if_nameindex())
+        print(json.dumps({"loopback": got, "interfaces": names}))
+        """,
+    )
+    if applied.get("network") != "loopback":
+        pytest.skip(f"no network namespace on this host: {applied.get('namespace_error')}")
+    assert seen == {"loopback": "hi", "interfaces": ["lo"]}
+
+
+@needs_landlock
+def test_the_suite_cannot_signal_the_gate_nor_see_run_sockets(tmp_path: Path) -> None:
+    seen, applied = _inside(
+        _confinement(tmp_path),
+        """
+        import json, os, sys
+        try:
+            os.kill(int(sys.argv[1]), 0)
+            signal = "allowed"
+        except OSError:
+            signal = "blocked"
+        status = open("/proc/self/status").read()
+        bounding = int(next(l for l in status.splitlines() if l.startswith("CapBnd")).split()[1], 16)
+        print(json.dumps({"signal": signal, "run": os.listdir("/run"),
+                          "sys_module": bool(bounding & (1 << 16)),
+                          "ptrace": bool(bounding & (1 << 19))}))
+        """,
+        str(os.getpid()),
+    )
+    if applied["landlock"]["abi"] >= 6:
+        assert seen["signal"] == "blocked"
+    if applied.get("run_hidden"):
+        assert seen["run"] == []
+    assert not seen["sys_module"] and not seen["ptrace"]
+
+
+def test_a_missing_command_or_a_bad_plan_never_runs_unsandboxed(tmp_path: Path) -> None:
+    launcher = Path(__file__).parent.parent / "evolution" / "sandbox" / "enter.py"
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", str(launcher), json.dumps({"rules": []}), "--",
+         str(tmp_path / "no-such-program")],
+        capture_output=True, text=True, check=False, timeout=30,
+    )  # fmt: skip
+    if landlock_abi() < 1:
+        assert done.returncode == SETUP_FAILED and "Landlock" in done.stderr
+    else:
+        assert done.returncode == 127 and "could not start" in done.stderr
+
+
+def test_without_a_sandbox_proposals_are_refused_and_people_warned(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RATCHET_SANDBOX", "none")
+    with pytest.raises(EnvironmentFailure) as refused:
+        choose(Policy(), automated=True, unsandboxed=False)
+    assert refused.value.exit_code == 3
+    assert "--unsandboxed" in (refused.value.hint or "")
+    accepted = choose(Policy(), automated=True, unsandboxed=True)
+    assert not accepted.sandboxed and "accepted with --unsandboxed" in accepted.describe()
+    person = choose(Policy(), automated=False, unsandboxed=False)
+    assert person.describe().startswith("none (") and "a person's commit" in person.describe()
+    with pytest.raises(EnvironmentFailure, match="requires one"):
+        choose(Policy(sandbox="required"), automated=False, unsandboxed=True)
