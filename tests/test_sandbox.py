@@ -178,7 +178,8 @@ def test_the_suite_cannot_signal_the_gate_nor_see_run_sockets(tmp_path: Path) ->
         except OSError:
             signal = "blocked"
         status = open("/proc/self/status").read()
-        bounding = int(next(l for l in status.splitlines() if l.startswith("CapBnd")).split()[1], 16)
+        line = next(line for line in status.splitlines() if line.startswith("CapBnd"))
+        bounding = int(line.split()[1], 16)
         print(json.dumps({"signal": signal, "run": os.listdir("/run"),
                           "sys_module": bool(bounding & (1 << 16)),
                           "ptrace": bool(bounding & (1 << 19))}))

@@ -165,7 +165,7 @@ def test_what_a_file_already_held_is_not_blamed_on_the_proposal(sandbox: Sandbox
 
 def test_a_forged_cache_entry_is_ignored_reported_and_removed(sandbox: Sandbox) -> None:
     sandbox.branch("evolve/break", {"scripts/calc.py": BROKEN_ADD}, proposal=True)
-    code, first = sandbox.validate_json("evolve/break", "--no-merge", "--reruns", "0")
+    code, _ = sandbox.validate_json("evolve/break", "--no-merge", "--reruns", "0")
     assert code == 1
     verdicts = sandbox.path / ".git" / "evolve" / "verdicts"
     [entry] = list(verdicts.glob("*.json"))
