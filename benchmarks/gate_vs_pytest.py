@@ -9,6 +9,8 @@ Suites:
 For each it records a baseline, makes a branch with a neutral change, and times:
 - bare:   python -m pytest -q -p no:cacheprovider        (in the checkout)
 - gate:   evolve validate BRANCH --no-merge               (verdict cache cleared)
+- open:   the same with RATCHET_SANDBOX=none               (no OS sandbox: a person's
+          branch may run so), to give the sandbox's own cost per run
 - cached: evolve validate BRANCH --no-merge               (verdict cache kept)
 
 Usage: python benchmarks/gate_vs_pytest.py [--tests 2000] [--work-ms 0 5] [--repeat 3] [--own]
@@ -39,16 +41,20 @@ ENV = {
 EVOLVE = [sys.executable, "-m", "evolution.cli"]
 
 
-def sh(argv: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(argv, cwd=cwd, env=ENV, capture_output=True, text=True, check=False)
+def sh(
+    argv: list[str], cwd: Path, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        argv, cwd=cwd, env={**ENV, **(env or {})}, capture_output=True, text=True, check=False
+    )
     if check and done.returncode not in (0, 1):
         raise SystemExit(f"{argv} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     return done
 
 
-def timed(argv: list[str], cwd: Path) -> float:
+def timed(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
     started = time.perf_counter()
-    sh(argv, cwd)
+    sh(argv, cwd, env=env)
     return time.perf_counter() - started
 
 
@@ -99,25 +105,31 @@ def make_branch(repo: Path) -> str:
 def measure(repo: Path, branch: str, repeat: int) -> dict[str, float]:
     cache = Path(sh(["git", "rev-parse", "--git-common-dir"], repo).stdout.strip())
     cache = (repo / cache if not cache.is_absolute() else cache) / "evolve" / "verdicts"
-    bare, gate, cached = [], [], []
+    bare, gate, open_, cached = [], [], [], []
     validate = [*EVOLVE, "validate", branch, "--no-merge", "--json", "--reruns", "0"]
     for _ in range(repeat):
         bare.append(timed([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], repo))
         shutil.rmtree(cache, ignore_errors=True)
         gate.append(timed(validate, repo))
         cached.append(timed(validate, repo))
+        shutil.rmtree(cache, ignore_errors=True)
+        open_.append(timed(validate, repo, env={"RATCHET_SANDBOX": "none"}))
     return {
         "bare_s": statistics.median(bare),
         "gate_s": statistics.median(gate),
+        "open_s": statistics.median(open_),
         "cached_s": statistics.median(cached),
     }
 
 
 def report(name: str, figures: dict[str, float]) -> None:
     ratio = figures["gate_s"] / figures["bare_s"]
+    sandbox = figures["gate_s"] - figures["open_s"]
     print(
         f"{name}: bare pytest {figures['bare_s']:.2f} s | gate {figures['gate_s']:.2f} s "
-        f"({ratio:.2f}x) | cached re-validation {figures['cached_s']:.2f} s"
+        f"({ratio:.2f}x) | gate without the sandbox {figures['open_s']:.2f} s (sandbox "
+        f"{sandbox:+.2f} s, {sandbox / figures['open_s']:+.1%}) | cached re-validation "
+        f"{figures['cached_s']:.2f} s"
     )
 
 

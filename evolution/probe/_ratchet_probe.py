@@ -9,8 +9,9 @@ under test runs. Frames cannot be taken back, a frame written by anyone without 
 breaks the chain, and a run that never sends the end record is invalid.
 
 It also watches the machinery the reports go through: the functions that build reports
-and run the test protocol, pytest's hook dispatch, and the set of registered plugins
-once collection is done. A change is reported as tampering. It injects the gate's two
+and run the test protocol, pytest's hook dispatch, and the registered plugins from the
+start of collection (a conftest module is the only newcomer allowed while collecting;
+nothing may be registered after). A change is reported as tampering. It injects the gate's two
 canary tests (one must pass, one must fail) at random places among the collected items,
 and lists the modules loaded from outside the tested tree and the interpreter, so the
 gate can refuse a run that imported the user's checkout.
@@ -165,7 +166,7 @@ class _Probe:
         self.plugins = None
         self.hookimpls = None
         self.config = None
-        self.reported = set()
+        self.before_collection = set()
 
     # -- integrity -----------------------------------------------------------------
 
@@ -221,6 +222,26 @@ class _Probe:
             report=str(getattr(config.option, "json_report_file", "") or ""),
         )
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection(self, session):
+        self.before_collection = {id(p) for p in self.config.pluginmanager.get_plugins()}
+
+    def _registered_during_collection(self):
+        """Plugins that appeared while collecting and are not conftest modules (nor
+        plugin modules installed outside the tested tree that a conftest asked for)."""
+        manager = self.config.pluginmanager
+        conftests = {id(m) for m in getattr(manager, "_conftest_plugins", ())}
+        tree = os.path.realpath(os.environ.get("RATCHET_TREE", "") or "/nonexistent")
+        suspicious = []
+        for plugin in manager.get_plugins():
+            if id(plugin) in self.before_collection or id(plugin) in conftests:
+                continue
+            path = getattr(plugin, "__file__", None) if isinstance(plugin, type(os)) else None
+            if path and not _under(os.path.realpath(path), tree):
+                continue
+            suspicious.append(manager.get_name(plugin) or repr(plugin))
+        return suspicious
+
     def pytest_collectreport(self, report):
         if report.failed:
             self.emit("collect_error", nodeid=report.nodeid, text=_clip(report.longrepr))
@@ -249,6 +270,10 @@ class _Probe:
             nodeids=[item.nodeid for item in session.items],
             canaries=self.canaries,
         )
+        added = self._registered_during_collection()
+        if added:
+            self.emit("tamper", where="collection",
+                      problems=["plugins registered during collection: " + ", ".join(added)])
         self.plugins = {id(p) for p in self.config.pluginmanager.get_plugins()}
         self.hookimpls = self._hook_state(self.config)
         self.check("collection")
