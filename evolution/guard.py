@@ -208,10 +208,10 @@ class _Visitor(ast.NodeVisitor):
             self.add("introspection", node, f"{name}({_dotted(node.args[0])}, <computed>)")
         elif name in ("setattr", "delattr") and node.args:
             target = node.args[0]
-            if self._is_module(target):
-                self.add("module-patch", node, f"{name}({_dotted(target)}, …)")
-            elif _dotted(target) in ("builtins", "__builtins__"):
+            if _dotted(target) == "__builtins__" or self._resolve(_dotted(target)) == "builtins":
                 self.add("builtins", node, f"{name}(builtins, …)")
+            elif self._is_module(target):
+                self.add("module-patch", node, f"{name}({_dotted(target)}, …)")
         elif name in ("vars", "globals") and node.args and self._is_module(node.args[0]):
             self.add("introspection", node, f"{name}({_dotted(node.args[0])})")
         elif name == "getattr" and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant):
