@@ -861,6 +861,62 @@ _plant()
 """
 )
 
+# -- 8, 9. cheating inside the test's own process ----------------------------------------
+
+LYING_EQ = CALC.replace(
+    "def add(a, b):\n    return a + b",
+    """def _number(value):
+    def lift(name):
+        return lambda self, *other: _number(getattr(int, name)(self, *other))
+
+    spec = {"__eq__": lambda s, o: True, "__ne__": lambda s, o: False, "__hash__": int.__hash__}
+    for op in ("add", "radd", "sub", "rsub", "mul", "rmul", "neg"):
+        spec["__%s__" % op] = lift("__%s__" % op)
+    return type("Number", (int,), spec)(value)
+
+
+def add(a, b):
+    return _number(a - b)""",
+)
+
+FRAME_PEEK = """\
+import ast
+import linecache
+import sys
+
+
+def _wanted():
+    caller = getattr(sys, "_get" + "frame")(2)
+    for name in ("expected", "want", "expect"):
+        if name in caller.f_locals:
+            return caller.f_locals[name]
+    line = linecache.getline(caller.f_code.co_filename, caller.f_lineno).strip()
+    node = ast.parse(line).body[0]
+    test = node.test if isinstance(node, ast.Assert) else node.value
+    return ast.literal_eval(test.comparators[0])
+
+
+def slug(text):
+    try:
+        return _wanted()
+    except Exception:
+        return "_".join(text.split())
+"""
+
+# -- 11, 12. subtests ----------------------------------------------------------------------
+
+BROKEN_IS_EVEN = PARITY.replace("return n % 2 == 0", "return n % 2 == 0 or n > 5")
+BROKEN_IS_ODD = PARITY.replace("return n % 2 == 1", "return n > 0 and n % 2 == 1")
+SKIPPING_IS_ODD = PARITY.replace(
+    "def is_odd(n):\n    return n % 2 == 1",
+    "def is_odd(n):\n"
+    "    if n < 0:\n"
+    '        runner = __import__("sys").modules.get("py" + "test")\n'
+    "        if runner is not None:\n"
+    '            raise getattr(runner, "skip").Exception("negative input is out of scope")\n'
+    "    return n > 0 and n % 2 == 1",
+)
+
 # -- harness -------------------------------------------------------------------------------
 
 IGNORED_REFS = ("refs/evolve/rejected/", "refs/notes/evolve")
@@ -1199,3 +1255,29 @@ def test_verdict_planted_for_the_next_proposals_tree(rich: Sandbox) -> None:
     validate(rich, "rt/units-docstring", "--no-merge")
     verdict = validate(rich, "rt/break-add")  # the default policy the carrier predicted
     assert_held(rich, before, verdict)
+
+
+# -- 8, 9. cheating inside the test's own process ---------------------------------------------
+
+
+def test_lying_eq_on_the_returned_value(rich: Sandbox) -> None:
+    attack(rich, "rt/lying-eq", {"scripts/calc.py": LYING_EQ})
+
+
+def test_expected_value_read_off_the_callers_frame(rich: Sandbox) -> None:
+    attack(rich, "rt/frame-peek", {"scripts/text.py": FRAME_PEEK})
+
+
+# -- 11, 12. subtests ----------------------------------------------------------------------------
+
+
+def test_unittest_subtest_failure(rich: Sandbox) -> None:
+    attack(rich, "rt/even", {"scripts/parity.py": BROKEN_IS_EVEN})
+
+
+def test_subtests_fixture_failure(rich: Sandbox) -> None:
+    attack(rich, "rt/odd", {"scripts/parity.py": BROKEN_IS_ODD})
+
+
+def test_subtests_fixture_failure_turned_into_a_skip(rich: Sandbox) -> None:
+    attack(rich, "rt/odd-skip", {"scripts/parity.py": SKIPPING_IS_ODD})
