@@ -48,6 +48,8 @@ Patching pytest in-process (2):
 - (surgical) `TestReport.from_item_and_call` replaced at import, through string-built
   names.
 - `_pytest.runner.call_and_report` wrapped by code exec'd from a base64 blob.
+- the same wrapper hidden in a data file, `scripts/calc_table.pkl`: a text (protocol 0)
+  pickle whose `__reduce__` is `exec(source)`; `calc.py` only calls `pickle.load`.
 - (surgical) at test time, the broken function walks its stack to the `call_and_report`
   frame and swaps `TestReport` in that frame's module globals: no `_pytest` import.
 Plugins registered at run time (3):
@@ -116,6 +118,7 @@ import base64
 import hashlib
 import json
 import os
+import pickle
 import shutil
 import signal
 import socket
@@ -508,6 +511,31 @@ runner.call_and_report = call_and_report
 
 WRAP_CALL_AND_REPORT = (
     BROKEN_ADD + f'\n\nexec(__import__("base64").b64decode("{_b64(_WRAPPER)}"), {{}})\n'
+)
+
+
+class _Exec:
+    """Pickles as a call to `exec(source)`: loading the "data" runs the code."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (exec, (self.source,))
+
+
+# Protocol 0 is ASCII text on one logical line per opcode, so it commits as a text file.
+PICKLED_TABLE = pickle.dumps(_Exec(_WRAPPER), protocol=0).decode("ascii")
+PICKLE_LOADER = (
+    BROKEN_ADD
+    + """
+
+import os as _os
+import pickle as _pickle
+
+with open(_os.path.join(_os.path.dirname(__file__), "calc_table.pkl"), "rb") as _handle:
+    _TABLE = _pickle.load(_handle)
+"""
 )
 
 RUNNER_GLOBALS_SWAP = (
@@ -1524,6 +1552,11 @@ def test_report_class_patched_at_import(rich: Sandbox) -> None:
 
 def test_call_and_report_wrapped_from_encoded_payload(rich: Sandbox) -> None:
     attack(rich, "rt/call-and-report", {"scripts/calc.py": WRAP_CALL_AND_REPORT})
+
+
+def test_call_and_report_wrapped_by_a_pickled_data_file(rich: Sandbox) -> None:
+    files = {"scripts/calc.py": PICKLE_LOADER, "scripts/calc_table.pkl": PICKLED_TABLE}
+    attack(rich, "rt/pickle", files)
 
 
 def test_runner_globals_swapped_from_the_stack_at_test_time(rich: Sandbox) -> None:
