@@ -527,7 +527,8 @@ def doctor(
         applied = diagnosis.applied
         if applied:
             say(f"  namespaces: {applied.get('namespaces')}; network: {applied.get('network')}; "
-                f"/run hidden: {applied.get('run_hidden')}; capabilities dropped: "
+                f"/run hidden: {applied.get('run_hidden')}; pid namespace: "
+                f"{applied.get('pid_namespace')}; capabilities dropped: "
                 f"{applied.get('caps_dropped')}")
         say(f"  automated proposals: {diagnosis.proposals}")
         for problem in diagnosis.problems:

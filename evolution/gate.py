@@ -187,9 +187,11 @@ def judge(
     when: str,
     isolation: Isolation,
     progress: ProgressCallback | None = None,
+    *,
+    automated: bool = False,
 ) -> Judgement:
     """Test `commit` (or reuse the gate's own run of its tree) and compare it with
-    `baseline`."""
+    `baseline`; an automated proposal's new flakiness is never excused."""
     key = cache_key(
         tree, baseline_blob, policy.digest(), environment_digest(isolation.cache_tag)
     )
@@ -209,7 +211,7 @@ def judge(
             progress,
         )
         cache.put(key, result, reruns)
-    comparison = compare(baseline, result, policy, reruns)
+    comparison = compare(baseline, result, policy, reruns, automated=automated)
     return Judgement(result, comparison, cached is not None, cache.ignored)
 
 
@@ -303,7 +305,7 @@ def _attempt(repo: GitRepo, options: GateOptions) -> GateReport:
     when = now_utc()
     judgement = judge(
         repo, merge_commit, tree, policy, baseline, baseline_blob, when, isolation,
-        options.progress,
+        options.progress, automated=automated,
     )
     result, comparison = judgement.result, judgement.comparison
     report.cached, report.cache_ignored = judgement.cached, judgement.cache_ignored
@@ -424,7 +426,8 @@ def validate_pending_merge(
         isolation = choose(policy, automated=automated, unsandboxed=unsandboxed)
         commit = repo.commit_tree(tree, [main_commit, *heads], "pending merge (pre-merge-commit)")
         judgement = judge(
-            repo, commit, tree, policy, baseline, baseline_blob, now_utc(), isolation, progress
+            repo, commit, tree, policy, baseline, baseline_blob, now_utc(), isolation, progress,
+            automated=automated,
         )
         result, comparison = judgement.result, judgement.comparison
         report.cached, report.cache_ignored = judgement.cached, judgement.cache_ignored

@@ -38,7 +38,8 @@ RULES: dict[str, str] = {
     "hard-exit": "ends the process without unwinding (os._exit, os.abort)",
     "ctypes": "loads native code through ctypes or cffi",
     "lying-comparison": "defines __eq__/__ne__ (or another comparison) that ignores its "
-    "operand, or a __hash__ that ignores self",
+    "operand, or a __hash__ or __bool__ that ignores self (in a class, a type() call or "
+    "a setattr)",
     "dynamic-code": "runs code built at run time (exec, eval, compile, a computed "
     "__import__ or import_module)",
     "introspection": "reaches interpreter internals (__subclasses__, __globals__, "
@@ -46,6 +47,8 @@ RULES: dict[str, str] = {
     "named at run time)",
     "startup-hook": "adds a file the interpreter or pytest runs at start-up "
     "(sitecustomize.py, usercustomize.py, *.pth, conftest.py)",
+    "import-system": "changes how modules are found or loaded (sys.meta_path, "
+    "sys.path_hooks, sys.path_importer_cache, importlib's loaders)",
 }
 
 _MACHINERY = ("pytest", "_pytest", "pluggy", "py", "_ratchet_probe", "pytest_jsonreport",
@@ -54,7 +57,9 @@ _UNITTEST_OK = ("unittest.mock",)
 _FRAME_CALLS = {("sys", "_getframe"), ("sys", "_current_frames"),
                 ("inspect", "currentframe"), ("inspect", "stack"), ("inspect", "trace"),
                 ("inspect", "getouterframes"), ("inspect", "getinnerframes"),
-                ("inspect", "getframeinfo"), ("traceback", "walk_stack")}  # fmt: skip
+                ("inspect", "getframeinfo"), ("traceback", "walk_stack"),
+                ("traceback", "extract_stack"), ("traceback", "format_stack"),
+                ("traceback", "print_stack"), ("traceback", "walk_tb")}  # fmt: skip
 _FRAME_ATTRS = {"f_back", "f_locals", "f_globals", "f_code", "f_lineno", "tb_frame",
                 "tb_next", "gi_frame", "cr_frame", "ag_frame", "f_builtins"}  # fmt: skip
 _TRACE_CALLS = {("sys", "settrace"), ("sys", "setprofile"), ("threading", "settrace"),
@@ -62,10 +67,12 @@ _TRACE_CALLS = {("sys", "settrace"), ("sys", "setprofile"), ("threading", "settr
                 ("threading", "setprofile_all_threads"), ("sys", "addaudithook"),
                 ("sys", "monitoring")}  # fmt: skip
 _EXIT_CALLS = {("os", "_exit"), ("os", "abort"), ("posix", "_exit")}
+_IMPORT_SYSTEM = {"sys.meta_path", "sys.path_hooks", "sys.path_importer_cache"}
 _INTERNAL_ATTRS = {"__subclasses__", "__globals__", "__closure__", "__code__", "__builtins__",
                    "__base__", "__bases__", "__mro__", "__kwdefaults__", "__defaults__",
                    "__func__", "__self__", "__loader__", "__spec__"}  # fmt: skip
 _COMPARISONS = {"__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__contains__"}
+_SELF_ONLY = {"__hash__", "__bool__"}
 _STARTUP_FILES = ("sitecustomize.py", "usercustomize.py", "conftest.py")
 
 
@@ -102,9 +109,10 @@ def _machinery(module: str) -> bool:
 
 
 class _Visitor(ast.NodeVisitor):
-    def __init__(self) -> None:
+    def __init__(self, functions: dict[str, ast.FunctionDef | ast.AsyncFunctionDef]) -> None:
         self.found: list[tuple[str, ast.AST, str]] = []
         self.modules: dict[str, str] = {}  # local name -> module it is bound to
+        self.functions = functions  # every function of the file, by name
 
     def add(self, rule: str, node: ast.AST, construct: str) -> None:
         self.found.append((rule, node, construct))
@@ -151,6 +159,10 @@ class _Visitor(ast.NodeVisitor):
                     self.add("hard-exit", node, f"from {module} import {alias.name}")
                 elif module == "sys" and alias.name == "modules":
                     self.add("sys-modules", node, "from sys import modules")
+                elif f"{module}.{alias.name}" in _IMPORT_SYSTEM or module.startswith(
+                    "importlib.machinery"
+                ):
+                    self.add("import-system", node, f"from {module} import {alias.name}")
                 elif module == "builtins" or alias.name == "__import__":
                     self.add("builtins" if module == "builtins" else "dynamic-code", node,
                              f"from {module} import {alias.name}")
@@ -170,6 +182,9 @@ class _Visitor(ast.NodeVisitor):
         owner, _, name = full.rpartition(".")
         if full in ("sys.modules",) or full.startswith("sys.modules."):
             self.add("sys-modules", node, "sys.modules")
+        elif full in _IMPORT_SYSTEM or full.startswith(("importlib.machinery.",
+                                                        "importlib.util.spec_from")):
+            self.add("import-system", node, full)
         elif (owner, name) in _FRAME_CALLS or node.attr in _FRAME_ATTRS:
             self.add("frames", node, full or f".{node.attr}")
         elif (owner, name) in _TRACE_CALLS:
@@ -195,6 +210,8 @@ class _Visitor(ast.NodeVisitor):
 
     def visit_Call(self, node: ast.Call) -> None:
         name = self._resolve(_dotted(node.func))
+        if name == "setattr" and len(node.args) == 3 and isinstance(node.args[1], ast.Constant):
+            self._bound(str(node.args[1].value), node.args[2], node)
         literal = bool(node.args) and isinstance(node.args[0], ast.Constant)
         if name in ("__import__", "importlib.import_module", "importlib.__import__",
                     "builtins.__import__"):
@@ -228,6 +245,8 @@ class _Visitor(ast.NodeVisitor):
     # -- assignments -----------------------------------------------------------------------
 
     def _target(self, target: ast.AST, node: ast.AST) -> None:
+        if isinstance(target, ast.Attribute) and isinstance(node, ast.Assign):
+            self._bound(target.attr, node.value, node)
         if isinstance(target, ast.Attribute):
             base = _dotted(target.value)
             if base in ("builtins", "__builtins__") or self._resolve(base) == "builtins":
@@ -266,11 +285,28 @@ class _Visitor(ast.NodeVisitor):
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
         for item in node.body:
-            if isinstance(item, ast.Assign) and isinstance(item.value, ast.Lambda):
+            if isinstance(item, ast.Assign):
                 for target in item.targets:
                     if isinstance(target, ast.Name):
-                        self._comparison(target.id, item.value.args, [item.value.body], item)
+                        self._bound(target.id, item.value, item)
         self.generic_visit(node)
+
+    def visit_Dict(self, node: ast.Dict) -> None:
+        """`type("N", (int,), {"__eq__": lambda s, o: True})` builds a class too."""
+        for key, value in zip(node.keys, node.values, strict=True):
+            if isinstance(key, ast.Constant) and isinstance(key.value, str):
+                self._bound(key.value, value, node)
+        self.generic_visit(node)
+
+    def _bound(self, name: str, value: ast.AST, node: ast.AST) -> None:
+        """A method named `name` bound to `value` (a lambda, or a function of this file)."""
+        if name not in _COMPARISONS and name not in _SELF_ONLY:
+            return
+        if isinstance(value, ast.Lambda):
+            self._comparison(name, value.args, [value.body], node)
+        elif isinstance(value, ast.Name) and value.id in self.functions:
+            function = self.functions[value.id]
+            self._comparison(name, function.args, function.body, node)
 
     def _comparison(
         self, name: str, args: ast.arguments, body: list[ast.AST], node: ast.AST
@@ -281,14 +317,21 @@ class _Visitor(ast.NodeVisitor):
             args.vararg and args.vararg.arg in used
         ):
             self.add("lying-comparison", node, f"{name} ignores its operand")
-        elif name == "__hash__" and (not params or params[0] not in used):
-            self.add("lying-comparison", node, "__hash__ ignores self")
+        elif name in _SELF_ONLY and (not params or params[0] not in used) and not (
+            args.vararg and args.vararg.arg in used
+        ):
+            self.add("lying-comparison", node, f"{name} ignores self")
 
 
 def _findings(source: str) -> list[tuple[str, int, str, str]]:
     """(rule, line, construct, fingerprint) for each construct in `source`."""
     tree = ast.parse(source)
-    visitor = _Visitor()
+    functions = {
+        node.name: node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+    }
+    visitor = _Visitor(functions)
     visitor.visit(tree)
     found = []
     for rule, node, construct in visitor.found:

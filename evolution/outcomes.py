@@ -12,8 +12,9 @@ A run is invalid (exit 3, never a verdict) when:
   frames on which tests ran or how each one's stages ended;
 - a module was imported from the user's checkout instead of the tested tree.
 
-Each test's outcome is computed from its stages (pytest_report.stage_outcome), and a
-test any of whose subtests failed is failing, with the subtest named in its failure.
+Each test's outcome is computed from its stages (pytest_report.stage_outcome); a test
+any of whose subtests failed is failing, and one with a skipped (or xfailed) subtest is
+skipped, with the subtest named by its message and parameters.
 """
 
 from __future__ import annotations
@@ -57,6 +58,13 @@ def _failure_text(frame: dict[str, Any], tree: str) -> str:
     head = f"{where}{message}" if message else ""
     text = str(frame.get("text", "")).strip()
     return (head + ("\n\n" + text if text and text != message else "")).strip()
+
+
+def _subtests_text(frames: list[dict[str, Any]], how: str, tree: Path) -> str:
+    return "\n\n".join(
+        f"subtest {frame['subtest']} {how}: {_failure_text(frame, str(tree))}"
+        for frame in frames[:5]
+    )
 
 
 def _by_kind(frames: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
@@ -190,12 +198,14 @@ def result_from_frames(
                     text = _failure_text(frame, str(tree))
                     break
         failed_subtests = [s for s in test.subtests if s.get("outcome") == "failed"]
+        skipped_subtests = [s for s in test.subtests if s.get("outcome") == "skipped"]
         if failed_subtests and outcome in ("passed", "xpassed", "skipped"):
             outcome = "failed"
-            text = "\n\n".join(
-                f"subtest {s['subtest']} failed: {_failure_text(s, str(tree))}"
-                for s in failed_subtests[:5]
-            )
+            text = _subtests_text(failed_subtests, "failed", tree)
+        elif skipped_subtests and outcome in ("passed", "xpassed"):
+            # A skipped (or xfailed) subtest hides an assertion the test used to make.
+            outcome = "skipped"
+            text = _subtests_text(skipped_subtests, "skipped", tree)
         outcomes[nodeid] = outcome
         if text:
             failures[nodeid] = text

@@ -76,10 +76,18 @@ def compare(
     result: RunResult,
     policy: Policy,
     reruns: dict[str, dict[str, Any]],
+    *,
+    automated: bool = False,
 ) -> Comparison:
-    """Judge `result` against `baseline`. `reruns` holds re-run evidence per node id."""
+    """Judge `result` against `baseline`. `reruns` holds re-run evidence per node id.
+
+    For an automated proposal a test that newly fails and then passes on re-run is not
+    excused as flaky: the candidate's own code may be what makes it fail only sometimes
+    (a first run broken, re-runs correct), and quarantining it would take the test out
+    of the ratchet for good. Tests already quarantined in the baseline stay excused.
+    """
     comparison = Comparison()
-    quarantine = policy.flaky == "quarantine"
+    quarantine = policy.flaky == "quarantine" and not automated
     for nodeid in sorted(baseline.passing()):
         now = result.outcomes.get(nodeid, MISSING)
         if now == PASSED:
@@ -88,7 +96,7 @@ def compare(
         # test that went missing, or is now skipped or xfail-marked, was hidden on purpose.
         excusable = now in RERUNNABLE
         evidence = reruns.get(nodeid)
-        if excusable and nodeid in baseline.flaky and quarantine:
+        if excusable and nodeid in baseline.flaky and policy.flaky == "quarantine":
             comparison.quarantined_failures.append(nodeid)
             continue
         if excusable and evidence and evidence["passed"] > 0:

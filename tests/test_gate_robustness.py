@@ -229,14 +229,23 @@ def test_main_moving_during_validation_triggers_revalidation(
     assert sandbox.git("merge-base", "--is-ancestor", moved, "main", check=False) == ""
 
 
+def _editable_pth(name: str, target: Path) -> Path:
+    """What an editable install leaves in site-packages: a .pth naming the checkout.
+
+    Written directly (pip would need the network for build dependencies). When
+    site-packages is read-only, as inside the gate's own sandbox, the test is skipped.
+    """
+    pth = Path(site.getsitepackages()[0]) / f"__editable__.{name}.pth"
+    try:
+        pth.write_text(str(target) + "\n")
+    except PermissionError:
+        pytest.skip("site-packages is read-only here (inside the gate's sandbox)")
+    return pth
+
+
 @pytest.fixture
 def editable_src_layout(tmp_path: Path):
-    """A src-layout package 'installed' in editable mode from the main checkout.
-
-    An editable install is a .pth file in site-packages naming the checkout's src/; we
-    write exactly that (with a unique name, removed afterwards) rather than run pip,
-    which would need the network for build dependencies.
-    """
+    """A src-layout package 'installed' in editable mode from the main checkout."""
     name = f"ratchetiso{uuid.uuid4().hex[:8]}"
     box = make_sandbox(tmp_path / "repo", record=False)
     box.commit(
@@ -248,8 +257,7 @@ def editable_src_layout(tmp_path: Path):
             ),
         },
     )
-    pth = Path(site.getsitepackages()[0]) / f"__editable__.{name}.pth"
-    pth.write_text(str(box.path / "src") + "\n")
+    pth = _editable_pth(name, box.path / "src")
     try:
         assert box.evolve("baseline", "record", "--reruns", "0").returncode == 0
         yield box, name
@@ -288,8 +296,7 @@ def test_a_path_into_the_checkout_cannot_shadow_the_candidate(tmp_path: Path) ->
 
 def test_import_from_main_checkout_is_detected_without_a_sandbox(tmp_path: Path) -> None:
     """Without a sandbox an editable install can still reach the checkout (a .pth in
-    site-packages names it), and the probe's module list catches it. Simulated here by
-    the same .pth trick the editable-install fixture uses."""
+    site-packages names it), and the probe's module list catches it."""
     box = make_sandbox(tmp_path / "repo", record=False)
     name = f"ratchetleak{uuid.uuid4().hex[:8]}"
     box.commit(
@@ -297,8 +304,7 @@ def test_import_from_main_checkout_is_detected_without_a_sandbox(tmp_path: Path)
         {f"{name}.py": "X = 1\n",
          "tests/test_helper.py": f"import {name}\n\ndef test_x():\n    assert {name}.X == 1\n"},
     )
-    pth = Path(site.getsitepackages()[0]) / f"__editable__.{name}.pth"
-    pth.write_text(str(box.path) + "\n")
+    pth = _editable_pth(name, box.path)
     env = {"RATCHET_SANDBOX": "none"}
     try:
         assert box.evolve("baseline", "record", env=env).returncode == 0

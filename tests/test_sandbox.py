@@ -220,3 +220,37 @@ def test_without_a_sandbox_proposals_are_refused_and_people_warned(
     assert person.describe().startswith("none (") and "a person's commit" in person.describe()
     with pytest.raises(EnvironmentFailure, match="requires one"):
         choose(Policy(sandbox="required"), automated=False, unsandboxed=True)
+
+
+@needs_landlock
+def test_nothing_the_suite_starts_outlives_it_not_even_a_new_session(tmp_path: Path) -> None:
+    """A PID namespace: when the suite ends, the kernel ends every process it left,
+    including one that left its process group with setsid."""
+    marker = tmp_path / "tmp" / "escapee.pid"
+    duration = f"300.{os.getpid()}"  # names this test's sleeper among all processes
+    seen, applied = _inside(
+        _confinement(tmp_path),
+        """
+        import json, os, subprocess, sys
+        child = subprocess.Popen(["sleep", sys.argv[2]], start_new_session=True)
+        open(sys.argv[1], "w").write(str(child.pid))
+        print(json.dumps({"pid": os.getpid(), "processes": sorted(
+            int(p) for p in os.listdir("/proc") if p.isdigit())}))
+        """,
+        str(marker),
+        duration,
+    )
+    if not applied.get("pid_namespace"):
+        pytest.skip(f"no PID namespace on this host: {applied.get('pid_error')}")
+    assert seen["pid"] == 2  # PID 1 is the sandbox's init
+    assert seen["processes"] == [1, 2, int(marker.read_text())]
+    sleepers = [p for p in Path("/proc").iterdir()
+                if p.name.isdigit() and _cmdline(p) == ["sleep", duration]]  # fmt: skip
+    assert sleepers == [], "the escapee outlived the suite"
+
+
+def _cmdline(proc: Path) -> list[str]:
+    try:
+        return proc.joinpath("cmdline").read_bytes().decode().split("\0")[:-1]
+    except OSError:
+        return []

@@ -40,6 +40,13 @@ _TEXT_LIMIT = 4000
 
 # (module, dotted attribute): what a report passes through between a test and a frame.
 _WATCHED = (
+    # The names modules look their collaborators up by, not only the functions:
+    ("_pytest.runner", "TestReport"),
+    ("_pytest.runner", "CallInfo"),
+    ("_pytest.runner", "call_and_report"),
+    ("_pytest.reports", "TestReport"),
+    ("_pytest.python", "Function"),
+    ("_pytest.unittest", "TestCaseFunction"),
     ("_pytest.reports", "TestReport.from_item_and_call"),
     ("_pytest.reports", "TestReport.__init__"),
     ("_pytest.reports", "BaseReport.passed"),
@@ -102,13 +109,15 @@ _HOOKS = (
 )  # fmt: skip
 
 
-def _lookup(module_name, dotted):
+def _lookup(module_name, dotted, load=False):
     module = sys.modules.get(module_name)
-    if module is None:
+    if module is None and load:
         try:
             module = importlib.import_module(module_name)
         except ImportError:
             return None
+    if module is None:
+        return None
     owner = module
     parts = dotted.split(".")
     for part in parts[:-1]:
@@ -124,7 +133,10 @@ def _lookup(module_name, dotted):
 
 
 def _snapshot(names):
-    return {f"{module}:{dotted}": _lookup(module, dotted) for module, dotted in names}
+    """What each watched name is now (loading its module: pytest-json-report's is not
+    imported yet when this module is); names a pytest version lacks are left out."""
+    found = {f"{module}:{dotted}": _lookup(module, dotted, load=True) for module, dotted in names}
+    return {key: value for key, value in found.items() if value is not None}
 
 
 def _changed(snapshot):

@@ -39,6 +39,7 @@ results = {
     "signal_outside": attempt(lambda: os.kill(int(parent), 0)),
     "interfaces": sorted(name for _, name in socket.if_nameindex()),
     "run_entries": len(os.listdir("/run")) if os.path.isdir("/run") else 0,
+    "processes_visible": len([p for p in os.listdir("/proc") if p.isdigit()]),
 }
 print(json.dumps(results))
 """

@@ -9,12 +9,15 @@ in that process. In order, it:
    and a mount namespace in which `/run` (systemd's, D-Bus's and docker's sockets) is
    covered by an empty tmpfs: as root directly, otherwise inside a new user namespace
    that maps only the caller's own uid and gid;
-2. drops the capabilities a root suite could use to step outside any sandbox (loading a
+2. where mounts work, starts a PID namespace with its own /proc: the launcher stays
+   outside and waits, a PID 1 inside starts the command and reaps orphans, and when it
+   ends the kernel kills whatever the suite left (even what left its process group);
+3. drops the capabilities a root suite could use to step outside any sandbox (loading a
    kernel module, ptrace, raw I/O, open_by_handle_at, BPF, ...);
-3. sets no_new_privs and restricts itself with Landlock: the plan's paths get the rights
+4. sets no_new_privs and restricts itself with Landlock: the plan's paths get the rights
    it names (read-only, read-write, device), nothing else is reachable, and the suite can
    neither signal nor connect to an abstract socket of a process outside its domain;
-4. reports what it applied on the status descriptor, closes it, and execs the command.
+5. reports what it applied on the status descriptor, closes it, and execs the command.
 
 Each layer the host lacks is reported, not hidden; Landlock itself is not optional: when
 it cannot be applied the launcher exits 121 before the command runs.
@@ -27,6 +30,7 @@ import errno
 import fcntl
 import json
 import os
+import signal
 import socket
 import struct
 import sys
@@ -68,7 +72,8 @@ _PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
 DROPPED_CAPS = (2, 9, 16, 17, 19, 20, 22, 25, 26, 27, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40)
 
 _CLONE_NEWNS, _CLONE_NEWUTS, _CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
-_CLONE_NEWUSER, _CLONE_NEWNET = 0x10000000, 0x40000000
+_CLONE_NEWUSER, _CLONE_NEWNET, _CLONE_NEWPID = 0x10000000, 0x40000000, 0x20000000
+_PR_SET_PDEATHSIG = 1
 _MS_NOSUID, _MS_NODEV, _MS_NOEXEC, _MS_REC, _MS_PRIVATE = 2, 4, 8, 16384, 1 << 18
 _SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
 
@@ -195,16 +200,28 @@ def _loopback_up():
         fcntl.ioctl(sock, _SIOCSIFFLAGS, struct.pack("16sH22x", b"lo", flags | _IFF_UP))
 
 
+def _private_mounts(libc):
+    """Stop mount events from leaving this (new) mount namespace."""
+    if libc.mount(None, b"/", None, ctypes.c_ulong(_MS_REC | _MS_PRIVATE), None) != 0:
+        raise _fail("mount(MS_PRIVATE)")
+
+
 def _hide_run(libc):
     """Cover /run with an empty tmpfs: its sockets (systemd, D-Bus, docker, a user's
     session bus) would let a suite ask a service outside the sandbox to run code."""
-    if libc.mount(None, b"/", None, ctypes.c_ulong(_MS_REC | _MS_PRIVATE), None) != 0:
-        raise _fail("mount(MS_PRIVATE)")
     if os.path.isdir("/run") and libc.mount(
         b"tmpfs", b"/run", b"tmpfs", ctypes.c_ulong(_MS_NOSUID | _MS_NODEV | _MS_NOEXEC),
         b"mode=755,size=1m",
     ) != 0:
         raise _fail("mount(/run)")
+
+
+def _mount_proc(libc):
+    """A /proc of the new PID namespace: the suite sees its own processes only, and
+    /proc/PID means the same process as os.getpid() does."""
+    if libc.mount(b"proc", b"/proc", b"proc",
+                  ctypes.c_ulong(_MS_NOSUID | _MS_NODEV | _MS_NOEXEC), None) != 0:
+        raise _fail("mount(/proc)")
 
 
 def _drop_capabilities(libc):
@@ -216,31 +233,92 @@ def _drop_capabilities(libc):
     return dropped
 
 
-def enter(plan):
-    """Apply the plan to this process; return the status report. Raises OSError when
-    Landlock cannot be applied (the only layer that is not optional)."""
-    libc = _libc()
-    status = {"network": "host", "namespaces": "none", "run_hidden": False, "caps_dropped": 0}
+def _isolate(libc, plan, status):
+    """The optional layers: namespaces and mounts. Returns whether mounts work here,
+    which is what a PID namespace needs (its own /proc)."""
     network = plan.get("network", "loopback")
     try:
         status["namespaces"] = _namespaces(libc, network)
-        if network == "loopback":
-            _loopback_up()
-            status["network"] = "loopback"
-            try:  # with network = "host", /run stays: name resolution may live there
-                _hide_run(libc)
-                status["run_hidden"] = True
-            except OSError as exc:
-                status["run_error"] = str(exc)
     except OSError as exc:
         status["namespace_error"] = str(exc)
+        return False
+    if network == "loopback":
+        try:
+            _loopback_up()
+            status["network"] = "loopback"
+        except OSError as exc:
+            status["network_error"] = str(exc)
+    try:
+        _private_mounts(libc)
+    except OSError as exc:  # inside another sandbox, say: Landlock refuses mount(2)
+        status["mount_error"] = str(exc)
+        return False
+    if network == "loopback":  # with network = "host", /run stays: DNS may live there
+        try:
+            _hide_run(libc)
+            status["run_hidden"] = True
+        except OSError as exc:
+            status["run_error"] = str(exc)
+    return True
+
+
+def _confine(libc, plan, status):
+    """Capabilities and Landlock, the last steps before the command: OSError when
+    Landlock cannot be applied, the one layer that is not optional."""
     if os.geteuid() == 0 or status["namespaces"] == "user-namespace":
         status["caps_dropped"] = _drop_capabilities(libc)
     abi = landlock_abi()
     if abi < 1:
         raise OSError(errno.ENOSYS, "Landlock is not available in this kernel")
     status["landlock"] = restrict(plan["rules"], abi)
-    return status
+
+
+def _exit_code(wait_status):
+    code = os.waitstatus_to_exitcode(wait_status)
+    return 128 - code if code < 0 else code
+
+
+def _pass_on(child):
+    """The launcher, outside the PID namespace, waits for its init and ends as it did:
+    with its status, or by the signal that killed it."""
+    _, wait_status = os.waitpid(child, 0)
+    if os.WIFSIGNALED(wait_status):
+        sig = os.WTERMSIG(wait_status)
+        signal.signal(sig, signal.SIG_DFL)
+        os.kill(os.getpid(), sig)
+    return _exit_code(wait_status)
+
+
+def _init(command):
+    """PID 1 of the suite's namespace: start the command, reap every orphan, and end
+    with the command's status. When PID 1 ends, the kernel kills every process left in
+    the namespace, including those that left the process group (setsid)."""
+    pid = os.fork()
+    if pid == 0:
+        _exec(command)
+    while True:
+        try:
+            done, wait_status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            os._exit(1)
+        if done == pid:
+            os._exit(_exit_code(wait_status))
+
+
+def _exec(command):
+    try:
+        os.execvp(command[0], command)
+    except OSError as exc:
+        sys.stderr.write(f"ratchet sandbox: could not start {command[0]!r}: {exc}\n")
+    os._exit(127)
+
+
+def _report(status_fd, status):
+    if status_fd is not None:
+        try:
+            os.write(status_fd, json.dumps(status).encode() + b"\n")
+        finally:
+            os.close(status_fd)
 
 
 def main(argv):
@@ -249,25 +327,44 @@ def main(argv):
         return 2
     plan = json.loads(argv[1])
     status_fd = plan.get("status_fd")
+    command = argv[3:]
+    libc = _libc()
+    status = {"network": "host", "namespaces": "none", "run_hidden": False,
+              "pid_namespace": False, "caps_dropped": 0}  # fmt: skip
     try:
-        status = enter(plan)
+        if _isolate(libc, plan, status) and _new_pid_namespace(libc, status):
+            child = os.fork()
+            if child:
+                if status_fd is not None:
+                    os.close(status_fd)  # the child reports
+                return _pass_on(child)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            try:
+                _mount_proc(libc)
+            except OSError as exc:
+                status["proc_error"] = str(exc)
+        _confine(libc, plan, status)
     except OSError as exc:
         status = {"error": str(exc)}
-    if status_fd is not None:
-        try:
-            os.write(status_fd, json.dumps(status).encode() + b"\n")
-        finally:
-            os.close(status_fd)
+    _report(status_fd, status)
     if "error" in status:
         sys.stderr.write(f"ratchet sandbox: could not enter the sandbox: {status['error']}\n")
         return SETUP_FAILED
-    command = argv[3:]
-    try:
-        os.execvp(command[0], command)
-    except OSError as exc:
-        sys.stderr.write(f"ratchet sandbox: could not start {command[0]!r}: {exc}\n")
-        return 127
+    if os.getpid() == 1:
+        _init(command)
+    _exec(command)
     return 127  # not reached
+
+
+def _new_pid_namespace(libc, status):
+    """The next child starts a PID namespace (optional: False where it cannot)."""
+    try:
+        _unshare(libc, _CLONE_NEWPID)
+    except OSError as exc:
+        status["pid_error"] = str(exc)
+        return False
+    status["pid_namespace"] = True
+    return True
 
 
 if __name__ == "__main__":

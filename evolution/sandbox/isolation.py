@@ -58,6 +58,8 @@ class Isolation:
             parts.append(f"network {applied.get('network', 'host')}")
             if applied.get("run_hidden"):
                 parts.append("/run hidden")
+            if applied.get("pid_namespace"):
+                parts.append("pid namespace")
         return ", ".join(parts)
 
 
