@@ -1495,6 +1495,7 @@ def assert_held(
         problems.insert(0, f"evolve validate exited {verdict.code}: {verdict.describe()}")
     problems += changes(before, snapshot(box))
     assert not problems, "the attack got through:\n- " + "\n- ".join(problems)
+    print(f"held (exit {verdict.code}): {verdict.describe()[:400]}")  # which layer, with -rP
 
 
 def propose(box: Sandbox, name: str, files: dict[str, str]) -> str:
