@@ -254,3 +254,20 @@ def _cmdline(proc: Path) -> list[str]:
         return proc.joinpath("cmdline").read_bytes().decode().split("\0")[:-1]
     except OSError:
         return []
+
+
+def test_doctor_reports_what_this_host_gives(tmp_path: Path) -> None:
+    from conftest import run_evolve
+
+    done = run_evolve("doctor", "--json", cwd=tmp_path)
+    report = json.loads(done.stdout)
+    if landlock_abi() >= 1:
+        assert report["sandbox"] == "landlock" and report["landlock_abi"] >= 1
+        assert report["checks"]["read_forbidden"] == "blocked"
+        assert report["checks"]["write_tmp"] == "allowed"
+        assert done.returncode == (0 if not report["problems"] else 1)
+    without = run_evolve("doctor", "--json", cwd=tmp_path, env={"RATCHET_SANDBOX": "none"})
+    assert without.returncode == 1
+    report = json.loads(without.stdout)
+    assert report["sandbox"] == "none" and "--unsandboxed" in report["proposals"]
+    assert run_evolve("doctor", "--network", "wifi", cwd=tmp_path).returncode == 2
