@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -52,10 +53,15 @@ def sh(
     return done
 
 
-def timed(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
+def timed(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Wall seconds, and CPU seconds (user + system, the command and all it started):
+    on a shared machine the second is the steadier measure of work added."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     sh(argv, cwd, env=env)
-    return time.perf_counter() - started
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def generate_suite(root: Path, tests: int, work_ms: float = 0.0, per_module: int = 50) -> None:
@@ -102,34 +108,38 @@ def make_branch(repo: Path) -> str:
     return "bench-neutral"
 
 
-def measure(repo: Path, branch: str, repeat: int) -> dict[str, float]:
+def measure(repo: Path, branch: str, repeat: int) -> dict[str, tuple[float, float]]:
+    """Median (wall, cpu) of each way of running the suite, interleaved round by round."""
     cache = Path(sh(["git", "rev-parse", "--git-common-dir"], repo).stdout.strip())
     cache = (repo / cache if not cache.is_absolute() else cache) / "evolve" / "verdicts"
-    bare, gate, open_, cached = [], [], [], []
+    runs: dict[str, list[tuple[float, float]]] = {"bare": [], "gate": [], "open": [], "cached": []}
     validate = [*EVOLVE, "validate", branch, "--no-merge", "--json", "--reruns", "0"]
     for _ in range(repeat):
-        bare.append(timed([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], repo))
+        runs["bare"].append(
+            timed([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], repo)
+        )
         shutil.rmtree(cache, ignore_errors=True)
-        gate.append(timed(validate, repo))
-        cached.append(timed(validate, repo))
+        runs["gate"].append(timed(validate, repo))
+        runs["cached"].append(timed(validate, repo))
         shutil.rmtree(cache, ignore_errors=True)
-        open_.append(timed(validate, repo, env={"RATCHET_SANDBOX": "none"}))
+        runs["open"].append(timed(validate, repo, env={"RATCHET_SANDBOX": "none"}))
     return {
-        "bare_s": statistics.median(bare),
-        "gate_s": statistics.median(gate),
-        "open_s": statistics.median(open_),
-        "cached_s": statistics.median(cached),
+        name: (statistics.median(w for w, _ in got), statistics.median(c for _, c in got))
+        for name, got in runs.items()
     }
 
 
-def report(name: str, figures: dict[str, float]) -> None:
-    ratio = figures["gate_s"] / figures["bare_s"]
-    sandbox = figures["gate_s"] - figures["open_s"]
+def report(name: str, figures: dict[str, tuple[float, float]]) -> None:
+    (bare, bare_cpu), (gate, gate_cpu) = figures["bare"], figures["gate"]
+    (open_, open_cpu), (cached, _) = figures["open"], figures["cached"]
     print(
-        f"{name}: bare pytest {figures['bare_s']:.2f} s | gate {figures['gate_s']:.2f} s "
-        f"({ratio:.2f}x) | gate without the sandbox {figures['open_s']:.2f} s (sandbox "
-        f"{sandbox:+.2f} s, {sandbox / figures['open_s']:+.1%}) | cached re-validation "
-        f"{figures['cached_s']:.2f} s"
+        f"{name}:\n"
+        f"  wall: bare pytest {bare:.2f} s | gate {gate:.2f} s ({gate / bare:.2f}x) | gate "
+        f"without the sandbox {open_:.2f} s (sandbox {gate - open_:+.2f} s) | cached "
+        f"re-validation {cached:.2f} s\n"
+        f"  cpu:  bare pytest {bare_cpu:.2f} s | gate {gate_cpu:.2f} s "
+        f"({gate_cpu / bare_cpu:.2f}x) | gate without the sandbox {open_cpu:.2f} s (sandbox "
+        f"{gate_cpu - open_cpu:+.2f} s, {(gate_cpu - open_cpu) / open_cpu:+.1%})"
     )
 
 

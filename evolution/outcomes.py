@@ -29,6 +29,7 @@ from agent.errors import InvalidRun
 from evolution.channel import Frames
 from evolution.pytest_report import (
     EXIT_REASONS,
+    SUBTEST_PREFIX,
     VALID_EXIT_CODES,
     RunResult,
     first_line,
@@ -61,10 +62,14 @@ def _failure_text(frame: dict[str, Any], tree: str) -> str:
 
 
 def _subtests_text(frames: list[dict[str, Any]], how: str, tree: Path) -> str:
-    return "\n\n".join(
-        f"subtest {frame['subtest']} {how}: {_failure_text(frame, str(tree))}"
-        for frame in frames[:5]
-    )
+    """Each subtest named, with its error, on one line; then the first one's details."""
+    heads = []
+    for frame in frames[:5]:
+        crash = frame.get("crash") or {}
+        message = first_line(str(crash.get("message", ""))) or first_line(frame.get("text", ""))
+        heads.append(f"{SUBTEST_PREFIX}{frame['subtest']} {how}: {message}".rstrip(": "))
+    more = f" (and {len(frames) - 5} more)" if len(frames) > 5 else ""
+    return "; ".join(heads) + more + "\n\n" + _failure_text(frames[0], str(tree))
 
 
 def _by_kind(frames: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:

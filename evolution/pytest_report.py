@@ -80,9 +80,16 @@ class RunResult:
         )
 
 
+SUBTEST_PREFIX = "subtest "  # how the gate starts a failure text that names a subtest
+
+
 def first_line(text: str) -> str:
-    """The line a person needs first: the `E   ` line of a traceback, or the first line."""
+    """The line a person needs first: the subtest that failed (its message, parameters
+    and error, when the gate named one), else the `E   ` line of a traceback, else the
+    first line."""
     lines = [line for line in text.splitlines() if line.strip()]
+    if lines and lines[0].startswith(SUBTEST_PREFIX):
+        return lines[0].strip()
     for line in lines:
         if line.startswith("E "):
             return line[1:].strip()

@@ -109,40 +109,66 @@ _HOOKS = (
 )  # fmt: skip
 
 
-def _lookup(module_name, dotted, load=False):
+def _resolve(module_name, dotted):
+    """(key, namespace, name, value, shadows) for a watched name, or None where this
+    pytest lacks it.
+
+    `namespace` is the live `__dict__` of the module or class that defines the name;
+    for a class attribute `shadows` are the live dicts of the subclasses in the MRO
+    before it, so that shadowing the name in a subclass counts as a change too. They
+    are the objects pytest's own code uses: replacing a module in sys.modules later
+    does not hide a change to them.
+    """
     module = sys.modules.get(module_name)
-    if module is None and load:
+    if module is None:
         try:
             module = importlib.import_module(module_name)
         except ImportError:
             return None
-    if module is None:
-        return None
     owner = module
     parts = dotted.split(".")
     for part in parts[:-1]:
         owner = getattr(owner, part, None)
         if owner is None:
             return None
+    name = parts[-1]
+    key = f"{module_name}:{dotted}"
     if isinstance(owner, type):
-        for klass in owner.__mro__:
-            if parts[-1] in vars(klass):
-                return vars(klass)[parts[-1]]
+        for depth, klass in enumerate(owner.__mro__):
+            if name in klass.__dict__:
+                shadows = tuple(k.__dict__ for k in owner.__mro__[:depth])
+                return key, klass.__dict__, name, klass.__dict__[name], shadows
         return None
-    return getattr(owner, parts[-1], None)
+    if name not in owner.__dict__:
+        return None
+    return key, owner.__dict__, name, owner.__dict__[name], ()
 
 
 def _snapshot(names):
-    """What each watched name is now (loading its module: pytest-json-report's is not
-    imported yet when this module is); names a pytest version lacks are left out."""
-    found = {f"{module}:{dotted}": _lookup(module, dotted, load=True) for module, dotted in names}
-    return {key: value for key, value in found.items() if value is not None}
+    return [found for found in (_resolve(m, d) for m, d in names) if found is not None]
 
 
-def _changed(snapshot):
-    return sorted(
-        key for key, value in snapshot.items() if _lookup(*key.split(":", 1)) is not value
-    )
+def _changed(watched):
+    """The watched names whose value changed: a dictionary lookup or two each, as this
+    runs for every report."""
+    changed = []
+    for key, namespace, name, value, shadows in watched:
+        if namespace.get(name) is not value:
+            changed.append(key)
+        else:
+            for shadow in shadows:
+                if name in shadow:
+                    changed.append(key)
+                    break
+    return changed
+
+
+def _same(now, then):
+    """Whether a hook's dispatcher and implementations (and their functions) are the
+    very objects they were."""
+    if now is None or now[0] is not then[0] or len(now[1]) != len(then[1]):
+        return False
+    return all(a[0] is b[0] and a[1] is b[1] for a, b in zip(now[1], then[1], strict=True))
 
 
 def _describe(context):
@@ -194,32 +220,30 @@ class _Probe:
             state[name] = (getattr(caller, "_hookexec", None), impls)
         return state
 
-    def check(self, where):
+    def check(self, where, full=False):
+        """Report any change to the watched names (cheap: on every report) and, with
+        `full`, to the plugins and hook implementations (once per test)."""
         problems = [f"{name} was replaced" for name in _changed(self.watched)]
-        if self.plugins is not None:
-            now = {id(p) for p in self.config.pluginmanager.get_plugins()}
-            added = now - self.plugins
+        if full and self.plugins is not None:
+            manager = self.config.pluginmanager
+            added = [p for p in manager.get_plugins() if id(p) not in self.plugins]
             if added:
-                names = [
-                    self.config.pluginmanager.get_name(p) or repr(p)
-                    for p in self.config.pluginmanager.get_plugins()
-                    if id(p) in added
-                ]
-                problems.append("plugins registered after collection: " + ", ".join(names))
+                names = ", ".join(manager.get_name(p) or repr(p) for p in added)
+                problems.append("plugins registered after collection: " + names)
             state = self._hook_state(self.config)
-            for name, value in self.hookimpls.items():
-                current = state.get(name)
-                if name == "_inner_hookexec":
-                    if current is not value:
-                        problems.append("pytest's hook dispatch was wrapped")
-                elif current is None or current[0] is not value[0] or len(current[1]) != len(
-                    value[1]
-                ) or any(a[0] is not b[0] or a[1] is not b[1] for a, b in zip(current[1], value[1],
-                                                                            strict=False)):
-                    problems.append(f"the implementations of {name} changed")
+            if state["_inner_hookexec"] is not self.hookimpls["_inner_hookexec"]:
+                problems.append("pytest's hook dispatch was wrapped")
+            problems += [
+                f"the implementations of {name} changed"
+                for name, value in self.hookimpls.items()
+                if name != "_inner_hookexec" and not _same(state.get(name), value)
+            ]
         if problems:
             self.emit("tamper", where=where, problems=problems)
             self.watched = _snapshot(_WATCHED)  # report each change once
+            if full:
+                self.plugins = {id(p) for p in self.config.pluginmanager.get_plugins()}
+                self.hookimpls = self._hook_state(self.config)
 
     # -- hooks -----------------------------------------------------------------------
 
@@ -288,7 +312,7 @@ class _Probe:
                       problems=["plugins registered during collection: " + ", ".join(added)])
         self.plugins = {id(p) for p in self.config.pluginmanager.get_plugins()}
         self.hookimpls = self._hook_state(self.config)
-        self.check("collection")
+        self.check("collection", full=True)
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_makereport(self, item, call):
@@ -330,9 +354,12 @@ class _Probe:
             frame["text"] = _clip(report.longreprtext)
         self.emit("report", **frame)
 
+    def pytest_runtest_logfinish(self, nodeid, location):
+        self.check(nodeid, full=True)
+
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session, exitstatus):
-        self.check("sessionfinish")
+        self.check("sessionfinish", full=True)
         self.session = session
         tree = os.environ.get("RATCHET_TREE", "")
         probe_dir = os.path.dirname(os.path.abspath(__file__))
