@@ -57,8 +57,8 @@ def _runtime(root: Path) -> Iterator[Runtime]:
         config = load_runtime(root.resolve())
         config.cap_usd  # noqa: B018 - a bad SPEND_CAP_USD must fail here, not mid-tick
         runtime = Runtime.open(config)
-    except ConfigError as error:
-        raise UsageError(str(error), hint="fix SPEC.md and run `factory build`") from None
+    except ConfigError:
+        raise  # it names the file and line, or the variable, and says where to fix it
     except (sqlite3.Error, RuntimeError, OSError) as error:
         raise EnvironmentFailure(f"cannot open the ledger: {error}") from None
     try:
@@ -211,6 +211,8 @@ def _print_status(report: dict[str, Any]) -> None:
         say(f"last tick: #{last['id']} {last['status']} at {last['started'][:19]}Z{reason}")
     spend = report["spend"]
     cap = "no cap" if spend["cap_usd"] is None else f"cap ${spend['cap_usd']:.2f}"
+    if spend["cap_usd"] == 0:
+        cap += ": spend nothing, priced calls are refused"
     say(f"spend today: ${spend['today_usd']:.4f} ({cap})" +
         (" — [red]cap reached[/]" if report["cap_reached"] else ""))
     kill = report["kill"]

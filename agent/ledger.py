@@ -180,11 +180,20 @@ class Ledger:
         return self._spent((now or utc_now()).date().isoformat())
 
     def over_cap(self, cap_usd: float | None) -> float | None:
-        """Today's spend when it has reached `cap_usd` (nothing more may start), else None."""
+        """Today's spend when it has reached `cap_usd` (nothing more may start), else None.
+
+        The one meaning of "cap reached", for the tick's guard, `agent status` and the
+        evolution cycle: today's spend is at or over the cap, and is not zero. So a $0
+        cap ("spend nothing") with nothing spent is not reached and halts nothing: the
+        tasks run, a zero-cost local model answers, and every priced call is refused by
+        its own reservation before it is sent (its worst case is above 0). It is reached
+        only if something was spent today anyway (the cap was lowered to 0 mid-day).
+        """
         if cap_usd is None:
             return None
         spent = self.spent_today()
-        return spent if spent >= cap_usd - CAP_TOLERANCE_USD else None
+        reached = spent >= cap_usd - CAP_TOLERANCE_USD and spent > CAP_TOLERANCE_USD
+        return spent if reached else None
 
     def reserve(
         self, model: str, purpose: str, estimate_usd: float, cap_usd: float | None

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from agent.tomllines import KeyLines, key_path, toml_fences
 from evolution.cron import CronError, cron_for_every, parse_cron
 
 NAME = r"^[a-z][a-z0-9-]{0,40}$"
@@ -91,7 +92,7 @@ class Task(_Strict):
 
 
 class Budget(_Strict):
-    daily_usd: float = Field(gt=0)
+    daily_usd: float = Field(ge=0)  # 0 means spend nothing: only zero-cost models answer
 
     @field_validator("daily_usd", mode="before")
     @classmethod
@@ -151,54 +152,6 @@ class ParsedSpec:
     path: Path
 
 
-_HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\-]+)\s*\]\]?\s*(#.*)?$")
-_ASSIGN = re.compile(r"^\s*([A-Za-z0-9_\-]+)\s*=")
-
-
-class _Lines:
-    """Where each table and key was written, so errors can name SPEC.md:LINE."""
-
-    def __init__(self) -> None:
-        self.where: dict[tuple[Any, ...], int] = {}
-        self._arrays: dict[tuple[str, ...], int] = {}
-
-    def scan(self, body: list[str], first_line: int) -> None:
-        table: tuple[Any, ...] = ()
-        for offset, line in enumerate(body):
-            number = first_line + offset
-            header = _HEADER.match(line)
-            if header:
-                names = tuple(header.group(2).split("."))
-                if header.group(1) == "[[":
-                    index = self._arrays.get(names, -1) + 1
-                    self._arrays[names] = index
-                    table = (*names, index)
-                else:
-                    table = names
-                self.where.setdefault(table, number)
-                continue
-            assign = _ASSIGN.match(line)
-            if assign:
-                self.where.setdefault((*table, assign.group(1)), number)
-
-    def line_of(self, loc: tuple[Any, ...]) -> int:
-        for size in range(len(loc), 0, -1):
-            if loc[:size] in self.where:
-                return self.where[loc[:size]]
-        return 1
-
-
-def _fences(text: str) -> list[tuple[int, str]]:
-    """(first line of the block's body, body) for each ```toml fence, 1-based lines."""
-    from markdown_it import MarkdownIt
-
-    blocks = []
-    for token in MarkdownIt().parse(text):
-        if token.type == "fence" and token.info.strip().lower() == "toml" and token.map:
-            blocks.append((token.map[0] + 2, token.content))
-    return blocks
-
-
 def _merge(target: dict[str, Any], extra: dict[str, Any], where: str) -> None:
     for key, value in extra.items():
         if key not in target:
@@ -211,19 +164,12 @@ def _merge(target: dict[str, Any], extra: dict[str, Any], where: str) -> None:
             raise ValueError(f"{where + '.' if where else ''}{key} is defined twice")
 
 
-def _key_path(loc: tuple[Any, ...]) -> str:
-    path = ""
-    for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path or "(top level)"
-
-
-def _consistency(spec: Spec, lines: _Lines, name: str) -> list[str]:
+def _consistency(spec: Spec, lines: KeyLines, name: str) -> list[str]:
     problems = []
     cadence = spec.schedule.cadence_s
 
     def problem(loc: tuple[Any, ...], message: str) -> None:
-        problems.append(f"{name}:{lines.line_of(loc)}: {_key_path(loc)}: {message}")
+        problems.append(f"{name}:{lines.line_of(loc)}: {key_path(loc)}: {message}")
 
     seen: dict[str, int] = {}
     for index, task in enumerate(spec.tasks):
@@ -290,9 +236,9 @@ def _find_cycle(graph: dict[str, list[str]]) -> list[str]:
 
 
 def parse_spec_text(text: str, name: str = "SPEC.md") -> Spec:
-    lines = _Lines()
+    lines = KeyLines()
     merged: dict[str, Any] = {}
-    blocks = _fences(text)
+    blocks = toml_fences(text)
     if not blocks:
         raise SpecError([f"{name}:1: (top level): no ```toml block found"])
     for first_line, body in blocks:
@@ -318,7 +264,7 @@ def parse_spec_text(text: str, name: str = "SPEC.md") -> Spec:
                 message = "unknown key"
             elif item["type"] == "missing":
                 message = "required key is missing"
-            problems.append(f"{name}:{lines.line_of(loc)}: {_key_path(loc)}: {message}")
+            problems.append(f"{name}:{lines.line_of(loc)}: {key_path(loc)}: {message}")
         raise SpecError(problems) from None
     if (spec.schedule.every_s is None) == (spec.schedule.cron is None):
         line = lines.line_of(("schedule",))
