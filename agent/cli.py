@@ -1,4 +1,4 @@
-"""The `agent` command line: tick, run, status, kill, resume, watchdog.
+"""The `agent` command line: tick, run, status, kill, resume, watchdog, report, ping.
 
 Exit codes follow the convention of all three CLIs: 0 success (a kill-flag refusal
 included: the operator asked for it), 1 a negative verdict (a failed tick, a reached
@@ -316,17 +316,26 @@ def resume(root: RootOpt = Path("."), as_json: JsonOpt = False) -> None:
 
 
 @app.command()
-def watchdog(root: RootOpt = Path("."), as_json: JsonOpt = False) -> None:
+def watchdog(
+    root: RootOpt = Path("."),
+    no_ping: Annotated[
+        bool,
+        typer.Option("--no-ping", help="Do not ping [watchdog] ping_url/fail on an alert."),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
     """The dead man's switch: exit 1 and write runs/ALERT when ticks stopped succeeding.
 
-    Run it from its own timer or cron line, so it fires when the runner is dead.
+    Run it from its own timer or cron line, so it fires when the runner is dead. On an
+    alert it pings [watchdog] ping_url + /fail, unless --no-ping (the systemd unit has
+    no network: its OnFailure= alert unit pings).
     """
 
     def body(runtime: Runtime) -> int:
         from agent.console import emit_json, plain, say
         from agent.watchdog import run_watchdog
 
-        result = run_watchdog(runtime)
+        result = run_watchdog(runtime, ping=not no_ping)
         if as_json:
             emit_json(result.to_json())
         elif result.status == "ok":
@@ -336,6 +345,47 @@ def watchdog(root: RootOpt = Path("."), as_json: JsonOpt = False) -> None:
         else:
             say("[red]ALERT[/]: " + plain("; ".join(result.reasons)))
         return result.exit_code
+
+    _run(root, as_json, body)
+
+
+@app.command()
+def ping(
+    kind: Annotated[str, typer.Argument(help="start, success, fail or log.")],
+    reason: Annotated[str, typer.Option("--reason", help="The body: what happened.")] = "",
+    root: RootOpt = Path("."),
+    as_json: JsonOpt = False,
+) -> None:
+    """Send one ping to [watchdog] ping_url now, and say whether it got through.
+
+    To try the URL by hand, and for the systemd alert unit. Exit codes: 0 sent, or no
+    ping_url configured (nothing to send); 2 an unknown kind; 3 it did not get through.
+    """
+
+    def body(runtime: Runtime) -> int:
+        from agent.console import emit_json, plain, say
+        from agent.errors import EnvironmentFailure, UsageError
+        from agent.ping import SUFFIXES, PingFailed, deliver, ping_address
+
+        if kind not in SUFFIXES:
+            raise UsageError(f"unknown ping {kind!r}: give " + ", ".join(SUFFIXES))
+        url = runtime.config.ping_url
+        if url is None:
+            if as_json:
+                emit_json({"sent": False, "kind": kind, "exit_code": 0})
+            else:
+                say("no [watchdog] ping_url in deploy/agent.toml: nothing sent")
+            return 0
+        try:
+            status = deliver(url, kind, runtime.redact(reason))
+        except PingFailed as failed:
+            raise EnvironmentFailure(f"ping {kind} did not get through: {failed}") from None
+        runtime.trace.event("ping.sent", kind=kind, status=status)
+        if as_json:
+            emit_json({"sent": True, "kind": kind, "status": status, "exit_code": 0})
+        else:
+            say(f"ping {kind}: {plain(ping_address(url, kind))} answered {status}")
+        return 0
 
     _run(root, as_json, body)
 

@@ -31,6 +31,7 @@ from agent.tomllines import KeyLines, Loc, key_path, markdown_key_lines
 CONFIG_PATH = "deploy/agent.toml"
 SPEC_PATH = "SPEC.md"
 CAP_VARIABLE = "SPEND_CAP_USD"
+PING_URL = r"^https?://[^\s/]+\S*$"  # [watchdog] ping_url, here and in the factory's schema
 LOCAL_PROVIDERS = ("ollama/", "ollama_chat/", "llamafile/", "lm_studio/")
 
 
@@ -106,6 +107,7 @@ class RuntimeConfig:
     cadence_s: float = DEFAULT_CADENCE_S
     max_silence_s: float = 3 * DEFAULT_CADENCE_S
     max_failed_ticks: int = 3
+    ping_url: str | None = None  # healthchecks.io style: agent/ping.py
 
     @property
     def runs(self) -> Path:
@@ -344,6 +346,11 @@ def parse_runtime(text: str, origin: str | Origin, root: Path) -> RuntimeConfig:
     failed = watchdog.get("max_failed_ticks", 3)
     if isinstance(failed, bool) or not isinstance(failed, int) or failed < 1:
         raise origin.error("must be a positive integer", "watchdog", "max_failed_ticks")
+    ping_url = watchdog.get("ping_url")
+    if ping_url is not None and not (
+        isinstance(ping_url, str) and re.match(PING_URL, ping_url)
+    ):
+        raise origin.error("must be an http:// or https:// URL", "watchdog", "ping_url")
     return RuntimeConfig(
         root=root,
         models=tuple(_model(raw, i, origin) for i, raw in enumerate(raw_models)),
@@ -354,6 +361,7 @@ def parse_runtime(text: str, origin: str | Origin, root: Path) -> RuntimeConfig:
         cadence_s=cadence,
         max_silence_s=silence or 3 * cadence,
         max_failed_ticks=failed,
+        ping_url=ping_url,
     )
 
 

@@ -4,8 +4,10 @@ It reads only the ledger, so it fires when the runner is dead, hung or crash-loo
 an alert when no tick has succeeded within `max_silence_s`, or when the newest ticks
 are `max_failed_ticks` failures in a row. A tick row still "running" whose process is
 gone (a kill -9, an OOM kill) counts as a failure. The alert is `runs/ALERT` (JSON,
-written atomically) and exit 1; a healthy check removes a previous ALERT, so the file's
-presence is the state.
+written atomically) and exit 1, and, with `[watchdog] ping_url`, a ping to `<url>/fail`
+(unless `ping` is off: the systemd unit has no network, and its OnFailure= alert unit
+pings instead). A healthy check removes a previous ALERT, so the file's presence is the
+state.
 """
 
 from __future__ import annotations
@@ -101,7 +103,7 @@ def check(runtime: Runtime, now: datetime | None = None) -> WatchdogResult:
     return result
 
 
-def run_watchdog(runtime: Runtime) -> WatchdogResult:
+def run_watchdog(runtime: Runtime, *, ping: bool = True) -> WatchdogResult:
     result = check(runtime)
     path = alert_path(runtime)
     previous = read_alert(runtime)
@@ -111,6 +113,8 @@ def run_watchdog(runtime: Runtime) -> WatchdogResult:
         payload = {"since": since, "checked": utc_now().isoformat(), **result.to_json()}
         atomic_write_text(path, json.dumps(payload, indent=2) + "\n")
         runtime.trace.event("watchdog.alert", reasons=result.reasons)
+        if ping:
+            runtime.ping.send("fail", "watchdog alert: " + "; ".join(result.reasons))
     elif previous is not None:
         path.unlink(missing_ok=True)
         runtime.trace.event("watchdog.recovered", since=previous.get("since"))
