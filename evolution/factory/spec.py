@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from agent.config import PING_URL
 from agent.tomllines import KeyLines, key_path, toml_fences
 from evolution.cron import CronError, cron_for_every, parse_cron
 
@@ -107,6 +108,64 @@ class Kill(_Strict):
 class Watchdog(_Strict):
     max_silence_s: int = Field(gt=0)
     max_failed_ticks: int = Field(default=3, gt=0)
+    # healthchecks.io style: <url>/start, <url>, <url>/fail (agent/ping.py)
+    ping_url: str | None = Field(default=None, pattern=PING_URL)
+
+
+# The sandboxing settings of the generated units (templates/hardening.j2) that
+# [hardening.relax] may turn off, each with the reason the spec gives for it.
+RELAXABLE = (
+    "ProtectSystem",
+    "ProtectHome",
+    "PrivateTmp",
+    "PrivateDevices",
+    "PrivateMounts",
+    "PrivateNetwork",
+    "PrivateUsers",
+    "NoNewPrivileges",
+    "CapabilityBoundingSet",
+    "ProtectKernelTunables",
+    "ProtectKernelModules",
+    "ProtectKernelLogs",
+    "ProtectControlGroups",
+    "ProtectClock",
+    "ProtectHostname",
+    "ProtectProc",
+    "RestrictAddressFamilies",
+    "IPAddressDeny",
+    "RestrictNamespaces",
+    "RestrictRealtime",
+    "RestrictSUIDSGID",
+    "LockPersonality",
+    "MemoryDenyWriteExecute",
+    "SystemCallArchitectures",
+    "SystemCallFilter",
+    "RemoveIPC",
+    "UMask",
+)
+
+
+class Hardening(_Strict):
+    """The generated units' resource limits, and the sandboxing relaxed on purpose."""
+
+    # systemd's syntax: bytes with an optional K, M, G or T, a percentage, or infinity.
+    memory_max: str = Field(default="2G", pattern=r"^([1-9][0-9]*[KMGT]?|[1-9][0-9]?%|infinity)$")
+    cpu_quota: str = Field(default="100%", pattern=r"^[1-9][0-9]*%$")
+    tasks_max: int = Field(default=512, gt=0)
+    relax: dict[str, Annotated[str, Field(min_length=10, pattern=r"^[^\n]*$")]] = Field(
+        default_factory=dict
+    )
+
+    @field_validator("relax")
+    @classmethod
+    def _known(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(value) - set(RELAXABLE))
+        if unknown:
+            raise ValueError(
+                f"{unknown[0]} is not a sandboxing setting the factory writes: "
+                + ", ".join(RELAXABLE)
+            )
+        return value
 
 
 class LLMModel(_Strict):
@@ -141,6 +200,7 @@ class Spec(_Strict):
     budget: Budget
     kill: Kill = Field(default_factory=Kill)
     watchdog: Watchdog
+    hardening: Hardening = Field(default_factory=Hardening)
     llm: LLM = Field(default_factory=LLM)
     evolution: Evolution = Field(default_factory=Evolution)
 
