@@ -350,6 +350,48 @@ def watchdog(
 
 
 @app.command()
+def report(
+    root: RootOpt = Path("."),
+    since: Annotated[
+        str, typer.Option("--since", help="The window: 14d, 36h, 2w, or an ISO date.")
+    ] = "14d",
+    html: Annotated[
+        Path | None,
+        typer.Option("--html", help="Also write the report as one self-contained page."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The run as a whole, from the ledger and git alone: ticks, uptime and silences,
+    tasks, spend against the cap, proposals, the baseline, incidents, weekly ratios."""
+
+    def body(runtime: Runtime) -> int:
+        from agent.atomicio import atomic_write_text
+        from agent.console import emit_json, plain, say
+        from agent.errors import EnvironmentFailure
+        from agent.report import build
+        from agent.report_view import print_report
+        from agent.timespan import parse_since
+
+        figures = build(runtime, parse_since(since))
+        if html is not None:
+            from agent.report_html import render_html
+
+            try:
+                atomic_write_text(html, render_html(figures, runtime.config.root.name))
+            except OSError as error:
+                raise EnvironmentFailure(f"cannot write {html}: {error.strerror}") from None
+        if as_json:
+            emit_json(figures)
+        else:
+            print_report(figures)
+            if html is not None:
+                say(f"page written to {plain(str(html))}")
+        return 0
+
+    _run(root, as_json, body)
+
+
+@app.command()
 def ping(
     kind: Annotated[str, typer.Argument(help="start, success, fail or log.")],
     reason: Annotated[str, typer.Option("--reason", help="The body: what happened.")] = "",

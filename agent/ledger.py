@@ -95,6 +95,9 @@ MIGRATIONS: tuple[Migration, ...] = (_v1, _v2)
 TICK_SUCCESS = ("ok", "degraded")
 PENDING = "pending"
 CAP_TOLERANCE_USD = 1e-9
+# Each table's time column, for reading a window of the record (`agent report`).
+TIME_COLUMNS = {"ticks": "started", "task_runs": "started", "llm_calls": "ts",
+                "watchdog_checks": "ts"}  # fmt: skip
 
 
 def utc_now() -> datetime:
@@ -332,6 +335,28 @@ class Ledger:
             " UNION ALL SELECT MIN(ts) FROM watchdog_checks)"
         ).fetchone()
         return datetime.fromisoformat(row[0]) if row and row[0] else None
+
+    def rows_since(self, table: str, moment: datetime) -> list[dict[str, Any]]:
+        """The rows of `table` stamped at or after `moment`, oldest first.
+
+        Stamps are UTC ISO strings, so comparing them as text orders them in time."""
+        column = TIME_COLUMNS[table]
+        return self._rows(
+            f"SELECT * FROM {table} WHERE {column} >= ? ORDER BY id", (moment.isoformat(),)
+        )
+
+    def last_before(
+        self, table: str, moment: datetime, statuses: tuple[str, ...] = ()
+    ) -> dict[str, Any] | None:
+        """The newest row of `table` stamped before `moment` (with one of `statuses`, if
+        given): the state a window of the record starts from."""
+        column = TIME_COLUMNS[table]
+        having = f" AND status IN ({', '.join('?' * len(statuses))})" if statuses else ""
+        rows = self._rows(
+            f"SELECT * FROM {table} WHERE {column} < ?{having} ORDER BY id DESC LIMIT 1",
+            (moment.isoformat(), *statuses),
+        )
+        return rows[0] if rows else None
 
     def record_watchdog(self, status: str, reason: str = "") -> None:
         self.db.execute(

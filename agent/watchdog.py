@@ -76,9 +76,10 @@ def check(runtime: Runtime, now: datetime | None = None) -> WatchdogResult:
         since = datetime.fromisoformat(result.last_success)
         silent_for = (now - since).total_seconds()
         if silent_for > config.max_silence_s:
+            limit = human_duration(config.max_silence_s)
             result.reasons.append(
-                f"no tick has succeeded for {_duration(silent_for)} "
-                f"(last at {result.last_success[:19]}Z; limit {_duration(config.max_silence_s)})"
+                f"no tick has succeeded for {human_duration(silent_for)} "
+                f"(last at {result.last_success[:19]}Z; limit {limit})"
             )
     else:
         # Never a success: measure from when the agent was first seen, so a fresh
@@ -121,10 +122,13 @@ def run_watchdog(runtime: Runtime, *, ping: bool = True) -> WatchdogResult:
     return result
 
 
-def _duration(seconds: float) -> str:
+def human_duration(seconds: float) -> str:
+    """`45 s`, `12 min`, `3.5 h`, `4.2 d`: the unit a person reads at a glance."""
     seconds = int(seconds)
     if seconds < 120:
         return f"{seconds} s"
     if seconds < 7200:
         return f"{seconds // 60} min"
-    return f"{seconds / 3600:.1f} h"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
