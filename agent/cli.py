@@ -84,8 +84,18 @@ def _stop_on_signals() -> Iterator[threading.Event]:
 
 def _run(root: Path, as_json: bool, body: Callable[[Runtime], int]) -> None:
     def command() -> int:
+        from agent.errors import EnvironmentFailure
+
         with _runtime(root) as runtime:
-            return body(runtime)
+            try:
+                return body(runtime)
+            except (sqlite3.Error, OSError) as error:
+                # A full disk, or a ledger locked past its 30 s wait: an environment
+                # failure (exit 3, for the supervisor to restart), never a traceback.
+                # SQLite leaves nothing half-written; a tick cut short reads as crashed.
+                raise EnvironmentFailure(
+                    f"cannot write the record in {runtime.config.runs}: {error}"
+                ) from None
 
     run_command(as_json, command)
 
