@@ -183,3 +183,14 @@ def test_the_factory_accepts_a_zero_cap_and_refuses_a_negative_one(tmp_path: Pat
     line = spec.splitlines().index("daily_usd = 2.0") + 1
     assert done.returncode == 2
     assert f"SPEC.md:{line}: budget.daily_usd: " in done.stderr
+
+
+def test_evolve_names_main_s_file_and_line(sandbox: Sandbox) -> None:
+    sandbox.commit("a bad cap on main", {"deploy/agent.toml": "[budget]\ndaily_usd = -1\n"})
+    done = sandbox.evolve("propose", "--target", "scripts/calc.py", "--goal", "fix mul")
+    assert done.returncode == 2
+    assert (
+        "main:deploy/agent.toml:2: budget.daily_usd: must be a number of dollars, 0 or more"
+        in done.stderr
+    )
+    assert "Traceback" not in done.stderr
