@@ -127,7 +127,7 @@ def test_evolve_cycle_at_zero_is_not_stopped_by_the_cap(sandbox: Sandbox) -> Non
     assert report["stopped"] != "capped"
 
 
-@pytest.mark.parametrize("value", ["-1", "ten", "nan", "inf"])
+@pytest.mark.parametrize("value", ["-1", "nan"])
 def test_a_bad_cap_variable_is_named_without_blaming_the_spec(tmp_path: Path, value: str) -> None:
     write_config(tmp_path, [task("touch", "touch ran")], daily_usd=5)
     done = run_agent(tmp_path, "tick", env={"SPEND_CAP_USD": value})
