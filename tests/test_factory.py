@@ -186,8 +186,8 @@ def test_every_sandbox_choice_says_why_and_the_watchdog_has_no_network(project: 
     assert set(RELAXABLE) <= written
     for setting in (
         "ProtectSystem=strict", f"ReadWritePaths={ROOT}", f"ReadOnlyPaths={ROOT}/.venv",
-        "RestrictNamespaces=~cgroup ipc mnt pid uts",
-        "SystemCallFilter=landlock_create_ruleset landlock_add_rule landlock_restrict_self",
+        "RestrictNamespaces=~cgroup\n",
+        "SystemCallFilter=@mount landlock_create_ruleset landlock_add_rule landlock_restrict_self",
         "MemoryMax=2G", "CPUQuota=150%", "TasksMax=512", "UMask=0077", "CapabilityBoundingSet=\n",
         "OnFailure=ratchet-agent-alert@%n.service",
     ):  # fmt: skip
