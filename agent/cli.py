@@ -1,4 +1,4 @@
-"""The `agent` command line: tick, run, status, kill, resume, watchdog.
+"""The `agent` command line: tick, run, status, kill, resume, watchdog, report, ping.
 
 Exit codes follow the convention of all three CLIs: 0 success (a kill-flag refusal
 included: the operator asked for it), 1 a negative verdict (a failed tick, a reached
@@ -57,8 +57,8 @@ def _runtime(root: Path) -> Iterator[Runtime]:
         config = load_runtime(root.resolve())
         config.cap_usd  # noqa: B018 - a bad SPEND_CAP_USD must fail here, not mid-tick
         runtime = Runtime.open(config)
-    except ConfigError as error:
-        raise UsageError(str(error), hint="fix SPEC.md and run `factory build`") from None
+    except ConfigError:
+        raise  # it names the file and line, or the variable, and says where to fix it
     except (sqlite3.Error, RuntimeError, OSError) as error:
         raise EnvironmentFailure(f"cannot open the ledger: {error}") from None
     try:
@@ -84,8 +84,18 @@ def _stop_on_signals() -> Iterator[threading.Event]:
 
 def _run(root: Path, as_json: bool, body: Callable[[Runtime], int]) -> None:
     def command() -> int:
+        from agent.errors import EnvironmentFailure
+
         with _runtime(root) as runtime:
-            return body(runtime)
+            try:
+                return body(runtime)
+            except (sqlite3.Error, OSError) as error:
+                # A full disk, or a ledger locked past its 30 s wait: an environment
+                # failure (exit 3, for the supervisor to restart), never a traceback.
+                # SQLite leaves nothing half-written; a tick cut short reads as crashed.
+                raise EnvironmentFailure(
+                    f"cannot write the record in {runtime.config.runs}: {error}"
+                ) from None
 
     run_command(as_json, command)
 
@@ -211,6 +221,8 @@ def _print_status(report: dict[str, Any]) -> None:
         say(f"last tick: #{last['id']} {last['status']} at {last['started'][:19]}Z{reason}")
     spend = report["spend"]
     cap = "no cap" if spend["cap_usd"] is None else f"cap ${spend['cap_usd']:.2f}"
+    if spend["cap_usd"] == 0:
+        cap += ": spend nothing, priced calls are refused"
     say(f"spend today: ${spend['today_usd']:.4f} ({cap})" +
         (" — [red]cap reached[/]" if report["cap_reached"] else ""))
     kill = report["kill"]
@@ -314,17 +326,26 @@ def resume(root: RootOpt = Path("."), as_json: JsonOpt = False) -> None:
 
 
 @app.command()
-def watchdog(root: RootOpt = Path("."), as_json: JsonOpt = False) -> None:
+def watchdog(
+    root: RootOpt = Path("."),
+    no_ping: Annotated[
+        bool,
+        typer.Option("--no-ping", help="Do not ping [watchdog] ping_url/fail on an alert."),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
     """The dead man's switch: exit 1 and write runs/ALERT when ticks stopped succeeding.
 
-    Run it from its own timer or cron line, so it fires when the runner is dead.
+    Run it from its own timer or cron line, so it fires when the runner is dead. On an
+    alert it pings [watchdog] ping_url + /fail, unless --no-ping (the systemd unit has
+    no network: its OnFailure= alert unit pings).
     """
 
     def body(runtime: Runtime) -> int:
         from agent.console import emit_json, plain, say
         from agent.watchdog import run_watchdog
 
-        result = run_watchdog(runtime)
+        result = run_watchdog(runtime, ping=not no_ping)
         if as_json:
             emit_json(result.to_json())
         elif result.status == "ok":
@@ -334,6 +355,89 @@ def watchdog(root: RootOpt = Path("."), as_json: JsonOpt = False) -> None:
         else:
             say("[red]ALERT[/]: " + plain("; ".join(result.reasons)))
         return result.exit_code
+
+    _run(root, as_json, body)
+
+
+@app.command()
+def report(
+    root: RootOpt = Path("."),
+    since: Annotated[
+        str, typer.Option("--since", help="The window: 14d, 36h, 2w, or an ISO date.")
+    ] = "14d",
+    html: Annotated[
+        Path | None,
+        typer.Option("--html", help="Also write the report as one self-contained page."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The run as a whole, from the ledger and git alone: ticks, uptime and silences,
+    tasks, spend against the cap, proposals, the baseline, incidents, weekly ratios."""
+
+    def body(runtime: Runtime) -> int:
+        from agent.atomicio import atomic_write_text
+        from agent.console import emit_json, plain, say
+        from agent.errors import EnvironmentFailure
+        from agent.report import build
+        from agent.report_view import print_report
+        from agent.timespan import parse_since
+
+        figures = build(runtime, parse_since(since))
+        if html is not None:
+            from agent.report_html import render_html
+
+            try:
+                atomic_write_text(html, render_html(figures, runtime.config.root.name))
+            except OSError as error:
+                raise EnvironmentFailure(f"cannot write {html}: {error.strerror}") from None
+        if as_json:
+            emit_json(figures)
+        else:
+            print_report(figures)
+            if html is not None:
+                say(f"page written to {plain(str(html))}")
+        return 0
+
+    _run(root, as_json, body)
+
+
+@app.command()
+def ping(
+    kind: Annotated[str, typer.Argument(help="start, success, fail or log.")],
+    reason: Annotated[str, typer.Option("--reason", help="The body: what happened.")] = "",
+    root: RootOpt = Path("."),
+    as_json: JsonOpt = False,
+) -> None:
+    """Send one ping to [watchdog] ping_url now, and say whether it got through.
+
+    To try the URL by hand, and for the systemd alert unit. Exit codes: 0 sent, or no
+    ping_url configured (nothing to send); 2 an unknown kind; 3 it did not get through.
+    """
+
+    def body(runtime: Runtime) -> int:
+        from agent.console import emit_json, plain, say
+        from agent.errors import EnvironmentFailure, UsageError
+        from agent.ping import SUFFIXES, PingFailed, deliver, ping_address
+
+        if kind not in SUFFIXES:
+            raise UsageError(f"unknown ping {kind!r}: give " + ", ".join(SUFFIXES))
+        url = runtime.config.ping_url
+        if url is None:
+            if as_json:
+                emit_json({"sent": False, "kind": kind, "exit_code": 0})
+            else:
+                say("no [watchdog] ping_url in deploy/agent.toml: nothing sent")
+            return 0
+        try:
+            status = deliver(url, kind, runtime.redact(reason))
+        except PingFailed as failed:
+            raise EnvironmentFailure(f"ping {kind} did not get through: {failed}") from None
+        runtime.trace.event("ping.sent", kind=kind, status=status)
+        if as_json:
+            emit_json({"sent": True, "kind": kind, "status": status, "exit_code": 0})
+        else:
+            say(f"ping {kind}: {plain(ping_address(url, kind))} answered {status}")
+        return 0
 
     _run(root, as_json, body)
 

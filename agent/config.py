@@ -7,6 +7,10 @@ again: a hand-edited or truncated file must stop the agent with a clear message,
 half a task list. With no file, the defaults serve: no task, no model, no cap,
 `runs/KILL`, `runs/ledger.sqlite`. Two environment variables override the file, for an
 operator in a hurry: `SPEND_CAP_USD` and `AGENT_KILL_FLAG`.
+
+Every error names where the bad value came from: the variable, or `deploy/agent.toml:LINE`
+with, in its hint, the `SPEC.md:LINE` the factory rendered it from. A cap of 0 is valid:
+it means "spend nothing" (see `Ledger.over_cap`).
 """
 
 from __future__ import annotations
@@ -16,21 +20,44 @@ import os
 import re
 import shlex
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from agent.errors import UsageError
+from agent.tomllines import KeyLines, Loc, key_path, markdown_key_lines
 
 CONFIG_PATH = "deploy/agent.toml"
+SPEC_PATH = "SPEC.md"
+CAP_VARIABLE = "SPEND_CAP_USD"
+PING_URL = r"^https?://[^\s/]+\S*$"  # [watchdog] ping_url, here and in the factory's schema
 LOCAL_PROVIDERS = ("ollama/", "ollama_chat/", "llamafile/", "lm_studio/")
 
 
 class ConfigError(UsageError):
-    """The configuration cannot be used; the message names the file and the key.
+    """The configuration cannot be used; the message names the file, line and key.
 
     It is an input error (exit 2) wherever it surfaces, so no command can turn a bad
-    deploy/agent.toml into a traceback."""
+    deploy/agent.toml into a traceback. `loc` is the key path, when one is to blame, so
+    that the hint can point at the SPEC.md line the value was rendered from."""
+
+    def __init__(self, message: str, *, loc: Loc = (), hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.loc = loc
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a configuration text came from, to name `FILE:LINE` in its errors."""
+
+    name: str
+    lines: KeyLines = field(default_factory=KeyLines)
+
+    def error(self, message: str, *loc: Any) -> ConfigError:
+        """`deploy/agent.toml:31: budget.daily_usd: must be ...`, as the factory says it."""
+        line = self.lines.line_of(loc)
+        return ConfigError(f"{self.name}:{line}: {key_path(loc)}: {message}", loc=loc)
 
 
 @dataclass(frozen=True)
@@ -80,6 +107,7 @@ class RuntimeConfig:
     cadence_s: float = DEFAULT_CADENCE_S
     max_silence_s: float = 3 * DEFAULT_CADENCE_S
     max_failed_ticks: int = 3
+    ping_url: str | None = None  # healthchecks.io style: agent/ping.py
 
     @property
     def runs(self) -> Path:
@@ -100,14 +128,24 @@ class RuntimeConfig:
 
     @property
     def cap_usd(self) -> float | None:
-        override = os.environ.get("SPEND_CAP_USD")
+        """The daily cap in USD; 0 means spend nothing, None means no cap."""
+        override = os.environ.get(CAP_VARIABLE)
         if override:
+            hint = (
+                f"the value comes from the environment variable {CAP_VARIABLE}: give a "
+                "number of dollars (0 spends nothing), or unset it to use SPEC.md's cap"
+            )
             try:
                 value = float(override)
             except ValueError:
-                raise ConfigError(f"SPEND_CAP_USD is not a number: {override!r}") from None
-            if not _positive(value):
-                raise ConfigError(f"SPEND_CAP_USD must be a positive number: {override!r}")
+                raise ConfigError(
+                    f"{CAP_VARIABLE} is not a number: {override!r}", hint=hint
+                ) from None
+            if not _dollars(value):
+                raise ConfigError(
+                    f"{CAP_VARIABLE} must be a number of dollars, 0 or more: {override!r}",
+                    hint=hint,
+                )
             return value
         return self.daily_usd
 
@@ -115,14 +153,19 @@ class RuntimeConfig:
         return {m.api_key_env for m in self.models if m.api_key_env}
 
 
+def _finite(value: object) -> TypeGuard[int | float]:
+    """A real number: not a bool, not NaN (every comparison with NaN is False, so a NaN
+    cap or timeout would silently disable its check), not infinite."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _positive(value: object) -> bool:
-    """A usable cap: a finite number above zero (NaN would silently disable the cap)."""
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value > 0
-    )
+    return _finite(value) and value > 0
+
+
+def _dollars(value: object) -> bool:
+    """A usable cap: 0 (spend nothing) or more."""
+    return _finite(value) and value >= 0
 
 
 KeyTypes = dict[str, type | tuple[type, ...]]
@@ -137,39 +180,39 @@ _MODEL_KEYS: KeyTypes = {
 }
 
 
-def _table(data: dict[str, Any], key: str, origin: str) -> dict[str, Any]:
+def _table(data: dict[str, Any], key: str, origin: Origin) -> dict[str, Any]:
     value = data.get(key, {})
     if not isinstance(value, dict):
-        raise ConfigError(f"{origin}: [{key}] must be a table")
+        raise origin.error("must be a table", key)
     return value
 
 
 def _checked_table(
-    raw: Any, where: str, keys: KeyTypes, required: tuple[str, ...]
+    raw: Any, origin: Origin, loc: Loc, keys: KeyTypes, required: tuple[str, ...]
 ) -> dict[str, Any]:
     """An array entry with only known keys, the required ones, each of its type (a bool
     is never a number)."""
     if not isinstance(raw, dict):
-        raise ConfigError(f"{where} must be a table")
+        raise origin.error("must be a table", *loc)
     unknown = sorted(set(raw) - set(keys))
     if unknown:
-        raise ConfigError(f"{where}: unknown key {unknown[0]!r}")
+        raise origin.error("unknown key", *loc, unknown[0])
     for key in required:
         if key not in raw:
-            raise ConfigError(f"{where}: {key!r} is required")
+            raise origin.error(f"{key!r} is required", *loc)
     for key, value in raw.items():
         expected = keys[key]
         if (isinstance(value, bool) and expected is not bool) or not isinstance(value, expected):
-            raise ConfigError(f"{where}.{key} has the wrong type")
+            raise origin.error("has the wrong type", *loc, key)
     return raw
 
 
-def _model(raw: Any, index: int, origin: str) -> ModelConfig:
-    where = f"{origin}: llm.models[{index}]"
-    raw = _checked_table(raw, where, _MODEL_KEYS, ("model",))
+def _model(raw: Any, index: int, origin: Origin) -> ModelConfig:
+    loc = ("llm", "models", index)
+    raw = _checked_table(raw, origin, loc, _MODEL_KEYS, ("model",))
     for key, value in raw.items():
-        if isinstance(value, float | int) and not (math.isfinite(value) and value >= 0):
-            raise ConfigError(f"{where}.{key} must be a finite number, not negative")
+        if isinstance(value, float | int) and not _dollars(value):
+            raise origin.error("must be a finite number, not negative", *loc, key)
     return ModelConfig(**raw)
 
 
@@ -187,57 +230,58 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def _strings(
-    value: list[Any], where: str, pattern: re.Pattern[str] | None = None
+    value: list[Any], origin: Origin, loc: Loc, pattern: re.Pattern[str] | None = None
 ) -> tuple[str, ...]:
     for item in value:
         if not isinstance(item, str) or (pattern is not None and not pattern.match(item)):
-            raise ConfigError(f"{where} holds an invalid entry: {item!r}")
+            raise origin.error(f"holds an invalid entry: {item!r}", *loc)
     return tuple(value)
 
 
-def _task(raw: Any, index: int, origin: str) -> TaskConfig:
-    where = f"{origin}: tasks[{index}]"
-    raw = _checked_table(raw, where, _TASK_KEYS, ("name", "command", "timeout_s", "evidence"))
+def _task(raw: Any, index: int, origin: Origin) -> TaskConfig:
+    loc = ("tasks", index)
+    raw = _checked_table(raw, origin, loc, _TASK_KEYS, ("name", "command", "timeout_s", "evidence"))
     for key in ("timeout_s", "every_s"):
         if key in raw and not _positive(raw[key]):
-            raise ConfigError(f"{where}.{key} must be a positive number")
+            raise origin.error("must be a positive number", *loc, key)
     evidence = raw["evidence"]
     if evidence not in EVIDENCE_KINDS and not (evidence.startswith("file:") and evidence[5:]):
-        raise ConfigError(f'{where}.evidence must be "exit", "stdout" or "file:PATH"')
+        raise origin.error('must be "exit", "stdout" or "file:PATH"', *loc, "evidence")
     try:
         argv = tuple(shlex.split(raw["command"]))
     except ValueError as error:
-        raise ConfigError(f"{where}.command cannot be split: {error}") from None
+        raise origin.error(f"cannot be split: {error}", *loc, "command") from None
     if not argv:
-        raise ConfigError(f"{where}.command is empty")
+        raise origin.error("is empty", *loc, "command")
     return TaskConfig(
         name=raw["name"],
         argv=argv,
         timeout_s=float(raw["timeout_s"]),
         evidence=evidence,
         required=raw.get("required", True),
-        depends_on=_strings(raw.get("depends_on", []), f"{where}.depends_on"),
-        env=_strings(raw.get("env", []), f"{where}.env", _ENV_NAME),
+        depends_on=_strings(raw.get("depends_on", []), origin, (*loc, "depends_on")),
+        env=_strings(raw.get("env", []), origin, (*loc, "env"), _ENV_NAME),
         every_s=float(raw["every_s"]) if "every_s" in raw else None,
     )
 
 
-def dependency_order(tasks: list[TaskConfig], origin: str) -> tuple[TaskConfig, ...]:
+def dependency_order(tasks: list[TaskConfig], origin: Origin) -> tuple[TaskConfig, ...]:
     """Tasks in an order where each follows its dependencies, else the declared order.
 
     Keeping the declared order where the graph allows makes a tick's trace read like
     the spec.
     """
     by_name: dict[str, TaskConfig] = {}
-    for task in tasks:
+    for index, task in enumerate(tasks):
         if task.name in by_name:
-            raise ConfigError(f"{origin}: two tasks are named {task.name!r}")
+            raise origin.error(f"two tasks are named {task.name!r}", "tasks", index, "name")
         by_name[task.name] = task
-    for task in tasks:
+    for index, task in enumerate(tasks):
         for dependency in task.depends_on:
             if dependency not in by_name:
-                raise ConfigError(
-                    f"{origin}: task {task.name!r} depends on {dependency!r}, which is no task"
+                raise origin.error(
+                    f"task {task.name!r} depends on {dependency!r}, which is no task",
+                    "tasks", index, "depends_on",
                 )
     ordered: list[TaskConfig] = []
     placed: set[str] = set()
@@ -252,45 +296,61 @@ def dependency_order(tasks: list[TaskConfig], origin: str) -> tuple[TaskConfig, 
         )
         if ready is None:
             stuck = sorted(t.name for t in tasks if t.name not in placed)
-            raise ConfigError(f"{origin}: dependency cycle among tasks {', '.join(stuck)}")
+            raise origin.error(f"dependency cycle among tasks {', '.join(stuck)}", "tasks")
         ordered.append(ready)
         placed.add(ready.name)
     return tuple(ordered)
 
 
-def _positive_number(table: dict[str, Any], key: str, where: str) -> float | None:
-    value = table.get(key)
-    if value is not None and not _positive(value):
-        raise ConfigError(f"{where}.{key} must be a positive number")
+def _number(
+    table: dict[str, Any], origin: Origin, loc: Loc, valid: Callable[[object], bool], what: str
+) -> float | None:
+    value = table.get(loc[-1])
+    if value is not None and not valid(value):
+        raise origin.error(f"must be {what}", *loc)
     return None if value is None else float(value)
 
 
-def parse_runtime(text: str, origin: str, root: Path) -> RuntimeConfig:
+def _positive_number(table: dict[str, Any], origin: Origin, *loc: Any) -> float | None:
+    return _number(table, origin, loc, _positive, "a positive number")
+
+
+def parse_runtime(text: str, origin: str | Origin, root: Path) -> RuntimeConfig:
+    if isinstance(origin, str):
+        origin = Origin(origin)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{origin}: not valid TOML: {exc}") from None
+        raise ConfigError(f"{origin.name}: not valid TOML: {exc}") from None
+    origin = Origin(origin.name, KeyLines().scan(text.splitlines()))
     budget = _table(data, "budget", origin)
     kill = _table(data, "kill", origin)
     ledger = _table(data, "ledger", origin)
     llm = _table(data, "llm", origin)
     raw_models = llm.get("models", [])
     if not isinstance(raw_models, list):
-        raise ConfigError(f"{origin}: llm.models must be an array of tables")
-    cap = _positive_number(budget, "daily_usd", f"{origin}: budget")
+        raise origin.error("must be an array of tables", "llm", "models")
+    cap = _number(
+        budget, origin, ("budget", "daily_usd"), _dollars, "a number of dollars, 0 or more"
+    )
     schedule = _table(data, "schedule", origin)
     watchdog = _table(data, "watchdog", origin)
     raw_tasks = data.get("tasks", [])
     if not isinstance(raw_tasks, list):
-        raise ConfigError(f"{origin}: tasks must be an array of tables")
+        raise origin.error("must be an array of tables", "tasks")
     tasks = [_task(raw, i, origin) for i, raw in enumerate(raw_tasks)]
-    cadence = _positive_number(schedule, "cadence_s", f"{origin}: schedule") or (
-        _positive_number(schedule, "every_s", f"{origin}: schedule") or DEFAULT_CADENCE_S
+    cadence = _positive_number(schedule, origin, "schedule", "cadence_s") or (
+        _positive_number(schedule, origin, "schedule", "every_s") or DEFAULT_CADENCE_S
     )
-    silence = _positive_number(watchdog, "max_silence_s", f"{origin}: watchdog")
+    silence = _positive_number(watchdog, origin, "watchdog", "max_silence_s")
     failed = watchdog.get("max_failed_ticks", 3)
     if isinstance(failed, bool) or not isinstance(failed, int) or failed < 1:
-        raise ConfigError(f"{origin}: watchdog.max_failed_ticks must be a positive integer")
+        raise origin.error("must be a positive integer", "watchdog", "max_failed_ticks")
+    ping_url = watchdog.get("ping_url")
+    if ping_url is not None and not (
+        isinstance(ping_url, str) and re.match(PING_URL, ping_url)
+    ):
+        raise origin.error("must be an http:// or https:// URL", "watchdog", "ping_url")
     return RuntimeConfig(
         root=root,
         models=tuple(_model(raw, i, origin) for i, raw in enumerate(raw_models)),
@@ -301,15 +361,47 @@ def parse_runtime(text: str, origin: str, root: Path) -> RuntimeConfig:
         cadence_s=cadence,
         max_silence_s=silence or 3 * cadence,
         max_failed_ticks=failed,
+        ping_url=ping_url,
     )
 
 
-def load_runtime(root: Path, text: str | None = None) -> RuntimeConfig:
-    """The configuration for the checkout at `root`: `text` if given, else its file."""
-    origin = str(root / CONFIG_PATH)
+def load_runtime(
+    root: Path,
+    text: str | None = None,
+    *,
+    origin: str | None = None,
+    spec_text: str | None = None,
+) -> RuntimeConfig:
+    """The configuration for the checkout at `root`: `text` if given, else its file.
+
+    `origin` names where `text` came from (e.g. main's commit); `spec_text` is the
+    SPEC.md it was rendered from, else `root/SPEC.md` is read, to point a bad value's
+    hint at the line to fix: deploy/ is generated, so that is where the fix belongs.
+    """
+    name = origin or str(root / CONFIG_PATH)
     if text is None:
         path = root / CONFIG_PATH
         if not path.exists():
             return RuntimeConfig(root=root)
         text = path.read_text(encoding="utf-8")
-    return parse_runtime(text, origin, root)
+    try:
+        return parse_runtime(text, name, root)
+    except ConfigError as error:
+        error.hint = _spec_hint(error.loc, root, spec_text)
+        raise
+
+
+def _spec_hint(loc: Loc, root: Path, spec_text: str | None) -> str:
+    fix = "change SPEC.md and run `factory build` (`factory check` shows a hand edit)"
+    if spec_text is None:
+        try:
+            spec_text = (root / SPEC_PATH).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return f"{CONFIG_PATH} is generated: {fix}"
+    lines = markdown_key_lines(spec_text)
+    if not loc or not lines.knows(loc):
+        return f"{CONFIG_PATH} is generated: {fix}"
+    return (
+        f"{CONFIG_PATH} is generated from SPEC.md; {key_path(loc)} comes from "
+        f"SPEC.md:{lines.line_of(loc)}: {fix}"
+    )

@@ -95,6 +95,9 @@ MIGRATIONS: tuple[Migration, ...] = (_v1, _v2)
 TICK_SUCCESS = ("ok", "degraded")
 PENDING = "pending"
 CAP_TOLERANCE_USD = 1e-9
+# Each table's time column, for reading a window of the record (`agent report`).
+TIME_COLUMNS = {"ticks": "started", "task_runs": "started", "llm_calls": "ts",
+                "watchdog_checks": "ts"}  # fmt: skip
 
 
 def utc_now() -> datetime:
@@ -180,11 +183,20 @@ class Ledger:
         return self._spent((now or utc_now()).date().isoformat())
 
     def over_cap(self, cap_usd: float | None) -> float | None:
-        """Today's spend when it has reached `cap_usd` (nothing more may start), else None."""
+        """Today's spend when it has reached `cap_usd` (nothing more may start), else None.
+
+        The one meaning of "cap reached", for the tick's guard, `agent status` and the
+        evolution cycle: today's spend is at or over the cap, and is not zero. So a $0
+        cap ("spend nothing") with nothing spent is not reached and halts nothing: the
+        tasks run, a zero-cost local model answers, and every priced call is refused by
+        its own reservation before it is sent (its worst case is above 0). It is reached
+        only if something was spent today anyway (the cap was lowered to 0 mid-day).
+        """
         if cap_usd is None:
             return None
         spent = self.spent_today()
-        return spent if spent >= cap_usd - CAP_TOLERANCE_USD else None
+        reached = spent >= cap_usd - CAP_TOLERANCE_USD and spent > CAP_TOLERANCE_USD
+        return spent if reached else None
 
     def reserve(
         self, model: str, purpose: str, estimate_usd: float, cap_usd: float | None
@@ -323,6 +335,28 @@ class Ledger:
             " UNION ALL SELECT MIN(ts) FROM watchdog_checks)"
         ).fetchone()
         return datetime.fromisoformat(row[0]) if row and row[0] else None
+
+    def rows_since(self, table: str, moment: datetime) -> list[dict[str, Any]]:
+        """The rows of `table` stamped at or after `moment`, oldest first.
+
+        Stamps are UTC ISO strings, so comparing them as text orders them in time."""
+        column = TIME_COLUMNS[table]
+        return self._rows(
+            f"SELECT * FROM {table} WHERE {column} >= ? ORDER BY id", (moment.isoformat(),)
+        )
+
+    def last_before(
+        self, table: str, moment: datetime, statuses: tuple[str, ...] = ()
+    ) -> dict[str, Any] | None:
+        """The newest row of `table` stamped before `moment` (with one of `statuses`, if
+        given): the state a window of the record starts from."""
+        column = TIME_COLUMNS[table]
+        having = f" AND status IN ({', '.join('?' * len(statuses))})" if statuses else ""
+        rows = self._rows(
+            f"SELECT * FROM {table} WHERE {column} < ?{having} ORDER BY id DESC LIMIT 1",
+            (moment.isoformat(), *statuses),
+        )
+        return rows[0] if rows else None
 
     def record_watchdog(self, status: str, reason: str = "") -> None:
         self.db.execute(

@@ -39,9 +39,18 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 
 
 def task_summary(runtime: Runtime, name: str, window: int = WINDOW) -> dict[str, Any]:
-    runs = [r for r in runtime.ledger.task_runs(name, limit=window) if r["status"] not in REFUSED]
+    return summarize_runs(name, runtime.ledger.task_runs(name, limit=window))
+
+
+def summarize_runs(name: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One task's figures over `rows`, its runs newest first."""
+    runs = [r for r in rows if r["status"] not in REFUSED]
     durations = [r["duration_s"] for r in runs if r["status"] in RAN]
     last = runs[0] if runs else None
+    failures: dict[str, int] = {}
+    for run in runs:
+        if run["status"] != "ok":
+            failures[run["status"]] = failures.get(run["status"], 0) + 1
     return {
         "task": name,
         "last": None
@@ -57,20 +66,25 @@ def task_summary(runtime: Runtime, name: str, window: int = WINDOW) -> dict[str,
         "p50_s": percentile(durations, 50),
         "p95_s": percentile(durations, 95),
         "p99_s": percentile(durations, 99),
+        "failures": dict(sorted(failures.items())),
     }
 
 
-def gate_verdicts(root: Path, limit: int = 5) -> dict[str, Any]:
+def evolve_log(root: Path, *args: str, timeout_s: float = 20) -> dict[str, Any]:
+    """`evolve log --json` of the repository at `root`: {"entries": [...]} or {"error": ...}.
+
+    Run as a subprocess: the runtime layer reads git's audit trail without importing the
+    evolution layer."""
     evolve = Path(sys.executable).with_name("evolve")
     command = str(evolve) if evolve.exists() else shutil.which("evolve")
     if command is None:
         return {"error": "evolve is not installed next to agent"}
     try:
         done = subprocess.run(
-            [command, "log", "--json", "--limit", str(limit), "--repo", str(root)],
+            [command, "log", "--json", *args, "--repo", str(root)],
             capture_output=True,
             text=True,
-            timeout=20,
+            timeout=timeout_s,
             check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as error:
@@ -82,6 +96,10 @@ def gate_verdicts(root: Path, limit: int = 5) -> dict[str, Any]:
     if "error" in payload:
         return {"error": payload["error"]}
     return {"entries": payload.get("entries", [])}
+
+
+def gate_verdicts(root: Path, limit: int = 5) -> dict[str, Any]:
+    return evolve_log(root, "--limit", str(limit))
 
 
 def collect(runtime: Runtime, window: int = WINDOW, with_gate: bool = True) -> dict[str, Any]:

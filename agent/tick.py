@@ -22,6 +22,7 @@ from agent.accesslog import ChainBroken
 from agent.config import RuntimeConfig, TaskConfig
 from agent.ledger import Ledger, utc_now
 from agent.locks import LockBusy, ProcessLock
+from agent.ping import Pinger, kind_for
 from agent.procgroup import end_orphaned_group
 from agent.redact import SECRET_NAMES_VAR, Redactor
 from agent.tasks import RAN, TaskOutcome, run_task, task_environment
@@ -61,14 +62,16 @@ class Runtime:
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     vault: Vault | None = None
     vault_problem: str = ""  # set when a vault exists but cannot be trusted: ticks halt
+    ping: Pinger = field(default_factory=lambda: Pinger(None))
 
     @classmethod
     def open(cls, config: RuntimeConfig) -> Runtime:
         vault, problem, values = _open_vault(config)
         redact = Redactor.from_environment(config.secret_env_names(), extra=values)
         ledger = Ledger(config.ledger)
-        return cls(config, ledger, Trace(config.runs / "traces", redact=redact), redact,
-                   vault=vault, vault_problem=problem)
+        trace = Trace(config.runs / "traces", redact=redact)
+        return cls(config, ledger, trace, redact, vault=vault, vault_problem=problem,
+                   ping=Pinger(config.ping_url, trace=trace, redact=redact))
 
     @property
     def lock(self) -> ProcessLock:
@@ -79,6 +82,7 @@ class Runtime:
         return self.config.runs / PGID_NAME
 
     def close(self) -> None:
+        self.ping.close()
         self.ledger.close()
 
 
@@ -101,6 +105,16 @@ class TickResult:
             "tasks": self.tasks,
             "exit_code": self.exit_code,
         }
+
+    def summary(self) -> str:
+        """A few lines for a person reading a ping: the verdict, then each task."""
+        reason = f" — {self.reason}" if self.reason else ""
+        lines = [f"tick {self.tick_id}: {self.status}{reason}"]
+        lines += [
+            f"{t['status']:<11} {t['task']} {t['duration_s']:.2f} s {t['detail']}".rstrip()
+            for t in self.tasks
+        ]
+        return "\n".join(lines)
 
 
 def _open_vault(config: RuntimeConfig) -> tuple[Vault | None, str, dict[str, str]]:
@@ -159,18 +173,29 @@ def run_tick(
     """
     refused = refusal(runtime)
     if refused:
-        return record_refusal(runtime, trigger, *refused)
+        return _told(runtime, record_refusal(runtime, trigger, *refused))
     if lock is not None:
         try:
             lock.acquire()
         except LockBusy as busy:
-            return record_busy(runtime, trigger, busy)
+            return _told(runtime, record_busy(runtime, trigger, busy))
     try:
         _end_orphaned_task(runtime)
-        return _run_tasks(runtime, trigger, stop, heartbeat)
+        runtime.ping.send("start")
+        try:
+            result = _run_tasks(runtime, trigger, stop, heartbeat)
+        except BaseException as error:
+            runtime.ping.send("fail", f"agent error: {type(error).__name__}: {error}")
+            raise
+        return _told(runtime, result)
     finally:
         if lock is not None:
             lock.release()
+
+
+def _told(runtime: Runtime, result: TickResult) -> TickResult:
+    runtime.ping.send(kind_for(result.status), result.summary())
+    return result
 
 
 def _end_orphaned_task(runtime: Runtime) -> None:

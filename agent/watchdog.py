@@ -4,8 +4,10 @@ It reads only the ledger, so it fires when the runner is dead, hung or crash-loo
 an alert when no tick has succeeded within `max_silence_s`, or when the newest ticks
 are `max_failed_ticks` failures in a row. A tick row still "running" whose process is
 gone (a kill -9, an OOM kill) counts as a failure. The alert is `runs/ALERT` (JSON,
-written atomically) and exit 1; a healthy check removes a previous ALERT, so the file's
-presence is the state.
+written atomically) and exit 1, and, with `[watchdog] ping_url`, a ping to `<url>/fail`
+(unless `ping` is off: the systemd unit has no network, and its OnFailure= alert unit
+pings instead). A healthy check removes a previous ALERT, so the file's presence is the
+state.
 """
 
 from __future__ import annotations
@@ -74,9 +76,10 @@ def check(runtime: Runtime, now: datetime | None = None) -> WatchdogResult:
         since = datetime.fromisoformat(result.last_success)
         silent_for = (now - since).total_seconds()
         if silent_for > config.max_silence_s:
+            limit = human_duration(config.max_silence_s)
             result.reasons.append(
-                f"no tick has succeeded for {_duration(silent_for)} "
-                f"(last at {result.last_success[:19]}Z; limit {_duration(config.max_silence_s)})"
+                f"no tick has succeeded for {human_duration(silent_for)} "
+                f"(last at {result.last_success[:19]}Z; limit {limit})"
             )
     else:
         # Never a success: measure from when the agent was first seen, so a fresh
@@ -101,7 +104,7 @@ def check(runtime: Runtime, now: datetime | None = None) -> WatchdogResult:
     return result
 
 
-def run_watchdog(runtime: Runtime) -> WatchdogResult:
+def run_watchdog(runtime: Runtime, *, ping: bool = True) -> WatchdogResult:
     result = check(runtime)
     path = alert_path(runtime)
     previous = read_alert(runtime)
@@ -111,16 +114,21 @@ def run_watchdog(runtime: Runtime) -> WatchdogResult:
         payload = {"since": since, "checked": utc_now().isoformat(), **result.to_json()}
         atomic_write_text(path, json.dumps(payload, indent=2) + "\n")
         runtime.trace.event("watchdog.alert", reasons=result.reasons)
+        if ping:
+            runtime.ping.send("fail", "watchdog alert: " + "; ".join(result.reasons))
     elif previous is not None:
         path.unlink(missing_ok=True)
         runtime.trace.event("watchdog.recovered", since=previous.get("since"))
     return result
 
 
-def _duration(seconds: float) -> str:
+def human_duration(seconds: float) -> str:
+    """`45 s`, `12 min`, `3.5 h`, `4.2 d`: the unit a person reads at a glance."""
     seconds = int(seconds)
     if seconds < 120:
         return f"{seconds} s"
     if seconds < 7200:
         return f"{seconds // 60} min"
-    return f"{seconds / 3600:.1f} h"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"

@@ -563,9 +563,10 @@ def log(
     def body() -> int:
         from agent.console import emit_json, plain, say
         from agent.errors import UsageError
+        from agent.timespan import parse_since
         from evolution.gate import resolve_main
         from evolution.gitrepo import GitRepo
-        from evolution.trail import parse_since, read_trail
+        from evolution.trail import read_trail
 
         kinds = ("accepted", "rejected", "reverted", "baseline", "validated", "factory")
         if verdict is not None and verdict not in kinds:

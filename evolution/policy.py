@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.errors import EnvironmentFailure
+from agent.tomllines import KeyLines
 from evolution.gitrepo import GitRepo
 
 CONFIG_PATH = "deploy/agent.toml"
@@ -108,25 +109,32 @@ def parse_policy(text: str, origin: str) -> Policy:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise EnvironmentFailure(f"{origin}: not valid TOML: {exc}") from None
+    lines = KeyLines().scan(text.splitlines())
+
+    def at(*loc: str) -> str:
+        """`deploy/agent.toml@abc:12`: the file, as committed, and the line of the key."""
+        return f"{origin}:{lines.line_of(loc)}"
+
     section = data.get("evolution", {})
     if not isinstance(section, dict):
-        raise EnvironmentFailure(f"{origin}: [evolution] must be a table")
+        raise EnvironmentFailure(f"{at('evolution')}: [evolution] must be a table")
     values: dict[str, Any] = {}
     for key, value in section.items():
         if key not in _KEYS:
             continue  # other layers' keys live here too; the factory validates them
         expected = _KEYS[key]
+        where = at("evolution", key)
         if isinstance(value, bool) and expected is not bool:
-            raise EnvironmentFailure(f"{origin}: evolution.{key} has the wrong type")
+            raise EnvironmentFailure(f"{where}: evolution.{key} has the wrong type")
         if not isinstance(value, expected):  # type: ignore[arg-type]
-            raise EnvironmentFailure(f"{origin}: evolution.{key} has the wrong type")
+            raise EnvironmentFailure(f"{where}: evolution.{key} has the wrong type")
         if isinstance(value, list) and not all(isinstance(item, str) for item in value):
-            raise EnvironmentFailure(f"{origin}: evolution.{key} must be a list of strings")
+            raise EnvironmentFailure(f"{where}: evolution.{key} must be a list of strings")
         values[key] = tuple(value) if isinstance(value, list) else value
     for key, choices in _CHOICES.items():
         if key in values and values[key] not in choices:
             shown = " or ".join(f'"{choice}"' for choice in choices)
-            raise EnvironmentFailure(f"{origin}: evolution.{key} must be {shown}")
+            raise EnvironmentFailure(f"{at('evolution', key)}: evolution.{key} must be {shown}")
     return Policy(**values, source=origin)
 
 

@@ -25,7 +25,7 @@ from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from agent.config import ConfigError, ModelConfig, RuntimeConfig, load_runtime
+from agent.config import SPEC_PATH, ModelConfig, RuntimeConfig, load_runtime
 from agent.errors import EnvironmentFailure, UsageError
 from agent.ledger import Ledger
 from agent.llm import Completion, LLMClient, LLMRefused, LLMUnavailable
@@ -113,10 +113,13 @@ def open_context(repo: GitRepo) -> Context:
     main_ref, main = resolve_main(repo, None)
     policy = load_policy(repo, main)
     raw = repo.read_file(main, CONFIG_PATH)
-    try:
-        config = load_runtime(repo.toplevel, raw.decode() if raw is not None else None)
-    except ConfigError as error:
-        raise UsageError(str(error)) from None
+    spec = repo.read_file(main, SPEC_PATH)
+    config = load_runtime(
+        repo.toplevel,
+        raw.decode() if raw is not None else None,
+        origin=f"{main_ref.removeprefix('refs/heads/')}:{CONFIG_PATH}",
+        spec_text=spec.decode(errors="replace") if spec is not None else "",
+    )
     redact = Redactor.from_environment(config.secret_env_names())
     return Context(repo, main_ref, main, policy, config, redact)
 

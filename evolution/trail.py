@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from agent.errors import UsageError
 from evolution.audit import NOTES_REF, REJECTED_PREFIX
 from evolution.gitrepo import GitRepo
 
@@ -188,16 +187,6 @@ def _when(entry: Entry) -> datetime:
         return datetime.fromisoformat(entry.when).astimezone(UTC)
     except ValueError:
         return datetime.min.replace(tzinfo=UTC)
-
-
-def parse_since(text: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise UsageError(
-            f"--since takes an ISO date or time, like 2026-11-01 or 2026-11-01T12:00 ({text!r})"
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def read_trail(

@@ -34,6 +34,7 @@ def write_config(
     daily_usd: float | None = None,
     max_silence_s: float = 900,
     max_failed_ticks: int = 3,
+    ping_url: str | None = None,
 ) -> Path:
     lines = ["[schedule]", f"cadence_s = {cadence_s}", ""]
     for item in tasks:
@@ -47,6 +48,8 @@ def write_config(
         f"max_silence_s = {max_silence_s}",
         f"max_failed_ticks = {max_failed_ticks}",
     ]
+    if ping_url is not None:
+        lines.append(f"ping_url = {toml_value(ping_url)}")
     path = root / "deploy" / "agent.toml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")

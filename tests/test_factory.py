@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -22,6 +23,7 @@ from evolution.factory.spec import SpecError, parse_spec_text
 
 REPO = Path(__file__).resolve().parent.parent
 SPEC_TEXT = (REPO / "SPEC.md").read_text()
+ROOT = "/opt/ratchet-agent"
 
 
 def factory(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -72,6 +74,7 @@ def test_two_builds_in_different_folders_are_byte_identical(tmp_path: Path) -> N
         "systemd/ratchet-agent-tick.timer",
         "systemd/ratchet-agent-watchdog.service",
         "systemd/ratchet-agent-watchdog.timer",
+        "systemd/ratchet-agent-alert@.service",
         "test_seams.py",
     }
 
@@ -119,6 +122,133 @@ def test_cron_lines_parse_and_use_absolute_paths(project: Path) -> None:
         assert fields[6].startswith("/") or fields[6] == "flock"
         assert ">>" in fields and all(f.startswith("/") for f in fields if f.endswith(".log"))
     assert "flock -n" in text
+
+
+def exposure(analyze: str, unit: Path) -> float:
+    """`systemd-analyze security --offline=true`'s overall exposure of one unit file."""
+    done = subprocess.run(
+        [analyze, "security", "--offline=true", "--no-pager", str(unit)],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    found = re.search(r"Overall exposure level for \S+: (\d+\.\d)", done.stdout + done.stderr)
+    assert found, done.stdout + done.stderr
+    return float(found.group(1))
+
+
+def test_the_reference_units_meet_their_exposure_goals() -> None:
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed on this machine")
+    probe = subprocess.run([analyze, "security", "--help"], capture_output=True, text=True,
+                           check=False)
+    if "--offline" not in probe.stdout:
+        pytest.skip("this systemd-analyze cannot rate a unit file offline (systemd < 250)")
+    units = REPO / "deploy" / "systemd"
+    scores = {
+        unit: exposure(analyze, units / unit)
+        for unit in (
+            "ratchet-agent.service",
+            "ratchet-agent-tick.service",
+            "ratchet-agent-watchdog.service",
+            "ratchet-agent-alert@.service",
+        )
+    }
+    assert scores["ratchet-agent.service"] <= 2.5, scores
+    assert scores["ratchet-agent-tick.service"] <= 2.5, scores
+    assert scores["ratchet-agent-watchdog.service"] <= 1.5, scores
+    assert scores["ratchet-agent-alert@.service"] <= 2.5, scores
+
+
+SANDBOX_SETTING = re.compile(r"^([A-Za-z]+)=")
+
+
+def sandbox_lines(unit: str) -> list[str]:
+    """The sandbox block of a unit: from its heading to the next section or blank line."""
+    lines = unit.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("# --- Sandbox"))
+    return list(itertools.takewhile(lambda line: line and not line.startswith("["),
+                                    lines[start:]))  # fmt: skip
+
+
+def test_every_sandbox_choice_says_why_and_the_watchdog_has_no_network(project: Path) -> None:
+    from evolution.factory.spec import RELAXABLE
+
+    systemd = project / "deploy/systemd"
+    for path in systemd.glob("*.service"):
+        lines = sandbox_lines(path.read_text())
+        for before, line in itertools.pairwise(lines):
+            if SANDBOX_SETTING.match(line) and not SANDBOX_SETTING.match(before):
+                assert before.startswith("# "), (path.name, line)
+    runner = (systemd / "ratchet-agent.service").read_text()
+    watchdog = (systemd / "ratchet-agent-watchdog.service").read_text()
+    written = {m.group(1) for u in (runner, watchdog) for m in map(SANDBOX_SETTING.match,
+               sandbox_lines(u)) if m}  # fmt: skip
+    assert set(RELAXABLE) <= written
+    for setting in (
+        "ProtectSystem=strict", f"ReadWritePaths={ROOT}", f"ReadOnlyPaths={ROOT}/.venv",
+        "RestrictNamespaces=~cgroup\n",
+        "SystemCallFilter=@mount landlock_create_ruleset landlock_add_rule landlock_restrict_self",
+        "MemoryMax=2G", "CPUQuota=150%", "TasksMax=512", "UMask=0077", "CapabilityBoundingSet=\n",
+        "OnFailure=ratchet-agent-alert@%n.service",
+    ):  # fmt: skip
+        assert setting in runner, setting
+    for setting in (
+        "PrivateNetwork=yes", "RestrictAddressFamilies=AF_UNIX\n", "IPAddressDeny=any",
+        f"ReadWritePaths={ROOT}/runs\n", "RestrictNamespaces=yes", "agent watchdog --no-ping",
+    ):  # fmt: skip
+        assert setting in watchdog, setting
+
+
+def test_a_relaxed_setting_is_replaced_by_its_reason(tmp_path: Path) -> None:
+    why = "scripts/probe.py calls C through ctypes callbacks"
+    spec = SPEC_TEXT.replace(
+        "tasks_max = 512\n", f'tasks_max = 512\nrelax = {{ MemoryDenyWriteExecute = "{why}" }}\n'
+    )
+    (tmp_path / "SPEC.md").write_text(spec)
+    assert factory("build", cwd=tmp_path).returncode == 0
+    for path in (tmp_path / "deploy/systemd").glob("*.service"):
+        text = path.read_text()
+        assert "MemoryDenyWriteExecute=" + "yes" not in text
+        relaxed = "# MemoryDenyWriteExecute= relaxed on purpose in SPEC.md [hardening.relax]"
+        assert f"{relaxed}: {why}" in text
+        assert "LockPersonality=yes" in text
+
+
+@pytest.mark.parametrize(
+    ("relax", "expected"),
+    [
+        ('{ ProtectEverything = "because it is in the way" }', "not a sandboxing setting"),
+        ('{ ProtectHome = "why" }', "at least 10 characters"),
+    ],
+)
+def test_relaxing_needs_a_known_setting_and_a_reason(relax: str, expected: str) -> None:
+    spec = SPEC_TEXT.replace("tasks_max = 512\n", f"tasks_max = 512\nrelax = {relax}\n")
+    with pytest.raises(SpecError) as error:
+        parse_spec_text(spec)
+    line = spec.splitlines().index(f"relax = {relax}") + 1
+    assert str(error.value).startswith(f"SPEC.md:{line}: hardening.relax"), str(error.value)
+    assert expected in str(error.value)
+
+
+def test_the_cron_tick_line_runs_under_cron_s_environment(tmp_path: Path) -> None:
+    spec = SPEC_TEXT.replace('root = "/opt/ratchet-agent"', f'root = "{tmp_path}"')
+    (tmp_path / "SPEC.md").write_text(spec)
+    assert factory("build", cwd=tmp_path).returncode == 0
+    agent = tmp_path / ".venv/bin/agent"
+    agent.parent.mkdir(parents=True)
+    # A stand-in agent that reports the limits and priority it was started with.
+    agent.write_text('#!/bin/sh\necho "$* nice=$(nice) nproc=$(ulimit -p) as=$(ulimit -v)"\n')
+    agent.chmod(0o755)
+    line = next(
+        line for line in (tmp_path / "deploy/cron/ratchet-agent").read_text().splitlines()
+        if line.endswith("2>&1") and " tick " in line
+    )  # fmt: skip
+    command = line.split(None, 6)[6]  # after the five time fields and the user
+    done = subprocess.run(["/bin/sh", "-c", command], env={"PATH": "/usr/bin:/bin"},
+                          capture_output=True, text=True, check=False, timeout=30)
+    assert done.returncode == 0, done.stderr
+    log = (tmp_path / "runs/cron.log").read_text()
+    assert log == f"tick nice=10 nproc=512 as={2 * 1024 * 1024}\n"
 
 
 def test_systemd_units_verify(tmp_path: Path) -> None:

@@ -244,3 +244,10 @@ def test_with_overrides_ignores_none_and_replaces_the_rest() -> None:
     assert policy.with_overrides(reruns=None) is policy
     changed = policy.with_overrides(reruns=0, flaky="strict", test_timeout_s=None)
     assert (changed.reruns, changed.flaky, changed.test_timeout_s) == (0, "strict", 300.0)
+
+
+def test_a_bad_key_names_its_line() -> None:
+    text = '[schedule]\ncadence_s = 600\n\n[evolution]\nreruns = 3\nflaky = "often"\n'
+    with pytest.raises(EnvironmentFailure) as caught:
+        parse_policy(text, ORIGIN)
+    assert caught.value.message.startswith(f"{ORIGIN}:6: evolution.flaky must be")

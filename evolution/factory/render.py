@@ -18,11 +18,13 @@ from evolution.factory.spec import Spec
 
 TEMPLATES = (
     "agent.toml.j2",
+    "hardening.j2",  # imported by the units, not rendered on its own
     "service.j2",
     "tick.service.j2",
     "tick.timer.j2",
     "watchdog.service.j2",
     "watchdog.timer.j2",
+    "alert.service.j2",
     "cron.j2",
     "test_seams.py.j2",
 )
@@ -79,6 +81,15 @@ def on_calendar(expression: str) -> str:
     )
 
 
+def size_in_bytes(size: str) -> int | None:
+    """systemd's `2G` as bytes (base 1024, as systemd reads it); None for a percentage
+    or infinity, which have no per-process equivalent."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    if size[-1:] in units:
+        return int(size[:-1]) * units[size[-1]]
+    return int(size) if size.isdigit() else None
+
+
 def render(spec: Spec, spec_text: str) -> Rendered:
     import jinja2
 
@@ -86,6 +97,7 @@ def render(spec: Spec, spec_text: str) -> Rendered:
     templates_sha = templates_sha256()
     build_id = hashlib.sha256(f"{spec_sha}:{templates_sha}:{__version__}".encode()).hexdigest()[:16]
     env = jinja2.Environment(
+        loader=jinja2.FunctionLoader(_template_text),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
@@ -100,6 +112,8 @@ def render(spec: Spec, spec_text: str) -> Rendered:
             "Do not edit: change SPEC.md and run `factory build`."
         ),
         "spec": spec,
+        "relax": spec.hardening.relax,
+        "memory_bytes": size_in_bytes(spec.hardening.memory_max),
         "root": spec.system.root or f"/opt/{name}",
         "user": spec.system.user or name,
         "cadence": schedule.cadence_s,
@@ -118,11 +132,12 @@ def render(spec: Spec, spec_text: str) -> Rendered:
         f"systemd/{name}-tick.timer": "tick.timer.j2",
         f"systemd/{name}-watchdog.service": "watchdog.service.j2",
         f"systemd/{name}-watchdog.timer": "watchdog.timer.j2",
+        f"systemd/{name}-alert@.service": "alert.service.j2",
         f"cron/{name}": "cron.j2",
         "test_seams.py": "test_seams.py.j2",
     }
     files = {
-        path: env.from_string(_template_text(template)).render(**context).encode("utf-8")
+        path: env.get_template(template).render(**context).encode("utf-8")
         for path, template in targets.items()
     }
     manifest = {

@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from agent.config import PING_URL
+from agent.tomllines import KeyLines, key_path, toml_fences
 from evolution.cron import CronError, cron_for_every, parse_cron
 
 NAME = r"^[a-z][a-z0-9-]{0,40}$"
@@ -91,7 +93,7 @@ class Task(_Strict):
 
 
 class Budget(_Strict):
-    daily_usd: float = Field(gt=0)
+    daily_usd: float = Field(ge=0)  # 0 means spend nothing: only zero-cost models answer
 
     @field_validator("daily_usd", mode="before")
     @classmethod
@@ -106,6 +108,64 @@ class Kill(_Strict):
 class Watchdog(_Strict):
     max_silence_s: int = Field(gt=0)
     max_failed_ticks: int = Field(default=3, gt=0)
+    # healthchecks.io style: <url>/start, <url>, <url>/fail (agent/ping.py)
+    ping_url: str | None = Field(default=None, pattern=PING_URL)
+
+
+# The sandboxing settings of the generated units (templates/hardening.j2) that
+# [hardening.relax] may turn off, each with the reason the spec gives for it.
+RELAXABLE = (
+    "ProtectSystem",
+    "ProtectHome",
+    "PrivateTmp",
+    "PrivateDevices",
+    "PrivateMounts",
+    "PrivateNetwork",
+    "PrivateUsers",
+    "NoNewPrivileges",
+    "CapabilityBoundingSet",
+    "ProtectKernelTunables",
+    "ProtectKernelModules",
+    "ProtectKernelLogs",
+    "ProtectControlGroups",
+    "ProtectClock",
+    "ProtectHostname",
+    "ProtectProc",
+    "RestrictAddressFamilies",
+    "IPAddressDeny",
+    "RestrictNamespaces",
+    "RestrictRealtime",
+    "RestrictSUIDSGID",
+    "LockPersonality",
+    "MemoryDenyWriteExecute",
+    "SystemCallArchitectures",
+    "SystemCallFilter",
+    "RemoveIPC",
+    "UMask",
+)
+
+
+class Hardening(_Strict):
+    """The generated units' resource limits, and the sandboxing relaxed on purpose."""
+
+    # systemd's syntax: bytes with an optional K, M, G or T, a percentage, or infinity.
+    memory_max: str = Field(default="2G", pattern=r"^([1-9][0-9]*[KMGT]?|[1-9][0-9]?%|infinity)$")
+    cpu_quota: str = Field(default="100%", pattern=r"^[1-9][0-9]*%$")
+    tasks_max: int = Field(default=512, gt=0)
+    relax: dict[str, Annotated[str, Field(min_length=10, pattern=r"^[^\n]*$")]] = Field(
+        default_factory=dict
+    )
+
+    @field_validator("relax")
+    @classmethod
+    def _known(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(value) - set(RELAXABLE))
+        if unknown:
+            raise ValueError(
+                f"{unknown[0]} is not a sandboxing setting the factory writes: "
+                + ", ".join(RELAXABLE)
+            )
+        return value
 
 
 class LLMModel(_Strict):
@@ -163,6 +223,7 @@ class Spec(_Strict):
     budget: Budget
     kill: Kill = Field(default_factory=Kill)
     watchdog: Watchdog
+    hardening: Hardening = Field(default_factory=Hardening)
     llm: LLM = Field(default_factory=LLM)
     evolution: Evolution = Field(default_factory=Evolution)
 
@@ -172,54 +233,6 @@ class ParsedSpec:
     spec: Spec
     text: str
     path: Path
-
-
-_HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\-]+)\s*\]\]?\s*(#.*)?$")
-_ASSIGN = re.compile(r"^\s*([A-Za-z0-9_\-]+)\s*=")
-
-
-class _Lines:
-    """Where each table and key was written, so errors can name SPEC.md:LINE."""
-
-    def __init__(self) -> None:
-        self.where: dict[tuple[Any, ...], int] = {}
-        self._arrays: dict[tuple[str, ...], int] = {}
-
-    def scan(self, body: list[str], first_line: int) -> None:
-        table: tuple[Any, ...] = ()
-        for offset, line in enumerate(body):
-            number = first_line + offset
-            header = _HEADER.match(line)
-            if header:
-                names = tuple(header.group(2).split("."))
-                if header.group(1) == "[[":
-                    index = self._arrays.get(names, -1) + 1
-                    self._arrays[names] = index
-                    table = (*names, index)
-                else:
-                    table = names
-                self.where.setdefault(table, number)
-                continue
-            assign = _ASSIGN.match(line)
-            if assign:
-                self.where.setdefault((*table, assign.group(1)), number)
-
-    def line_of(self, loc: tuple[Any, ...]) -> int:
-        for size in range(len(loc), 0, -1):
-            if loc[:size] in self.where:
-                return self.where[loc[:size]]
-        return 1
-
-
-def _fences(text: str) -> list[tuple[int, str]]:
-    """(first line of the block's body, body) for each ```toml fence, 1-based lines."""
-    from markdown_it import MarkdownIt
-
-    blocks = []
-    for token in MarkdownIt().parse(text):
-        if token.type == "fence" and token.info.strip().lower() == "toml" and token.map:
-            blocks.append((token.map[0] + 2, token.content))
-    return blocks
 
 
 def _merge(target: dict[str, Any], extra: dict[str, Any], where: str) -> None:
@@ -234,19 +247,12 @@ def _merge(target: dict[str, Any], extra: dict[str, Any], where: str) -> None:
             raise ValueError(f"{where + '.' if where else ''}{key} is defined twice")
 
 
-def _key_path(loc: tuple[Any, ...]) -> str:
-    path = ""
-    for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path or "(top level)"
-
-
-def _consistency(spec: Spec, lines: _Lines, name: str) -> list[str]:
+def _consistency(spec: Spec, lines: KeyLines, name: str) -> list[str]:
     problems = []
     cadence = spec.schedule.cadence_s
 
     def problem(loc: tuple[Any, ...], message: str) -> None:
-        problems.append(f"{name}:{lines.line_of(loc)}: {_key_path(loc)}: {message}")
+        problems.append(f"{name}:{lines.line_of(loc)}: {key_path(loc)}: {message}")
 
     seen: dict[str, int] = {}
     for index, task in enumerate(spec.tasks):
@@ -313,9 +319,9 @@ def _find_cycle(graph: dict[str, list[str]]) -> list[str]:
 
 
 def parse_spec_text(text: str, name: str = "SPEC.md") -> Spec:
-    lines = _Lines()
+    lines = KeyLines()
     merged: dict[str, Any] = {}
-    blocks = _fences(text)
+    blocks = toml_fences(text)
     if not blocks:
         raise SpecError([f"{name}:1: (top level): no ```toml block found"])
     for first_line, body in blocks:
@@ -341,7 +347,7 @@ def parse_spec_text(text: str, name: str = "SPEC.md") -> Spec:
                 message = "unknown key"
             elif item["type"] == "missing":
                 message = "required key is missing"
-            problems.append(f"{name}:{lines.line_of(loc)}: {_key_path(loc)}: {message}")
+            problems.append(f"{name}:{lines.line_of(loc)}: {key_path(loc)}: {message}")
         raise SpecError(problems) from None
     if (spec.schedule.every_s is None) == (spec.schedule.cron is None):
         line = lines.line_of(("schedule",))

@@ -76,6 +76,7 @@ _CLONE_NEWUSER, _CLONE_NEWNET, _CLONE_NEWPID = 0x10000000, 0x40000000, 0x2000000
 _PR_SET_PDEATHSIG = 1
 _MS_NOSUID, _MS_NODEV, _MS_NOEXEC, _MS_REC, _MS_PRIVATE = 2, 4, 8, 16384, 1 << 18
 _SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
+_MNT_DETACH = 2
 
 
 def _libc():
@@ -339,10 +340,7 @@ def main(argv):
                     os.close(status_fd)  # the child reports
                 return _pass_on(child)
             libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-            try:
-                _mount_proc(libc)
-            except OSError as exc:
-                status["proc_error"] = str(exc)
+            _mount_proc(libc)  # checked by _new_pid_namespace; an error here is fatal
         _confine(libc, plan, status)
     except OSError as exc:
         status = {"error": str(exc)}
@@ -357,7 +355,25 @@ def main(argv):
 
 
 def _new_pid_namespace(libc, status):
-    """The next child starts a PID namespace (optional: False where it cannot)."""
+    """The next child starts a PID namespace (optional: False where it cannot).
+
+    Without its own /proc a PID namespace would be worse than none (/proc/PID would
+    name other processes than os.getpid() does), so a throwaway child first checks
+    that a new namespace's /proc can be mounted here: a user namespace may not, where
+    the host's /proc is partly covered (containers)."""
+    probe = os.fork()
+    if probe == 0:
+        try:
+            _unshare(libc, _CLONE_NEWPID)
+            inner = os.fork()
+            if inner == 0:
+                os._exit(0 if _can_mount_proc(libc) else 1)
+            os._exit(_exit_code(os.waitpid(inner, 0)[1]))
+        except OSError:
+            os._exit(1)
+    if _exit_code(os.waitpid(probe, 0)[1]) != 0:
+        status["pid_error"] = "a PID namespace's /proc cannot be mounted here"
+        return False
     try:
         _unshare(libc, _CLONE_NEWPID)
     except OSError as exc:
@@ -365,6 +381,19 @@ def _new_pid_namespace(libc, status):
         return False
     status["pid_namespace"] = True
     return True
+
+
+def _can_mount_proc(libc):
+    scratch = os.path.join(os.environ.get("TMPDIR") or "/tmp", f".ratchet-proc-{os.getpid()}")
+    os.mkdir(scratch, 0o700)
+    try:
+        if libc.mount(b"proc", scratch.encode(), b"proc",
+                      ctypes.c_ulong(_MS_NOSUID | _MS_NODEV | _MS_NOEXEC), None) != 0:
+            return False
+        libc.umount2(scratch.encode(), ctypes.c_int(_MNT_DETACH))
+        return True
+    finally:
+        os.rmdir(scratch)
 
 
 if __name__ == "__main__":
