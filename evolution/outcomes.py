@@ -32,6 +32,7 @@ from evolution.pytest_report import (
     SUBTEST_PREFIX,
     VALID_EXIT_CODES,
     RunResult,
+    failure_text,
     first_line,
     parse_report,
     stage_outcome,
@@ -48,17 +49,7 @@ class _Test:
 
 
 def _failure_text(frame: dict[str, Any], tree: str) -> str:
-    crash = frame.get("crash") or {}
-    where = ""
-    if crash.get("path"):
-        path = str(crash["path"])
-        if tree and path.startswith(tree.rstrip("/") + "/"):
-            path = path[len(tree.rstrip("/")) + 1 :]
-        where = f"{path}:{crash.get('lineno', '?')}: "
-    message = str(crash.get("message", "")).strip()
-    head = f"{where}{message}" if message else ""
-    text = str(frame.get("text", "")).strip()
-    return (head + ("\n\n" + text if text and text != message else "")).strip()
+    return failure_text(frame.get("crash") or {}, str(frame.get("text", "")), tree)
 
 
 def _subtests_text(frames: list[dict[str, Any]], how: str, tree: Path) -> str:

@@ -116,24 +116,28 @@ def stage_outcome(test: dict[str, Any]) -> str:
     return "error"
 
 
+def failure_text(crash: dict[str, Any], details: str, root: str) -> str:
+    """`path:line: message` (the path relative to `root`), then the details, clipped:
+    one shape for every failure the gate reports, from the JSON report or the probe."""
+    message = str(crash.get("message", "")).strip()
+    details = details.strip()
+    where = ""
+    if crash.get("path"):
+        path = str(crash["path"])
+        if root and path.startswith(root.rstrip("/") + "/"):
+            path = path[len(root.rstrip("/")) + 1 :]
+        where = f"{path}:{crash.get('lineno', '?')}: "
+    head = f"{where}{message}" if message else ""
+    return _clip((head + ("\n\n" + details if details and details != message else "")).strip())
+
+
 def _failure_text(test: dict[str, Any], root: str) -> str:
     for name in ("setup", "call", "teardown"):
         stage = test.get(name)
-        if not isinstance(stage, dict) or stage.get("outcome") not in ("failed", "skipped"):
-            continue
-        crash = stage.get("crash") or {}
-        message = str(crash.get("message", "")).strip()
-        longrepr = str(stage.get("longrepr", "")).strip()
-        where = ""
-        if crash.get("path"):
-            path = str(crash["path"])
-            if root and path.startswith(root.rstrip("/") + "/"):
-                path = path[len(root.rstrip("/")) + 1 :]
-            where = f"{path}:{crash.get('lineno', '?')}: "
-        head = f"{where}{message}" if message else ""
-        text = head + ("\n\n" + longrepr if longrepr and longrepr != message else "")
-        if text.strip():
-            return _clip(text.strip())
+        if isinstance(stage, dict) and stage.get("outcome") in ("failed", "skipped"):
+            text = failure_text(stage.get("crash") or {}, str(stage.get("longrepr", "")), root)
+            if text:
+                return text
     return ""
 
 
