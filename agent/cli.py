@@ -18,20 +18,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from agent.console import run_command
+from agent.console import JsonOpt, new_app, run_app, run_command
 from agent.secrets_cli import secrets_app
 
 if TYPE_CHECKING:
     from agent.tick import Runtime, TickResult
 
-app = typer.Typer(
-    name="agent",
-    help="Ratchet's always-on runtime: guarded ticks, a supervised loop, a kill switch "
+app = new_app(
+    "agent",
+    "Ratchet's always-on runtime: guarded ticks, a supervised loop, a kill switch "
     "and a dead man's switch.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
 )
 
 app.add_typer(secrets_app, name="secrets")
@@ -39,7 +35,6 @@ app.add_typer(secrets_app, name="secrets")
 RootOpt = Annotated[
     Path, typer.Option("--root", help="The deployment root (holds deploy/agent.toml).")
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
 
 
 @contextmanager
@@ -443,4 +438,4 @@ def ping(
 
 
 def main() -> None:
-    app()
+    run_app(app, "agent")

@@ -8,10 +8,12 @@ because `agent`, `evolve` and `factory` share one exit-code convention and one l
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
+import typer
 from rich.console import Console
 from rich.markup import escape
 
@@ -38,17 +40,46 @@ def emit_json(payload: dict[str, Any]) -> None:
 
 def report_error(error: RatchetError, as_json: bool) -> int:
     if as_json:
-        emit_json({"error": error.message, "hint": error.hint, "exit_code": error.exit_code})
+        emit_json({"error": error.message, "hint": error.hint, "exit_code": error.exit_code,
+                   **error.details})  # fmt: skip
     err.print(f"[bold red]error:[/] {escape(error.message)}")
+    for line in error.lines:
+        err.print(line, markup=False, highlight=False)
     if error.hint:
         err.print(f"[dim]{escape(error.hint)}[/]")
     return error.exit_code
 
 
-def run_command(as_json: bool, body: Callable[[], int]) -> None:
-    """Run a command body with the shared error and exit-code handling."""
-    import typer
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
 
+
+def new_app(name: str | None, help: str) -> typer.Typer:
+    """A Typer app with the settings the three CLIs share: no completion, no rich
+    tracebacks (an unexpected error is a bug report, an expected one is one line)."""
+    return typer.Typer(
+        name=name,
+        help=help,
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+    )
+
+
+def _terminate(signum: int, frame: object) -> None:
+    # SIGTERM unwinds like Ctrl-C: process groups are killed and run folders removed
+    # by the finally blocks on the way out.
+    raise KeyboardInterrupt
+
+
+def run_app(app: typer.Typer, prog_name: str) -> None:
+    signal.signal(signal.SIGTERM, _terminate)
+    app(prog_name=prog_name)
+
+
+def run_command(as_json: bool, body: Callable[[], int]) -> None:
+    """The one error boundary of every command: a RatchetError becomes its message and
+    exit code, Ctrl-C (or SIGTERM) exit 3 with nothing changed."""
     try:
         code = body()
     except RatchetError as error:

@@ -14,15 +14,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from agent.console import run_command
+from agent.console import JsonOpt, new_app, run_command
 
 if TYPE_CHECKING:
     from agent.vault import Vault
 
-secrets_app = typer.Typer(
-    help="The age-encrypted vault: secrets with a purpose, the tasks that may have them, "
+secrets_app = new_app(
+    None,
+    "The age-encrypted vault: secrets with a purpose, the tasks that may have them, "
     "and a hash-chained access log.",
-    no_args_is_help=True,
 )
 
 RootOpt = Annotated[
@@ -33,7 +33,6 @@ IdentityOpt = Annotated[
     typer.Option("--identity", help="The age identity file (default: AGENT_IDENTITY, "
                  "else ~/.config/ratchet/identity.txt)."),
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
 
 
 def _vault_command(

@@ -24,6 +24,7 @@ from typing import Any
 
 from agent.accesslog import AccessLog
 from agent.atomicio import atomic_write_bytes
+from agent.errors import UsageError
 from agent.ledger import utc_now
 
 VAULT_NAME = "vault.age"
@@ -31,7 +32,7 @@ LOG_NAME = "secrets-access.jsonl"
 NAME_PATTERN = "^[A-Z][A-Z0-9_]{0,63}$"
 
 
-class VaultError(Exception):
+class VaultError(UsageError):
     """The vault or the identity cannot be used; the message says which and why."""
 
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from agent.errors import Refused
+
 SEARCH = re.compile(r"^\s*<{5,9} SEARCH\s*$")
 DIVIDER = re.compile(r"^\s*={5,9}\s*$")
 REPLACE = re.compile(r"^\s*>{5,9} REPLACE\s*$")
@@ -34,7 +36,7 @@ class EditBlock:
     replace: str
 
 
-class MalformedReply(Exception):
+class MalformedReply(Refused):
     """The reply cannot be applied; the message is what the model is told to fix."""
 
 

@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pytest
 
-from evolution.cron import CronError, parse_cron
+from evolution.factory.cron import CronError, parse_cron
 
 
 @pytest.mark.parametrize(

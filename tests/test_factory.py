@@ -16,8 +16,8 @@ from conftest import Sandbox
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from evolution.cron import parse_cron
 from evolution.factory.build import classify, load
+from evolution.factory.cron import parse_cron
 from evolution.factory.render import on_calendar
 from evolution.factory.spec import SpecError, parse_spec_text
 

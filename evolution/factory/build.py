@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.atomicio import atomic_write_text
+from agent.errors import Refused
 from evolution.factory.render import FILE_MODE, MANIFEST, Rendered, render
 from evolution.factory.spec import parse_spec
 
@@ -92,11 +93,16 @@ def diff(out: Path, rendered: Rendered) -> str:
     return "".join(chunks)
 
 
-class DriftRefused(Exception):
+class DriftRefused(Refused):
     def __init__(self, states: list[FileState]) -> None:
         self.states = states
         names = ", ".join(f"{s.path} ({s.status})" for s in states)
-        super().__init__(f"hand-edited files in deploy/: {names}")
+        super().__init__(
+            f"refused: hand-edited files in deploy/: {names}",
+            hint="carry the change into SPEC.md, or pass --discard-drift to save it as a "
+            "patch under runs/ and rebuild",
+            details={"states": [s.__dict__ for s in states]},
+        )
 
 
 @dataclass

@@ -6,44 +6,18 @@ pending changes (refused), 2 a bad SPEC.md or bad usage, 3 an environment failur
 
 from __future__ import annotations
 
-import signal
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-app = typer.Typer(
-    name="factory",
-    help="Regenerate the deployed system (deploy/) from SPEC.md, deterministically.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
+from agent.console import JsonOpt, new_app, run_app, run_command
+
+app = new_app(
+    "factory", "Regenerate the deployed system (deploy/) from SPEC.md, deterministically."
 )
 SpecOpt = Annotated[Path, typer.Option("--spec", help="The spec to build from.")]
 OutOpt = Annotated[Path, typer.Option("--out", help="The folder to generate.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
-
-
-def _guarded(as_json: bool, body: Callable[[], int]) -> None:
-    """The shared error handling of `evolve`, plus SpecError: every problem, exit 2."""
-    from agent.console import run_command
-
-    def with_spec_errors() -> int:
-        from agent.console import emit_json, err
-        from evolution.factory.spec import SpecError
-
-        try:
-            return body()
-        except SpecError as error:
-            if as_json:
-                emit_json({"error": "invalid spec", "problems": error.problems, "exit_code": 2})
-            for problem in error.problems:
-                err.print(problem, markup=False, highlight=False)
-            return 2
-
-    run_command(as_json, with_spec_errors)
 
 
 def _runs_for(spec: Path) -> Path:
@@ -67,29 +41,9 @@ def build(
 
     def body() -> int:
         from agent.console import emit_json, say
-        from evolution.factory.build import DriftRefused
         from evolution.factory.build import build as run_build
 
-        try:
-            report = run_build(spec, out, _runs_for(spec), discard_drift=discard_drift)
-        except DriftRefused as refused:
-            if as_json:
-                emit_json(
-                    {
-                        "error": str(refused),
-                        "exit_code": 1,
-                        "states": [s.__dict__ for s in refused.states],
-                    }
-                )
-            from agent.console import err
-
-            err.print(f"refused: {refused}", markup=False)
-            err.print(
-                "carry the change into SPEC.md, or pass --discard-drift to save it "
-                "as a patch under runs/ and rebuild",
-                markup=False,
-            )
-            return 1
+        report = run_build(spec, out, _runs_for(spec), discard_drift=discard_drift)
         if commit and report.changed:
             _commit(out, report.build_id)
         if as_json:
@@ -101,7 +55,7 @@ def build(
                 say(f"  hand-edits saved to {report.saved_patch}")
         return 0
 
-    _guarded(as_json, body)
+    run_command(as_json, body)
 
 
 def _commit(out: Path, build_id: str) -> None:
@@ -137,7 +91,7 @@ def plan(spec: SpecOpt = Path("SPEC.md"), out: OutOpt = Path("deploy")) -> None:
         console.print(text, markup=False, highlight=False, end="")
         return 1
 
-    _guarded(False, body)
+    run_command(False, body)
 
 
 @app.command()
@@ -159,14 +113,11 @@ def check(
                 say(f"{state.status:<9} {state.path}")
         return 0 if clean else 1
 
-    _guarded(as_json, body)
+    run_command(as_json, body)
 
 
 def main() -> None:
-    from evolution.cli import _terminate
-
-    signal.signal(signal.SIGTERM, _terminate)
-    app(prog_name="factory")
+    run_app(app, "factory")
 
 
 if __name__ == "__main__":  # pragma: no cover

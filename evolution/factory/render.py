@@ -13,7 +13,7 @@ from importlib import resources
 from typing import Any
 
 from evolution import __version__
-from evolution.cron import cron_for_every, parse_cron
+from evolution.factory.cron import cron_for_every, parse_cron
 from evolution.factory.spec import Spec
 
 TEMPLATES = (

@@ -16,19 +16,23 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agent.config import PING_URL
+from agent.errors import UsageError
 from agent.tomllines import KeyLines, key_path, toml_fences
-from evolution.cron import CronError, cron_for_every, parse_cron
+from evolution.factory.cron import CronError, cron_for_every, parse_cron
 
 NAME = r"^[a-z][a-z0-9-]{0,40}$"
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
-class SpecError(Exception):
+class SpecError(UsageError):
     """One or more problems, each as `file:line: key.path: message`."""
 
     def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
+        super().__init__("invalid spec", lines=problems, details={"problems": problems})
         self.problems = problems
+
+    def __str__(self) -> str:
+        return "\n".join(self.problems)
 
 
 class _Strict(BaseModel):

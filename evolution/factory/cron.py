@@ -13,6 +13,8 @@ import itertools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from agent.errors import UsageError
+
 MACROS = {
     "@yearly": "0 0 1 1 *",
     "@annually": "0 0 1 1 *",
@@ -38,8 +40,9 @@ FIELDS = (
 )
 
 
-class CronError(ValueError):
-    """The expression is not valid cron; the message names the field."""
+class CronError(UsageError, ValueError):
+    """The expression is not valid cron; the message names the field. (A ValueError
+    too, so that the spec's validators report it as a validation problem.)"""
 
 
 @dataclass(frozen=True)
