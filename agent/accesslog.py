@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.atomicio import atomic_write_text
-from agent.ledger import utc_now
+from agent.clock import utc_now
 from agent.locks import ProcessLock
 
 GENESIS = "0" * 64

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.atomicio import atomic_write_text
-from agent.ledger import utc_now
+from agent.clock import utc_now
 from agent.locks import holder_by_trying
 from agent.procgroup import group_alive, group_is_ours, pid_alive, read_pgid
 from agent.tick import Runtime

@@ -17,9 +17,11 @@ import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from agent.clock import utc_now
 
 Migration = Callable[[sqlite3.Connection], None]
 
@@ -98,10 +100,6 @@ CAP_TOLERANCE_USD = 1e-9
 # Each table's time column, for reading a window of the record (`agent report`).
 TIME_COLUMNS = {"ticks": "started", "task_runs": "started", "llm_calls": "ts",
                 "watchdog_checks": "ts"}  # fmt: skip
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)

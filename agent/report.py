@@ -26,7 +26,8 @@ from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from agent.ledger import PENDING, TICK_SUCCESS, utc_now
+from agent.clock import utc_now
+from agent.ledger import PENDING, TICK_SUCCESS
 from agent.status import evolve_log, summarize_runs
 from agent.tick import Runtime
 from agent.watchdog import tick_status

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from agent.accesslog import ChainBroken
+from agent.clock import utc_now
 from agent.config import RuntimeConfig, TaskConfig
-from agent.ledger import Ledger, utc_now
+from agent.ledger import Ledger
 from agent.locks import LockBusy, ProcessLock
 from agent.ping import Pinger, kind_for
 from agent.procgroup import end_orphaned_group

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agent.ledger import utc_now
+from agent.clock import utc_now
 
 TRACE_NAME = "trace.jsonl"
 MAX_BYTES = 5 * 1024 * 1024

@@ -24,8 +24,8 @@ from typing import Any
 
 from agent.accesslog import AccessLog
 from agent.atomicio import atomic_write_bytes
+from agent.clock import utc_now
 from agent.errors import UsageError
-from agent.ledger import utc_now
 
 VAULT_NAME = "vault.age"
 LOG_NAME = "secrets-access.jsonl"

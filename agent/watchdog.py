@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from agent.atomicio import atomic_write_text
-from agent.ledger import TICK_SUCCESS, utc_now
+from agent.clock import utc_now
+from agent.ledger import TICK_SUCCESS
 from agent.procgroup import pid_alive
 from agent.tick import Runtime
 

@@ -1,22 +1,18 @@
-"""The words the gate leaves in git: gate commit messages with trailers, rejection notes.
+"""The words Ratchet leaves in git: every commit message and note it writes.
 
 Git is the audit trail. Every field a later `evolve log` or a person with plain git needs
 is in a trailer (`git log --format='%(trailers:key=Evolve-Verdict)'`) or a note under
-refs/notes/evolve (`git log --notes=evolve`); runs/ is telemetry, not the record.
+refs/notes/evolve (`git log --notes=evolve`); runs/ is telemetry, not the record. The
+keys and their format belong to `evolution.trailers`; this module composes with them.
 """
 
 from __future__ import annotations
 
+from evolution import trailers as t
 from evolution.ratchet import Comparison, Regression
 
-NOTES_REF = "refs/notes/evolve"
-REJECTED_PREFIX = "refs/evolve/rejected/"
 SHOWN = 20  # regressions listed in a message body; the trailers name every one
 TEXT_LINES = 12  # lines of failure text kept per regression in a note
-
-
-def _trailers(pairs: list[tuple[str, str]]) -> str:
-    return "\n".join(f"{key}: {value}" for key, value in pairs if value != "")
 
 
 def _listing(title: str, items: list[str]) -> str:
@@ -26,6 +22,10 @@ def _listing(title: str, items: list[str]) -> str:
     if len(items) > SHOWN:
         shown.append(f"  … and {len(items) - SHOWN} more")
     return f"{title}:\n" + "\n".join(shown)
+
+
+def _message(subject: str, body: list[str], pairs: list[tuple[str, str]]) -> str:
+    return "\n\n".join([subject, *[part for part in body if part], t.block(pairs)]) + "\n"
 
 
 def regression_line(regression: Regression) -> str:
@@ -42,14 +42,6 @@ def failure_texts(regressions: list[Regression]) -> str:
     return "Failure text:\n" + "\n".join(blocks) if blocks else ""
 
 
-def tests_value(tests_run: int, passed: int) -> str:
-    return f"{tests_run} run, {passed} passed"
-
-
-def flaky_value(flaky: dict[str, object]) -> str:
-    return ", ".join(sorted(flaky)) if flaky else "none"
-
-
 def gate_commit_message(
     *,
     branch: str,
@@ -63,26 +55,25 @@ def gate_commit_message(
     sandbox: str,
 ) -> str:
     gained = passing_after - passing_before
-    subject = f"evolve: accept {branch} ({passing_before} -> {passing_after} passing)"
-    body = [
-        f"The merge of {branch} passed the ratchet gate: no baseline-passing test regressed, "
-        f"{gained} newly passing.",
-        _listing("Newly passing", comparison.newly_passing),
-        _listing("Flaky, quarantined", sorted(comparison.flaky)),
-        _listing("New tests not passing yet", [r.nodeid for r in comparison.new_failing]),
-    ]
-    trailers = _trailers(
+    return _message(
+        f"evolve: accept {branch} ({passing_before} -> {passing_after} passing)",
         [
-            ("Evolve-Proposal", proposal),
-            ("Evolve-Verdict", "accepted"),
-            ("Evolve-Tested-Tree", tree),
-            ("Evolve-Baseline", f"{passing_before} -> {passing_after}"),
-            ("Evolve-Tests", tests_value(tests_run, passed)),
-            ("Evolve-Flaky", flaky_value(comparison.flaky)),
-            ("Evolve-Sandbox", sandbox),
-        ]
+            f"The merge of {branch} passed the ratchet gate: no baseline-passing test "
+            f"regressed, {gained} newly passing.",
+            _listing("Newly passing", comparison.newly_passing),
+            _listing("Flaky, quarantined", sorted(comparison.flaky)),
+            _listing("New tests not passing yet", [r.nodeid for r in comparison.new_failing]),
+        ],
+        [
+            (t.PROPOSAL, proposal),
+            (t.VERDICT, t.ACCEPTED),
+            (t.TESTED_TREE, tree),
+            (t.BASELINE, t.baseline_value(passing_before, passing_after)),
+            (t.TESTS, t.tests_value(tests_run, passed)),
+            (t.FLAKY, t.flaky_value(comparison.flaky)),
+            (t.SANDBOX, sandbox),
+        ],
     )
-    return "\n\n".join([subject, *[part for part in body if part], trailers]) + "\n"
 
 
 def rejection_note(
@@ -99,28 +90,31 @@ def rejection_note(
     judged_at: str,
     sandbox: str,
 ) -> str:
-    parts = [f"evolve gate: rejected {branch}: {reason}"]
+    body: list[str] = []
     regressed: list[str] = []
     if comparison is not None:
         regressed = [r.nodeid for r in comparison.regressions]
-        parts.append(_listing("Regressions", [regression_line(r) for r in comparison.regressions]))
-        parts.append(_listing("Newly passing", comparison.newly_passing))
-        parts.append(_listing("Flaky", sorted(comparison.flaky)))
-        parts.append(failure_texts(comparison.regressions))
-    trailers = _trailers(
-        [
-            ("Evolve-Proposal", proposal),
-            ("Evolve-Verdict", "rejected"),
-            ("Evolve-Tested-Tree", tree),
-            ("Evolve-Baseline", f"{baseline_commit[:12]} ({passing_before} passing)"),
-            ("Evolve-Tests", tests_value(tests_run, passed) if comparison else ""),
-            ("Evolve-Regressed", " ".join(regressed)),
-            ("Evolve-Flaky", flaky_value(comparison.flaky) if comparison else ""),
-            ("Evolve-Sandbox", sandbox),
-            ("Evolve-Judged-At", judged_at),
+        body += [
+            _listing("Regressions", [regression_line(r) for r in comparison.regressions]),
+            _listing("Newly passing", comparison.newly_passing),
+            _listing("Flaky", sorted(comparison.flaky)),
+            failure_texts(comparison.regressions),
         ]
+    return _message(
+        f"evolve gate: rejected {branch}: {reason}",
+        body,
+        [
+            (t.PROPOSAL, proposal),
+            (t.VERDICT, t.REJECTED),
+            (t.TESTED_TREE, tree),
+            (t.BASELINE, t.baseline_at(baseline_commit, passing_before)),
+            (t.TESTS, t.tests_value(tests_run, passed) if comparison else ""),
+            (t.REGRESSED, " ".join(regressed)),
+            (t.FLAKY, t.flaky_value(comparison.flaky) if comparison else ""),
+            (t.SANDBOX, sandbox),
+            (t.JUDGED_AT, judged_at),
+        ],
     )
-    return "\n\n".join([part for part in parts if part] + [trailers]) + "\n"
 
 
 def baseline_record_message(
@@ -131,15 +125,90 @@ def baseline_record_message(
     flaky: dict[str, object],
     sandbox: str,
 ) -> str:
-    before = "none" if passing_before is None else str(passing_before)
-    subject = f"evolve: record baseline ({passing_after} passing)"
-    trailers = _trailers(
+    return _message(
+        f"evolve: record baseline ({passing_after} passing)",
+        [],
         [
-            ("Evolve-Verdict", "baseline"),
-            ("Evolve-Tested-Tree", tree),
-            ("Evolve-Baseline", f"{before} -> {passing_after}"),
-            ("Evolve-Flaky", flaky_value(flaky)),
-            ("Evolve-Sandbox", sandbox),
-        ]
+            (t.VERDICT, t.BASELINE_RECORD),
+            (t.TESTED_TREE, tree),
+            (t.BASELINE, t.baseline_value(passing_before, passing_after)),
+            (t.FLAKY, t.flaky_value(flaky)),
+            (t.SANDBOX, sandbox),
+        ],
     )
-    return f"{subject}\n\n{trailers}\n"
+
+
+def revert_message(commits: list[str], comparison: Comparison, tests: str, sandbox: str) -> str:
+    """The safety net's revert of commits that reached main without the gate."""
+    regressed = [r.nodeid for r in comparison.regressions]
+    lines = "\n".join(f"  {regression_line(r)}" for r in comparison.regressions[:SHOWN])
+    return _message(
+        f"evolve: revert {len(commits)} commit(s) that reached main without the gate",
+        [
+            f"They made {len(regressed)} baseline-passing test(s) fail:\n{lines}",
+            failure_texts(comparison.regressions),
+        ],
+        [
+            (t.VERDICT, t.REVERTED),
+            (t.REVERTS, " ".join(commits)),
+            (t.REGRESSED, " ".join(regressed)),
+            (t.TESTS, tests),
+            (t.FLAKY, t.flaky_value(comparison.flaky)),
+            (t.SANDBOX, sandbox),
+        ],
+    )
+
+
+def validated_note(
+    *, head: str, verified: str, tree: str, passing: int, tests: str, sandbox: str, when: str
+) -> str:
+    """The safety net's note on a commit that reached main without the gate but passed."""
+    return _message(
+        f"evolve safety net: {head[:10]} reached main without the gate and passed the "
+        f"baseline of {verified[:10]}",
+        [],
+        [
+            (t.VERDICT, t.VALIDATED),
+            (t.TESTED_TREE, tree),
+            (t.BASELINE, t.baseline_at(verified, passing)),
+            (t.TESTS, tests),
+            (t.SANDBOX, sandbox),
+            (t.JUDGED_AT, when),
+        ],
+    )
+
+
+def proposal_message(
+    *,
+    goal: str,
+    proposer: str,
+    model: str,
+    files: list[str],
+    details: str,
+    proposal: str,
+    cost_usd: float,
+    tokens: int,
+    prompt_sha256: str,
+) -> str:
+    """A proposer's commit: what it changed and why, with the proposal's trailers."""
+    one_line_goal = " ".join(goal.split())
+    return _message(
+        f"evolve: {one_line_goal[:60]}",
+        [
+            f"Proposed by {proposer}{f' ({model})' if model else ''} for {', '.join(files)}.",
+            details,
+        ],
+        [
+            (t.PROPOSAL, proposal),
+            (t.PROPOSER, proposer),
+            (t.MODEL, model or "none"),
+            (t.GOAL, one_line_goal),
+            (t.COST_USD, f"{cost_usd:.6f}"),
+            (t.TOKENS, str(tokens)),
+            (t.PROMPT_SHA256, prompt_sha256),
+        ],
+    )
+
+
+def factory_message(build_id: str) -> str:
+    return _message(f"factory: build {build_id}", [], [(t.FACTORY_BUILD, build_id)])

@@ -28,13 +28,8 @@ from evolution.gate import GateOptions, validate
 from evolution.gitrepo import GitRepo
 from evolution.mutate.search import SearchLimits
 from evolution.policy import CONFIG_PATH, matches
-from evolution.propose import (
-    Context,
-    ProposalResult,
-    failing_by_target,
-    open_context,
-    propose,
-)
+from evolution.propose import ProposalResult, propose
+from evolution.propose.context import Context, failing_by_target, open_context
 
 FAILED_TASK = ("silent", "failed", "timeout")
 TASK_WINDOW = 20
@@ -90,9 +85,8 @@ class CycleReport:
 
 
 def evolvable_files(ctx: Context) -> list[str]:
-    listed = ctx.repo.out("ls-tree", "-r", "--name-only", ctx.main).splitlines()
     return [
-        path for path in listed
+        path for path in ctx.repo.files_in(ctx.main)
         if path.endswith(".py") and matches(path, ctx.policy.evolvable)
         and not matches(path, ctx.policy.protected)
     ]

@@ -2,9 +2,10 @@
 
 The "not rocket science" rule: test the merge result, not the branch, and move main to
 exactly the commit that was tested. The merge is built with plumbing (merge-tree and
-commit-tree), tested in a temporary worktree, compared test by test with the baseline
-read from main's commit, and main is moved by a compare-and-swap ref update. If main
-moved meanwhile, everything is done again on the new main.
+commit-tree), put through the pre-test checks (`evolution.checks`), judged in the
+sandbox against the baseline read from main's commit (`evolution.judge`), and main is
+moved by a compare-and-swap ref update. If main moved meanwhile, everything is done
+again on the new main.
 """
 
 from __future__ import annotations
@@ -12,30 +13,23 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
+from agent.clock import timestamp
 from agent.errors import EnvironmentFailure, UsageError
-from evolution.audit import (
-    NOTES_REF,
-    REJECTED_PREFIX,
-    gate_commit_message,
-    rejection_note,
-)
+from evolution import trailers as t
+from evolution.audit import gate_commit_message, rejection_note
 from evolution.baseline import BASELINE_PATH, Baseline, require_baseline
-from evolution.factory.tree_check import deploy_mismatches
+from evolution.checks import Candidate, first_refusal, proposal_paths
 from evolution.gitrepo import GitRepo, slug
-from evolution.guard import Finding, check_file
+from evolution.judge import judge
 from evolution.landing import land
-from evolution.policy import Policy, load_policy, matches
-from evolution.pytest_report import RunResult
-from evolution.ratchet import Comparison, advance, compare, suspects
-from evolution.sandbox.isolation import Isolation, choose
-from evolution.session import exclusive, trial
+from evolution.policy import load_policy
+from evolution.ratchet import Comparison, advance
+from evolution.sandbox.isolation import choose
+from evolution.session import exclusive
 from evolution.testrun import ProgressCallback
-from evolution.verdict_cache import VerdictCache, cache_key, environment_digest
 
-PROPOSAL_TRAILER = "Evolve-Proposal"
 ENGINE_BRANCH_PREFIX = "evolve/"
 MAX_ATTEMPTS = 5
 
@@ -91,73 +85,22 @@ class GateReport:
         return data
 
 
-def now_utc() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def resolve_main(repo: GitRepo, name: str | None) -> tuple[str, str]:
-    """The main branch's full ref and commit; refuses a branch with no commit."""
-    candidates = [name] if name else ["main", "master"]
-    for candidate in candidates:
-        ref = f"refs/heads/{candidate}"
-        commit = repo.resolve_commit(ref)
-        if commit:
-            return ref, commit
-    shown = name or "main (or master)"
-    raise UsageError(
-        f"branch {shown} has no commit in {repo.toplevel}",
-        hint="commit something first, or name the main branch with --main",
-    )
-
-
 def proposal_id(repo: GitRepo, branch: str, tip: str) -> str:
     """The proposer's id when the tip carries one, else a name derived from the branch."""
-    found = repo.trailers(tip).get(PROPOSAL_TRAILER)
+    found = repo.trailers(tip).get(t.PROPOSAL)
     if found:
         return found[-1]
     return slug(branch.removeprefix(ENGINE_BRANCH_PREFIX), limit=60) + f"-{tip[:8]}"
 
 
-def proposal_paths(repo: GitRepo, main: str, tip: str) -> tuple[bool, set[str]]:
-    """Whether the branch holds automated proposals, and every path they change.
-
-    Only commits carrying an Evolve-Proposal trailer are held to the proposal rules;
-    commits by people may change tests and configuration.
-    """
-    automated, paths = False, set()
-    for commit in repo.commits_between(main, tip):
-        if PROPOSAL_TRAILER in repo.trailers(commit):
-            automated = True
-            paths.update(repo.changed_paths(commit))
-    return automated, paths
-
-
-def protected_touches(paths: set[str], policy: Policy) -> list[str]:
-    """The paths automated proposals may not touch, but did."""
-    return sorted(p for p in paths if matches(p, policy.protected) or not matches(
-        p, policy.evolvable))
-
-
-def guard_findings(
-    repo: GitRepo, main: str, tree: str, paths: set[str], policy: Policy
-) -> list[Finding]:
-    """The static guard on what proposals added to evolvable files (as merged)."""
-    findings: list[Finding] = []
-    for path in sorted(paths):
-        new = repo.read_file(tree, path)
-        if new is not None:
-            findings += check_file(path, repo.read_file(main, path), new, policy.allow)
-    return findings
-
-
 def archive_rejection(repo: GitRepo, branch: str, tip: str, proposal: str, note: str) -> str:
     """Keep the rejected tip under refs/evolve/rejected/<id> and attach the verdict note."""
-    ref = REJECTED_PREFIX + proposal
+    ref = t.REJECTED_PREFIX + proposal
     existing = repo.resolve_commit(ref)
     if existing and existing != tip:
         ref = f"{ref}-{tip[:8]}"
     repo.update_ref(ref, tip, repo.resolve_commit(ref), f"evolve: rejected {branch}")
-    repo.add_note(NOTES_REF, tip, note)
+    repo.add_note(t.NOTES_REF, tip, note)
     _drop_engine_branch(repo, branch, tip)
     return ref
 
@@ -169,88 +112,22 @@ def _drop_engine_branch(repo: GitRepo, branch: str, tip: str) -> None:
         repo.delete_ref(f"refs/heads/{name}", tip)
 
 
-@dataclass
-class Judgement:
-    result: RunResult
-    comparison: Comparison
-    cached: bool
-    cache_ignored: list[str]
-
-
-def judge(
-    repo: GitRepo,
-    commit: str,
-    tree: str,
-    policy: Policy,
-    baseline: Baseline,
-    baseline_blob: str,
-    when: str,
-    isolation: Isolation,
-    progress: ProgressCallback | None = None,
-    *,
-    automated: bool = False,
-) -> Judgement:
-    """Test `commit` (or reuse the gate's own run of its tree) and compare it with
-    `baseline`; an automated proposal's new flakiness is never excused."""
-    key = cache_key(
-        tree, baseline_blob, policy.digest(), environment_digest(isolation.cache_tag)
-    )
-    cache = VerdictCache(repo.state_dir)
-    cached = cache.get(key)
-    if cached is not None:
-        result, reruns = cached
-    else:
-        result, reruns = trial(
-            repo,
-            commit,
-            tree,
-            policy,
-            lambda run: suspects(baseline, run, policy),
-            when,
-            isolation,
-            progress,
-        )
-        cache.put(key, result, reruns)
-    comparison = compare(baseline, result, policy, reruns, automated=automated)
-    return Judgement(result, comparison, cached is not None, cache.ignored)
-
-
 def rejection_reason(comparison: Comparison) -> str:
     if comparison.regressions:
         return f"{len(comparison.regressions)} baseline-passing test(s) regressed"
     return "no newly passing test, and the policy requires an improvement"
 
 
-def _refuse_before_testing(
-    repo: GitRepo,
-    report: GateReport,
-    main: str,
-    paths: set[str],
-    policy: Policy,
-    tree: str | None,
-    conflicts: list[str],
-) -> bool:
-    """Reasons to reject a merge without running a test; sets `report.reason` if any."""
-    touched = protected_touches(paths, policy)
-    if touched:
-        report.protected_paths = touched
-        report.reason = "an automated proposal touched protected or non-evolvable paths: " + (
-            ", ".join(touched)
-        )
-    elif tree is None:
-        report.conflicts = conflicts
-        report.reason = "the branch does not merge cleanly into main: " + ", ".join(conflicts)
-    elif findings := guard_findings(repo, main, tree, paths, policy):
-        report.guard = [str(finding) for finding in findings]
-        shown = "; ".join(f"{f.path}:{f.line}: {f.construct} ({f.rule})" for f in findings[:5])
-        report.reason = "the static guard refused code the proposal added: " + shown
-    else:
-        drift = deploy_mismatches(repo, tree)
-        if drift:
-            report.reason = "deploy/ does not match SPEC.md (run factory build): " + "; ".join(
-                drift
-            )
-    return bool(report.reason)
+def _refused(report: GateReport, candidate: Candidate) -> bool:
+    """Whether a pre-test check refuses the candidate; the report says why."""
+    refusal = first_refusal(candidate)
+    if refusal is None:
+        return False
+    report.reason = refusal.reason
+    report.protected_paths = refusal.protected_paths
+    report.conflicts = refusal.conflicts
+    report.guard = refusal.guard
+    return True
 
 
 def validate(repo: GitRepo, options: GateOptions) -> GateReport:
@@ -268,7 +145,7 @@ def validate(repo: GitRepo, options: GateOptions) -> GateReport:
 
 
 def _attempt(repo: GitRepo, options: GateOptions) -> GateReport:
-    main_ref, main = resolve_main(repo, options.main)
+    main_ref, main = repo.resolve_main(options.main)
     tip = repo.resolve_commit(options.branch)
     if tip is None:
         raise UsageError(f"no branch or commit named {options.branch!r}")
@@ -292,7 +169,8 @@ def _attempt(repo: GitRepo, options: GateOptions) -> GateReport:
 
     automated, paths = proposal_paths(repo, main, tip)
     tree, conflicts = repo.merge_tree(main, tip)
-    if _refuse_before_testing(repo, report, main, paths, policy, tree, conflicts):
+    candidate = Candidate(repo, main, tree, policy, automated, paths, conflicts)
+    if _refused(report, candidate):
         return _reject(repo, options, report, baseline, tip, comparison=None)
 
     assert tree is not None
@@ -302,7 +180,7 @@ def _attempt(repo: GitRepo, options: GateOptions) -> GateReport:
         tree, [main, tip], f"Merge {options.branch} into {main_ref.removeprefix('refs/heads/')}"
     )
     report.merge_commit = merge_commit
-    when = now_utc()
+    when = timestamp()
     judgement = judge(
         repo, merge_commit, tree, policy, baseline, baseline_blob, when, isolation,
         options.progress, automated=automated,
@@ -368,7 +246,7 @@ def _reject(
             passing_before=report.passing_before,
             tests_run=report.tests_run,
             passed=report.passed,
-            judged_at=now_utc(),
+            judged_at=timestamp(),
             sandbox=report.sandbox,
         )
         report.archived_as = archive_rejection(repo, options.branch, tip, report.proposal, note)
@@ -403,7 +281,7 @@ def validate_pending_merge(
     """
     started = time.monotonic()
     with exclusive(repo, wait=wait):
-        main_ref, main_commit = resolve_main(repo, main)
+        main_ref, main_commit = repo.resolve_main(main)
         head_ref = repo.out("symbolic-ref", "--quiet", "HEAD", ok=(0, 1))
         report = GateReport(verdict="skipped", branch="MERGE_HEAD", proposal="")
         if head_ref != main_ref:
@@ -420,13 +298,13 @@ def validate_pending_merge(
             found, changed = proposal_paths(repo, main_commit, head)
             automated, paths = automated or found, paths | changed
         tree = repo.index_tree()
-        if _refuse_before_testing(repo, report, main_commit, paths, policy, tree, []):
+        if _refused(report, Candidate(repo, main_commit, tree, policy, automated, paths)):
             report.verdict = "rejected"
             return report
         isolation = choose(policy, automated=automated, unsandboxed=unsandboxed)
         commit = repo.commit_tree(tree, [main_commit, *heads], "pending merge (pre-merge-commit)")
         judgement = judge(
-            repo, commit, tree, policy, baseline, baseline_blob, now_utc(), isolation, progress,
+            repo, commit, tree, policy, baseline, baseline_blob, timestamp(), isolation, progress,
             automated=automated,
         )
         result, comparison = judgement.result, judgement.comparison

@@ -19,6 +19,7 @@ from pathlib import Path
 import git
 
 from agent.errors import EnvironmentFailure, UsageError
+from evolution import trailers
 
 # Commits the gate writes carry this identity unless the caller's environment names
 # one: an unattended host often has no user.name configured at all.
@@ -118,6 +119,20 @@ class GitRepo:
         )
         return out if status == 0 and out else None
 
+    def resolve_main(self, name: str | None) -> tuple[str, str]:
+        """The main branch's full ref and commit (`name`, else main, else master);
+        refuses a branch with no commit."""
+        for candidate in [name] if name else ["main", "master"]:
+            ref = f"refs/heads/{candidate}"
+            commit = self.resolve_commit(ref)
+            if commit:
+                return ref, commit
+        shown = name or "main (or master)"
+        raise UsageError(
+            f"branch {shown} has no commit in {self.toplevel}",
+            hint="commit something first, or name the main branch with --main",
+        )
+
     def tree_of(self, commit: str) -> str:
         return self.out("rev-parse", f"{commit}^{{tree}}")
 
@@ -135,6 +150,11 @@ class GitRepo:
     def blob_id(self, commit: str, path: str) -> str | None:
         status, out, _ = self.run("rev-parse", "--verify", "--quiet", f"{commit}:{path}", ok=(0, 1))
         return out if status == 0 and out else None
+
+    def files_in(self, treeish: str, prefix: str = "") -> list[str]:
+        """Every file path in `treeish` (under `prefix`, a folder ending in "/")."""
+        args = ["ls-tree", "-r", "--name-only", treeish] + (["--", prefix] if prefix else [])
+        return self.out(*args).splitlines()
 
     def git_path(self, name: str) -> Path:
         """An absolute path inside the git directory (`git rev-parse --git-path`)."""
@@ -159,13 +179,9 @@ class GitRepo:
 
     def trailers(self, commit: str) -> dict[str, list[str]]:
         """The trailers of one commit's message, by key (keys keep their spelling)."""
-        out = self.out("log", "-1", "--format=%(trailers:only,unfold)", commit)
-        found: dict[str, list[str]] = {}
-        for line in out.splitlines():
-            key, sep, value = line.partition(":")
-            if sep:
-                found.setdefault(key.strip(), []).append(value.strip())
-        return found
+        return trailers.parse_lines(
+            self.out("log", "-1", "--format=%(trailers:only,unfold)", commit)
+        )
 
     def changed_paths(self, commit: str) -> list[str]:
         """Paths a commit touches against each of its parents (both sides of a rename)."""
@@ -251,6 +267,12 @@ class GitRepo:
         status, _, _ = self.run("read-tree", "-n", "-m", "-u", old, new, cwd=worktree, ok=(0, 128))
         return status == 0
 
+    def commit_paths(self, folder: Path, message: str) -> None:
+        """Commit everything under `folder` of the checkout (and nothing else staged)."""
+        relative = str(folder.relative_to(self.toplevel))
+        self.run("add", "-A", "--", relative, cwd=self.toplevel)
+        self.run("commit", "--no-verify", "-q", "-m", message, "--", relative, cwd=self.toplevel)
+
     @contextmanager
     def scratch_worktree(self, commit: str) -> Iterator[Path]:
         """A detached linked worktree at `commit`, outside the repository, for git's own
@@ -301,6 +323,46 @@ class GitRepo:
         (gitdir / "HEAD").write_text(commit + "\n")
         self.run("-c", "core.hooksPath=/dev/null", "read-tree", "-u", "--reset", "HEAD",
                  cwd=dest)
+
+    def diff_paths(self, patch: Path) -> list[str]:
+        """The paths a unified diff changes; GitFailed when git cannot read it."""
+        status, out, err = self.run("apply", "--numstat", str(patch.resolve()), ok=(0, 1, 128))
+        if status != 0 or not out.strip():
+            raise GitFailed(err.strip() or "empty")
+        return [line.split("\t", 2)[2] for line in out.splitlines()]
+
+    def apply_diff(self, base: str, patch: Path, paths: list[str]) -> dict[str, str]:
+        """`paths` as they are after applying a unified diff to `base`, in a private
+        index (the checkout is never touched); GitFailed when it does not apply."""
+        with tempfile.TemporaryDirectory(dir=self.state_dir_ready()) as scratch:
+            env = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
+            self.run("read-tree", base, env=env)
+            status, _, err = self.run(
+                "apply", "--cached", str(patch.resolve()), env=env, ok=(0, 1, 128)
+            )
+            if status != 0:
+                raise GitFailed(err.strip())
+            tree = self.out("write-tree", env=env)
+        changed = {}
+        for path in paths:
+            blob = self.read_file(tree, path)
+            if blob is not None:
+                changed[path] = blob.decode("utf-8", errors="surrogateescape")
+        return changed
+
+    def commit_files(
+        self, base: str, files: dict[str, str], message: str, branch: str
+    ) -> str:
+        """A commit on `base` with `files` replaced, made into a new branch by plumbing
+        (the checkout, index and stash are never touched); refuses an existing branch."""
+        tree = self.tree_of(base)
+        for path, content in sorted(files.items()):
+            blob = self.hash_blob(content.encode("utf-8", errors="surrogateescape"))
+            tree = self.tree_with_file(tree, path, blob)
+        commit = self.commit_tree(tree, [base], message)
+        if not self.update_ref(f"refs/heads/{branch}", commit, None, "evolve: propose"):
+            raise EnvironmentFailure(f"branch {branch} already exists")
+        return commit
 
     def state_dir_ready(self) -> Path:
         self.state_dir.mkdir(parents=True, exist_ok=True)

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from agent.clock import timestamp
 from agent.errors import InvalidRun, Refused
 from evolution.audit import baseline_record_message
 from evolution.baseline import BASELINE_PATH, Baseline, read_baseline, require_baseline
-from evolution.gate import now_utc, resolve_main
 from evolution.gitrepo import GitRepo
 from evolution.landing import land
 from evolution.policy import load_policy
@@ -51,12 +51,12 @@ def record(
     progress: ProgressCallback | None = None,
 ) -> RecordReport:
     with exclusive(repo, wait=wait):
-        main_ref, head = resolve_main(repo, main)
+        main_ref, head = repo.resolve_main(main)
         policy = load_policy(repo, head).with_overrides(**(overrides or {}))
         found = read_baseline(repo, head)
         previous = found[0] if found else None
         tree = repo.tree_of(head)
-        when = now_utc()
+        when = timestamp()
         isolation = choose(policy, automated=False, unsandboxed=False)
         result, reruns = trial(
             repo,
@@ -125,7 +125,7 @@ def age(recorded_at: str) -> str:
 
 
 def show(repo: GitRepo, main: str | None = None) -> dict[str, Any]:
-    _, head = resolve_main(repo, main)
+    _, head = repo.resolve_main(main)
     baseline, _ = require_baseline(repo, head)
     return {
         "main": head,

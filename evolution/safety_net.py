@@ -13,26 +13,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.clock import timestamp
 from agent.errors import EnvironmentFailure, UsageError
-from evolution.audit import (
-    NOTES_REF,
-    failure_texts,
-    flaky_value,
-    regression_line,
-    tests_value,
-)
+from evolution import trailers as t
+from evolution.audit import revert_message, validated_note
 from evolution.baseline import require_baseline
-from evolution.gate import judge, now_utc, resolve_main
 from evolution.gitrepo import GitRepo
+from evolution.judge import judge
 from evolution.landing import land, main_checkout
 from evolution.policy import load_policy
-from evolution.ratchet import Comparison
 from evolution.sandbox.isolation import choose
 from evolution.session import exclusive
 from evolution.testrun import ProgressCallback
-from evolution.trail import last_value, parse_trailers
 
-VERIFIED = frozenset({"accepted", "baseline", "reverted", "validated"})
+VERIFIED = frozenset({t.ACCEPTED, t.BASELINE_RECORD, t.REVERTED, t.VALIDATED})
 
 
 @dataclass
@@ -58,17 +52,17 @@ class SafetyReport:
 def verdict_of(repo: GitRepo, commit: str) -> str:
     """The verdict git records for `commit`: a gate trailer, or a note; "" for none."""
     fields = repo.out(
-        "log", "-1", f"--notes={NOTES_REF}", "--format=%(trailers:only,unfold)%x1f%N", commit
+        "log", "-1", f"--notes={t.NOTES_REF}", "--format=%(trailers:only,unfold)%x1f%N", commit
     ).split("\x1f", 1)
-    own = parse_trailers(fields[0])
-    if last_value(own, "Evolve-Reverts"):
-        return "reverted"
-    verdict = last_value(own, "Evolve-Verdict")
+    own = t.parse(fields[0])
+    if t.last(own, t.REVERTS):
+        return t.REVERTED
+    verdict = t.last(own, t.VERDICT)
     if verdict in VERIFIED:
         return verdict
-    noted = parse_trailers(fields[1] if len(fields) > 1 else "")
-    verdict = last_value(noted, "Evolve-Verdict")
-    return verdict if verdict == "validated" else ""
+    noted = t.parse(fields[1] if len(fields) > 1 else "")
+    verdict = t.last(noted, t.VERDICT)
+    return verdict if verdict == t.VALIDATED else ""
 
 
 def last_verified(repo: GitRepo, head: str) -> str | None:
@@ -104,24 +98,6 @@ def _revert_all(repo: GitRepo, head: str, commits: list[str], message: str) -> s
     return repo.commit_tree(tree, [head], message)
 
 
-def _revert_message(
-    commits: list[str], comparison: Comparison, tests: str, sandbox: str
-) -> str:
-    regressed = [r.nodeid for r in comparison.regressions]
-    lines = "\n".join(f"  {regression_line(r)}" for r in comparison.regressions[:20])
-    return (
-        f"evolve: revert {len(commits)} commit(s) that reached main without the gate\n\n"
-        f"They made {len(regressed)} baseline-passing test(s) fail:\n{lines}\n\n"
-        f"{failure_texts(comparison.regressions)}\n\n"
-        f"Evolve-Verdict: reverted\n"
-        f"Evolve-Reverts: {' '.join(commits)}\n"
-        f"Evolve-Regressed: {' '.join(regressed)}\n"
-        f"Evolve-Tests: {tests}\n"
-        f"Evolve-Flaky: {flaky_value(comparison.flaky)}\n"
-        f"Evolve-Sandbox: {sandbox}\n"
-    )
-
-
 def post_merge(
     repo: GitRepo,
     *,
@@ -130,7 +106,7 @@ def post_merge(
     progress: ProgressCallback | None = None,
 ) -> SafetyReport:
     with exclusive(repo, wait=wait):
-        main_ref, head = resolve_main(repo, main)
+        main_ref, head = repo.resolve_main(main)
         checkout = main_checkout(repo, main_ref)
         if checkout is not None and not repo.is_clean(checkout):
             raise UsageError(
@@ -149,22 +125,18 @@ def post_merge(
         policy = load_policy(repo, verified)
         baseline, blob = require_baseline(repo, verified)
         tree = repo.tree_of(head)
-        when = now_utc()
+        when = timestamp()
         isolation = choose(policy, automated=False, unsandboxed=False)
         judgement = judge(repo, head, tree, policy, baseline, blob, when, isolation, progress)
         result, comparison = judgement.result, judgement.comparison
         report.cached, report.sandbox = judgement.cached, result.sandbox
-        tests = tests_value(len(result.outcomes), result.passed())
+        tests = t.tests_value(len(result.outcomes), result.passed())
         if not comparison.regressions:
-            note = (
-                f"evolve safety net: {head[:10]} reached main without the gate and passed "
-                f"the baseline of {verified[:10]}\n\n"
-                f"Evolve-Verdict: validated\nEvolve-Tested-Tree: {tree}\n"
-                f"Evolve-Baseline: {verified[:12]} ({len(baseline.passing())} passing)\n"
-                f"Evolve-Tests: {tests}\nEvolve-Sandbox: {result.sandbox}\n"
-                f"Evolve-Judged-At: {when}\n"
-            )
-            repo.add_note(NOTES_REF, head, note)
+            note = validated_note(
+                head=head, verified=verified, tree=tree, passing=len(baseline.passing()),
+                tests=tests, sandbox=result.sandbox, when=when,
+            )  # fmt: skip
+            repo.add_note(t.NOTES_REF, head, note)
             report.status = "passing"
             return report
         report.regressions = [
@@ -172,7 +144,7 @@ def post_merge(
             for r in comparison.regressions
         ]
         commits = repo.out("rev-list", "--first-parent", "--reverse", f"{verified}..{head}").split()
-        message = _revert_message(commits, comparison, tests, result.sandbox)
+        message = revert_message(commits, comparison, tests, result.sandbox)
         revert = _revert_all(repo, head, commits, message)
         after = judge(
             repo, revert, repo.tree_of(revert), policy, baseline, blob, when, isolation, progress

@@ -1,10 +1,10 @@
 """Read the audit trail back from git alone: `evolve log` and `evolve show`.
 
 Sources, all in the repository, none in runs/:
-- gate commits on main (trailer `Evolve-Verdict: accepted`), whose tested merge commit's
-  second parent is the proposal, with its own trailers (proposer, model, cost, goal…);
-- baseline records (`Evolve-Verdict: baseline`) and safety-net reverts (`Evolve-Reverts`);
-- factory builds (`Factory-Build`);
+- gate commits on main (verdict "accepted"), whose tested merge commit's second parent
+  is the proposal, with its own trailers (proposer, model, cost, goal…);
+- baseline records (verdict "baseline") and safety-net reverts;
+- factory builds;
 - rejection notes under refs/notes/evolve, attached to the rejected tip, which is kept
   under refs/evolve/rejected/<id>.
 """
@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from evolution.audit import NOTES_REF, REJECTED_PREFIX
+from evolution import trailers as t
 from evolution.gitrepo import GitRepo
 
 _FIELD = "\x1f"
@@ -25,7 +25,7 @@ _RECORD = "\x1e"
 @dataclass
 class Entry:
     when: str
-    verdict: str  # accepted | rejected | reverted | baseline | factory | validated
+    verdict: str  # one of trailers.VERDICTS
     proposal: str
     proposer: str
     model: str
@@ -39,6 +39,8 @@ class Entry:
     tokens: str = ""
     prompt_sha256: str = ""
     candidate: str = ""
+    passing: int | None = None  # baseline-passing tests after the event (before, rejected)
+    note: str = ""  # a rejection's or validation's note, whole
     trailers: dict[str, list[str]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -56,41 +58,9 @@ class Entry:
         )
 
 
-def parse_trailers(text: str) -> dict[str, list[str]]:
-    """Trailers from the last paragraph of `text` whose lines are all `Key: value`."""
-    paragraphs = [p for p in text.strip().split("\n\n") if p.strip()]
-    if not paragraphs:
-        return {}
-    found: dict[str, list[str]] = {}
-    for line in paragraphs[-1].splitlines():
-        key, sep, value = line.partition(": ")
-        if not sep or " " in key or not key:
-            return {}
-        found.setdefault(key, []).append(value.strip())
-    return found
-
-
-def last_value(trailers: dict[str, list[str]], key: str, default: str = "") -> str:
-    values = trailers.get(key)
-    return values[-1] if values else default
-
-
-def _passed(trailers: dict[str, list[str]]) -> int | None:
-    tests = last_value(trailers, "Evolve-Tests")  # "N run, M passed"
-    try:
-        return int(tests.split(",")[1].split()[0]) if tests else None
-    except (IndexError, ValueError):
-        return None
-
-
-def _flaky_count(trailers: dict[str, list[str]]) -> int:
-    value = last_value(trailers, "Evolve-Flaky", "none")
-    return 0 if value in ("", "none") else len(value.split(", "))
-
-
 def _log(repo: GitRepo, *args: str) -> list[list[str]]:
     fmt = _FIELD.join(["%H", "%cI", "%s", "%(trailers:only,unfold)", "%N"]) + _RECORD
-    out = repo.out("log", f"--format={fmt}", f"--notes={NOTES_REF}", *args, strip=False)
+    out = repo.out("log", f"--format={fmt}", f"--notes={t.NOTES_REF}", *args, strip=False)
     return [record.lstrip("\n").split(_FIELD) for record in out.split(_RECORD) if record.strip()]
 
 
@@ -99,7 +69,7 @@ def _proposal_trailers(repo: GitRepo, commits: list[str]) -> dict[str, dict[str,
         return {}
     found = {}
     for sha, _when, _subject, trailers, _note in _log(repo, "--no-walk=unsorted", *commits):
-        found[sha] = parse_trailers(trailers)
+        found[sha] = t.parse(trailers)
     return found
 
 
@@ -113,23 +83,24 @@ def _entry(
     candidate: str = "",
 ) -> Entry:
     merged = {**proposal, **own}
-    regressed = last_value(own, "Evolve-Regressed")
+    regressed = t.last(own, t.REGRESSED)
     return Entry(
         when=when,
         verdict=verdict,
-        proposal=last_value(merged, "Evolve-Proposal"),
-        proposer=last_value(merged, "Evolve-Proposer"),
-        model=last_value(merged, "Evolve-Model"),
-        passed=_passed(own),
+        proposal=t.last(merged, t.PROPOSAL),
+        proposer=t.last(merged, t.PROPOSER),
+        model=t.last(merged, t.MODEL),
+        passed=t.passed_of(t.last(own, t.TESTS)),
         regressed=len(regressed.split()) if regressed else 0,
-        flaky=_flaky_count(own),
-        cost_usd=last_value(merged, "Evolve-Cost-USD"),
+        flaky=t.flaky_count(t.last(own, t.FLAKY, "none")),
+        cost_usd=t.last(merged, t.COST_USD),
         commit=sha,
         subject=subject,
-        goal=last_value(merged, "Evolve-Goal"),
-        tokens=last_value(merged, "Evolve-Tokens"),
-        prompt_sha256=last_value(merged, "Evolve-Prompt-SHA256"),
+        goal=t.last(merged, t.GOAL),
+        tokens=t.last(merged, t.TOKENS),
+        prompt_sha256=t.last(merged, t.PROMPT_SHA256),
         candidate=candidate,
+        passing=t.passing_of(t.last(own, t.BASELINE)),
         trailers=merged,
     )
 
@@ -138,23 +109,25 @@ def _main_entries(repo: GitRepo, main_ref: str) -> list[Entry]:
     rows = _log(repo, "--first-parent", main_ref)
     gate_candidates: dict[str, str] = {}
     for sha, _when, _subject, trailers, _note in rows:
-        if last_value(parse_trailers(trailers), "Evolve-Verdict") == "accepted":
+        if t.last(t.parse(trailers), t.VERDICT) == t.ACCEPTED:
             candidate = repo.resolve_commit(f"{sha}^1^2")
             if candidate:
                 gate_candidates[sha] = candidate
     proposals = _proposal_trailers(repo, sorted(set(gate_candidates.values())))
     entries = []
     for sha, when, subject, trailers, note in rows:
-        own = parse_trailers(trailers)
-        verdict = last_value(own, "Evolve-Verdict")
-        if last_value(own, "Evolve-Reverts"):
-            verdict = "reverted"
-        elif last_value(own, "Factory-Build"):
-            verdict = verdict or "factory"
+        own = t.parse(trailers)
+        verdict = t.last(own, t.VERDICT)
+        if t.last(own, t.REVERTS):
+            verdict = t.REVERTED
+        elif t.last(own, t.FACTORY_BUILD):
+            verdict = verdict or t.FACTORY
         elif not verdict and note:
-            noted = parse_trailers(note)
-            if last_value(noted, "Evolve-Verdict") == "validated":
-                entries.append(_entry("validated", sha, when, subject, noted, own))
+            noted = t.parse(note)
+            if t.last(noted, t.VERDICT) == t.VALIDATED:
+                entry = _entry(t.VALIDATED, sha, when, subject, noted, own)
+                entry.note = note.strip()
+                entries.append(entry)
             continue
         if not verdict:
             continue
@@ -166,18 +139,18 @@ def _main_entries(repo: GitRepo, main_ref: str) -> list[Entry]:
 
 
 def _rejections(repo: GitRepo) -> list[Entry]:
-    listing = repo.out("notes", f"--ref={NOTES_REF}", "list", ok=(0, 1))
+    listing = repo.out("notes", f"--ref={t.NOTES_REF}", "list", ok=(0, 1))
     targets = [line.split()[1] for line in listing.splitlines() if len(line.split()) == 2]
     if not targets:
         return []
     entries = []
     for sha, when, subject, trailers, note in _log(repo, "--no-walk=unsorted", *targets):
-        noted = parse_trailers(note)
-        if last_value(noted, "Evolve-Verdict") != "rejected":
+        noted = t.parse(note)
+        if t.last(noted, t.VERDICT) != t.REJECTED:
             continue
-        judged = last_value(noted, "Evolve-Judged-At", when)
-        entry = _entry("rejected", sha, judged, subject, noted, parse_trailers(trailers), sha)
-        entry.trailers["Evolve-Note"] = [note.strip()]
+        judged = t.last(noted, t.JUDGED_AT, when)
+        entry = _entry(t.REJECTED, sha, judged, subject, noted, t.parse(trailers), sha)
+        entry.note = note.strip()
         entries.append(entry)
     return entries
 
@@ -208,9 +181,9 @@ def read_trail(
 
 
 def rejected_refs(repo: GitRepo) -> dict[str, str]:
-    out = repo.out("for-each-ref", "--format=%(objectname) %(refname)", REJECTED_PREFIX)
+    out = repo.out("for-each-ref", "--format=%(objectname) %(refname)", t.REJECTED_PREFIX)
     found = {}
     for line in out.splitlines():
         sha, ref = line.split(" ", 1)
-        found[ref.removeprefix(REJECTED_PREFIX)] = sha
+        found[ref.removeprefix(t.REJECTED_PREFIX)] = sha
     return found

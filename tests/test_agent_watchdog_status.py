@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from agent.clock import utc_now
 from agent.config import load_runtime
-from agent.ledger import Ledger, utc_now
+from agent.ledger import Ledger
 from agent.status import percentile, task_summary
 from agent.tick import Runtime
 from agent.trace import TRACE_NAME, Trace, read_events

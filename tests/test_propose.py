@@ -275,3 +275,23 @@ def test_patch_proposer_takes_a_unified_diff_or_search_replace(
     junk.write_text("this is not a diff\n")
     done, result = propose(sandbox, "--patch", str(junk), "--goal", "nothing")
     assert done.returncode == 1 and result["status"] == "malformed"
+
+
+def test_auto_asks_the_models_named_on_the_command_line_when_none_are_configured(
+    sandbox: Sandbox, llm: ScriptedLLM
+) -> None:
+    """`auto` is a fallback chain over the proposers it was given: `--model M` makes the
+    model chain, even with no [[llm.models]] in deploy/agent.toml. (Before, auto went
+    straight to mutate and no request was made.) A local model costs nothing, so no
+    price is needed; litellm finds its endpoint in LM_STUDIO_API_BASE."""
+    llm.add("local-model", Step(GOOD_REPLY))
+
+    done, result = propose(
+        sandbox, "--model", "lm_studio/local-model", "--target", "scripts/calc.py",
+        "--goal", "fix mul", env={"LM_STUDIO_API_BASE": llm.url},
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [r.model for r in llm.received] == ["local-model"]
+    assert (result["status"], result["proposer"]) == ("created", "llm")
+    assert result["model"] == "lm_studio/local-model"

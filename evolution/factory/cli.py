@@ -59,20 +59,11 @@ def build(
 
 
 def _commit(out: Path, build_id: str) -> None:
+    from evolution.audit import factory_message
     from evolution.gitrepo import GitRepo
 
     repo = GitRepo(out.resolve().parent)
-    relative = str(out.resolve().relative_to(repo.toplevel))
-    repo.run("add", "-A", "--", relative)
-    repo.run(
-        "commit",
-        "--no-verify",
-        "-q",
-        "-m",
-        f"factory: build {build_id}\n\nFactory-Build: {build_id}",
-        "--",
-        relative,
-    )
+    repo.commit_paths(out.resolve(), factory_message(build_id))
 
 
 @app.command()

@@ -1,9 +1,10 @@
-"""`mutate` as a proposer: repair a target file against its failing baseline tests.
+"""The `mutate` proposer: repair a target file against its failing baseline tests.
 
 It needs no model and no network: the tests are the specification. The failing tests
 are the baseline's tests that do not pass and concern the target; their neighbours
 (every test of the same files that passes on main) must keep passing. Everything runs
-in a throw-away run folder of main (sandboxed), so the checkout is never touched.
+in a throw-away run folder of main (sandboxed), so the checkout is never touched. The
+search itself (localisation, operators, staged evaluation) is `evolution.mutate`.
 """
 
 from __future__ import annotations
@@ -11,16 +12,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from evolution.baseline import read_baseline
 from evolution.mutate.localise import localise
 from evolution.mutate.search import Evaluator, SearchLimits, SearchResult, evaluator_policy, search
+from evolution.propose.base import Change, NoChange, Request, Spend
+from evolution.propose.context import Context, failing_for
 from evolution.runfolder import RunFolder
 from evolution.sandbox.isolation import choose
-
-if TYPE_CHECKING:
-    from evolution.propose import Context
 
 
 @dataclass
@@ -88,3 +87,38 @@ def repair(
         result = search(evaluator, source, localisation, limits, tried=tried,
                         on_candidate=on_candidate)
     return Repair(target, result, failing)
+
+
+class MutateProposer:
+    name = "mutate"
+
+    def propose(self, ctx: Context, request: Request, spend: Spend) -> Change:
+        """The first target with failing tests, repaired; its edits described."""
+        for target in request.targets:
+            failing, _ = failing_for(ctx, [target])
+            if not failing:
+                continue
+            found = repair(
+                ctx, target, [f["nodeid"] for f in failing], request.limits or SearchLimits(),
+                tried=request.tried, unsandboxed=request.unsandboxed,
+            )  # fmt: skip
+            if not found.result.repaired:
+                raise NoChange(
+                    f"mutate found no repair of {target} in {found.result.evaluated} "
+                    f"candidates ({found.result.seconds:.1f} s, stopped: "
+                    f"{found.result.stopped})",
+                    search=found.summary(),
+                )
+            lines = "\n".join(f"- {text}" for text in found.descriptions)
+            details = (
+                f"Repaired offline by mutation ({found.result.evaluated} candidates in "
+                f"{found.result.seconds:.1f} s), making pass: {', '.join(found.failing)}"
+                f"\n{lines}"
+            )
+            return Change(
+                {target: found.result.source}, found.fingerprint, details, found.summary()
+            )
+        raise NoChange(
+            "mutate needs a test that fails in the baseline and concerns "
+            + ", ".join(request.targets)
+        )

@@ -1,0 +1,70 @@
+"""The interface every proposer implements, and what it hands back.
+
+A proposer turns a request (targets, a goal) into a change: the new content of some
+files, a fingerprint of what produced it (the prompt's hash, or what the search tried),
+a few lines for the commit body, and what it spent. Everything else (argument checks,
+the kill flag, the commit with its trailers, the branch, the status) is the package's
+entry point's job, the same for every proposer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from agent.errors import Refused
+
+if TYPE_CHECKING:
+    from agent.llm import Completion
+    from evolution.mutate.search import SearchLimits
+    from evolution.propose.context import Context
+
+
+@dataclass
+class Spend:
+    cost_usd: float = 0.0
+    tokens: int = 0
+    model: str = ""
+
+    def add(self, completion: Completion) -> None:
+        self.cost_usd += completion.cost_usd
+        self.tokens += completion.tokens
+        self.model = completion.model
+
+
+@dataclass
+class Request:
+    targets: list[str]
+    goal: str
+    patch: Path | None = None
+    models: list[str] | None = None  # the model chain to ask instead of the configured one
+    limits: SearchLimits | None = None
+    tried: set[str] | None = None  # mutants already judged in this cycle
+    unsandboxed: bool = False
+
+
+@dataclass
+class Change:
+    files: dict[str, str]  # path -> new content
+    fingerprint: str  # the prompt's SHA-256, or what stands in for one
+    details: str = ""  # for the commit body
+    search: dict[str, Any] | None = None  # what mutate tried
+
+
+class Proposer(Protocol):
+    name: str
+
+    def propose(self, ctx: Context, request: Request, spend: Spend) -> Change:
+        """The change, or an error: NoChange (nothing to propose), MalformedReply, or the
+        model client's LLMRefused / LLMUnavailable. What it spends is added to `spend`
+        as it goes, so a failed attempt is paid for too."""
+        ...
+
+
+class NoChange(Refused):
+    """The proposer had nothing to propose, or found nothing within its limits."""
+
+    def __init__(self, message: str, *, search: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.search = search

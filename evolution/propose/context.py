@@ -1,0 +1,101 @@
+"""What every proposer (and the cycle) works from: main's commit, its policy, the runtime
+configuration as committed, and the baseline's failing tests per target file."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from agent.config import SPEC_PATH, RuntimeConfig, load_runtime
+from agent.errors import UsageError
+from agent.redact import Redactor
+from evolution.baseline import read_baseline
+from evolution.gitrepo import GitRepo
+from evolution.policy import CONFIG_PATH, Policy, load_policy, matches
+
+CONTEXT_CLIP = 6000
+
+
+@dataclass
+class Context:
+    repo: GitRepo
+    main_ref: str
+    main: str
+    policy: Policy
+    config: RuntimeConfig
+    redact: Redactor
+
+    def read(self, path: str) -> str | None:
+        """A file as main has it, or None."""
+        raw = self.repo.read_file(self.main, path)
+        return raw.decode("utf-8", errors="surrogateescape") if raw is not None else None
+
+
+def open_context(repo: GitRepo) -> Context:
+    main_ref, main = repo.resolve_main(None)
+    policy = load_policy(repo, main)
+    raw = repo.read_file(main, CONFIG_PATH)
+    spec = repo.read_file(main, SPEC_PATH)
+    config = load_runtime(
+        repo.toplevel,
+        raw.decode() if raw is not None else None,
+        origin=f"{main_ref.removeprefix('refs/heads/')}:{CONFIG_PATH}",
+        spec_text=spec.decode(errors="replace") if spec is not None else "",
+    )
+    redact = Redactor.from_environment(config.secret_env_names())
+    return Context(repo, main_ref, main, policy, config, redact)
+
+
+def clip(text: str) -> str:
+    return text if len(text) <= CONTEXT_CLIP else text[:CONTEXT_CLIP] + "\n[… clipped]\n"
+
+
+def normalise(path: str) -> str:
+    pure = PurePosixPath(path.replace("\\", "/"))
+    if pure.is_absolute() or ".." in pure.parts or not pure.parts:
+        raise UsageError(f"{path}: give a path inside the repository, relative to its root")
+    return str(pure)
+
+
+def check_paths(paths: list[str], policy: Policy) -> None:
+    for path in paths:
+        if matches(path, policy.protected):
+            raise UsageError(f"{path} is protected: proposals may never change it")
+        if not matches(path, policy.evolvable):
+            evolvable = ", ".join(policy.evolvable)
+            raise UsageError(f"{path} is not under the evolvable paths ({evolvable})")
+
+
+def failing_by_target(
+    ctx: Context, targets: list[str]
+) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+    """For each target, the baseline's tests that do not pass and whose test file names
+    its module ({nodeid: outcome}), and the sources of the test files read on the way."""
+    found = read_baseline(ctx.repo, ctx.main)
+    by_target: dict[str, dict[str, str]] = {}
+    sources: dict[str, str] = {}
+    if found is None:
+        return by_target, sources
+    patterns = {t: re.compile(rf"\b{re.escape(PurePosixPath(t).stem)}\b") for t in targets}
+    for nodeid, outcome in sorted(found[0].tests.items()):
+        if outcome == "passed":
+            continue
+        test_file = nodeid.split("::", 1)[0]
+        if test_file not in sources:
+            sources[test_file] = ctx.read(test_file) or ""
+        for target, pattern in patterns.items():
+            if pattern.search(sources[test_file]):
+                by_target.setdefault(target, {})[nodeid] = outcome
+    return by_target, sources
+
+
+def failing_for(
+    ctx: Context, targets: list[str]
+) -> tuple[list[dict[str, str]], list[tuple[str, str]]]:
+    """The failing tests that concern any of `targets`, and their test files' sources."""
+    by_target, sources = failing_by_target(ctx, targets)
+    merged = {nodeid: o for tests in by_target.values() for nodeid, o in tests.items()}
+    failing = [{"nodeid": nodeid, "outcome": merged[nodeid]} for nodeid in sorted(merged)]
+    used = sorted({t["nodeid"].split("::", 1)[0] for t in failing})
+    return failing, [(path, clip(sources[path])) for path in used]
