@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import re
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -190,21 +189,15 @@ def proposals(entries: list[dict[str, Any]], since: datetime) -> dict[str, Any]:
     }  # fmt: skip
 
 
-# `old -> new` on gate commits and baseline records; `<commit> (N passing)` on reverts.
-_BASELINE = re.compile(r"->\s*(\d+)$|\((\d+) passing\)$")
-
-
 def baseline_series(entries: list[dict[str, Any]], since: datetime) -> list[dict[str, Any]]:
-    """Baseline-passing tests over time, from the `Evolve-Baseline` trailer of each commit
-    that moved main (a rejection's note names the baseline it did not move); the last
-    value before the window opens it."""
-    points = []
-    for entry in sorted(entries, key=lambda e: _at(e["when"])):
-        values = (entry.get("trailers") or {}).get("Evolve-Baseline") or []
-        found = _BASELINE.search(values[-1].strip()) if values else None
-        if found and entry["verdict"] != "rejected":
-            points.append({"when": entry["when"], "passing": int(found.group(1) or found.group(2)),
-                           "verdict": entry["verdict"]})  # fmt: skip
+    """Baseline-passing tests over time, from `evolve log`'s `passing` of each entry that
+    moved main (a rejection's names the baseline it did not move); the last value before
+    the window opens it."""
+    points = [
+        {"when": entry["when"], "passing": entry["passing"], "verdict": entry["verdict"]}
+        for entry in sorted(entries, key=lambda e: _at(e["when"]))
+        if entry.get("passing") is not None and entry["verdict"] != "rejected"
+    ]
     before = [p for p in points if _at(p["when"]) < since]
     inside = [p for p in points if _at(p["when"]) >= since]
     if before:

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from agent.errors import RatchetError
+from agent.errors import RatchetError, UsageError
 from agent.ledger import CAP_TOLERANCE_USD, Ledger
 from evolution.gate import GateOptions, validate
 from evolution.gitrepo import GitRepo
@@ -32,6 +32,7 @@ from evolution.propose import ProposalResult, propose
 from evolution.propose.context import Context, failing_by_target, open_context
 
 FAILED_TASK = ("silent", "failed", "timeout")
+CYCLE_PROPOSERS = ("auto", "llm", "mutate")
 TASK_WINDOW = 20
 
 
@@ -186,6 +187,10 @@ def run_cycle(
     on_iteration: Callable[[Iteration], None] | None = None,
     unsandboxed: bool = False,
 ) -> CycleReport:
+    if proposer not in CYCLE_PROPOSERS:
+        raise UsageError(
+            f"the cycle takes the {', '.join(CYCLE_PROPOSERS)} proposer, not {proposer!r}"
+        )
     report = CycleReport()
     rejections = 0
     exhausted: set[tuple[str, str]] = set()

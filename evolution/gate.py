@@ -282,7 +282,7 @@ def validate_pending_merge(
     started = time.monotonic()
     with exclusive(repo, wait=wait):
         main_ref, main_commit = repo.resolve_main(main)
-        head_ref = repo.out("symbolic-ref", "--quiet", "HEAD", ok=(0, 1))
+        head_ref = repo.head_ref()
         report = GateReport(verdict="skipped", branch="MERGE_HEAD", proposal="")
         if head_ref != main_ref:
             report.reason = f"HEAD is {head_ref or 'detached'}, not {main_ref}: nothing to gate"

@@ -169,6 +169,68 @@ class GitRepo:
             env = {"GIT_INDEX_FILE": str(index if index.is_absolute() else self.toplevel / index)}
         return self.out("write-tree", cwd=self.toplevel, env=env)
 
+    def head_ref(self) -> str:
+        """The branch the checkout has out (refs/heads/…), or "" when detached."""
+        return self.out("symbolic-ref", "--quiet", "HEAD", ok=(0, 1))
+
+    def first_parents(self, head: str, since: str | None = None) -> list[str]:
+        """`head`'s first-parent history, newest first (after `since` only, oldest first)."""
+        if since is None:
+            return self.out("rev-list", "--first-parent", head).split()
+        return self.out("rev-list", "--first-parent", "--reverse", f"{since}..{head}").split()
+
+    def parents(self, commit: str) -> list[str]:
+        return self.out("rev-list", "--parents", "-n", "1", commit).split()[1:]
+
+    def log_records(self, notes_ref: str, *args: str) -> list[list[str]]:
+        """Commits as [sha, committer date, subject, trailers, note] (the note under
+        `notes_ref`, "" for none); `args` choose the commits as `git log` would."""
+        field, record = "\x1f", "\x1e"
+        fmt = field.join(["%H", "%cI", "%s", "%(trailers:only,unfold)", "%N"]) + record
+        out = self.out("log", f"--format={fmt}", f"--notes={notes_ref}", *args, strip=False)
+        return [item.lstrip("\n").split(field) for item in out.split(record) if item.strip()]
+
+    def noted_commits(self, notes_ref: str) -> list[str]:
+        listing = self.out("notes", f"--ref={notes_ref}", "list", ok=(0, 1))
+        return [line.split()[1] for line in listing.splitlines() if len(line.split()) == 2]
+
+    def refs_under(self, prefix: str) -> dict[str, str]:
+        """{name after `prefix`: commit} for every ref under `prefix`."""
+        out = self.out("for-each-ref", "--format=%(objectname) %(refname)", prefix)
+        found = {}
+        for line in out.splitlines():
+            sha, ref = line.split(" ", 1)
+            found[ref.removeprefix(prefix)] = sha
+        return found
+
+    def config_get(self, key: str) -> str:
+        return self.out("config", "--local", "--get", key, ok=(0, 1))
+
+    def config_set(self, key: str, value: str) -> None:
+        self.run("config", "--local", key, value)
+
+    def config_unset(self, key: str) -> None:
+        self.run("config", "--local", "--unset", key, ok=(0, 5))
+
+    def prune_worktrees(self) -> None:
+        self.run("worktree", "prune")
+
+    def revert_into(self, worktree: Path, commit: str) -> None:
+        """Revert `commit` in a scratch worktree's index and files, without committing
+        (`-m 1` for a merge); GitFailed when it does not apply cleanly."""
+        mainline = ["-m", "1"] if len(self.parents(commit)) > 1 else []
+        self.run("-c", "core.hooksPath=/dev/null", "revert", "--no-commit", *mainline, commit,
+                 cwd=worktree)  # fmt: skip
+
+    def write_tree(self, worktree: Path) -> str:
+        return self.out("write-tree", cwd=worktree)
+
+    def merge_base(self, a: str, b: str) -> str | None:
+        return self.out("merge-base", a, b, ok=(0, 1)) or None
+
+    def diff(self, base: str, tip: str) -> str:
+        return self.out("diff", base, tip)
+
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         status, _, _ = self.run("merge-base", "--is-ancestor", ancestor, descendant, ok=(0, 1))
         return status == 0
@@ -267,11 +329,22 @@ class GitRepo:
         status, _, _ = self.run("read-tree", "-n", "-m", "-u", old, new, cwd=worktree, ok=(0, 128))
         return status == 0
 
+    @classmethod
+    def create(cls, path: Path) -> GitRepo:
+        """A new repository at `path` whose first branch is main."""
+        done = subprocess.run(["git", "init", "-q", "-b", "main", str(path)],
+                              capture_output=True, text=True, check=False)  # fmt: skip
+        if done.returncode != 0:
+            raise GitFailed(f"git init failed: {done.stderr.strip()}")
+        return cls(path)
+
     def commit_paths(self, folder: Path, message: str) -> None:
-        """Commit everything under `folder` of the checkout (and nothing else staged)."""
-        relative = str(folder.relative_to(self.toplevel))
+        """Commit everything under `folder` of the checkout (and nothing else staged),
+        as the gate's identity where the environment names none."""
+        relative = str(folder.resolve().relative_to(self.toplevel)) or "."
         self.run("add", "-A", "--", relative, cwd=self.toplevel)
-        self.run("commit", "--no-verify", "-q", "-m", message, "--", relative, cwd=self.toplevel)
+        self.run("commit", "--no-verify", "-q", "-m", message, "--", relative,
+                 cwd=self.toplevel, env=_gate_identity())  # fmt: skip
 
     @contextmanager
     def scratch_worktree(self, commit: str) -> Iterator[Path]:

@@ -33,10 +33,6 @@ def _is_ours(path: Path) -> bool:
         return False
 
 
-def _config(repo: GitRepo, key: str) -> str:
-    return repo.out("config", "--local", "--get", key, ok=(0, 1))
-
-
 def _repo_hooks_folder(repo: GitRepo) -> Path | None:
     folder = repo.toplevel / "hooks"
     return folder if all(_is_ours(folder / name) for name in HOOKS) else None
@@ -44,12 +40,12 @@ def _repo_hooks_folder(repo: GitRepo) -> Path | None:
 
 def install(repo: GitRepo) -> dict[str, Any]:
     if _repo_hooks_folder(repo) is not None:
-        current = _config(repo, "core.hooksPath")
+        current = repo.config_get("core.hooksPath")
         if current != "hooks":
             if current:
-                repo.run("config", "--local", _PREVIOUS, current)
-            repo.run("config", "--local", "core.hooksPath", "hooks")
-            repo.run("config", "--local", _INSTALLED, "true")
+                repo.config_set(_PREVIOUS, current)
+            repo.config_set("core.hooksPath", "hooks")
+            repo.config_set(_INSTALLED, "true")
         return {"mode": "core.hooksPath", "path": "hooks", "installed": list(HOOKS), "kept": []}
     folder = repo.git_path("hooks")
     installed, kept = [], []
@@ -65,14 +61,14 @@ def install(repo: GitRepo) -> dict[str, Any]:
 
 def uninstall(repo: GitRepo) -> dict[str, Any]:
     removed: list[str] = []
-    if _config(repo, _INSTALLED) == "true":
-        previous = _config(repo, _PREVIOUS)
+    if repo.config_get(_INSTALLED) == "true":
+        previous = repo.config_get(_PREVIOUS)
         if previous:
-            repo.run("config", "--local", "core.hooksPath", previous)
-            repo.run("config", "--local", "--unset", _PREVIOUS)
+            repo.config_set("core.hooksPath", previous)
+            repo.config_unset(_PREVIOUS)
         else:
-            repo.run("config", "--local", "--unset", "core.hooksPath", ok=(0, 5))
-        repo.run("config", "--local", "--unset", _INSTALLED)
+            repo.config_unset("core.hooksPath")
+        repo.config_unset(_INSTALLED)
         removed.append("core.hooksPath")
     folder = repo.git_path("hooks")
     if folder.resolve() != (repo.toplevel / "hooks").resolve():

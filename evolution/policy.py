@@ -18,7 +18,7 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.errors import EnvironmentFailure
+from agent.errors import EnvironmentFailure, UsageError
 from agent.tomllines import KeyLines
 from evolution.gitrepo import GitRepo
 
@@ -77,7 +77,12 @@ class Policy:
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
     def with_overrides(self, **overrides: Any) -> Policy:
+        """This policy with a caller's values for one run (the command line's)."""
         chosen = {key: value for key, value in overrides.items() if value is not None}
+        for key, value in chosen.items():
+            if key in _CHOICES and value not in _CHOICES[key]:
+                shown = " or ".join(_CHOICES[key])
+                raise UsageError(f"{key} takes {shown}, not {value!r}")
         return dataclasses.replace(self, **chosen) if chosen else self
 
 

@@ -110,5 +110,5 @@ def prune_leftovers(repo: GitRepo) -> list[Path]:
             end_orphaned_group(folder / PGID_FILE, folder)
             remove_run_folder(folder)
             removed.append(folder)
-    repo.run("worktree", "prune")  # linked worktrees of gate versions before 0.2
+    repo.prune_worktrees()  # linked worktrees of gate versions before 0.2
     return removed

@@ -51,23 +51,21 @@ class SafetyReport:
 
 def verdict_of(repo: GitRepo, commit: str) -> str:
     """The verdict git records for `commit`: a gate trailer, or a note; "" for none."""
-    fields = repo.out(
-        "log", "-1", f"--notes={t.NOTES_REF}", "--format=%(trailers:only,unfold)%x1f%N", commit
-    ).split("\x1f", 1)
-    own = t.parse(fields[0])
+    [[_sha, _when, _subject, trailers, note]] = repo.log_records(t.NOTES_REF, "-1", commit)
+    own = t.parse(trailers)
     if t.last(own, t.REVERTS):
         return t.REVERTED
     verdict = t.last(own, t.VERDICT)
     if verdict in VERIFIED:
         return verdict
-    noted = t.parse(fields[1] if len(fields) > 1 else "")
+    noted = t.parse(note)
     verdict = t.last(noted, t.VERDICT)
     return verdict if verdict == t.VALIDATED else ""
 
 
 def last_verified(repo: GitRepo, head: str) -> str | None:
     """The newest first-parent ancestor of `head` (itself included) that carries a verdict."""
-    for commit in repo.out("rev-list", "--first-parent", head).split():
+    for commit in repo.first_parents(head):
         if verdict_of(repo, commit):
             return commit
     return None
@@ -78,23 +76,13 @@ def _revert_all(repo: GitRepo, head: str, commits: list[str], message: str) -> s
     worktree (git's own work: no test runs there)."""
     with repo.scratch_worktree(head) as worktree:
         for commit in reversed(commits):
-            parents = repo.out("rev-list", "--parents", "-n", "1", commit).split()[1:]
-            mainline = ["-m", "1"] if len(parents) > 1 else []
             try:
-                repo.run(
-                    "-c",
-                    "core.hooksPath=/dev/null",
-                    "revert",
-                    "--no-commit",
-                    *mainline,
-                    commit,
-                    cwd=worktree,
-                )
+                repo.revert_into(worktree, commit)
             except EnvironmentFailure as failure:
                 raise EnvironmentFailure(
                     f"could not revert {commit[:10]} cleanly: {failure.message}"
                 ) from None
-        tree = repo.out("write-tree", cwd=worktree)
+        tree = repo.write_tree(worktree)
     return repo.commit_tree(tree, [head], message)
 
 
@@ -143,7 +131,7 @@ def post_merge(
             {"nodeid": r.nodeid, "now": r.now, "first_line": r.first_line}
             for r in comparison.regressions
         ]
-        commits = repo.out("rev-list", "--first-parent", "--reverse", f"{verified}..{head}").split()
+        commits = repo.first_parents(head, since=verified)
         message = revert_message(commits, comparison, tests, result.sandbox)
         revert = _revert_all(repo, head, commits, message)
         after = judge(

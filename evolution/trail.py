@@ -15,11 +15,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from agent.errors import UsageError
 from evolution import trailers as t
 from evolution.gitrepo import GitRepo
-
-_FIELD = "\x1f"
-_RECORD = "\x1e"
 
 
 @dataclass
@@ -58,19 +56,11 @@ class Entry:
         )
 
 
-def _log(repo: GitRepo, *args: str) -> list[list[str]]:
-    fmt = _FIELD.join(["%H", "%cI", "%s", "%(trailers:only,unfold)", "%N"]) + _RECORD
-    out = repo.out("log", f"--format={fmt}", f"--notes={t.NOTES_REF}", *args, strip=False)
-    return [record.lstrip("\n").split(_FIELD) for record in out.split(_RECORD) if record.strip()]
-
-
 def _proposal_trailers(repo: GitRepo, commits: list[str]) -> dict[str, dict[str, list[str]]]:
     if not commits:
         return {}
-    found = {}
-    for sha, _when, _subject, trailers, _note in _log(repo, "--no-walk=unsorted", *commits):
-        found[sha] = t.parse(trailers)
-    return found
+    records = repo.log_records(t.NOTES_REF, "--no-walk=unsorted", *commits)
+    return {sha: t.parse(trailers) for sha, _when, _subject, trailers, _note in records}
 
 
 def _entry(
@@ -106,7 +96,7 @@ def _entry(
 
 
 def _main_entries(repo: GitRepo, main_ref: str) -> list[Entry]:
-    rows = _log(repo, "--first-parent", main_ref)
+    rows = repo.log_records(t.NOTES_REF, "--first-parent", main_ref)
     gate_candidates: dict[str, str] = {}
     for sha, _when, _subject, trailers, _note in rows:
         if t.last(t.parse(trailers), t.VERDICT) == t.ACCEPTED:
@@ -139,12 +129,13 @@ def _main_entries(repo: GitRepo, main_ref: str) -> list[Entry]:
 
 
 def _rejections(repo: GitRepo) -> list[Entry]:
-    listing = repo.out("notes", f"--ref={t.NOTES_REF}", "list", ok=(0, 1))
-    targets = [line.split()[1] for line in listing.splitlines() if len(line.split()) == 2]
+    targets = repo.noted_commits(t.NOTES_REF)
     if not targets:
         return []
     entries = []
-    for sha, when, subject, trailers, note in _log(repo, "--no-walk=unsorted", *targets):
+    for sha, when, subject, trailers, note in repo.log_records(
+        t.NOTES_REF, "--no-walk=unsorted", *targets
+    ):
         noted = t.parse(note)
         if t.last(noted, t.VERDICT) != t.REJECTED:
             continue
@@ -171,6 +162,8 @@ def read_trail(
     limit: int | None = None,
 ) -> list[Entry]:
     """Every recorded event, newest first."""
+    if verdict is not None and verdict not in t.VERDICTS:
+        raise UsageError(f"unknown verdict {verdict!r}: choose one of {', '.join(t.VERDICTS)}")
     entries = _main_entries(repo, main_ref) + _rejections(repo)
     entries.sort(key=_when, reverse=True)
     if verdict:
@@ -180,10 +173,27 @@ def read_trail(
     return entries[:limit] if limit else entries
 
 
+def proposal_record(repo: GitRepo, main_ref: str, proposal: str) -> dict[str, Any]:
+    """One proposal's whole record (`evolve show`): its newest entry, the diff it
+    proposed, and every entry that names it."""
+    matches = [
+        entry
+        for entry in read_trail(repo, main_ref)
+        if proposal in (entry.proposal, entry.commit, entry.candidate)
+        or (len(proposal) >= 7 and entry.commit.startswith(proposal))
+    ]
+    if not matches:
+        raise UsageError(f"no proposal or gate commit named {proposal!r} in the trail")
+    entry = matches[0]
+    diff = ""
+    if entry.candidate:
+        if entry.verdict == t.ACCEPTED:  # the tested merge's first parent: main before
+            base = repo.resolve_commit(f"{entry.commit}^1^1") or ""
+        else:
+            base = repo.merge_base(main_ref, entry.candidate) or f"{entry.candidate}^"
+        diff = repo.diff(base, entry.candidate)
+    return {**entry.to_json(), "diff": diff, "history": [e.to_json() for e in matches]}
+
+
 def rejected_refs(repo: GitRepo) -> dict[str, str]:
-    out = repo.out("for-each-ref", "--format=%(objectname) %(refname)", t.REJECTED_PREFIX)
-    found = {}
-    for line in out.splitlines():
-        sha, ref = line.split(" ", 1)
-        found[ref.removeprefix(t.REJECTED_PREFIX)] = sha
-    return found
+    return repo.refs_under(t.REJECTED_PREFIX)

@@ -106,6 +106,8 @@ def propose(
     tried: set[str] | None = None,
     unsandboxed: bool = False,
 ) -> ProposalResult:
+    if proposer == "auto" and patch is not None:
+        proposer = "patch"  # a patch in hand is the change to propose
     _check(proposer, targets, goal, patch)
     ctx = open_context(repo)
     targets = sorted({normalise(t) for t in targets})

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.errors import UsageError
 from evolution.sandbox.enter import SETUP_FAILED
 from evolution.sandbox.isolation import SANDBOX_ENV, host_abi
 from evolution.sandbox.plan import Confinement, rules
@@ -79,6 +80,8 @@ _EXPECTED = {
 
 
 def diagnose(network: str = "loopback") -> Diagnosis:
+    if network not in ("loopback", "host"):
+        raise UsageError(f"unknown network setting {network!r}: choose loopback or host")
     diagnosis = Diagnosis(
         platform=sys.platform,
         kernel=platform.release(),

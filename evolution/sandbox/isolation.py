@@ -2,7 +2,7 @@
 
 The code under test is untrusted: every run the gate starts goes through `enter.py`
 (Landlock, namespaces, dropped capabilities) when the host has Landlock. Without it:
-- a candidate carrying an Evolve-Proposal trailer, and mutate's evaluations, are refused
+- a candidate carrying a proposal trailer, and mutate's evaluations, are refused
   (exit 3) unless the caller accepts the risk on purpose (`--unsandboxed`), which the
   verdict records;
 - people's commits run with a warning in the report, unless the policy on main says
