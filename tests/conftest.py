@@ -1,157 +1,21 @@
-"""Shared fixtures: real git repositories in temporary folders, driven for real.
-
-Nothing here mocks git or pytest. A `Sandbox` is a fresh repository holding a tiny agent
-(`scripts/calc.py`) with a test suite in which exactly one test fails (a seeded bug),
-and a recorded baseline on main.
-"""
+"""Shared fixtures; the helpers they build on are in repo_setup.py, importable by any
+test module."""
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import subprocess
-import sys
 import tempfile
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-IDENTITY = {
-    "GIT_AUTHOR_NAME": "Test Person",
-    "GIT_AUTHOR_EMAIL": "person@example.invalid",
-    "GIT_COMMITTER_NAME": "Test Person",
-    "GIT_COMMITTER_EMAIL": "person@example.invalid",
-}
-
-CALC = '''\
-"""A tiny module the sandbox agent evolves."""
-
-
-def add(a, b):
-    return a + b
-
-
-def sub(a, b):
-    return a - b
-
-
-def mul(a, b):
-    # seeded bug: should multiply
-    return a + b
-'''
-
-CALC_TESTS = """\
-from scripts.calc import add, mul, sub
-
-
-def test_add():
-    assert add(2, 3) == 5
-
-
-def test_sub():
-    assert sub(5, 3) == 2
-
-
-def test_mul():
-    assert mul(3, 4) == 12
-"""
+from repo_setup import IDENTITY, Sandbox, make_sandbox
 
 
 @pytest.fixture(autouse=True)
 def _git_identity(monkeypatch: pytest.MonkeyPatch) -> None:
     for key, value in IDENTITY.items():
         monkeypatch.setenv(key, value)
-
-
-class Sandbox:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def git(self, *args: str, check: bool = True) -> str:
-        done = subprocess.run(
-            ["git", *args], cwd=self.path, capture_output=True, text=True, check=False
-        )
-        if check and done.returncode != 0:
-            raise AssertionError(f"git {args} failed: {done.stderr}")
-        return done.stdout.strip()
-
-    def write(self, files: dict[str, str]) -> None:
-        for rel, text in files.items():
-            target = self.path / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(textwrap.dedent(text))
-
-    def commit(self, message: str, files: dict[str, str] | None = None) -> str:
-        if files:
-            self.write(files)
-        self.git("add", "-A")
-        self.git("commit", "-q", "--no-verify", "-m", message)
-        return self.head("HEAD")
-
-    def branch(
-        self,
-        name: str,
-        files: dict[str, str],
-        *,
-        proposal: bool = False,
-        delete: tuple[str, ...] = (),
-        base: str = "main",
-    ) -> str:
-        """Commit `files` on a new branch from `base`, then return to main."""
-        self.git("switch", "-q", "-c", name, base)
-        for rel in delete:
-            self.git("rm", "-q", rel)
-        message = f"change on {name}"
-        if proposal:
-            message += f"\n\nEvolve-Proposal: {name.replace('/', '-')}\nEvolve-Proposer: test"
-        tip = self.commit(message, files)
-        self.git("switch", "-q", "main")
-        return tip
-
-    def head(self, ref: str = "main") -> str:
-        return self.git("rev-parse", ref)
-
-    def baseline(self, ref: str = "main") -> dict:
-        return json.loads(self.git("show", f"{ref}:baseline/baseline.json"))
-
-    def evolve(self, *args: str, env: dict[str, str] | None = None, timeout: float = 120):
-        return run_evolve(*args, cwd=self.path, env=env, timeout=timeout)
-
-    def validate_json(self, *args: str, env: dict[str, str] | None = None) -> tuple[int, dict]:
-        done = self.evolve("validate", *args, "--json", env=env)
-        return done.returncode, json.loads(done.stdout)
-
-
-def run_evolve(
-    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "evolution.cli", *args],
-        cwd=cwd,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def make_sandbox(path: Path, *, record: bool = True) -> Sandbox:
-    path.mkdir(parents=True, exist_ok=True)
-    box = Sandbox(path)
-    box.git("init", "-q", "-b", "main")
-    box.commit(
-        "initial agent",
-        {"scripts/__init__.py": "", "scripts/calc.py": CALC, "tests/test_calc.py": CALC_TESTS},
-    )
-    if record:
-        done = box.evolve("baseline", "record", "--reruns", "0")
-        assert done.returncode == 0, done.stderr
-    return box
 
 
 @pytest.fixture
@@ -170,7 +34,3 @@ def shared_dir() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-FIXED_CALC = CALC.replace(
-    "    # seeded bug: should multiply\n    return a + b\n", "    return a * b\n"
-)
-BROKEN_ADD = CALC.replace("def add(a, b):\n    return a + b", "def add(a, b):\n    return a - b")

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import BROKEN_ADD, IDENTITY, Sandbox, make_sandbox, run_evolve
+from repo_setup import BROKEN_ADD, IDENTITY, Sandbox, make_sandbox, run_evolve
 
 ANSI = re.compile(r"\x1b\[")
 ADD = "tests/test_calc.py::test_add"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from conftest import Sandbox
 from llm_server import ScriptedLLM, Step
+from repo_setup import Sandbox
 from test_propose import GOOD_REPLY, KEY_ENV, SECRET, configure, llm  # noqa: F401
 
 from agent.ledger import Ledger

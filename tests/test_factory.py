@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import Sandbox
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from repo_setup import Sandbox
 
 from evolution.factory.build import classify, load
 from evolution.factory.cron import parse_cron

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import BROKEN_ADD, CALC, CALC_TESTS, FIXED_CALC, Sandbox, make_sandbox, run_evolve
+from repo_setup import BROKEN_ADD, CALC, CALC_TESTS, FIXED_CALC, Sandbox, make_sandbox, run_evolve
 
 
 def test_improving_branch_is_merged_and_baseline_grows(sandbox: Sandbox) -> None:

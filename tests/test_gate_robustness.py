@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import CALC, FIXED_CALC, Sandbox, make_sandbox, run_evolve
+from repo_setup import CALC, FIXED_CALC, Sandbox, make_sandbox, run_evolve
 
 from agent.procgroup import group_alive, pid_alive
 from evolution.gitrepo import GitRepo

@@ -8,7 +8,7 @@ import difflib
 import json
 
 import pytest
-from conftest import FIXED_CALC, Sandbox, make_sandbox
+from repo_setup import FIXED_CALC, Sandbox, make_sandbox
 
 from evolution.mutate.localise import context_of, ochiai
 from evolution.mutate.operators import Edit, apply_edits, mutations

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import CALC, FIXED_CALC, Sandbox
 from llm_server import ScriptedLLM, Step
+from repo_setup import CALC, FIXED_CALC, Sandbox
 
 SECRET = "sk-live-Zq8vR3nT0pW5yK2m"
 KEY_ENV = "RATCHET_TEST_PRIMARY_KEY"

@@ -136,7 +136,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import BROKEN_ADD, CALC, CALC_TESTS, FIXED_CALC, IDENTITY, Sandbox
+from repo_setup import BROKEN_ADD, CALC, CALC_TESTS, FIXED_CALC, IDENTITY, Sandbox
 
 # -- the rich suite, committed by a person ---------------------------------------------
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import BROKEN_ADD, FIXED_CALC, Sandbox
+from repo_setup import BROKEN_ADD, FIXED_CALC, Sandbox
 
 from agent.config import load_runtime
 from agent.ledger import Ledger

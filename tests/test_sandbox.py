@@ -257,7 +257,7 @@ def _cmdline(proc: Path) -> list[str]:
 
 
 def test_doctor_reports_what_this_host_gives(tmp_path: Path) -> None:
-    from conftest import run_evolve
+    from repo_setup import run_evolve
 
     done = run_evolve("doctor", "--json", cwd=tmp_path)
     report = json.loads(done.stdout)

@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import CALC, Sandbox
 from llm_server import ScriptedLLM, Step
+from repo_setup import CALC, Sandbox
 from test_propose import GOOD_REPLY
 
 from tests.agent_setup import AGENT, agent_env, toml_value

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import BROKEN_ADD, CALC, FIXED_CALC, Sandbox, make_sandbox
+from repo_setup import BROKEN_ADD, CALC, FIXED_CALC, Sandbox, make_sandbox
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HOOKS = ("pre-merge-commit", "post-merge", "pre-push")

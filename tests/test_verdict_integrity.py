@@ -10,7 +10,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from conftest import BROKEN_ADD, FIXED_CALC, Sandbox, make_sandbox
+from repo_setup import BROKEN_ADD, FIXED_CALC, Sandbox, make_sandbox
 
 from evolution.sandbox.enter import landlock_abi
 

@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import Sandbox
 from llm_server import ScriptedLLM, Step
+from repo_setup import Sandbox
 from test_propose import GOOD_REPLY, KEY_ENV, SECRET, ledger_rows, llm  # noqa: F401
 
 from agent.config import ModelConfig, RuntimeConfig
