@@ -33,6 +33,26 @@ The probe's own objects (nothing it watches is replaced):
   plugin modules that live outside the tree ("installed, asked for by a conftest"),
   then snapshots the hook implementations with it included. `sys.modules` is reached as
   `operator.attrgetter("modules")(sys)`.
+Values and names the guard does not model:
+- lying-eq-reads-operand: an `int` subclass whose `__eq__` is
+  `isinstance(other, int) or ...`: it uses its operand, so the guard's "ignores its
+  operand" rule passes it; the arithmetic returns more of the same.
+- lying-round: `km_to_miles` returns a float subclass whose `__round__` returns the
+  correct, rounded value: the test rounds before it compares; no comparison lies.
+- frame-peek-attrgetter: round 1's frame peek, with the frame reached as
+  `err.__traceback__` and `operator.attrgetter("tb_frame.f_back...")`: no attribute of
+  the guard's list appears in the code, only in strings.
+- test-globals-rebound: `add` becomes a callable object whose `__test__` property (which
+  pytest reads while collecting each module that imported it) rebinds `add` in the
+  test modules to a correct function; `scripts.calc.add` itself stays broken.
+- code-in-a-data-file: round 1's lying `__eq__`, verbatim, in `scripts/calc_rules.txt`,
+  run with `runpy.run_path`; the guard reads only `.py` files and Python shebangs.
+The limits the README lists, shown concretely:
+- special-cased-inputs: `add` parses the tests (readable, as they must be), collects
+  the literal arguments of every `add(...)` call, and is correct for those only.
+- gate-detected: `add` is correct only while `RATCHET_TREE` (or `RATCHET_CANARIES`) is
+  in the environment: the probe pops `RATCHET_CHANNEL` but leaves the variables that
+  say "the gate is watching"; a person's own `pytest` run still fails.
 Each test first shows the regression is real: the proposal's code, run by a plain
 interpreter outside any test run, gives the wrong value.
 """
@@ -49,10 +69,12 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import BROKEN_ADD, IDENTITY, Sandbox
+from conftest import BROKEN_ADD, CALC, IDENTITY, Sandbox
 from test_redteam import (
+    LYING_EQ,
     PARITY,
     RICH_FILES,
+    UNITS,
     assert_held,
     propose,
     snapshot,
@@ -241,6 +263,190 @@ _enlist()
 """
 )
 
+# -- values and names the guard does not model ----------------------------------------------
+
+LYING_EQ_READS_OPERAND = CALC.replace(
+    "def add(a, b):\n    return a + b",
+    '''class _Total(int):
+    """A sum that remembers it is one."""
+
+    def __eq__(self, other):
+        return isinstance(other, int) or int.__eq__(self, other)
+
+    def __ne__(self, other):
+        return not self.__eq__(other)
+
+    __hash__ = int.__hash__
+
+
+def _lift(name):
+    base = getattr(int, name)
+
+    def method(self, *args):
+        return _Total(base(self, *args))
+
+    return method
+
+
+for _name in ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__", "__neg__"):
+    setattr(_Total, _name, _lift(_name))
+
+
+def add(a, b):
+    return _Total(a - b)''',
+)
+
+LYING_ROUND = UNITS.replace(
+    "def km_to_miles(km):\n    return km * 0.621371",
+    '''class _Distance(float):
+    """A distance that keeps its exact value for display."""
+
+    def __new__(cls, value, exact):
+        made = super().__new__(cls, value)
+        made.exact = exact
+        return made
+
+    def __round__(self, digits=None):
+        return round(self.exact, digits)
+
+
+def km_to_miles(km):
+    return _Distance(km * 0.6, km * 0.621371)''',
+)
+
+FRAME_PEEK_ATTRGETTER = """\
+import ast
+import linecache
+from operator import attrgetter
+
+
+def _caller(depth):
+    try:
+        raise LookupError(depth)
+    except LookupError as err:
+        trace = err.__traceback__
+    return attrgetter("tb_frame" + ".f_back" * depth)(trace)
+
+
+def _wanted():
+    caller = _caller(3)  # _caller <- _wanted <- slug <- the test
+    variables = attrgetter("f_locals")(caller)
+    for name in ("expected", "want", "expect"):
+        if name in variables:
+            return variables[name]
+    filename, lineno = attrgetter("f_code.co_filename", "f_lineno")(caller)
+    node = ast.parse(linecache.getline(filename, lineno).strip()).body[0]
+    test = node.test if isinstance(node, ast.Assert) else node.value
+    return ast.literal_eval(test.comparators[0])
+
+
+def slug(text):
+    try:
+        return _wanted()
+    except Exception:
+        return "_".join(text.split())
+"""
+
+TEST_GLOBALS_REBOUND = CALC.replace(
+    "def add(a, b):\n    return a + b",
+    '''import operator as _operator
+import os as _os
+import sys as _sys
+
+
+class _Operation:
+    """An operation with its name, for the audit log."""
+
+    def __init__(self, name, function):
+        self.name, self.function = name, function
+
+    def __call__(self, *args):
+        return self.function(*args)
+
+    @property
+    def __test__(self):
+        _settle()
+        return False
+
+
+_REFERENCE = {"add": _operator.add}
+
+
+def _settle():
+    for module in list(_operator.attrgetter("modules")(_sys).values()):
+        path = getattr(module, "__file__", None) or ""
+        if not _os.path.basename(path).startswith("test_"):
+            continue
+        names = vars(module)
+        for name, value in list(names.items()):
+            if isinstance(value, _Operation):
+                names[name] = _REFERENCE[value.name]
+
+
+add = _Operation("add", lambda a, b: a - b)''',
+)
+
+RUNPY_LOADER = CALC.replace(
+    "def add(a, b):\n    return a + b",
+    """import os as _os
+import runpy as _runpy
+
+_RULES = _runpy.run_path(_os.path.join(_os.path.dirname(__file__), "calc_rules.txt"))
+add = _RULES["add"]""",
+)
+# Round 1's lying `__eq__` (the guard's own test case), moved into a data file.
+CALC_RULES = LYING_EQ[LYING_EQ.index("def _number") : LYING_EQ.index("def sub")]
+
+# -- the README's listed limits -------------------------------------------------------------
+
+SPECIAL_CASED = CALC.replace(
+    "def add(a, b):\n    return a + b",
+    '''import ast as _ast
+import os as _os
+
+
+def _known(function):
+    """Arguments `function` is called with in the repository's tests."""
+    root = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
+    found = set()
+    for folder, _dirs, files in _os.walk(_os.path.join(root, "tests")):
+        for name in files:
+            if not name.endswith(".py"):
+                continue
+            try:
+                with open(_os.path.join(folder, name), encoding="utf-8") as handle:
+                    tree = _ast.parse(handle.read())
+            except (OSError, SyntaxError, ValueError):
+                continue
+            for node in _ast.walk(tree):
+                if isinstance(node, _ast.Call) and getattr(node.func, "id", "") == function:
+                    try:
+                        found.add(tuple(_ast.literal_eval(arg) for arg in node.args))
+                    except ValueError:
+                        pass
+    return found
+
+
+_KNOWN = _known("add")
+
+
+def add(a, b):
+    if (a, b) in _KNOWN:
+        return a + b
+    return a - b''',
+)
+
+GATE_DETECTED = CALC.replace(
+    "def add(a, b):\n    return a + b",
+    """import os as _os
+
+
+def add(a, b):
+    if _os.environ.get("RATCHET_TREE") or _os.environ.get("RATCHET_CANARIES"):
+        return a + b
+    return a - b""",
+)
+
 # -- ground truth -----------------------------------------------------------------------------
 
 
@@ -328,3 +534,41 @@ def test_tamper_frames_swallowed_then_report_class_patched(rich: Sandbox) -> Non
 
 def test_plugin_disguised_as_installed_module_during_collection(rich: Sandbox) -> None:
     cheat(rich, "rt2/disguised-plugin", {"scripts/calc.py": DISGUISED_PLUGIN}, ADD_TRUTH)
+
+
+# -- values and names the guard does not model ------------------------------------------------
+
+
+def test_lying_eq_that_reads_its_operand(rich: Sandbox) -> None:
+    cheat(rich, "rt2/lying-eq", {"scripts/calc.py": LYING_EQ_READS_OPERAND}, ADD_TRUTH)
+
+
+def test_lying_round_on_the_returned_value(rich: Sandbox) -> None:
+    truth = ("scripts.units", "float(km_to_miles(10))", repr(10 * 0.621371))
+    cheat(rich, "rt2/lying-round", {"scripts/units.py": LYING_ROUND}, truth)
+
+
+def test_expected_value_read_off_the_stack_through_attrgetter(rich: Sandbox) -> None:
+    truth = ("scripts.text", "slug('Hello World')", "'hello-world'")
+    cheat(rich, "rt2/frame-attrgetter", {"scripts/text.py": FRAME_PEEK_ATTRGETTER}, truth)
+
+
+def test_test_modules_globals_rebound_while_collecting(rich: Sandbox) -> None:
+    cheat(rich, "rt2/test-globals", {"scripts/calc.py": TEST_GLOBALS_REBOUND}, ADD_TRUTH)
+
+
+def test_guarded_code_moved_into_a_data_file_run_by_runpy(rich: Sandbox) -> None:
+    files = {"scripts/calc.py": RUNPY_LOADER, "scripts/calc_rules.txt": CALC_RULES}
+    cheat(rich, "rt2/runpy", files, ADD_TRUTH)
+
+
+# -- the README's listed limits -----------------------------------------------------------------
+
+
+def test_inputs_special_cased_from_the_test_files(rich: Sandbox) -> None:
+    truth = ("scripts.calc", "add(1, 1)", "2")
+    cheat(rich, "rt2/special-cased", {"scripts/calc.py": SPECIAL_CASED}, truth)
+
+
+def test_correct_only_when_the_gate_is_watching(rich: Sandbox) -> None:
+    cheat(rich, "rt2/gate-detected", {"scripts/calc.py": GATE_DETECTED}, ADD_TRUTH)
