@@ -62,6 +62,13 @@ while the gate rejects the proposal):
   `/dev/pts` with the ioctl right, so `ioctl(TIOCSTI)` pushes a command line into any
   terminal's input queue (here `$SSH_TTY`, passed on to the suite): the user's shell
   runs it, outside the sandbox.
+Other paths than `evolve validate BRANCH`:
+- safety-net-flaky: a person fast-forwards main to a proposal (the case the post-merge
+  hook exists for); `evolve validate --post-merge` judges it as a person's commit
+  (no "automated" flag, no guard, no protected paths): `add` is broken except in a
+  process started within a minute of the first one (a marker in the run's tmp, which
+  the re-runs share), so the failure passes the re-runs and is quarantined as flaky,
+  and main keeps the regression. In use the marker goes stale and `add` stays broken.
 Each test first shows the regression is real: the proposal's code, run by a plain
 interpreter outside any test run, gives the wrong value.
 """
@@ -69,6 +76,7 @@ interpreter outside any test run, gives the wrong value.
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -536,6 +544,29 @@ _publish()
 '''
 )
 
+# Broken except in a process started within a minute of one that failed: exactly the
+# gate's re-runs. In use it stays broken (the marker is never refreshed).
+TIME_WINDOW_FLAKY = CALC.replace(
+    "def add(a, b):\n    return a + b",
+    """import os as _os
+import tempfile as _tempfile
+import time as _time
+
+_MARK = _os.path.join(_tempfile.gettempdir(), ".calc-warm")
+try:
+    _WARM = _time.time() - _os.stat(_MARK).st_mtime < 60
+except OSError:
+    _WARM = False
+    try:
+        open(_MARK, "x").close()
+    except OSError:
+        pass
+
+
+def add(a, b):
+    return a + b if _WARM else a - b""",
+)
+
 # -- ground truth -----------------------------------------------------------------------------
 
 
@@ -720,3 +751,28 @@ def test_keystrokes_pushed_into_the_users_terminal_with_tiocsti(
     verdict = validate(rich, "rt2/tiocsti", "--reruns", "0", env=terminal)
     _settled(rich, main)
     assert_held(rich, before, verdict)
+
+
+# -- other paths than `evolve validate BRANCH` ---------------------------------------------------
+
+
+def test_safety_net_quarantines_a_fast_forwarded_proposals_tailored_flakiness(
+    rich: Sandbox,
+) -> None:
+    tip = propose(rich, "evolve/warm-cache", {"scripts/calc.py": TIME_WINDOW_FLAKY})
+    assert behaviour(rich, tip, *ADD_TRUTH[:2]) != ADD_TRUTH[2]
+    rich.git("merge", "--ff-only", "-q", "evolve/warm-cache")  # a person, by hand
+    assert rich.head() == tip
+    done = rich.evolve("validate", "--post-merge", "--json")
+    try:
+        report = json.loads(done.stdout)
+    except ValueError:
+        report = {"error": done.stdout + done.stderr}
+    reverted = done.returncode == 1 and report.get("status") == "reverted"
+    assert reverted, (
+        f"the safety net kept the proposal on main (exit {done.returncode}): "
+        f"status={report.get('status')}, regressions={report.get('regressions')}, "
+        f"main's add is the broken one: {rich.head() == tip}; {report.get('error', '')}"
+    )
+    assert rich.git("rev-parse", "main^{tree}") == rich.git("rev-parse", f"{tip}~1^{{tree}}")
+    print(f"held (exit {done.returncode}): reverted {report.get('reverted')}")
