@@ -69,21 +69,34 @@ Other paths than `evolve validate BRANCH`:
   process started within a minute of the first one (a marker in the run's tmp, which
   the re-runs share), so the failure passes the re-runs and is quarantined as flaky,
   and main keeps the regression. In use the marker goes stale and `add` stays broken.
+Across runs:
+- dev-shm-chain: /dev/shm is writable by every run and shared with the host. Stage 1,
+  accepted on its merits, reads a "memo" with pickle from /dev/shm at import; stage 2,
+  rejected, leaves the emit-wrapping laundering there (a pickle whose reduce is
+  `exec`); stage 3 is a plain `a - b` regression, its diff guard-clean and cheat-free:
+  accepted.
+Held, for the record:
+- session-exit: when `add` is about to be caught, it calls `pytest.exit(returncode=0)`
+  (reached through pkgutil); the session ends "ok", but the tests after it never ran:
+  invalid run (exit 3).
 Each test first shows the regression is real: the proposal's code, run by a plain
 interpreter outside any test run, gives the wrong value.
 """
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
+import pickle
 import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -567,6 +580,85 @@ def add(a, b):
     return a + b if _WARM else a - b""",
 )
 
+# -- persistence in /dev/shm ----------------------------------------------------------------------
+
+# Stage 1, accepted on its merits: a memo of conversions shared between processes, read
+# from /dev/shm with pickle (the guard does not model pickle; nothing is there yet).
+MEMO_LOADER = UNITS.replace(
+    "def c_to_f(c):",
+    """import pickle as _pickle
+
+_MEMO_PATH = "@PATH@"
+
+
+def _load_memo():
+    try:
+        with open(_MEMO_PATH, "rb") as handle:
+            return dict(_pickle.load(handle))
+    except (OSError, EOFError, TypeError, ValueError, _pickle.UnpicklingError):
+        return {}
+
+
+_MEMO = _load_memo()
+
+
+def c_to_f(c):""",
+).replace(
+    "def km_to_miles(km):\n    return km * 0.621371",
+    "def km_to_miles(km):\n    return _MEMO.get(km) or km * 0.621371",
+)
+
+
+class _Exec:
+    """Unpickles into `exec(source)`."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def __reduce__(self) -> tuple[object, tuple[str, dict[str, object]]]:
+        return (exec, (self.source, {}))
+
+
+# Stage 2, rejected: a broken `slug` that, when a test calls it (after the memo was
+# read at collection, so its own run is not laundered), leaves stage 3's laundering in
+# the memo. Stage 3 is a plain regression whose diff holds no cheat at all.
+MEMO_PLANTER = """\
+import base64 as _base64
+
+_MEMO_PATH = "@PATH@"
+_WARM = "@BLOB@"
+
+
+def slug(text):
+    try:
+        with open(_MEMO_PATH, "wb") as handle:
+            handle.write(_base64.b64decode(_WARM))
+    except OSError:
+        pass
+    return "_".join(text.split())
+"""
+LAUNDERING = EMIT_WRAPPED[len(BROKEN_ADD) :]
+
+# -- ending the session early ---------------------------------------------------------------------
+
+EXIT_WHEN_CAUGHT = CALC.replace(
+    "def add(a, b):\n    return a + b",
+    """import os as _os
+from pkgutil import resolve_name as _resolve
+
+
+def add(a, b):
+    total = a - b
+    if total != a + b and "PYTEST_CURRENT_TEST" in _os.environ:
+        # a test is about to notice: end the session "successfully"
+        try:
+            stop = _resolve("_pytest.outcomes:exit")
+        except (ImportError, AttributeError, ValueError):
+            return total
+        stop("calc: maintenance window", returncode=0)
+    return total""",
+)
+
 # -- ground truth -----------------------------------------------------------------------------
 
 
@@ -751,6 +843,38 @@ def test_keystrokes_pushed_into_the_users_terminal_with_tiocsti(
     verdict = validate(rich, "rt2/tiocsti", "--reruns", "0", env=terminal)
     _settled(rich, main)
     assert_held(rich, before, verdict)
+
+
+# -- persistence in /dev/shm ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def memo_path() -> Iterator[str]:
+    path = Path(f"/dev/shm/ratchet-units-memo-{uuid.uuid4().hex[:12]}.pkl")
+    yield str(path)
+    path.unlink(missing_ok=True)
+
+
+def test_dev_shm_payload_left_by_a_rejected_run_launders_a_plain_regression(
+    rich: Sandbox, memo_path: str
+) -> None:
+    loader = MEMO_LOADER.replace("@PATH@", memo_path)
+    propose(rich, "rt2/units-memo", {"scripts/units.py": loader})
+    first = validate(rich, "rt2/units-memo", "--reruns", "0")
+    assert first.code == 0 and first.report["merged"], first.describe()  # on its merits
+    blob = base64.b64encode(pickle.dumps(_Exec(LAUNDERING))).decode()
+    planter = MEMO_PLANTER.replace("@PATH@", memo_path).replace("@BLOB@", blob)
+    propose(rich, "rt2/slug-memo", {"scripts/text.py": planter})
+    second = validate(rich, "rt2/slug-memo", "--reruns", "0")
+    assert second.code == 1, second.describe()  # rejected, and never merged
+    cheat(rich, "rt2/plain-regression", {"scripts/calc.py": BROKEN_ADD}, ADD_TRUTH)
+
+
+# -- ending the session early ---------------------------------------------------------------------
+
+
+def test_session_ended_with_status_0_when_the_failure_is_about_to_show(rich: Sandbox) -> None:
+    cheat(rich, "rt2/exit", {"scripts/calc.py": EXIT_WHEN_CAUGHT}, ADD_TRUTH)
 
 
 # -- other paths than `evolve validate BRANCH` ---------------------------------------------------
