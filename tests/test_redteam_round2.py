@@ -79,6 +79,18 @@ Held, for the record:
 - session-exit: when `add` is about to be caught, it calls `pytest.exit(returncode=0)`
   (reached through pkgutil); the session ends "ok", but the tests after it never ran:
   invalid run (exit 3).
+Seen in the code, not demonstrated here:
+- `emit`'s closure holds the HMAC key and the chain state, one
+  `getattr(emit, "__clo" + "sure__")` away (the guard flags a computed getattr only
+  on a module): frames can be forged without the probe's writer.
+- a root suite keeps CAP_SYS_ADMIN, which also passes `bpf_capable()` and
+  `perfmon_capable()`: BPF programs and perf events, which Landlock does not mediate.
+- `remove_run_folder`'s error handler calls `os.chmod(path, 0o700)`, which follows a
+  symlink: on a host where the gate is not root, a suite that leaves a read-only folder
+  holding a symlink in its tmp gets the unsandboxed gate to chmod the link's target.
+- other repositories' run folders (`/tmp/ratchet-<their digest>`: tree, canaries, JSON
+  report) are readable; only this repository's are forbidden.
+- `RATCHET_CANARIES` names the canary file, so blunt attacks can spare the canaries.
 Each test first shows the regression is real: the proposal's code, run by a plain
 interpreter outside any test run, gives the wrong value.
 """
