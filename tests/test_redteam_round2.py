@@ -113,7 +113,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import BROKEN_ADD, CALC, IDENTITY, Sandbox
+from repo_setup import BROKEN_ADD, CALC, IDENTITY, Sandbox
 from test_redteam import (
     LYING_EQ,
     PARITY,
