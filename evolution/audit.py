@@ -138,16 +138,19 @@ def baseline_record_message(
     )
 
 
-def revert_message(commits: list[str], comparison: Comparison, tests: str, sandbox: str) -> str:
-    """The safety net's revert of commits that reached main without the gate."""
+def revert_message(
+    commits: list[str], comparison: Comparison, tests: str, sandbox: str, refusal: str = ""
+) -> str:
+    """The safety net's revert of commits that reached main without the gate: because
+    baseline-passing tests regressed, or because a pre-test check refused them."""
     regressed = [r.nodeid for r in comparison.regressions]
     lines = "\n".join(f"  {regression_line(r)}" for r in comparison.regressions[:SHOWN])
+    why = f"They were refused before any test ran: {refusal}" if refusal else (
+        f"They made {len(regressed)} baseline-passing test(s) fail:\n{lines}"
+    )
     return _message(
         f"evolve: revert {len(commits)} commit(s) that reached main without the gate",
-        [
-            f"They made {len(regressed)} baseline-passing test(s) fail:\n{lines}",
-            failure_texts(comparison.regressions),
-        ],
+        [why, failure_texts(comparison.regressions)],
         [
             (t.VERDICT, t.REVERTED),
             (t.REVERTS, " ".join(commits)),

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,15 +41,23 @@ RULES: dict[str, str] = {
     "lying-comparison": "defines __eq__/__ne__ (or another comparison) that ignores its "
     "operand, or a __hash__ or __bool__ that ignores self (in a class, a type() call or "
     "a setattr)",
-    "dynamic-code": "runs code built at run time (exec, eval, compile, a computed "
-    "__import__ or import_module)",
-    "introspection": "reaches interpreter internals (__subclasses__, __globals__, "
-    "__closure__, __code__, __builtins__, a module's __dict__, or a module attribute "
-    "named at run time)",
+    "dynamic-code": "runs code built at run time or loaded from data (exec, eval, compile, "
+    "a computed __import__ or import_module, runpy, pickle or marshal loads, "
+    "pkgutil.resolve_name, copyreg)",
+    "introspection": "reaches interpreter internals or the test machinery (__subclasses__, "
+    "__globals__, __closure__, __code__, __builtins__, a module's __dict__), in code or "
+    "named in a string (f_back, tb_frame, _pytest, pluginmanager, …)",
     "startup-hook": "adds a file the interpreter or pytest runs at start-up "
     "(sitecustomize.py, usercustomize.py, *.pth, conftest.py)",
     "import-system": "changes how modules are found or loaded (sys.meta_path, "
     "sys.path_hooks, sys.path_importer_cache, importlib's loaders)",
+    "builtin-subclass": "subclasses a built-in value type (int, float, str, list, dict, "
+    "…) with its own special methods: a value that can answer a test's comparison, "
+    "rounding or conversion differently from what it is",
+    "computed-attribute": "reads or writes an attribute whose name is computed at run time "
+    "(getattr, setattr, delattr, hasattr, attrgetter, methodcaller)",
+    "reads-tests": "names the test files (tests/, test_*.py, conftest.py): code under test "
+    "has no business reading its own tests",
 }
 
 _MACHINERY = ("pytest", "_pytest", "pluggy", "py", "_ratchet_probe", "pytest_jsonreport",
@@ -74,6 +83,25 @@ _INTERNAL_ATTRS = {"__subclasses__", "__globals__", "__closure__", "__code__", "
 _COMPARISONS = {"__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__contains__"}
 _SELF_ONLY = {"__hash__", "__bool__"}
 _STARTUP_FILES = ("sitecustomize.py", "usercustomize.py", "conftest.py")
+_VALUE_TYPES = {"int", "float", "complex", "str", "bytes", "bytearray", "bool", "list",
+                "tuple", "dict", "set", "frozenset", "Decimal", "Fraction", "OrderedDict",
+                "defaultdict", "Counter", "UserDict", "UserList", "UserString"}  # fmt: skip
+_HARMLESS_DUNDERS = {"__init__", "__new__", "__repr__", "__slots__", "__doc__", "__module__",
+                     "__qualname__", "__annotations__", "__match_args__"}  # fmt: skip
+_DYNAMIC_MODULES = ("runpy", "marshal", "copyreg", "code", "codeop", "shelve")
+_DYNAMIC_CALLS = {"pickle.load", "pickle.loads", "pickle.Unpickler", "_pickle.loads",
+                  "pkgutil.resolve_name", "types.FunctionType", "types.CodeType",
+                  "operator.attrgetter", "operator.methodcaller"}  # fmt: skip
+_COMPUTED_NAME_CALLS = {"getattr", "setattr", "delattr", "hasattr"}
+# Names that only code reaching into the interpreter or the test machinery would spell,
+# even in a string (`attrgetter("tb_frame.f_back")`, `resolve_name("_pytest.runner")`).
+_INTERNAL_WORDS = re.compile(
+    r"\b(f_back|f_locals|f_globals|f_builtins|tb_frame|tb_next|gi_frame|cr_frame|ag_frame|"
+    r"_getframe|_current_frames|__closure__|__code__|__globals__|__subclasses__|"
+    r"__builtins__|_pytest|_ratchet_probe|pluginmanager|pytest_jsonreport|RATCHET_\w*)\b"
+)
+_TEST_PATHS = re.compile(r"^(tests?|conftest(\.py)?)$|(^|/)(tests?/|conftest\.py|test_\w*\.py)|"
+                         r"^test_\*|/test_\*")
 
 
 @dataclass(frozen=True)
@@ -132,6 +160,8 @@ class _Visitor(ast.NodeVisitor):
             self.add("atexit", node, f"import {module}")
         elif top in ("ctypes", "_ctypes", "cffi"):
             self.add("ctypes", node, f"import {module}")
+        elif top in _DYNAMIC_MODULES:
+            self.add("dynamic-code", node, f"import {module}")
 
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
@@ -212,6 +242,11 @@ class _Visitor(ast.NodeVisitor):
         name = self._resolve(_dotted(node.func))
         if name == "setattr" and len(node.args) == 3 and isinstance(node.args[1], ast.Constant):
             self._bound(str(node.args[1].value), node.args[2], node)
+        if name == "type" and len(node.args) == 3 and isinstance(node.args[1], ast.Tuple):
+            base = self._value_subclass(list(node.args[1].elts))
+            if base and isinstance(node.args[2], ast.Dict):
+                self._special_methods([(str(k.value), node) for k in node.args[2].keys
+                                       if isinstance(k, ast.Constant)], base)  # fmt: skip
         literal = bool(node.args) and isinstance(node.args[0], ast.Constant)
         if name in ("__import__", "importlib.import_module", "importlib.__import__",
                     "builtins.__import__"):
@@ -219,10 +254,12 @@ class _Visitor(ast.NodeVisitor):
                 self.add("dynamic-code", node, f"{name}(<computed>)")
             else:
                 self._imported(node, str(node.args[0].value))  # type: ignore[attr-defined]
-        elif name in ("getattr", "setattr", "delattr", "hasattr") and len(node.args) >= 2 and (
-            not isinstance(node.args[1], ast.Constant) and self._is_module(node.args[0])
+        elif name in _DYNAMIC_CALLS:
+            self.add("dynamic-code", node, name)
+        elif name in _COMPUTED_NAME_CALLS and len(node.args) >= 2 and not isinstance(
+            node.args[1], ast.Constant
         ):
-            self.add("introspection", node, f"{name}({_dotted(node.args[0])}, <computed>)")
+            self.add("computed-attribute", node, f"{name}(…, <computed>)")
         elif name in ("setattr", "delattr") and node.args:
             target = node.args[0]
             if _dotted(target) == "__builtins__" or self._resolve(_dotted(target)) == "builtins":
@@ -283,7 +320,40 @@ class _Visitor(ast.NodeVisitor):
 
     visit_AsyncFunctionDef = visit_FunctionDef  # type: ignore[assignment]
 
+    def visit_Constant(self, node: ast.Constant) -> None:
+        if isinstance(node.value, str) and len(node.value) < 400:
+            found = _INTERNAL_WORDS.search(node.value)
+            if found:
+                self.add("introspection", node, f"the string {found.group(0)!r}")
+            elif _TEST_PATHS.search(node.value):
+                self.add("reads-tests", node, f"the path {node.value!r}")
+
+    def visit_JoinedStr(self, node: ast.JoinedStr) -> None:
+        """An f-string's literal parts are looked at like any string; so are its fields."""
+        self.generic_visit(node)
+
+    def _value_subclass(self, bases: list[ast.expr]) -> str:
+        for base in bases:
+            name = _dotted(base).rsplit(".", 1)[-1]
+            if name in _VALUE_TYPES:
+                return name
+        return ""
+
+    def _special_methods(self, names: list[tuple[str, ast.AST]], base: str) -> None:
+        for name, where in names:
+            if name.startswith("__") and name.endswith("__") and name not in _HARMLESS_DUNDERS:
+                self.add("builtin-subclass", where, f"{base} subclass defines {name}")
+
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        base = self._value_subclass(node.bases)
+        if base:
+            members = []
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
+                    members.append((item.name, item))
+                elif isinstance(item, ast.Assign):
+                    members += [(t.id, item) for t in item.targets if isinstance(t, ast.Name)]
+            self._special_methods(members, base)
         for item in node.body:
             if isinstance(item, ast.Assign):
                 for target in item.targets:

@@ -56,6 +56,7 @@ class Policy:
     sandbox: str = "auto"  # or "required": never run a suite without the OS sandbox
     network: str = "loopback"  # or "host": what the sandboxed suite may reach
     writable: tuple[str, ...] = ()  # tree paths the sandboxed suite may write
+    shared: tuple[str, ...] = ()  # folders outside the tree it may write, outliving runs
     allow: tuple[str, ...] = ()  # static-guard rules lifted on purpose
     source: str = field(default="defaults", compare=False)
 
@@ -99,6 +100,7 @@ _KEYS = {
     "sandbox": str,
     "network": str,
     "writable": list,
+    "shared": list,
     "allow": list,
 }
 _CHOICES = {

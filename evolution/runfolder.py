@@ -14,6 +14,7 @@ nor write; holding the gate lock, the next run knows every folder there is a lef
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -63,6 +64,8 @@ class RunFolder:
         self.out = self.path / "out"
         self.probe = self.path / "probe"
         self.forbidden = forbidden_paths(repo)
+        self.planted: list[Path] = []  # the canaries now in the tree
+        self.planted_baseline: bytes | None = None  # the tree's baseline as committed
 
     def __enter__(self) -> RunFolder:
         for folder in (self.tmp, self.out, self.probe):
@@ -85,13 +88,26 @@ class RunFolder:
 
 def remove_run_folder(folder: Path) -> None:
     # A suite may have left read-only folders in its tmp: make them removable first.
-    def unlock(_function: object, path: str, _error: object) -> None:
+    # Never through a symlink (the suite may have planted one pointing anywhere): only
+    # real directories are opened, with O_NOFOLLOW, and changed through the descriptor.
+    def writable(path: str) -> bool:
         try:
-            os.chmod(os.path.dirname(path), 0o700)
-            os.chmod(path, 0o700)
-            (shutil.rmtree if os.path.isdir(path) else os.unlink)(path)
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
         except OSError:
-            pass
+            return False
+        try:
+            os.fchmod(fd, 0o700)
+        finally:
+            os.close(fd)
+        return True
+
+    def unlock(_function: object, path: str, _error: object) -> None:
+        if writable(os.path.dirname(path)):
+            with contextlib.suppress(OSError):
+                if writable(path):
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    os.unlink(path)
 
     if sys.version_info >= (3, 12):
         shutil.rmtree(folder, onexc=unlock)

@@ -18,10 +18,12 @@ from agent.errors import EnvironmentFailure, UsageError
 from evolution import trailers as t
 from evolution.audit import revert_message, validated_note
 from evolution.baseline import require_baseline
+from evolution.checks import Candidate, first_refusal, proposal_paths
 from evolution.gitrepo import GitRepo
 from evolution.judge import judge
 from evolution.landing import land, main_checkout
 from evolution.policy import load_policy
+from evolution.ratchet import Comparison
 from evolution.sandbox.isolation import choose
 from evolution.session import exclusive
 from evolution.testrun import ProgressCallback
@@ -40,6 +42,7 @@ class SafetyReport:
     still_failing: list[str] = field(default_factory=list)
     cached: bool = False
     sandbox: str = ""
+    refused: str = ""  # why a pre-test check refused the commits, when one did
 
     @property
     def exit_code(self) -> int:
@@ -114,8 +117,15 @@ def post_merge(
         baseline, blob = require_baseline(repo, verified)
         tree = repo.tree_of(head)
         when = timestamp()
-        isolation = choose(policy, automated=False, unsandboxed=False)
-        judgement = judge(repo, head, tree, policy, baseline, blob, when, isolation, progress)
+        # Commits that carry a proposal are held to the proposal rules here too: a person
+        # may fast-forward main to one, which is what this safety net is for.
+        automated, paths = proposal_paths(repo, verified, head)
+        refusal = first_refusal(Candidate(repo, verified, tree, policy, automated, paths))
+        isolation = choose(policy, automated=automated, unsandboxed=False)
+        if refusal is not None:
+            return _revert(repo, report, main_ref, head, verified, refusal.reason)
+        judgement = judge(repo, head, tree, policy, baseline, blob, when, isolation, progress,
+                          automated=automated)  # fmt: skip
         result, comparison = judgement.result, judgement.comparison
         report.cached, report.sandbox = judgement.cached, result.sandbox
         tests = t.tests_value(len(result.outcomes), result.passed())
@@ -137,14 +147,32 @@ def post_merge(
         after = judge(
             repo, revert, repo.tree_of(revert), policy, baseline, blob, when, isolation, progress
         ).comparison
-        landing = land(repo, main_ref, head, revert, "evolve: safety-net revert")
-        if not landing.moved:
-            raise EnvironmentFailure(
-                landing.refused or "main moved while the safety net ran; run it again"
-            )
-        report.status, report.reverted, report.revert_commit = "reverted", commits, revert
         report.still_failing = [r.nodeid for r in after.regressions]
-        return report
+        return _landed(repo, report, main_ref, head, commits, revert)
+
+
+def _revert(
+    repo: GitRepo, report: SafetyReport, main_ref: str, head: str, verified: str, reason: str
+) -> SafetyReport:
+    """Revert what a pre-test check refused, without running its tests."""
+    commits = repo.first_parents(head, since=verified)
+    report.refused = reason
+    message = revert_message(commits, Comparison(), "", "", refusal=reason)
+    return _landed(repo, report, main_ref, head, commits, _revert_all(repo, head, commits,
+                                                                      message))
+
+
+def _landed(
+    repo: GitRepo, report: SafetyReport, main_ref: str, head: str, commits: list[str],
+    revert: str,
+) -> SafetyReport:  # fmt: skip
+    landing = land(repo, main_ref, head, revert, "evolve: safety-net revert")
+    if not landing.moved:
+        raise EnvironmentFailure(
+            landing.refused or "main moved while the safety net ran; run it again"
+        )
+    report.status, report.reverted, report.revert_commit = "reverted", commits, revert
+    return report
 
 
 def verify(repo: GitRepo, commit: str) -> dict[str, Any]:

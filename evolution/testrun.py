@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import sys
 from collections.abc import Callable, Iterable
@@ -30,6 +29,7 @@ from typing import Any
 from agent.errors import InvalidRun
 from agent.procgroup import run_in_group
 from agent.redact import scrubbed_environment
+from evolution.canaries import plant
 from evolution.channel import Channel
 from evolution.outcomes import result_from_frames
 from evolution.policy import Policy
@@ -37,25 +37,21 @@ from evolution.pytest_report import RunResult
 from evolution.runfolder import PGID_FILE, RunFolder
 from evolution.sandbox.enter import SETUP_FAILED
 from evolution.sandbox.isolation import Isolation
-from evolution.sandbox.plan import Confinement, rules
+from evolution.sandbox.plan import Confinement, kept, rules
 
 REPORT_OMIT = "keywords,streams,log,warnings,collectors"
 # Variables from the caller's own pytest session (or a user's shell) that would change
 # what runs: the policy on main decides the test command, nothing else does.
 _DROPPED_ENV_PREFIXES = ("PYTEST_", "RATCHET_")
-CANARY = '''\
-"""The gate's canaries: a run in which either ends otherwise is not a verdict."""
-
-
-def test_holds_{token}():
-    values = sorted([3, 1, 2])
-    assert values == [1, 2, 3]
-
-
-def test_breaks_{token}():
-    values = sorted([3, 1, 2])
-    assert values == [1, 2, 4]
-'''
+# Variables that point at services of the user's session outside the sandbox (a
+# terminal multiplexer, an ssh agent, a desktop bus, a display, the terminal itself):
+# each is a way to ask something outside to act.
+_SESSION_VARIABLES = frozenset({
+    "TMUX", "TMUX_PANE", "TMUX_TMPDIR", "STY", "SSH_TTY", "SSH_AUTH_SOCK", "SSH_AGENT_PID",
+    "SSH_CONNECTION", "SSH_CLIENT", "DBUS_SESSION_BUS_ADDRESS", "XDG_RUNTIME_DIR",
+    "DISPLAY", "WAYLAND_DISPLAY", "XAUTHORITY", "GPG_AGENT_INFO", "KRB5CCNAME", "WINDOWID",
+    "NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "INVOCATION_ID", "JOURNAL_STREAM",
+})  # fmt: skip
 
 
 @dataclass
@@ -69,16 +65,12 @@ ProgressCallback = Callable[[Progress], None]
 
 
 def _install_probe(run: RunFolder, select: Iterable[str] | None) -> dict[str, str]:
-    """Copy the plugin, write fresh canaries (and the selection); their variables."""
+    """Copy the plugin, plant fresh canaries (and write the selection); the variables
+    that tell the probe (it takes them out of the environment at import)."""
     source = resources.files("evolution") / "probe" / "_ratchet_probe.py"
     with resources.as_file(source) as path:
         shutil.copyfile(path, run.probe / "_ratchet_probe.py")
-    for stale in run.probe.glob("test_ratchet_*.py"):
-        stale.unlink()
-    token = secrets.token_hex(6)
-    canary = run.probe / f"test_ratchet_{token}.py"
-    canary.write_text(CANARY.format(token=token), encoding="utf-8")
-    variables = {"RATCHET_CANARIES": str(canary), "RATCHET_TREE": str(run.tree)}
+    variables = {"RATCHET_CANARIES": plant(run).env_value, "RATCHET_TREE": str(run.tree)}
     selection = run.probe / "select"
     selection.unlink(missing_ok=True)
     if select is not None:
@@ -93,10 +85,11 @@ def _names_forbidden(value: str, forbidden: Iterable[Path]) -> bool:
 
 def _environment(run: RunFolder) -> dict[str, str]:
     """The suite's environment: no secret, nothing naming the checkout or the repository
-    (PATH keeps its other entries), its own tmp, and the tree first on the import path."""
+    (PATH keeps its other entries), no way back into the user's session, its own tmp,
+    and the tree first on the import path."""
     env: dict[str, str] = {}
     for key, value in scrubbed_environment(os.environ).items():
-        if key.startswith(_DROPPED_ENV_PREFIXES):
+        if key.startswith(_DROPPED_ENV_PREFIXES) or key in _SESSION_VARIABLES:
             continue
         if key == "PATH":
             entries = [p for p in value.split(os.pathsep) if not _names_forbidden(p, run.forbidden)]
@@ -170,9 +163,15 @@ def _sandboxed(argv: list[str], run: RunFolder, policy: Policy, status_fd: int) 
         probe=run.probe,
         forbidden=run.forbidden,
         writable=policy.writable,
+        shared=policy.shared,
         network=policy.network,
     )
-    plan = {"rules": rules(confinement), "network": policy.network, "status_fd": status_fd}
+    plan = {
+        "rules": rules(confinement),
+        "keep": kept(confinement, run.path),
+        "network": policy.network,
+        "status_fd": status_fd,
+    }
     launcher = Path(__file__).with_name("sandbox") / "enter.py"
     return [sys.executable, "-I", "-S", str(launcher), json.dumps(plan), "--", *argv]
 

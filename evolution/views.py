@@ -88,6 +88,8 @@ def post_merge_report(report: SafetyReport) -> None:
             f"[bold red]REVERTED[/] {len(report.reverted)} commit(s) since "
             f"{report.validated[:10]}; main is now {report.revert_commit[:10]}"
         )
+        if report.refused:
+            say(f"    refused before any test ran: {plain(report.refused)}")
         for regression in report.regressions:
             say(f"    {plain(regression['nodeid'])}: {plain(regression['first_line'])}")
         for nodeid in report.still_failing:
@@ -232,10 +234,9 @@ def diagnosis(found: Diagnosis) -> None:
         say(f"  {name}: {plain(str(value))}")
     applied = found.applied
     if applied:
-        say(f"  namespaces: {applied.get('namespaces')}; network: {applied.get('network')}; "
-            f"/run hidden: {applied.get('run_hidden')}; pid namespace: "
-            f"{applied.get('pid_namespace')}; capabilities dropped: "
-            f"{applied.get('caps_dropped')}")  # fmt: skip
+        layers = ("namespaces", "network", "run_hidden", "pid_namespace", "scratch_private",
+                  "devpts_private", "seccomp", "caps_dropped")  # fmt: skip
+        say("  " + "; ".join(f"{layer}: {applied.get(layer)}" for layer in layers))
     say(f"  automated proposals: {found.proposals}")
     for problem in found.problems:
         say(f"  [yellow]![/] {plain(problem)}")

@@ -3,9 +3,6 @@ test module."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,13 +21,12 @@ def sandbox(tmp_path: Path) -> Sandbox:
 
 
 @pytest.fixture
-def shared_dir() -> Iterator[Path]:
-    """A folder both this test and a suite the gate runs in its sandbox can write: the
-    sandbox lets a suite write only its own tmp and /dev/shm."""
-    path = Path(tempfile.mkdtemp(prefix="ratchet-test-", dir="/dev/shm"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
+def shared_dir(tmp_path: Path) -> Path:
+    """A folder both this test and a suite the gate runs in its sandbox can write. The
+    sandbox lets a suite write only its own folders, so a test that uses this names it
+    in the policy on purpose: `box.policy(shared=[str(shared_dir)])`."""
+    path = tmp_path / "shared"
+    path.mkdir()
+    return path
 
 

@@ -99,6 +99,11 @@ class Sandbox:
         self.git("switch", "-q", "main")
         return tip
 
+    def policy(self, **keys: object) -> None:
+        """Commit [evolution] keys to main's deploy/agent.toml, as a person would."""
+        lines = ["[evolution]"] + [f"{key} = {json.dumps(value)}" for key, value in keys.items()]
+        self.commit("policy", {"deploy/agent.toml": "\n".join(lines) + "\n"})
+
     def head(self, ref: str = "main") -> str:
         return self.git("rev-parse", ref)
 

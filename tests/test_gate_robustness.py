@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from repo_setup import CALC, FIXED_CALC, Sandbox, make_sandbox, run_evolve
 
-from agent.procgroup import group_alive, pid_alive
+from agent.procgroup import group_alive
 from evolution.gitrepo import GitRepo
 from evolution.runfolder import runs_root
 from tests.agent_setup import wait_for
@@ -58,16 +58,33 @@ def test_hanging_test_times_out_and_counts_as_a_regression(sandbox: Sandbox) -> 
     assert sandbox.head() == main_before
 
 
+def _processes_running(argv: list[str]) -> list[str]:
+    """Host pids whose command line is exactly `argv` (pids inside the sandbox's own PID
+    namespace mean nothing outside it, so a process is found by what it runs)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = entry.joinpath("cmdline").read_bytes().decode().split("\0")[:-1]
+            except OSError:
+                continue
+            if cmdline == argv:
+                found.append(entry.name)
+    return found
+
+
 def test_run_over_its_limit_is_invalid_and_leaves_no_process(
     sandbox: Sandbox, shared_dir: Path
 ) -> None:
-    pidfile = shared_dir / "grandchild.pid"
+    started_file = shared_dir / "started"
+    sandbox.policy(shared=[str(shared_dir)])
+    sleeper = ["sleep", f"600.{uuid.uuid4().int % 10**6}"]  # this test's own
     stubborn = f"""
         import signal, subprocess, time
 
         def test_stubborn():
-            child = subprocess.Popen(["sleep", "600"])
-            open({str(pidfile)!r}, "w").write(str(child.pid))
+            subprocess.Popen({sleeper!r})
+            open({str(started_file)!r}, "w").write("started")
             signal.signal(signal.SIGALRM, signal.SIG_IGN)  # defeats pytest-timeout
             time.sleep(600)
     """
@@ -81,7 +98,8 @@ def test_run_over_its_limit_is_invalid_and_leaves_no_process(
     assert "exceeded its 3 s limit" in done.stderr
     assert time.monotonic() - started < 30
     assert _refs(sandbox) == refs  # no verdict, no note, no archive
-    assert not pid_alive(int(pidfile.read_text()))
+    assert started_file.exists()
+    wait_for(lambda: not _processes_running(sleeper), timeout=10, what="no sleeper left")
 
 
 def test_crashing_conftest_is_an_invalid_run(sandbox: Sandbox) -> None:
@@ -110,6 +128,7 @@ def test_flaky_test_is_quarantined_or_counted_by_policy(tmp_path: Path, shared_d
     (flaky_dir / "seen").write_text("seen")
     env = {"FLAKY_DIR": str(flaky_dir)}
     box = make_sandbox(tmp_path / "repo", record=False)
+    box.policy(shared=[str(flaky_dir)])
     box.commit("add a flaky test", {"tests/test_flaky.py": FLAKY_TEST})
     assert box.evolve("baseline", "record", env=env).returncode == 0
     box.branch("neutral", {"scripts/readme.txt": "hello\n"})
@@ -204,6 +223,7 @@ def test_main_moving_during_validation_triggers_revalidation(
     sandbox: Sandbox, shared_dir: Path
 ) -> None:
     sync = shared_dir
+    sandbox.policy(shared=[str(sync)])
     waiting = f"""
         import pathlib, time
 

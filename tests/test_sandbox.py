@@ -60,8 +60,8 @@ def _confinement(root: Path, **extra: object) -> Confinement:
 def _inside(confinement: Confinement, code: str, *args: str) -> tuple[dict, dict]:
     """Run `code` in the sandbox; its JSON on stdout, and what the launcher applied."""
     status_read, status_write = os.pipe()
-    plan = {"rules": rules(confinement), "network": confinement.network,
-            "status_fd": status_write}  # fmt: skip
+    plan = {"rules": rules(confinement), "keep": [str(confinement.tree.parent)],
+            "network": confinement.network, "status_fd": status_write}  # fmt: skip
     launcher = Path(__file__).parent.parent / "evolution" / "sandbox" / "enter.py"
     done = subprocess.run(
         [sys.executable, "-I", "-S", str(launcher), json.dumps(plan), "--",

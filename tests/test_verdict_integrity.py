@@ -22,12 +22,6 @@ def _refs(box: Sandbox) -> str:
     return box.git("for-each-ref")
 
 
-def _policy(box: Sandbox, **keys: object) -> None:
-    """Commit [evolution] keys to main's deploy/agent.toml, as a person would."""
-    lines = ["[evolution]"] + [f"{key} = {json.dumps(value)}" for key, value in keys.items()]
-    box.commit("policy", {"deploy/agent.toml": "\n".join(lines) + "\n"})
-
-
 def test_without_a_sandbox_a_proposal_is_refused_unless_the_risk_is_accepted(
     sandbox: Sandbox,
 ) -> None:
@@ -54,7 +48,7 @@ def test_a_persons_branch_runs_with_a_warning_unless_the_policy_requires_a_sandb
     assert done.returncode == 0, done.stderr
     assert "warning: the suite ran without an OS sandbox" in done.stderr
 
-    _policy(sandbox, sandbox="required")
+    sandbox.policy(sandbox="required")
     required = sandbox.evolve("validate", "person-fix", "--no-merge", env=NO_SANDBOX)
     assert required.returncode == 3
     assert 'sandbox = "required"' in required.stderr
@@ -146,7 +140,7 @@ def test_the_static_guard_rejects_before_any_test_runs_and_names_the_line(
 
 
 def test_a_rule_lifted_on_purpose_lets_the_construct_through(sandbox: Sandbox) -> None:
-    _policy(sandbox, allow=["atexit"])
+    sandbox.policy(allow=["atexit"])
     with_exit_hook = FIXED_CALC + "\n\nimport atexit\n\natexit.register(print, 'bye')\n"
     sandbox.branch("evolve/atexit", {"scripts/calc.py": with_exit_hook}, proposal=True)
     code, report = sandbox.validate_json("evolve/atexit")

@@ -199,6 +199,7 @@ class Evolution(_Strict):
     sandbox: Literal["auto", "required"] = "auto"
     network: Literal["loopback", "host"] = "loopback"
     writable: list[str] = Field(default_factory=list)  # tree paths the suite may write
+    shared: list[str] = Field(default_factory=list)  # absolute folders it may write too
     allow: list[str] = Field(default_factory=list)  # static-guard rules lifted on purpose
 
     @field_validator("allow")
@@ -209,6 +210,14 @@ class Evolution(_Strict):
         unknown = unknown_rules(tuple(value))
         if unknown:
             raise ValueError(f"unknown static-guard rule(s): {', '.join(unknown)}")
+        return value
+
+    @field_validator("shared")
+    @classmethod
+    def _absolute(cls, value: list[str]) -> list[str]:
+        for path in value:
+            if not path.startswith("/") or ".." in path.split("/"):
+                raise ValueError(f"{path!r} must be an absolute path without '..'")
         return value
 
     @field_validator("writable")

@@ -16,9 +16,11 @@ canary tests (one must pass, one must fail) at random places among the collected
 and lists the modules loaded from outside the tested tree and the interpreter, so the
 gate can refuse a run that imported the user's checkout.
 
-It depends on the standard library and pytest, and binds every function it needs at
-import, so that code under test replacing `os.write` or `json.dumps` later cannot reach
-the channel.
+It depends on the standard library and pytest, and binds every function it writes
+frames with at import, in closures, so that code under test replacing `os.write`,
+`json.dumps` or anything on the probe object later cannot change what is sent. It takes
+the gate's settings out of the environment at import, so the code under test cannot
+read where the canaries are, or that a gate is watching.
 """
 
 import hashlib
@@ -32,10 +34,6 @@ import sys
 
 import pytest
 
-_write = os.write
-_dumps = json.dumps
-_hmac_new = hmac.new
-_sha256 = hashlib.sha256
 _TEXT_LIMIT = 4000
 
 # (module, dotted attribute): what a report passes through between a test and a frame.
@@ -110,8 +108,8 @@ _HOOKS = (
 
 
 def _resolve(module_name, dotted):
-    """(key, namespace, name, value, shadows) for a watched name, or None where this
-    pytest lacks it.
+    """(key, namespace, name, value, shadows, code) for a watched name, or None where
+    this pytest lacks it.
 
     `namespace` is the live `__dict__` of the module or class that defines the name;
     for a class attribute `shadows` are the live dicts of the subclasses in the MRO
@@ -137,11 +135,21 @@ def _resolve(module_name, dotted):
         for depth, klass in enumerate(owner.__mro__):
             if name in klass.__dict__:
                 shadows = tuple(k.__dict__ for k in owner.__mro__[:depth])
-                return key, klass.__dict__, name, klass.__dict__[name], shadows
+                value = klass.__dict__[name]
+                return key, klass.__dict__, name, value, shadows, _code(value)
         return None
     if name not in owner.__dict__:
         return None
-    return key, owner.__dict__, name, owner.__dict__[name], ()
+    value = owner.__dict__[name]
+    return key, owner.__dict__, name, value, (), _code(value)
+
+
+def _code(value):
+    """The code object behind a function, method, classmethod or property: replacing a
+    function's `__code__` keeps its identity but changes what it does."""
+    for attribute in ("__func__", "fget"):
+        value = getattr(value, attribute, value)
+    return getattr(value, "__code__", None)
 
 
 def _snapshot(names):
@@ -152,8 +160,8 @@ def _changed(watched):
     """The watched names whose value changed: a dictionary lookup or two each, as this
     runs for every report."""
     changed = []
-    for key, namespace, name, value, shadows in watched:
-        if namespace.get(name) is not value:
+    for key, namespace, name, value, shadows, code in watched:
+        if namespace.get(name) is not value or (code is not None and _code(value) is not code):
             changed.append(key)
         else:
             for shadow in shadows:
@@ -191,199 +199,267 @@ def _under(path, root):
     return bool(root) and (path == root or path.startswith(root.rstrip(os.sep) + os.sep))
 
 
-class _Probe:
-    """The hooks; built by `_connect`, which holds the key in a closure only."""
+def _probe_class(emit, sha256=hashlib.sha256):
+    """The probe's class, closed over the frame writer (and the hash it reports the JSON
+    report's digest with). Its checks are functions of this closure, not methods: code
+    that replaces a method on the class cannot switch them off."""
+    watched = []  # the watched names, and the probe's own functions
 
-    def __init__(self, emit, canary_file, select_file):
-        self.emit = emit
-        self.canary_file = canary_file
-        self.select_file = select_file
-        self.watched = _snapshot(_WATCHED)
-        self.canaries = {}
-        self.session = None
-        self.plugins = None
-        self.hookimpls = None
-        self.config = None
-        self.before_collection = set()
-
-    # -- integrity -----------------------------------------------------------------
-
-    def _hook_state(self, config):
-        state = {}
-        manager = config.pluginmanager
-        state["_inner_hookexec"] = getattr(manager, "_inner_hookexec", None)
+    def hook_state(config):
+        state = {"_inner_hookexec": getattr(config.pluginmanager, "_inner_hookexec", None)}
         for name in _HOOKS:
             caller = getattr(config.hook, name, None)
-            if caller is None:
-                continue
-            impls = tuple((impl, impl.function) for impl in caller.get_hookimpls())
-            state[name] = (getattr(caller, "_hookexec", None), impls)
+            if caller is not None:
+                impls = tuple((impl, impl.function) for impl in caller.get_hookimpls())
+                state[name] = (getattr(caller, "_hookexec", None), impls)
         return state
 
-    def check(self, where, full=False):
+    def check(probe, where, full=False):
         """Report any change to the watched names (cheap: on every report) and, with
         `full`, to the plugins and hook implementations (once per test)."""
-        problems = [f"{name} was replaced" for name in _changed(self.watched)]
-        if full and self.plugins is not None:
-            manager = self.config.pluginmanager
-            added = [p for p in manager.get_plugins() if id(p) not in self.plugins]
+        problems = [f"{name} was replaced" for name in _changed(watched)]
+        if full and probe.plugins is not None:
+            manager = probe.config.pluginmanager
+            added = [p for p in manager.get_plugins() if id(p) not in probe.plugins]
             if added:
                 names = ", ".join(manager.get_name(p) or repr(p) for p in added)
                 problems.append("plugins registered after collection: " + names)
-            state = self._hook_state(self.config)
-            if state["_inner_hookexec"] is not self.hookimpls["_inner_hookexec"]:
+            state = hook_state(probe.config)
+            if state["_inner_hookexec"] is not probe.hookimpls["_inner_hookexec"]:
                 problems.append("pytest's hook dispatch was wrapped")
             problems += [
                 f"the implementations of {name} changed"
-                for name, value in self.hookimpls.items()
+                for name, value in probe.hookimpls.items()
                 if name != "_inner_hookexec" and not _same(state.get(name), value)
             ]
         if problems:
-            self.emit("tamper", where=where, problems=problems)
-            self.watched = _snapshot(_WATCHED)  # report each change once
+            emit("tamper", where=where, problems=problems)
+            watched[:] = _snapshot(_WATCHED) + _own(_Probe)  # report each change once
             if full:
-                self.plugins = {id(p) for p in self.config.pluginmanager.get_plugins()}
-                self.hookimpls = self._hook_state(self.config)
+                probe.plugins = {id(p) for p in probe.config.pluginmanager.get_plugins()}
+                probe.hookimpls = hook_state(probe.config)
 
-    # -- hooks -----------------------------------------------------------------------
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_configure(self, config):
-        self.config = config
-        self.emit(
-            "hello",
-            pid=os.getpid(),
-            python=sys.version.split()[0],
-            pytest=pytest.__version__,
-            report=str(getattr(config.option, "json_report_file", "") or ""),
-        )
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_collection(self, session):
-        self.before_collection = {id(p) for p in self.config.pluginmanager.get_plugins()}
-
-    def _registered_during_collection(self):
-        """Plugins that appeared while collecting and are not conftest modules (nor
-        plugin modules installed outside the tested tree that a conftest asked for)."""
-        manager = self.config.pluginmanager
+    def registered_during_collection(probe):
+        """Plugins that appeared while collecting other than conftest modules (the only
+        thing pytest itself registers then)."""
+        manager = probe.config.pluginmanager
         conftests = {id(m) for m in getattr(manager, "_conftest_plugins", ())}
-        tree = os.path.realpath(os.environ.get("RATCHET_TREE", "") or "/nonexistent")
-        suspicious = []
-        for plugin in manager.get_plugins():
-            if id(plugin) in self.before_collection or id(plugin) in conftests:
-                continue
-            path = getattr(plugin, "__file__", None) if isinstance(plugin, type(os)) else None
-            if path and not _under(os.path.realpath(path), tree):
-                continue
-            suspicious.append(manager.get_name(plugin) or repr(plugin))
-        return suspicious
+        return [
+            manager.get_name(plugin) or repr(plugin)
+            for plugin in manager.get_plugins()
+            if id(plugin) not in probe.before_collection and id(plugin) not in conftests
+        ]
 
-    def pytest_collectreport(self, report):
-        if report.failed:
-            self.emit("collect_error", nodeid=report.nodeid, text=_clip(report.longrepr))
+    class _Probe:
+        """The hooks. They write frames through `emit`, a variable of the enclosing
+        function, never an attribute: replacing anything on the probe object does not
+        change what they send."""
 
-    @pytest.hookimpl(trylast=True)
-    def pytest_collection_modifyitems(self, session, config, items):
-        if self.select_file:
-            with open(self.select_file, encoding="utf-8") as handle:
-                wanted = {line.rstrip("\n") for line in handle if line.strip()}
-            keep = [item for item in items if item.nodeid in wanted]
-            drop = [item for item in items if item.nodeid not in wanted]
-            if drop:
-                config.hook.pytest_deselected(items=drop)
-                items[:] = keep
-        if self.canary_file:
-            module = pytest.Module.from_parent(session, path=pathlib.Path(self.canary_file))
-            for canary in module.collect():
-                expected = "passed" if canary.name.startswith("test_holds") else "failed"
-                self.canaries[canary.nodeid] = expected
-                items.insert(random.randint(0, len(items)), canary)
+        def __init__(self, canary_file, canary_names, select_file, tree):
+            self.canary_file = canary_file
+            self.canary_names = canary_names  # {function name: the outcome it must have}
+            self.select_file = select_file
+            self.tree = tree
+            self.canaries = {}
+            self.session = None
+            self.plugins = None
+            self.hookimpls = None
+            self.config = None
+            self.before_collection = set()
 
-    def pytest_collection_finish(self, session):
-        self.session = session
-        self.emit(
-            "collected",
-            nodeids=[item.nodeid for item in session.items],
-            canaries=self.canaries,
-        )
-        added = self._registered_during_collection()
-        if added:
-            self.emit("tamper", where="collection",
-                      problems=["plugins registered during collection: " + ", ".join(added)])
-        self.plugins = {id(p) for p in self.config.pluginmanager.get_plugins()}
-        self.hookimpls = self._hook_state(self.config)
-        self.check("collection", full=True)
-
-    @pytest.hookimpl(wrapper=True, tryfirst=True)
-    def pytest_runtest_makereport(self, item, call):
-        report = yield
-        excinfo = call.excinfo
-        if (
-            excinfo is not None
-            and report.outcome == "passed"
-            and not hasattr(report, "wasxfail")
-            and not isinstance(excinfo.value, (pytest.skip.Exception, pytest.xfail.Exception))
-        ):
-            self.emit(
-                "tamper",
-                where=item.nodeid,
-                problems=[f"the {call.when} stage raised {excinfo.typename} but was "
-                          "reported as passed"],
+        @pytest.hookimpl(tryfirst=True)
+        def pytest_configure(self, config):
+            self.config = config
+            emit(
+                "hello",
+                pid=os.getpid(),
+                python=sys.version.split()[0],
+                pytest=pytest.__version__,
+                report=str(getattr(config.option, "json_report_file", "") or ""),
             )
-        return report
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_logreport(self, report):
-        self.check(report.nodeid)
-        frame = {
-            "nodeid": report.nodeid,
-            "when": report.when,
-            "outcome": report.outcome,
-            "duration": round(float(getattr(report, "duration", 0.0) or 0.0), 6),
-        }
-        if hasattr(report, "wasxfail"):
-            frame["wasxfail"] = str(report.wasxfail)
-        context = getattr(report, "context", None)
-        if context is not None and hasattr(context, "kwargs"):
-            frame["subtest"] = _describe(context)
-        if report.outcome != "passed":
-            crash = getattr(getattr(report, "longrepr", None), "reprcrash", None)
-            if crash is not None:
-                frame["crash"] = {"path": str(crash.path), "lineno": crash.lineno,
-                                  "message": _clip(crash.message)}
-            frame["text"] = _clip(report.longreprtext)
-        self.emit("report", **frame)
+        @pytest.hookimpl(tryfirst=True)
+        def pytest_collection(self, session):
+            self.before_collection = {id(p) for p in self.config.pluginmanager.get_plugins()}
 
-    def pytest_runtest_logfinish(self, nodeid, location):
-        self.check(nodeid, full=True)
+        def pytest_collectreport(self, report):
+            if report.failed:
+                emit("collect_error", nodeid=report.nodeid, text=_clip(report.longrepr))
 
-    @pytest.hookimpl(trylast=True)
-    def pytest_sessionfinish(self, session, exitstatus):
-        self.check("sessionfinish", full=True)
-        self.session = session
-        tree = os.environ.get("RATCHET_TREE", "")
-        probe_dir = os.path.dirname(os.path.abspath(__file__))
-        allowed = [os.path.realpath(p) for p in (tree, probe_dir, sys.prefix, sys.base_prefix,
-                                                 sys.exec_prefix, sys.base_exec_prefix) if p]
-        outside = []
-        for name, module in list(sys.modules.items()):
-            path = getattr(module, "__file__", None)
-            if path:
-                real = os.path.realpath(path)
-                if not any(_under(real, root) for root in allowed):
-                    outside.append([name, real])
-        self.emit("modules", outside=sorted(outside))
+        @pytest.hookimpl(trylast=True)
+        def pytest_collection_modifyitems(self, session, config, items):
+            if self.select_file:
+                with open(self.select_file, encoding="utf-8") as handle:
+                    wanted = {line.rstrip("\n") for line in handle if line.strip()}
+                keep = [item for item in items if item.nodeid in wanted]
+                drop = [item for item in items if item.nodeid not in wanted]
+                if drop:
+                    config.hook.pytest_deselected(items=drop)
+                    items[:] = keep
+            if self.canary_file:
+                module = pytest.Module.from_parent(session, path=pathlib.Path(self.canary_file))
+                for canary in module.collect():
+                    if canary.name in self.canary_names:
+                        self.canaries[canary.nodeid] = self.canary_names[canary.name]
+                        items.insert(random.randint(0, len(items)), canary)
 
-    @pytest.hookimpl(trylast=True)
-    def pytest_unconfigure(self, config):
-        path = str(getattr(config.option, "json_report_file", "") or "")
-        digest = ""
-        if path and os.path.exists(path):
-            with open(path, "rb") as handle:
-                digest = _sha256(handle.read()).hexdigest()
-        status = getattr(self.session, "exitstatus", None)
-        self.emit("end", exitstatus=int(status) if status is not None else None,
-                  report_sha256=digest)
+        def pytest_collection_finish(self, session):
+            self.session = session
+            emit(
+                "collected",
+                nodeids=[item.nodeid for item in session.items],
+                canaries=self.canaries,
+            )
+            problems = []
+            added = registered_during_collection(self)
+            if added:
+                problems.append("plugins registered during collection: " + ", ".join(added))
+            problems += _rebound_imports(session.items)
+            if problems:
+                emit("tamper", where="collection", problems=problems)
+            self.plugins = {id(p) for p in self.config.pluginmanager.get_plugins()}
+            self.hookimpls = hook_state(self.config)
+            check(self, "collection", full=True)
+
+        @pytest.hookimpl(wrapper=True, tryfirst=True)
+        def pytest_runtest_makereport(self, item, call):
+            report = yield
+            excinfo = call.excinfo
+            if (
+                excinfo is not None
+                and report.outcome == "passed"
+                and not hasattr(report, "wasxfail")
+                and not isinstance(excinfo.value, (pytest.skip.Exception, pytest.xfail.Exception))
+            ):
+                emit(
+                    "tamper",
+                    where=item.nodeid,
+                    problems=[f"the {call.when} stage raised {excinfo.typename} but was "
+                              "reported as passed"],
+                )
+            return report
+
+        @pytest.hookimpl(tryfirst=True)
+        def pytest_runtest_logreport(self, report):
+            check(self, report.nodeid)
+            emit("report", **_report_frame(report))
+
+        def pytest_runtest_logfinish(self, nodeid, location):
+            check(self, nodeid, full=True)
+
+        @pytest.hookimpl(trylast=True)
+        def pytest_sessionfinish(self, session, exitstatus):
+            check(self, "sessionfinish", full=True)
+            self.session = session
+            emit("modules", outside=_modules_outside(self.tree))
+
+        @pytest.hookimpl(trylast=True)
+        def pytest_unconfigure(self, config):
+            path = str(getattr(config.option, "json_report_file", "") or "")
+            digest = ""
+            if path and os.path.exists(path):
+                with open(path, "rb") as handle:
+                    digest = sha256(handle.read()).hexdigest()
+            status = getattr(self.session, "exitstatus", None)
+            emit("end", exitstatus=int(status) if status is not None else None,
+                 report_sha256=digest)  # fmt: skip
+
+    watched[:] = _snapshot(_WATCHED) + _own(_Probe)
+    return _Probe
+
+
+def _own(cls):
+    """The probe's own hook functions, watched like pytest's (their code included)."""
+    return [
+        (f"_ratchet_probe:{name}", cls.__dict__, name, value, (), getattr(value, "__code__", None))
+        for name, value in vars(cls).items()
+        if name.startswith("pytest_")
+    ]
+
+
+def _report_frame(report):
+    frame = {
+        "nodeid": report.nodeid,
+        "when": report.when,
+        "outcome": report.outcome,
+        "duration": round(float(getattr(report, "duration", 0.0) or 0.0), 6),
+    }
+    if hasattr(report, "wasxfail"):
+        frame["wasxfail"] = str(report.wasxfail)
+    context = getattr(report, "context", None)
+    if context is not None and hasattr(context, "kwargs"):
+        frame["subtest"] = _describe(context)
+    if report.outcome != "passed":
+        crash = getattr(getattr(report, "longrepr", None), "reprcrash", None)
+        if crash is not None:
+            frame["crash"] = {"path": str(crash.path), "lineno": crash.lineno,
+                              "message": _clip(crash.message)}  # fmt: skip
+        frame["text"] = _clip(report.longreprtext)
+    return frame
+
+
+def _modules_outside(tree):
+    """Modules loaded from outside the tree, this plugin's folder and the interpreter:
+    the gate refuses the run if one of them is the user's checkout."""
+    probe_dir = os.path.dirname(os.path.abspath(__file__))
+    allowed = [os.path.realpath(p) for p in (tree, probe_dir, sys.prefix, sys.base_prefix,
+                                             sys.exec_prefix, sys.base_exec_prefix) if p]
+    outside = []
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if path:
+            real = os.path.realpath(path)
+            if not any(_under(real, root) for root in allowed):
+                outside.append([name, real])
+    return sorted(outside)
+
+
+def _rebound_imports(items):
+    """Names a test module imported (`from X import name`) that no longer are X.name
+    once collection is done: code run while collecting (a property pytest reads, say)
+    swapped what the tests call for something else."""
+    problems = []
+    seen = set()
+    for item in items:
+        module = getattr(item, "module", None)
+        path = getattr(module, "__file__", None)
+        if module is None or not path or path in seen:
+            continue
+        seen.add(path)
+        for local, source, name in _from_imports(path):
+            origin = sys.modules.get(source)
+            if origin is None or name not in vars(origin) or local not in vars(module):
+                continue
+            if vars(module)[local] is not vars(origin)[name]:
+                problems.append(f"{item.nodeid.split('::')[0]}: {local} is no longer "
+                                f"{source}.{name}")  # fmt: skip
+    return problems
+
+
+def _from_imports(path):
+    """(local name, module, name) for each top-level `from module import name` in the
+    file that nothing else at the top level binds again."""
+    import ast
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            tree = ast.parse(handle.read())
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return []
+    imported, bound = [], {}
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:
+                local = alias.asname or alias.name
+                imported.append((local, node.module, alias.name))
+                bound[local] = bound.get(local, 0) + 1
+        else:
+            for target in ast.walk(node):
+                if isinstance(target, ast.Name) and isinstance(target.ctx, ast.Store):
+                    bound[target.id] = bound.get(target.id, 0) + 1
+                elif isinstance(target, (ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef)):
+                    bound[target.name] = bound.get(target.name, 0) + 1
+    return [entry for entry in imported if bound[entry[0]] == 1]
 
 
 class _Counts:
@@ -407,9 +483,12 @@ class _Counts:
                 session.shouldfail = False
 
 
-def _connect():
+def _connect(write=os.write, dumps=json.dumps, hmac_new=hmac.new):
     """Read the key, close its descriptor, and return the frame writer (or None when the
-    gate did not start this run, e.g. a person running pytest with the plugin)."""
+    gate did not start this run, e.g. a person running pytest with the plugin).
+
+    The functions it writes with are bound here, once: replacing `os.write` or
+    `json.dumps` (or this module's names) later changes nothing it sends."""
     spec = os.environ.pop("RATCHET_CHANNEL", "")
     if not spec:
         return None
@@ -426,13 +505,13 @@ def _connect():
 
     def emit(kind, **fields):
         state["seq"] += 1
-        body = _dumps({"seq": state["seq"], "kind": kind, **fields}, default=str,
-                      separators=(",", ":")).encode()
-        mac = _hmac_new(key, state["mac"] + body, "sha256").hexdigest()
+        body = dumps({"seq": state["seq"], "kind": kind, **fields}, default=str,
+                     separators=(",", ":")).encode()  # fmt: skip
+        mac = hmac_new(key, state["mac"] + body, "sha256").hexdigest()
         state["mac"] = bytes.fromhex(mac)
         data = mac.encode() + b" " + body + b"\n"
         while data:
-            data = data[_write(out_fd, data):]
+            data = data[write(out_fd, data):]
 
     return emit
 
@@ -449,18 +528,32 @@ def _no_dumps():
             pass
 
 
-_emit = _connect()
-if _emit is not None:
-    _no_dumps()
-    _probe = _Probe(
-        _emit, os.environ.get("RATCHET_CANARIES", ""), os.environ.get("RATCHET_SELECT", "")
+def _settings():
+    """What the gate told this run, taken out of the environment so that the code under
+    test cannot read where the canaries are, nor that a gate is watching."""
+    canaries = os.environ.pop("RATCHET_CANARIES", "")
+    path, _, names = canaries.partition("::")
+    holds, _, breaks = names.partition("::")
+    expected = {holds: "passed", breaks: "failed"} if holds and breaks else {}
+    return path, expected, os.environ.pop("RATCHET_SELECT", ""), os.environ.pop(
+        "RATCHET_TREE", ""
     )
-    _counts = _Counts(_probe)
-    del _emit
+
+
+def _install():
+    emit = _connect()
+    if emit is None:
+        return None, None
+    _no_dumps()
+    probe = _probe_class(emit)(*_settings())
+    return probe, _Counts(probe)
+
+
+_probe, _counts = _install()
 
 
 def pytest_configure(config):
     # Registered now, pytest_configure being historic, each gets its own call at once.
-    if "_probe" in globals():
+    if _probe is not None:
         config.pluginmanager.register(_probe, "ratchet-probe")
         config.pluginmanager.register(_counts, "ratchet-counts")

@@ -41,6 +41,7 @@ results = {
     "interfaces": sorted(name for _, name in socket.if_nameindex()),
     "run_entries": len(os.listdir("/run")) if os.path.isdir("/run") else 0,
     "processes_visible": len([p for p in os.listdir("/proc") if p.isdigit()]),
+
 }
 print(json.dumps(results))
 """
@@ -104,7 +105,8 @@ def diagnose(network: str = "loopback") -> Diagnosis:
             probe=folders["probe"], forbidden=(folders["forbidden"],), network=network,
         )  # fmt: skip
         status_read, status_write = os.pipe()
-        plan = {"rules": rules(confinement), "network": network, "status_fd": status_write}
+        plan = {"rules": rules(confinement), "keep": [str(root)], "network": network,
+                "status_fd": status_write}  # fmt: skip
         launcher = Path(__file__).with_name("enter.py")
         argv = [sys.executable, "-I", "-S", str(launcher), json.dumps(plan), "--",
                 sys.executable, "-I", "-S", "-c", _ATTEMPTS, str(folders["forbidden"]),

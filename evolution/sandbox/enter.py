@@ -72,6 +72,7 @@ _PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
 DROPPED_CAPS = (2, 9, 16, 17, 19, 20, 22, 25, 26, 27, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40)
 
 _CLONE_NEWNS, _CLONE_NEWUTS, _CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
+_MS_BIND = 4096
 _CLONE_NEWUSER, _CLONE_NEWNET, _CLONE_NEWPID = 0x10000000, 0x40000000, 0x20000000
 _PR_SET_PDEATHSIG = 1
 _MS_NOSUID, _MS_NODEV, _MS_NOEXEC, _MS_REC, _MS_PRIVATE = 2, 4, 8, 16384, 1 << 18
@@ -210,19 +211,120 @@ def _private_mounts(libc):
 def _hide_run(libc):
     """Cover /run with an empty tmpfs: its sockets (systemd, D-Bus, docker, a user's
     session bus) would let a suite ask a service outside the sandbox to run code."""
-    if os.path.isdir("/run") and libc.mount(
-        b"tmpfs", b"/run", b"tmpfs", ctypes.c_ulong(_MS_NOSUID | _MS_NODEV | _MS_NOEXEC),
-        b"mode=755,size=1m",
-    ) != 0:
-        raise _fail("mount(/run)")
+    if os.path.isdir("/run"):
+        _mount(libc, "tmpfs", "/run", "tmpfs", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC,
+               "mode=755,size=1m")  # fmt: skip
+
+
+_SCRATCH = ("/tmp", "/var/tmp", "/dev/shm")
+
+
+def _under(path, root):
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def _mount(libc, source, target, fstype, flags, data):
+    encode = (lambda v: None if v is None else v.encode())  # noqa: E731
+    if libc.mount(encode(source), encode(target), encode(fstype), ctypes.c_ulong(flags),
+                  encode(data)) != 0:  # fmt: skip
+        raise _fail(f"mount({target})")
+
+
+def _private_scratch(libc, keep):
+    """An empty tmpfs over each shared scratch folder, with the run's own folders (and
+    the policy's shared paths) bound back where they were. Nothing another process
+    left there is reachable (a tmux server's or an ssh agent's socket would run
+    commands outside the sandbox), and nothing this run leaves there is seen by the
+    next one."""
+    kept = []
+    for path in keep:
+        if any(_under(path, folder) for folder in _SCRATCH) and os.path.isdir(path):
+            kept.append((os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC), path))
+    try:
+        for folder in _SCRATCH:
+            if os.path.isdir(folder) and not os.path.islink(folder):
+                _mount(libc, "tmpfs", folder, "tmpfs", _MS_NOSUID | _MS_NODEV, "mode=1777")
+        for fd, path in kept:
+            os.makedirs(path, exist_ok=True)
+            _mount(libc, f"/proc/self/fd/{fd}", path, None, _MS_BIND | _MS_REC, None)
+    finally:
+        for fd, _path in kept:
+            os.close(fd)
+
+
+def _private_devpts(libc):
+    """A devpts instance of the suite's own: no terminal of the host can be opened, so
+    no keystroke can be pushed into one (TIOCSTI)."""
+    _mount(libc, "devpts", "/dev/pts", "devpts", _MS_NOSUID | _MS_NOEXEC,
+           "newinstance,ptmxmode=0666,mode=0620")  # fmt: skip
+    _mount(libc, "/dev/pts/ptmx", "/dev/ptmx", None, _MS_BIND, None)
 
 
 def _mount_proc(libc):
     """A /proc of the new PID namespace: the suite sees its own processes only, and
     /proc/PID means the same process as os.getpid() does."""
-    if libc.mount(b"proc", b"/proc", b"proc",
-                  ctypes.c_ulong(_MS_NOSUID | _MS_NODEV | _MS_NOEXEC), None) != 0:
-        raise _fail("mount(/proc)")
+    _mount(libc, "proc", "/proc", "proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC, None)
+
+
+# Syscalls no test suite needs and a root one could use against the host or the gate:
+# kernel modules and kexec, BPF and perf (kernel-side code, observation), fanotify (it
+# hands out descriptors of files the gate opens), the keyrings, userfaultfd and io_uring
+# (exploit primitives), reboot, swap, accounting, the kernel log, quotas, vhangup.
+_BLOCKED = {
+    0xC000003E: {  # x86_64
+        "ioctl": 16, "numbers": (103, 153, 163, 167, 168, 169, 175, 176, 179, 212, 246, 248,
+                                 249, 250, 298, 300, 304, 313, 320, 321, 323, 425, 426, 427)},
+    0xC00000B7: {  # aarch64
+        "ioctl": 29, "numbers": (58, 60, 89, 104, 105, 106, 116, 142, 217, 218, 219, 224,
+                                 225, 241, 262, 265, 273, 280, 282, 294, 425, 426, 427)},
+}  # fmt: skip
+_TIOCSTI, _TIOCLINUX = 0x5412, 0x541C  # push input into a terminal; a console's ioctls
+_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 22, 2
+_RET_ALLOW, _RET_EPERM = 0x7FFF0000, 0x00050000 | errno.EPERM
+_LD_W_ABS, _JEQ_K, _RET_K, _JGE_K = 0x20, 0x15, 0x06, 0x35
+
+
+class _SockFilter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8),
+                ("k", ctypes.c_uint32)]  # fmt: skip
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_uint16), ("filter", ctypes.POINTER(_SockFilter))]
+
+
+def _seccomp(libc):
+    """A seccomp filter refusing (EPERM) the syscalls in _BLOCKED, and the TIOCSTI and
+    TIOCLINUX ioctls; every other call is allowed. Returns its architecture's name, or
+    raises OSError where the architecture is not one it knows."""
+    arch = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}.get(os.uname().machine)
+    if arch is None:
+        raise OSError(errno.ENOSYS, f"no syscall table for {os.uname().machine}")
+    table = _BLOCKED[arch]
+    numbers = table["numbers"]
+    program = [
+        (_LD_W_ABS, 0, 0, 4),  # the architecture the call was made with
+        (_JEQ_K, 1, 0, arch),
+        (_RET_K, 0, 0, _RET_EPERM),  # another ABI (x32 on x86_64, say): refused
+        (_LD_W_ABS, 0, 0, 0),  # the syscall number
+        (_JGE_K, 0, 1, 0x40000000),  # x32 numbers
+        (_RET_K, 0, 0, _RET_EPERM),
+    ]
+    for number in numbers:
+        program += [(_JEQ_K, 0, 1, number), (_RET_K, 0, 0, _RET_EPERM)]
+    program += [
+        (_JEQ_K, 0, 4, table["ioctl"]),
+        (_LD_W_ABS, 0, 0, 24),  # ioctl's request (args[1], low half)
+        (_JEQ_K, 1, 0, _TIOCSTI),
+        (_JEQ_K, 0, 1, _TIOCLINUX),
+        (_RET_K, 0, 0, _RET_EPERM),
+        (_RET_K, 0, 0, _RET_ALLOW),
+    ]
+    filters = (_SockFilter * len(program))(*(_SockFilter(*op) for op in program))
+    prog = _SockFprog(len(program), filters)
+    if libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0) != 0:
+        raise _fail("prctl(PR_SET_SECCOMP)")
+    return os.uname().machine
 
 
 def _drop_capabilities(libc):
@@ -260,6 +362,13 @@ def _isolate(libc, plan, status):
             status["run_hidden"] = True
         except OSError as exc:
             status["run_error"] = str(exc)
+    for layer, apply in (("scratch_private", lambda: _private_scratch(libc, plan.get("keep", []))),
+                         ("devpts_private", lambda: _private_devpts(libc))):  # fmt: skip
+        try:
+            apply()
+            status[layer] = True
+        except OSError as exc:
+            status[layer + "_error"] = str(exc)
     return True
 
 
@@ -268,6 +377,12 @@ def _confine(libc, plan, status):
     Landlock cannot be applied, the one layer that is not optional."""
     if os.geteuid() == 0 or status["namespaces"] == "user-namespace":
         status["caps_dropped"] = _drop_capabilities(libc)
+    if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        raise _fail("prctl(PR_SET_NO_NEW_PRIVS)")
+    try:
+        status["seccomp"] = _seccomp(libc)
+    except OSError as exc:
+        status["seccomp_error"] = str(exc)
     abi = landlock_abi()
     if abi < 1:
         raise OSError(errno.ENOSYS, "Landlock is not available in this kernel")

@@ -60,6 +60,10 @@ class Isolation:
                 parts.append("/run hidden")
             if applied.get("pid_namespace"):
                 parts.append("pid namespace")
+            if applied.get("scratch_private"):
+                parts.append("private /tmp")
+            if applied.get("seccomp"):
+                parts.append("seccomp")
         return ", ".join(parts)
 
 

@@ -43,6 +43,7 @@ class Confinement:
     probe: Path  # the gate's plugin and canaries: read-only
     forbidden: tuple[Path, ...]  # neither readable nor writable
     writable: tuple[str, ...] = ()  # tree-relative paths the suite may write
+    shared: tuple[str, ...] = ()  # absolute folders it may write, which outlive the run
     network: str = "loopback"  # or "host"
     readable: tuple[Path, ...] = field(default_factory=tuple)  # re-granted inside forbidden
 
@@ -113,5 +114,12 @@ def rules(confinement: Confinement) -> list[Rule]:
         target = (confinement.tree / rel).resolve()
         if target.is_relative_to(confinement.tree.resolve()):
             planned.append((str(target), "rw"))
+    planned += [(path, "rw") for path in confinement.shared]
     planned += [(device, "dev") for device in DEVICES] + [("/dev/shm", "rw")]
     return planned
+
+
+def kept(confinement: Confinement, run_folder: Path) -> list[str]:
+    """What stays visible where the launcher covers the shared scratch folders (/tmp,
+    /var/tmp, /dev/shm) with empty ones: the run's own folder, and the shared paths."""
+    return [str(run_folder), *confinement.shared]
