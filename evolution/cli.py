@@ -75,6 +75,27 @@ def _show(as_json: bool, data: Any, view: Callable[[Any], None]) -> None:
         view(data)
 
 
+def _on_repo(
+    repo: Path,
+    as_json: bool,
+    call: Callable[[Any], Any],
+    view: str,
+    exit_code: Callable[[Any], int] = lambda _: 0,
+) -> None:
+    """A command that is one library call on the repository: its result shown with
+    `evolution.views.<view>`, or as JSON."""
+
+    def body() -> int:
+        from evolution import views
+        from evolution.gitrepo import GitRepo
+
+        result = call(GitRepo(repo))
+        _show(as_json, result, getattr(views, view))
+        return exit_code(result)
+
+    run_command(as_json, body)
+
+
 @app.command()
 def validate(
     branch: Annotated[
@@ -203,16 +224,9 @@ def baseline_show(
     main: MainOpt = None, repo: RepoOpt = Path("."), as_json: JsonOpt = False
 ) -> None:
     """Summarise the baseline stored on main: counts, flaky tests, age and commit."""
+    from evolution.record import show
 
-    def body() -> int:
-        from evolution import views
-        from evolution.gitrepo import GitRepo
-        from evolution.record import show
-
-        _show(as_json, show(GitRepo(repo), main), views.baseline_info)
-        return 0
-
-    run_command(as_json, body)
+    _on_repo(repo, as_json, lambda git_repo: show(git_repo, main), "baseline_info")
 
 
 @app.command()
@@ -422,18 +436,13 @@ def show(
     as_json: JsonOpt = False,
 ) -> None:
     """One proposal's whole record: goal, diff, verdict, regressions, model and cost."""
+    from evolution.trail import proposal_record
 
-    def body() -> int:
-        from evolution import views
-        from evolution.gitrepo import GitRepo
-        from evolution.trail import proposal_record
-
-        git_repo = GitRepo(repo)
-        main_ref, _ = git_repo.resolve_main(main)
-        _show(as_json, proposal_record(git_repo, main_ref, proposal), views.proposal_record)
-        return 0
-
-    run_command(as_json, body)
+    _on_repo(
+        repo, as_json,
+        lambda git_repo: proposal_record(git_repo, git_repo.resolve_main(main)[0], proposal),
+        "proposal_record",
+    )  # fmt: skip
 
 
 @app.command()
@@ -443,47 +452,26 @@ def verify(
     as_json: JsonOpt = False,
 ) -> None:
     """Exit 0 if COMMIT carries a verdict from the gate in git, 1 if not (the pre-push check)."""
+    from evolution.safety_net import verify as check
 
-    def body() -> int:
-        from evolution import views
-        from evolution.gitrepo import GitRepo
-        from evolution.safety_net import verify as check
-
-        result = check(GitRepo(repo), commit)
-        _show(as_json, result, views.verification)
-        return 0 if result["verified"] else 1
-
-    run_command(as_json, body)
+    _on_repo(repo, as_json, lambda git_repo: check(git_repo, commit), "verification",
+             exit_code=lambda result: 0 if result["verified"] else 1)  # fmt: skip
 
 
 @hooks_app.command("install")
 def hooks_install(repo: RepoOpt = Path("."), as_json: JsonOpt = False) -> None:
     """Point git at the gate's hooks (core.hooksPath, or copies that never overwrite yours)."""
+    from evolution.hooks import install
 
-    def body() -> int:
-        from evolution import views
-        from evolution.gitrepo import GitRepo
-        from evolution.hooks import install
-
-        _show(as_json, install(GitRepo(repo)), views.hooks_installed)
-        return 0
-
-    run_command(as_json, body)
+    _on_repo(repo, as_json, install, "hooks_installed")
 
 
 @hooks_app.command("uninstall")
 def hooks_uninstall(repo: RepoOpt = Path("."), as_json: JsonOpt = False) -> None:
     """Undo `evolve hooks install`; hooks that are not Ratchet's are left alone."""
+    from evolution.hooks import uninstall
 
-    def body() -> int:
-        from evolution import views
-        from evolution.gitrepo import GitRepo
-        from evolution.hooks import uninstall
-
-        _show(as_json, uninstall(GitRepo(repo)), views.hooks_removed)
-        return 0
-
-    run_command(as_json, body)
+    _on_repo(repo, as_json, uninstall, "hooks_removed")
 
 
 def main() -> None:

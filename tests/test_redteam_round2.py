@@ -113,17 +113,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from repo_setup import BROKEN_ADD, CALC, IDENTITY, Sandbox
-from test_redteam import (
-    LYING_EQ,
-    PARITY,
-    RICH_FILES,
-    UNITS,
-    assert_held,
-    propose,
-    snapshot,
-    validate,
-)
+import test_redteam
+from repo_setup import BROKEN_ADD, CALC, Sandbox
+from test_redteam import LYING_EQ, PARITY, UNITS, assert_held, propose, snapshot, validate
 
 # -- shared payload pieces ---------------------------------------------------------------
 
@@ -714,30 +706,10 @@ def cheat(
 
 ADD_TRUTH = ("scripts.calc", "int(add(2, 3))", "5")
 
-# -- fixtures ---------------------------------------------------------------------------------
+# -- fixtures: the same person's repository as round 1's, with its recorded baseline -------------
 
-
-@pytest.fixture(scope="module")
-def rich_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The same person's repository as round 1's, with its recorded baseline."""
-    path = tmp_path_factory.mktemp("rich2") / "repo"
-    path.mkdir()
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in IDENTITY.items():
-            patch.setenv(key, value)
-        box = Sandbox(path)
-        box.git("init", "-q", "-b", "main")
-        box.commit("a person's realistic suite", RICH_FILES)
-        done = box.evolve("baseline", "record", "--reruns", "0")
-        assert done.returncode == 0, done.stderr
-    return path
-
-
-@pytest.fixture
-def rich(rich_template: Path, tmp_path: Path) -> Sandbox:
-    target = tmp_path / "repo"
-    shutil.copytree(rich_template, target, symlinks=True)
-    return Sandbox(target)
+rich_template = test_redteam.rich_template
+rich = test_redteam.rich
 
 
 # -- the probe's own objects -----------------------------------------------------------------

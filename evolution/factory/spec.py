@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from agent.config import PING_URL
 from agent.errors import UsageError
@@ -212,20 +219,15 @@ class Evolution(_Strict):
             raise ValueError(f"unknown static-guard rule(s): {', '.join(unknown)}")
         return value
 
-    @field_validator("shared")
+    @field_validator("shared", "writable")
     @classmethod
-    def _absolute(cls, value: list[str]) -> list[str]:
+    def _plain_paths(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        """`shared`: absolute folders; `writable`: paths inside the repository; never '..'."""
+        absolute = info.field_name == "shared"
         for path in value:
-            if not path.startswith("/") or ".." in path.split("/"):
-                raise ValueError(f"{path!r} must be an absolute path without '..'")
-        return value
-
-    @field_validator("writable")
-    @classmethod
-    def _inside_the_tree(cls, value: list[str]) -> list[str]:
-        for path in value:
-            if path.startswith("/") or ".." in path.split("/"):
-                raise ValueError(f"{path!r} must be a path inside the repository")
+            if path.startswith("/") != absolute or ".." in path.split("/"):
+                where = "an absolute path" if absolute else "a path inside the repository"
+                raise ValueError(f"{path!r} must be {where}, without '..'")
         return value
 
 
