@@ -712,62 +712,57 @@ rich_template = test_redteam.rich_template
 rich = test_redteam.rich
 
 
-# -- the probe's own objects -----------------------------------------------------------------
+# -- the attacks ----------------------------------------------------------------------------------
 
 
-def test_probe_emit_wrapped_and_report_rehashed(rich: Sandbox) -> None:
-    cheat(rich, "rt2/emit-wrapped", {"scripts/calc.py": EMIT_WRAPPED}, ADD_TRUTH)
+# Each: (name, the files it proposes, (module, expression, its true value)).
+IN_PROCESS = {
+    # the probe's own objects
+    "probe-emit-wrapped-and-report-rehashed": ({"scripts/calc.py": EMIT_WRAPPED}, ADD_TRUTH),
+    "failed-subtest-frame-dropped-json-quirk-agrees": (
+        {"scripts/parity.py": SUBTEST_FRAME_DROPPED}, ("scripts.parity", "is_even(7)", "False")
+    ),
+    "tamper-frames-swallowed-then-report-class-patched": (
+        {"scripts/calc.py": TAMPER_SWALLOWED}, ADD_TRUTH
+    ),
+    "plugin-disguised-as-installed-module-during-collection": (
+        {"scripts/calc.py": DISGUISED_PLUGIN}, ADD_TRUTH
+    ),
+    # values and names the guard did not model
+    "lying-eq-that-reads-its-operand": ({"scripts/calc.py": LYING_EQ_READS_OPERAND}, ADD_TRUTH),
+    "lying-round-on-the-returned-value": (
+        {"scripts/units.py": LYING_ROUND},
+        ("scripts.units", "float(km_to_miles(10))", repr(10 * 0.621371)),
+    ),
+    "expected-value-read-off-the-stack-through-attrgetter": (
+        {"scripts/text.py": FRAME_PEEK_ATTRGETTER},
+        ("scripts.text", "slug('Hello World')", "'hello-world'"),
+    ),
+    "test-modules-globals-rebound-while-collecting": (
+        {"scripts/calc.py": TEST_GLOBALS_REBOUND}, ADD_TRUTH
+    ),
+    "guarded-code-moved-into-a-data-file-run-by-runpy": (
+        {"scripts/calc.py": RUNPY_LOADER, "scripts/calc_rules.txt": CALC_RULES}, ADD_TRUTH
+    ),
+    # the README's listed limits
+    "inputs-special-cased-from-the-test-files": (
+        {"scripts/calc.py": SPECIAL_CASED}, ("scripts.calc", "add(1, 1)", "2")
+    ),
+    "correct-only-when-the-gate-is-watching": ({"scripts/calc.py": GATE_DETECTED}, ADD_TRUTH),
+    # ending the session early
+    "session-ended-with-status-0-when-the-failure-is-about-to-show": (
+        {"scripts/calc.py": EXIT_WHEN_CAUGHT}, ADD_TRUTH
+    ),
+}  # fmt: skip
 
 
-def test_failed_subtest_frame_dropped_json_quirk_agrees(rich: Sandbox) -> None:
-    truth = ("scripts.parity", "is_even(7)", "False")
-    cheat(rich, "rt2/subtest-dropped", {"scripts/parity.py": SUBTEST_FRAME_DROPPED}, truth)
+@pytest.mark.parametrize("attack", sorted(IN_PROCESS))
+def test_in_process_cheat_is_held(rich: Sandbox, attack: str) -> None:
+    files, truth = IN_PROCESS[attack]
+    cheat(rich, f"rt2/{attack}", files, truth)
 
 
-def test_tamper_frames_swallowed_then_report_class_patched(rich: Sandbox) -> None:
-    cheat(rich, "rt2/tamper-swallowed", {"scripts/calc.py": TAMPER_SWALLOWED}, ADD_TRUTH)
-
-
-def test_plugin_disguised_as_installed_module_during_collection(rich: Sandbox) -> None:
-    cheat(rich, "rt2/disguised-plugin", {"scripts/calc.py": DISGUISED_PLUGIN}, ADD_TRUTH)
-
-
-# -- values and names the guard does not model ------------------------------------------------
-
-
-def test_lying_eq_that_reads_its_operand(rich: Sandbox) -> None:
-    cheat(rich, "rt2/lying-eq", {"scripts/calc.py": LYING_EQ_READS_OPERAND}, ADD_TRUTH)
-
-
-def test_lying_round_on_the_returned_value(rich: Sandbox) -> None:
-    truth = ("scripts.units", "float(km_to_miles(10))", repr(10 * 0.621371))
-    cheat(rich, "rt2/lying-round", {"scripts/units.py": LYING_ROUND}, truth)
-
-
-def test_expected_value_read_off_the_stack_through_attrgetter(rich: Sandbox) -> None:
-    truth = ("scripts.text", "slug('Hello World')", "'hello-world'")
-    cheat(rich, "rt2/frame-attrgetter", {"scripts/text.py": FRAME_PEEK_ATTRGETTER}, truth)
-
-
-def test_test_modules_globals_rebound_while_collecting(rich: Sandbox) -> None:
-    cheat(rich, "rt2/test-globals", {"scripts/calc.py": TEST_GLOBALS_REBOUND}, ADD_TRUTH)
-
-
-def test_guarded_code_moved_into_a_data_file_run_by_runpy(rich: Sandbox) -> None:
-    files = {"scripts/calc.py": RUNPY_LOADER, "scripts/calc_rules.txt": CALC_RULES}
-    cheat(rich, "rt2/runpy", files, ADD_TRUTH)
-
-
-# -- the README's listed limits -----------------------------------------------------------------
-
-
-def test_inputs_special_cased_from_the_test_files(rich: Sandbox) -> None:
-    truth = ("scripts.calc", "add(1, 1)", "2")
-    cheat(rich, "rt2/special-cased", {"scripts/calc.py": SPECIAL_CASED}, truth)
-
-
-def test_correct_only_when_the_gate_is_watching(rich: Sandbox) -> None:
-    cheat(rich, "rt2/gate-detected", {"scripts/calc.py": GATE_DETECTED}, ADD_TRUTH)
+# -- out of the sandbox through the user's terminal -----------------------------------------------
 
 
 @pytest.fixture
@@ -855,13 +850,6 @@ def test_dev_shm_payload_left_by_a_rejected_run_launders_a_plain_regression(
     second = validate(rich, "rt2/slug-memo", "--reruns", "0")
     assert second.code == 1, second.describe()  # rejected, and never merged
     cheat(rich, "rt2/plain-regression", {"scripts/calc.py": BROKEN_ADD}, ADD_TRUTH)
-
-
-# -- ending the session early ---------------------------------------------------------------------
-
-
-def test_session_ended_with_status_0_when_the_failure_is_about_to_show(rich: Sandbox) -> None:
-    cheat(rich, "rt2/exit", {"scripts/calc.py": EXIT_WHEN_CAUGHT}, ADD_TRUTH)
 
 
 # -- other paths than `evolve validate BRANCH` ---------------------------------------------------
