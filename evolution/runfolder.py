@@ -56,9 +56,8 @@ class RunFolder:
     def __init__(self, repo: GitRepo, commit: str) -> None:
         self.repo = repo
         self.commit = commit
-        root = runs_root(repo)
-        root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.path = Path(tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=root))
+        self.root = runs_root(repo)
+        self.path = _new_run_folder(self.root)
         self.tree = self.path / "tree"
         self.tmp = self.path / "tmp"
         self.out = self.path / "out"
@@ -84,6 +83,26 @@ class RunFolder:
         tb: TracebackType | None,
     ) -> None:
         remove_run_folder(self.path)
+        _drop_if_empty(self.root)
+
+
+def _new_run_folder(root: Path) -> Path:
+    # Another process may remove the (empty) parent between the mkdir and the mkdtemp.
+    for _attempt in range(5):
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            return Path(tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=root))
+        except FileNotFoundError:
+            continue
+    raise FileNotFoundError(f"could not create a run folder in {root}")
+
+
+def _drop_if_empty(root: Path) -> None:
+    """Leave no empty parent behind in the temporary folder: a host that runs many
+    repositories' gates would otherwise collect one per repository, and every one is a
+    rule the sandbox must list."""
+    with contextlib.suppress(OSError):
+        root.rmdir()
 
 
 def remove_run_folder(folder: Path) -> None:
@@ -126,5 +145,6 @@ def prune_leftovers(repo: GitRepo) -> list[Path]:
             end_orphaned_group(folder / PGID_FILE, folder)
             remove_run_folder(folder)
             removed.append(folder)
+        _drop_if_empty(root)
     repo.prune_worktrees()  # linked worktrees of gate versions before 0.2
     return removed

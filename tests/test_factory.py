@@ -409,13 +409,18 @@ def test_mutated_specs_fail_cleanly_with_a_line_number(lines: list[int], how: st
     # Some mutations leave a valid spec (a string where a string was): that is fine.
 
 
-def test_gate_rejects_a_candidate_whose_deploy_does_not_match_its_spec(sandbox: Sandbox) -> None:
+def _hand_edited_deploy_branch(sandbox: Sandbox) -> None:
+    """A built, baselined spec on main and a branch `hand-edit` that edits deploy/ by hand."""
     shutil.copy(REPO / "SPEC.md", sandbox.path / "SPEC.md")
     assert factory("build", cwd=sandbox.path).returncode == 0
     sandbox.commit("spec and its build")
     assert sandbox.evolve("baseline", "record", "--reruns", "0").returncode == 0
     toml = (sandbox.path / "deploy/agent.toml").read_text().replace("reruns = 3", "reruns = 0")
     sandbox.branch("hand-edit", {"deploy/agent.toml": toml})
+
+
+def test_gate_rejects_a_candidate_whose_deploy_does_not_match_its_spec(sandbox: Sandbox) -> None:
+    _hand_edited_deploy_branch(sandbox)
 
     code, report = sandbox.validate_json("hand-edit")
 
@@ -440,12 +445,7 @@ def test_commit_flag_records_a_factory_build_the_log_lists(sandbox: Sandbox) -> 
 def test_a_hand_merge_with_a_mismatched_deploy_is_blocked_before_it_is_recorded(
     sandbox: Sandbox,
 ) -> None:
-    shutil.copy(REPO / "SPEC.md", sandbox.path / "SPEC.md")
-    assert factory("build", cwd=sandbox.path).returncode == 0
-    sandbox.commit("spec and its build")
-    assert sandbox.evolve("baseline", "record", "--reruns", "0").returncode == 0
-    toml = (sandbox.path / "deploy/agent.toml").read_text().replace("reruns = 3", "reruns = 0")
-    sandbox.branch("hand-edit", {"deploy/agent.toml": toml})
+    _hand_edited_deploy_branch(sandbox)
     sandbox.git("merge", "--no-ff", "--no-commit", "hand-edit")
     env = {f"GITHEAD_{sandbox.head('hand-edit')}": "hand-edit"}
 

@@ -175,6 +175,7 @@ def test_kill_9_mid_run_changes_nothing_and_next_run_cleans_up(sandbox: Sandbox)
     code, report = sandbox.validate_json("evolve/fix")
     assert code == 0 and report["merged"], report
     assert not folder.exists()
+    assert not folder.parent.exists(), "an empty parent of run folders is left in the tmp"
     assert len(sandbox.git("worktree", "list").splitlines()) == 1
 
 

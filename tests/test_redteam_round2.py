@@ -802,24 +802,22 @@ def _settled(box: Sandbox, before: str, timeout_s: float = 3.0) -> None:
         time.sleep(0.1)
 
 
-def test_tmux_server_socket_runs_git_outside_the_sandbox(
-    rich: Sandbox, terminal: dict[str, str]
+@pytest.mark.parametrize(
+    ("branch", "attack"),
+    [
+        # git run by the user's tmux server, through its socket in /tmp
+        pytest.param("rt2/tmux", TMUX_ESCAPE, id="tmux-server-socket"),
+        # keystrokes pushed into the user's terminal with TIOCSTI
+        pytest.param("rt2/tiocsti", PTY_INJECTION, id="tiocsti-keystrokes"),
+    ],
+)
+def test_the_users_terminal_cannot_run_git_for_the_suite(
+    rich: Sandbox, terminal: dict[str, str], branch: str, attack: str
 ) -> None:
     main = rich.head()
-    propose(rich, "rt2/tmux", {"scripts/calc.py": TMUX_ESCAPE})
+    propose(rich, branch, {"scripts/calc.py": attack})
     before = snapshot(rich)
-    verdict = validate(rich, "rt2/tmux", "--reruns", "0", env=terminal)
-    _settled(rich, main)
-    assert_held(rich, before, verdict)
-
-
-def test_keystrokes_pushed_into_the_users_terminal_with_tiocsti(
-    rich: Sandbox, terminal: dict[str, str]
-) -> None:
-    main = rich.head()
-    propose(rich, "rt2/tiocsti", {"scripts/calc.py": PTY_INJECTION})
-    before = snapshot(rich)
-    verdict = validate(rich, "rt2/tiocsti", "--reruns", "0", env=terminal)
+    verdict = validate(rich, branch, "--reruns", "0", env=terminal)
     _settled(rich, main)
     assert_held(rich, before, verdict)
 
