@@ -136,20 +136,33 @@ def _resolve(module_name, dotted):
             if name in klass.__dict__:
                 shadows = tuple(k.__dict__ for k in owner.__mro__[:depth])
                 value = klass.__dict__[name]
-                return key, klass.__dict__, name, value, shadows, _code(value)
+                return (key, klass.__dict__, name, value, shadows, *_code(value))
         return None
     if name not in owner.__dict__:
         return None
     value = owner.__dict__[name]
-    return key, owner.__dict__, name, value, (), _code(value)
+    return (key, owner.__dict__, name, value, (), *_code(value))
 
 
 def _code(value):
-    """The code object behind a function, method, classmethod or property: replacing a
-    function's `__code__` keeps its identity but changes what it does."""
+    """The function behind a function, method, classmethod or property, and its code
+    object: replacing a function's `__code__` keeps its identity but changes what it
+    does. (The wrappers' `__func__` and `fget` are read-only, so the function found now
+    stays the one to look at while the wrapper is the same object.)"""
     for attribute in ("__func__", "fget"):
         value = getattr(value, attribute, value)
-    return getattr(value, "__code__", None)
+    code = getattr(value, "__code__", None)
+    return (value, code) if code is not None else (_NO_CODE, None)
+
+
+class _NoCode:
+    """Stands in for the function of a watched value that has no code (a class, a
+    builtin): its `__code__` is always None, like the recorded one."""
+
+    __code__ = None
+
+
+_NO_CODE = _NoCode()
 
 
 def _snapshot(names):
@@ -159,16 +172,13 @@ def _snapshot(names):
 def _changed(watched):
     """The watched names whose value changed: a dictionary lookup or two each, as this
     runs for every report."""
-    changed = []
-    for key, namespace, name, value, shadows, code in watched:
-        if namespace.get(name) is not value or (code is not None and _code(value) is not code):
-            changed.append(key)
-        else:
-            for shadow in shadows:
-                if name in shadow:
-                    changed.append(key)
-                    break
-    return changed
+    return [
+        key
+        for key, namespace, name, value, shadows, function, code in watched
+        if namespace.get(name) is not value
+        or function.__code__ is not code
+        or (shadows and any(name in shadow for shadow in shadows))
+    ]
 
 
 def _same(now, then):
@@ -371,7 +381,7 @@ def _probe_class(emit, sha256=hashlib.sha256):
 def _own(cls):
     """The probe's own hook functions, watched like pytest's (their code included)."""
     return [
-        (f"_ratchet_probe:{name}", cls.__dict__, name, value, (), getattr(value, "__code__", None))
+        (f"_ratchet_probe:{name}", cls.__dict__, name, value, (), *_code(value))
         for name, value in vars(cls).items()
         if name.startswith("pytest_")
     ]
