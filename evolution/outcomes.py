@@ -10,7 +10,9 @@ A run is invalid (exit 3, never a verdict) when:
   stage is reported twice;
 - the JSON report is missing, changed after the session ended, or disagrees with the
   frames on which tests ran or how each one's stages ended;
-- a module was imported from the user's checkout instead of the tested tree.
+- a module was imported from the user's checkout instead of the tested tree;
+- one process of a split run did not say which part of the suite it ran, or ran a test
+  from a file another process owns.
 
 Each test's outcome is computed from its stages (pytest_report.stage_outcome); a test
 any of whose subtests failed is failing, and one with a skipped (or xfailed) subtest is
@@ -170,8 +172,10 @@ def result_from_frames(
     tree: Path,
     forbidden: Iterable[Path],
     duration_s: float,
+    shard: tuple[int, int] | None = None,
 ) -> RunResult:
-    """The run's result, computed from the frames and cross-checked; or InvalidRun."""
+    """The run's result, computed from the frames and cross-checked; or InvalidRun.
+    `shard` is (index, count) when this run is one process of a split run."""
     items = _check_stream(frames, returncode)
     errors = {f.get("nodeid", ""): str(f.get("text", "")) for f in _by_kind(items, "collect_error")}
     for nodeid, text in errors.items():
@@ -218,7 +222,28 @@ def result_from_frames(
         collector_errors={n: t for n, t in errors.items() if n not in ("", ".")},
         exitcode=int(end.get("exitstatus") or 0),
         duration_s=duration_s,
+        durations={
+            nodeid: sum(float(f.get("duration") or 0.0) for f in test.stages.values())
+            for nodeid, test in tests.items()
+            if nodeid not in canaries
+        },
+        owners=_owners(items, shard, set(outcomes)) if shard is not None else None,
     )
+
+
+def _owners(items: list[dict[str, Any]], shard: tuple[int, int], ran: set[str]) -> dict[str, int]:
+    """Every test file this process saw, with the process that owns it; the tests it
+    ran must all be in files it owns."""
+    frame = _one(items, "shard")
+    if frame is None or (frame.get("index"), frame.get("count")) != shard:
+        raise InvalidRun(f"{INTERFERED}: worker {shard[0] + 1} of {shard[1]} did not report "
+                         "which part of the suite it ran")  # fmt: skip
+    owners = {str(path): int(owner) for path, owner in dict(frame.get("files", {})).items()}
+    stray = sorted(n for n in ran if owners.get(n.split("::", 1)[0]) != shard[0])
+    if stray:
+        raise InvalidRun(f"{INTERFERED}: worker {shard[0] + 1} ran {stray[0]}, from a file "
+                         "it does not own")  # fmt: skip
+    return owners
 
 
 def _check_canaries(canaries: dict[str, str], outcomes: dict[str, str]) -> None:

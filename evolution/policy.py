@@ -12,6 +12,7 @@ import dataclasses
 import fnmatch
 import hashlib
 import json
+import os
 import shlex
 import sys
 import tomllib
@@ -58,6 +59,7 @@ class Policy:
     writable: tuple[str, ...] = ()  # tree paths the sandboxed suite may write
     shared: tuple[str, ...] = ()  # folders outside the tree it may write, outliving runs
     allow: tuple[str, ...] = ()  # static-guard rules lifted on purpose
+    workers: int | str = "auto"  # test processes at once: a count, or "auto" (the cores)
     source: str = field(default="defaults", compare=False)
 
     def argv(self) -> list[str]:
@@ -71,10 +73,22 @@ class Policy:
             argv[0] = sys.executable
         return argv
 
+    def worker_count(self) -> int:
+        """How many test processes a full run uses: `auto` is the cores this process may
+        run on, so a `taskset` or a cgroup's cpuset is honoured."""
+        if self.workers != "auto":
+            return int(self.workers)
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # pragma: no cover - not Linux
+            return os.cpu_count() or 1
+
     def digest(self) -> str:
-        """A hash of everything that can change a verdict, for the verdict cache key."""
+        """A hash of everything that can change a verdict, for the verdict cache key.
+        The worker count is not one: a sharded run is held to the serial run's checks."""
         fields = dataclasses.asdict(self)
         fields.pop("source")
+        fields.pop("workers")
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
     def with_overrides(self, **overrides: Any) -> Policy:
@@ -84,6 +98,8 @@ class Policy:
             if key in _CHOICES and value not in _CHOICES[key]:
                 shown = " or ".join(_CHOICES[key])
                 raise UsageError(f"{key} takes {shown}, not {value!r}")
+        if "workers" in chosen:
+            chosen["workers"] = _workers(chosen["workers"], UsageError, "--workers")
         return dataclasses.replace(self, **chosen) if chosen else self
 
 
@@ -102,6 +118,7 @@ _KEYS = {
     "writable": list,
     "shared": list,
     "allow": list,
+    "workers": (int, str),
 }
 _CHOICES = {
     "flaky": ("quarantine", "strict"),
@@ -142,7 +159,22 @@ def parse_policy(text: str, origin: str) -> Policy:
         if key in values and values[key] not in choices:
             shown = " or ".join(f'"{choice}"' for choice in choices)
             raise EnvironmentFailure(f"{at('evolution', key)}: evolution.{key} must be {shown}")
+    if "workers" in values:
+        where = f"{at('evolution', 'workers')}: evolution.workers"
+        values["workers"] = _workers(values["workers"], EnvironmentFailure, where)
     return Policy(**values, source=origin)
+
+
+def _workers(value: object, error: type[Exception], where: str) -> int | str:
+    """`auto`, or a whole number of processes from 1 (a string of digits from the
+    command line too)."""
+    if value == "auto":
+        return "auto"
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    raise error(f'{where} must be "auto" or a number of processes from 1, not {value!r}')
 
 
 def load_policy(repo: GitRepo, commit: str) -> Policy:

@@ -40,6 +40,11 @@ class RunResult:
     exitcode: int = 0
     duration_s: float = 0.0
     sandbox: str = ""  # what isolation the run had, for the verdict's record
+    # Not part of the verdict (and not cached): the seconds each test took, to balance
+    # the next run's processes; and, for one process of a split run, every test file it
+    # saw with the process that owns it, to check that the processes agree.
+    durations: dict[str, float] = field(default_factory=dict)
+    owners: dict[str, int] | None = None
 
     def passed(self) -> int:
         return sum(1 for outcome in self.outcomes.values() if outcome == "passed")

@@ -7,7 +7,9 @@ conftest.py or ini files above it) and holds:
 - `tmp/`: the suite's private temporary folder, and `out/`, where it writes what the
   gate reads back (the JSON report, coverage data); the only places it may write;
 - `probe/`: the gate's plugin, canaries and selection, read-only to the suite;
-- `pgid`: the running suite's group id, so the next run can end it after a SIGKILL.
+- `pgid`: the running suite's group id, so the next run can end it after a SIGKILL;
+- `part-N/`: when the suite runs as several processes at once, each one's own `tmp/`,
+  `out/`, `probe/` and `pgid` (the tree is shared, read-only).
 All of a repository's run folders share one parent, which the suite can neither read
 nor write; holding the gate lock, the next run knows every folder there is a leftover.
 """
@@ -15,6 +17,7 @@ nor write; holding the gate lock, the next run knows every folder there is a lef
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import os
 import shutil
@@ -85,6 +88,17 @@ class RunFolder:
         remove_run_folder(self.path)
         _drop_if_empty(self.root)
 
+    def part(self, index: int) -> RunFolder:
+        """A view of this folder for one of several test processes running at once: the
+        same tree and canaries, its own tmp, out, probe and group file, so that no
+        process can see or change what another writes."""
+        part = copy.copy(self)  # shares `planted`: the canaries are planted once
+        part.path = self.path / f"part-{index}"
+        part.tmp, part.out, part.probe = (part.path / n for n in ("tmp", "out", "probe"))
+        for folder in (part.path, part.tmp, part.out, part.probe):
+            folder.mkdir(exist_ok=True)
+        return part
+
 
 def _new_run_folder(root: Path) -> Path:
     # Another process may remove the (empty) parent between the mkdir and the mkdtemp.
@@ -142,7 +156,8 @@ def prune_leftovers(repo: GitRepo) -> list[Path]:
         for folder in sorted(root.iterdir()):
             if not folder.is_dir():
                 continue
-            end_orphaned_group(folder / PGID_FILE, folder)
+            for pgid_file in (folder / PGID_FILE, *folder.glob(f"part-*/{PGID_FILE}")):
+                end_orphaned_group(pgid_file, folder)
             remove_run_folder(folder)
             removed.append(folder)
         _drop_if_empty(root)

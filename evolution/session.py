@@ -19,7 +19,8 @@ from evolution.policy import Policy
 from evolution.pytest_report import RunResult
 from evolution.runfolder import RunFolder, prune_leftovers
 from evolution.sandbox.isolation import Isolation
-from evolution.testrun import ProgressCallback, run_tests
+from evolution.shards import run_suite
+from evolution.testrun import ProgressCallback
 
 SuspectPicker = Callable[[RunResult], list[str]]
 
@@ -54,7 +55,7 @@ def trial(
 ) -> tuple[RunResult, dict[str, dict[str, Any]]]:
     """Test `commit` in a fresh run folder, then re-run the suspects the caller picks."""
     with RunFolder(repo, commit) as folder:
-        result = run_tests(policy, folder, isolation, progress=progress)
+        result = run_suite(repo, policy, folder, isolation, progress=progress)
         suspects = pick_suspects(result)
         reruns = (
             rerun_suspects(policy, folder, isolation, suspects, result, tree, when)

@@ -29,7 +29,7 @@ from typing import Any
 from agent.errors import InvalidRun
 from agent.procgroup import run_in_group
 from agent.redact import scrubbed_environment
-from evolution.canaries import plant
+from evolution.canaries import Canaries, plant
 from evolution.channel import Channel
 from evolution.outcomes import result_from_frames
 from evolution.policy import Policy
@@ -54,6 +54,17 @@ _SESSION_VARIABLES = frozenset({
 })  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Shard:
+    """One process's part of a full run split over several: which of how many, the
+    plan of test files to processes, and the canaries planted once for all of them."""
+
+    index: int
+    count: int
+    plan: dict[str, int]
+    canaries: Canaries
+
+
 @dataclass
 class Progress:
     done: int = 0
@@ -64,13 +75,21 @@ class Progress:
 ProgressCallback = Callable[[Progress], None]
 
 
-def _install_probe(run: RunFolder, select: Iterable[str] | None) -> dict[str, str]:
-    """Copy the plugin, plant fresh canaries (and write the selection); the variables
-    that tell the probe (it takes them out of the environment at import)."""
+def _install_probe(
+    run: RunFolder, select: Iterable[str] | None, shard: Shard | None
+) -> dict[str, str]:
+    """Copy the plugin, plant fresh canaries (and write the selection, or this
+    process's part of the plan); the variables that tell the probe (it takes them out
+    of the environment at import)."""
     source = resources.files("evolution") / "probe" / "_ratchet_probe.py"
     with resources.as_file(source) as path:
         shutil.copyfile(path, run.probe / "_ratchet_probe.py")
-    variables = {"RATCHET_CANARIES": plant(run).env_value, "RATCHET_TREE": str(run.tree)}
+    canaries = shard.canaries if shard is not None else plant(run)
+    variables = {"RATCHET_CANARIES": canaries.env_value, "RATCHET_TREE": str(run.tree)}
+    if shard is not None:
+        plan = run.probe / "shards.json"
+        plan.write_text(json.dumps(shard.plan), encoding="utf-8")
+        variables["RATCHET_SHARD"] = f"{shard.index}/{shard.count}/{plan}"
     selection = run.probe / "select"
     selection.unlink(missing_ok=True)
     if select is not None:
@@ -197,16 +216,18 @@ def run_tests(
     select: Iterable[str] | None = None,
     progress: ProgressCallback | None = None,
     coverage_rc: Path | None = None,
+    shard: Shard | None = None,
 ) -> RunResult:
     """Run the policy's test command on `run.tree`; raise InvalidRun unless trustworthy.
 
     With `coverage_rc`, a `python -m pytest` command runs under `coverage run` with that
-    configuration (fault localisation); any other command runs as it is.
+    configuration (fault localisation); any other command runs as it is. With `shard`,
+    this is one process of a split run (`evolution.shards`), and runs only its part.
     """
     report = run.out / "report.json"
     report.unlink(missing_ok=True)
     env = _environment(run)
-    env.update(_install_probe(run, select))
+    env.update(_install_probe(run, select, shard))
     command = policy.argv()
     if coverage_rc is not None and command[1:3] == ["-m", "pytest"]:
         command = [command[0], "-m", "coverage", "run", f"--rcfile={coverage_rc}", *command[1:]]
@@ -267,6 +288,7 @@ def run_tests(
                 tree=run.tree,
                 forbidden=run.forbidden,
                 duration_s=outcome.duration_s,
+                shard=(shard.index, shard.count) if shard is not None else None,
             )
         except InvalidRun as exc:
             raise _explain(exc, output) from None

@@ -208,6 +208,9 @@ class Evolution(_Strict):
     writable: list[str] = Field(default_factory=list)  # tree paths the suite may write
     shared: list[str] = Field(default_factory=list)  # absolute folders it may write too
     allow: list[str] = Field(default_factory=list)  # static-guard rules lifted on purpose
+    # Test processes at once for a full run: "auto" (the cores) or a count; 1 for a
+    # suite whose tests cannot run beside each other (a fixed port, a shared file).
+    workers: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
 
     @field_validator("allow")
     @classmethod

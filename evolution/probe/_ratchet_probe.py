@@ -16,6 +16,11 @@ canary tests (one must pass, one must fail) at random places among the collected
 and lists the modules loaded from outside the tested tree and the interpreter, so the
 gate can refuse a run that imported the user's checkout.
 
+When the gate splits a full run over several processes, each one walks the whole
+suite but imports only the test files the gate's plan gives it (files the plan does not
+know go by a hash of their path), and reports every file it saw with its owner; the
+gate checks that every process saw the same files and ran only its own.
+
 It depends on the standard library and pytest, and binds every function it writes
 frames with at import, in closures, so that code under test replacing `os.write`,
 `json.dumps` or anything on the probe object later cannot change what is sent. It takes
@@ -31,6 +36,7 @@ import os
 import pathlib
 import random
 import sys
+import zlib
 
 import pytest
 
@@ -265,11 +271,13 @@ def _probe_class(emit, sha256=hashlib.sha256):
         function, never an attribute: replacing anything on the probe object does not
         change what they send."""
 
-        def __init__(self, canary_file, canary_names, select_file, tree):
+        def __init__(self, canary_file, canary_names, select_file, tree, shard):
             self.canary_file = canary_file
             self.canary_names = canary_names  # {function name: the outcome it must have}
             self.select_file = select_file
             self.tree = tree
+            self.shard = shard  # (index, count, {file: index}) or None
+            self.files = {}  # in a split run: every test file seen, and its owner
             self.canaries = {}
             self.session = None
             self.plugins = None
@@ -292,6 +300,22 @@ def _probe_class(emit, sha256=hashlib.sha256):
         def pytest_collection(self, session):
             self.before_collection = {id(p) for p in self.config.pluginmanager.get_plugins()}
 
+        @pytest.hookimpl(wrapper=True)
+        def pytest_collect_file(self, file_path, parent):
+            """In a split run, a test file another process owns is dropped before its
+            module is imported: each process pays only for its own files."""
+            collectors = yield
+            if self.shard is None or not collectors:
+                return collectors
+            index, count, plan = self.shard
+            try:
+                path = file_path.relative_to(parent.config.rootpath).as_posix()
+            except ValueError:
+                path = str(file_path)
+            owner = plan.get(path, zlib.crc32(path.encode()) % count)
+            self.files[path] = owner
+            return collectors if owner == index else []
+
         def pytest_collectreport(self, report):
             if report.failed:
                 emit("collect_error", nodeid=report.nodeid, text=_clip(report.longrepr))
@@ -306,6 +330,9 @@ def _probe_class(emit, sha256=hashlib.sha256):
                 if drop:
                     config.hook.pytest_deselected(items=drop)
                     items[:] = keep
+            if self.shard is not None:
+                index, count, _plan = self.shard
+                emit("shard", index=index, count=count, files=self.files)
             if self.canary_file:
                 module = pytest.Module.from_parent(session, path=pathlib.Path(self.canary_file))
                 for canary in module.collect():
@@ -545,9 +572,18 @@ def _settings():
     path, _, names = canaries.partition("::")
     holds, _, breaks = names.partition("::")
     expected = {holds: "passed", breaks: "failed"} if holds and breaks else {}
-    return path, expected, os.environ.pop("RATCHET_SELECT", ""), os.environ.pop(
-        "RATCHET_TREE", ""
-    )
+    select, tree = os.environ.pop("RATCHET_SELECT", ""), os.environ.pop("RATCHET_TREE", "")
+    return path, expected, select, tree, _shard(os.environ.pop("RATCHET_SHARD", ""))
+
+
+def _shard(setting):
+    """`index/count/plan file` -> (index, count, {test file: index}), or None."""
+    if not setting:
+        return None
+    index, count, plan_file = setting.split("/", 2)
+    with open(plan_file, encoding="utf-8") as handle:
+        plan = json.load(handle)
+    return int(index), int(count), plan
 
 
 def _install():

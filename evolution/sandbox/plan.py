@@ -125,5 +125,7 @@ def rules(confinement: Confinement) -> list[Rule]:
 
 def kept(confinement: Confinement, run_folder: Path) -> list[str]:
     """What stays visible where the launcher covers the shared scratch folders (/tmp,
-    /var/tmp, /dev/shm) with empty ones: the run's own folder, and the shared paths."""
-    return [str(run_folder), *confinement.shared]
+    /var/tmp, /dev/shm) with empty ones: the run's own folder, the tree (outside it
+    when the folder is one process's part of a split run), and the shared paths."""
+    tree = [] if confinement.tree.is_relative_to(run_folder) else [str(confinement.tree)]
+    return [str(run_folder), *tree, *confinement.shared]

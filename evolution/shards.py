@@ -1,0 +1,199 @@
+"""A full test run split over several processes at once, held to the serial run's checks.
+
+Why not pytest-xdist: its workers hand their reports to a controller process through
+execnet, so the gate's probe could authenticate only the controller; the checks that
+catch interference (the watched machinery, the canaries, the end record, the JSON
+cross-check) would see what the workers chose to forward, and pytest-json-report is
+known to drop tests under xdist. Here every process is a complete, separately sandboxed
+run of part of the suite, with its own key and channel, its own checks and JSON report,
+and the gate checks that the parts add up: every process saw the same test files, gave
+each the same owner, and ran tests only from its own. A part that is not valid makes
+the run invalid. A test that no process ran is missing, as in a serial run.
+
+Each process walks the whole suite but imports only the test files the plan gives it
+(collection, with pytest's assertion rewriting, is a large share of a suite of small
+tests, so it must not be paid once per process). The plan balances files by the
+seconds their tests took in the last full run (longest first, each to the least-loaded
+process); files it does not know go by a hash of their path. A suite that took under
+`MIN_SPLIT_S` of wall clock last time runs in one process: splitting it would only add
+a start-up.
+Flaky re-runs stay in one process, apart from everything else (`evolution.flaky`).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from agent.atomicio import atomic_write_text
+from agent.errors import InvalidRun
+from evolution.canaries import plant
+from evolution.gitrepo import GitRepo
+from evolution.outcomes import INTERFERED
+from evolution.policy import Policy
+from evolution.pytest_report import RunResult
+from evolution.runfolder import RunFolder
+from evolution.sandbox.isolation import Isolation
+from evolution.testrun import Progress, ProgressCallback, Shard, run_tests
+
+TIMINGS_FILE = "timings.json"
+MIN_SPLIT_S = 1.5  # a run shorter than this, wall clock, gains nothing from a split
+PER_TEST_S = 0.001  # pytest's own time per test, beyond the stages it reports
+
+
+def run_suite(
+    repo: GitRepo,
+    policy: Policy,
+    run: RunFolder,
+    isolation: Isolation,
+    progress: ProgressCallback | None = None,
+) -> RunResult:
+    """The whole suite on `run.tree`, in as many processes as the policy allows."""
+    timings = load_timings(repo)
+    count = policy.worker_count()
+    if timings.files:
+        count = min(count, len(timings.files))
+    if timings.wall_s is not None and timings.wall_s < MIN_SPLIT_S:
+        count = 1
+    if count <= 1:
+        result = run_tests(policy, run, isolation, progress=progress)
+    else:
+        plan = balance(timings.files, count)
+        result = _split(policy, run, isolation, plan, count, progress)
+    save_timings(repo, result)
+    return result
+
+
+def _split(
+    policy: Policy,
+    run: RunFolder,
+    isolation: Isolation,
+    plan: dict[str, int],
+    count: int,
+    progress: ProgressCallback | None,
+) -> RunResult:
+    canaries = plant(run)
+    shards = [Shard(index, count, plan, canaries) for index in range(count)]
+    parts = [run.part(index) for index in range(count)]
+    combined = _Combined(count, progress)
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=count, thread_name_prefix="ratchet-worker") as pool:
+        futures = [
+            pool.submit(
+                run_tests, policy, part, isolation, progress=combined.sink(shard.index),
+                shard=shard,
+            )
+            for part, shard in zip(parts, shards, strict=True)
+        ]
+        results: list[RunResult] = []
+        for index, future in enumerate(futures):
+            try:
+                results.append(future.result())
+            except InvalidRun as exc:
+                exc.message = f"worker {index + 1} of {count}: {exc.message}"
+                raise
+    return merge(results, time.monotonic() - started)
+
+
+def merge(parts: list[RunResult], duration_s: float) -> RunResult:
+    """One result from the parts of a split run, or InvalidRun unless every process saw
+    the same test files with the same owners (each has checked it ran only its own)."""
+    owners = parts[0].owners
+    if owners is None or any(part.owners != owners for part in parts):
+        raise InvalidRun(f"{INTERFERED}: the workers saw different test files")
+    merged = RunResult(
+        outcomes={}, duration_s=duration_s, sandbox=parts[0].sandbox, owners=owners
+    )
+    for part in parts:
+        twice = sorted(merged.outcomes.keys() & part.outcomes.keys())
+        if twice:
+            raise InvalidRun(f"{INTERFERED}: {twice[0]} ran in two workers")
+        merged.outcomes.update(part.outcomes)
+        merged.failures.update(part.failures)
+        merged.collector_errors.update(part.collector_errors)
+        merged.durations.update(part.durations)
+    codes = {part.exitcode for part in parts}
+    # 1: some test failed somewhere; 5 (nothing collected) only if no part ran a test.
+    merged.exitcode = 1 if 1 in codes else 0 if 0 in codes else max(codes)
+    return merged
+
+
+def balance(seconds_by_file: dict[str, float], count: int) -> dict[str, int]:
+    """Test files to processes: the longest first, each to the least-loaded one."""
+    loads = [0.0] * count
+    plan: dict[str, int] = {}
+    for path, seconds in sorted(seconds_by_file.items(), key=lambda kv: (-kv[1], kv[0])):
+        index = loads.index(min(loads))
+        plan[path] = index
+        loads[index] += seconds
+    return plan
+
+
+class _Combined:
+    """The parts' progress as one: the sum of what each has collected, run and failed."""
+
+    def __init__(self, count: int, sink: ProgressCallback | None) -> None:
+        self.parts = [Progress() for _ in range(count)]
+        self.outer = sink
+        self.lock = threading.Lock()
+
+    def sink(self, index: int) -> ProgressCallback | None:
+        if self.outer is None:
+            return None
+
+        def update(progress: Progress) -> None:
+            with self.lock:
+                self.parts[index] = Progress(progress.done, progress.failed, progress.total)
+                totals = [part.total for part in self.parts]
+                assert self.outer is not None
+                self.outer(
+                    Progress(
+                        done=sum(part.done for part in self.parts),
+                        failed=sum(part.failed for part in self.parts),
+                        total=None if None in totals else sum(t or 0 for t in totals),
+                    )
+                )
+
+        return update
+
+
+@dataclass
+class Timings:
+    """What the last full run took: its wall time, and each test file's share (its
+    tests' seconds, plus pytest's own time per test, which a suite of small tests is
+    mostly made of)."""
+
+    wall_s: float | None = None
+    files: dict[str, float] = field(default_factory=dict)
+
+
+def load_timings(repo: GitRepo) -> Timings:
+    """Advisory: a missing or unreadable file means nothing is known."""
+    try:
+        data = json.loads((repo.state_dir / TIMINGS_FILE).read_text(encoding="utf-8"))
+        wall = data.get("wall_s")
+        files = {
+            str(path): float(seconds)
+            for path, seconds in dict(data.get("files", {})).items()
+            if isinstance(seconds, (int, float)) and not isinstance(seconds, bool)
+        }
+        return Timings(float(wall) if isinstance(wall, (int, float)) else None, files)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return Timings()
+
+
+def save_timings(repo: GitRepo, result: RunResult) -> None:
+    if not result.durations:
+        return
+    files: dict[str, float] = {}
+    for nodeid, seconds in result.durations.items():
+        path = nodeid.split("::", 1)[0]
+        files[path] = files.get(path, 0.0) + seconds + PER_TEST_S
+    data = {
+        "wall_s": round(result.duration_s, 3),
+        "files": {path: round(seconds, 4) for path, seconds in sorted(files.items())},
+    }
+    atomic_write_text(repo.state_dir_ready() / TIMINGS_FILE, json.dumps(data, indent=0))
