@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,15 @@ class Baseline:
     def passing(self) -> set[str]:
         """The ratchet: every one of these must exist and pass in any accepted tree."""
         return {nodeid for nodeid, outcome in self.tests.items() if outcome == PASSED}
+
+    def only(self, nodeids: Iterable[str]) -> Baseline:
+        """This baseline narrowed to some tests: what a run of only those is held to."""
+        keep = set(nodeids)
+        return Baseline(
+            self.commit, self.tree, self.recorded_at,
+            {n: o for n, o in self.tests.items() if n in keep},
+            {n: e for n, e in self.flaky.items() if n in keep},
+        )  # fmt: skip
 
     def counts(self) -> dict[str, int]:
         return dict(sorted(Counter(self.tests.values()).items()))

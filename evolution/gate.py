@@ -22,7 +22,7 @@ from evolution.audit import gate_commit_message, rejection_note
 from evolution.baseline import BASELINE_PATH, Baseline, require_baseline
 from evolution.checks import Candidate, first_refusal, proposal_paths
 from evolution.gitrepo import GitRepo, slug
-from evolution.judge import judge
+from evolution.judge import Judgement, judge
 from evolution.landing import land
 from evolution.policy import load_policy
 from evolution.ratchet import Comparison, advance
@@ -68,6 +68,9 @@ class GateReport:
     guard: list[str] = field(default_factory=list)  # the static guard's findings
     sandbox: str = ""  # the isolation the tests ran in
     cache_ignored: list[str] = field(default_factory=list)  # forged cache entries seen
+    stage: str = ""  # what decided: "first" (the tests tied to the change), "full", "cached"
+    first_tests: int = 0  # how many tests the first stage ran (0: none)
+    test_map: str = ""  # the map from files to tests the first stage came from
     duration_s: float = 0.0
     attempts: int = 1
 
@@ -186,11 +189,7 @@ def _attempt(repo: GitRepo, options: GateOptions) -> GateReport:
         options.progress, automated=automated,
     )
     result, comparison = judgement.result, judgement.comparison
-    report.cached, report.cache_ignored = judgement.cached, judgement.cache_ignored
-    report.sandbox = result.sandbox
-    report.comparison = comparison
-    report.tests_run = len(result.outcomes)
-    report.passed = result.passed()
+    _judged(report, judgement)
     if not comparison.accepted(policy.require_improvement):
         report.reason = rejection_reason(comparison)
         return _reject(repo, options, report, baseline, tip, comparison)
@@ -225,6 +224,15 @@ def _attempt(repo: GitRepo, options: GateOptions) -> GateReport:
     report.main_after = gate_commit
     _drop_engine_branch(repo, options.branch, tip)
     return report
+
+
+def _judged(report: GateReport, judgement: Judgement) -> None:
+    result = judgement.result
+    report.cached, report.cache_ignored = judgement.cached, judgement.cache_ignored
+    report.stage, report.first_tests = judgement.stage, judgement.first_tests
+    report.test_map = judgement.test_map
+    report.sandbox, report.comparison = result.sandbox, judgement.comparison
+    report.tests_run, report.passed = len(result.outcomes), result.passed()
 
 
 def _reject(
@@ -307,11 +315,9 @@ def validate_pending_merge(
             repo, commit, tree, policy, baseline, baseline_blob, timestamp(), isolation, progress,
             automated=automated,
         )
-        result, comparison = judgement.result, judgement.comparison
-        report.cached, report.cache_ignored = judgement.cached, judgement.cache_ignored
-        report.sandbox = result.sandbox
-        report.tested_tree, report.merge_commit, report.comparison = tree, commit, comparison
-        report.tests_run, report.passed = len(result.outcomes), result.passed()
+        comparison = judgement.comparison
+        _judged(report, judgement)
+        report.tested_tree, report.merge_commit = tree, commit
         if comparison.accepted(policy.require_improvement):
             report.verdict = "accepted"
         else:

@@ -239,6 +239,14 @@ class GitRepo:
         out = self.out("rev-list", "--reverse", f"{base}..{tip}")
         return out.split() if out else []
 
+    def count_commits(self, base: str, tip: str) -> int:
+        return int(self.out("rev-list", "--count", f"{base}..{tip}") or 0)
+
+    def paths_between(self, base: str, tip: str) -> list[str]:
+        """Paths whose content differs between two commits (both sides of a rename)."""
+        out = self.out("diff", "--name-only", "--no-renames", base, tip)
+        return sorted(set(out.splitlines())) if out else []
+
     def trailers(self, commit: str) -> dict[str, list[str]]:
         """The trailers of one commit's message, by key (keys keep their spelling)."""
         return trailers.parse_lines(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from evolution import staged, testmap
 from evolution.baseline import Baseline
 from evolution.gitrepo import GitRepo
 from evolution.policy import Policy
@@ -23,6 +24,9 @@ class Judgement:
     comparison: Comparison
     cached: bool
     cache_ignored: list[str]  # cache entries found forged or edited, and removed
+    stage: str = "full"  # which stage decided: "first", "full" or "cached"
+    first_tests: int = 0  # how many tests the first stage ran (0: there was none)
+    test_map: str = ""  # the map's state, described
 
 
 def judge(
@@ -39,7 +43,8 @@ def judge(
     automated: bool = False,
 ) -> Judgement:
     """Test `commit` (or reuse the gate's own run of its tree) and compare it with
-    `baseline`; an automated proposal's new flakiness is never excused."""
+    `baseline`; an automated proposal's new flakiness is never excused. With the policy's
+    staged verdict, the tests the map ties to the change run first and may reject."""
     key = cache_key(
         tree, baseline_blob, policy.digest(), environment_digest(isolation.cache_tag)
     )
@@ -47,17 +52,31 @@ def judge(
     cached = cache.get(key)
     if cached is not None:
         result, reruns = cached
-    else:
-        result, reruns = trial(
-            repo,
-            commit,
-            tree,
-            policy,
-            lambda run: suspects(baseline, run, policy),
-            when,
-            isolation,
-            progress,
-        )
-        cache.put(key, result, reruns)
+        comparison = compare(baseline, result, policy, reruns, automated=automated)
+        return Judgement(result, comparison, True, cache.ignored, stage="cached")
+    state = testmap.state(repo, commit)
+    first = staged.plan(repo, commit, baseline, state, automated) if policy.staged else None
+    tried = trial(
+        repo,
+        commit,
+        tree,
+        policy,
+        lambda run: suspects(baseline, run, policy),
+        when,
+        isolation,
+        progress,
+        first=first,
+        with_map=state.refresh,
+    )
+    described = state.describe()
+    first_tests = len(first.tests) if first is not None else 0
+    if tried.early is not None:
+        return Judgement(tried.result, tried.early.comparison, False, cache.ignored,
+                         "first", first_tests, described)  # fmt: skip
+    result, reruns = tried.result, tried.reruns
+    cache.put(key, result, reruns)
     comparison = compare(baseline, result, policy, reruns, automated=automated)
-    return Judgement(result, comparison, cached is not None, cache.ignored)
+    if result.covers is not None and not comparison.regressions:
+        testmap.save(repo, testmap.from_run(result.covers, commit, set(result.outcomes), when))
+        described += "; refreshed by this run"
+    return Judgement(result, comparison, False, cache.ignored, "full", first_tests, described)

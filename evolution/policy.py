@@ -60,6 +60,7 @@ class Policy:
     shared: tuple[str, ...] = ()  # folders outside the tree it may write, outliving runs
     allow: tuple[str, ...] = ()  # static-guard rules lifted on purpose
     workers: int | str = "auto"  # test processes at once: a count, or "auto" (the cores)
+    staged: bool = True  # run the tests the map ties to a change first; they may reject
     source: str = field(default="defaults", compare=False)
 
     def argv(self) -> list[str]:
@@ -85,10 +86,11 @@ class Policy:
 
     def digest(self) -> str:
         """A hash of everything that can change a verdict, for the verdict cache key.
-        The worker count is not one: a sharded run is held to the serial run's checks."""
+        The worker count and the staging are not: a split run is held to the serial
+        run's checks, and only a full run is cached."""
         fields = dataclasses.asdict(self)
-        fields.pop("source")
-        fields.pop("workers")
+        for speed_only in ("source", "workers", "staged"):
+            fields.pop(speed_only)
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
     def with_overrides(self, **overrides: Any) -> Policy:
@@ -119,6 +121,7 @@ _KEYS = {
     "shared": list,
     "allow": list,
     "workers": (int, str),
+    "staged": bool,
 }
 _CHOICES = {
     "flaky": ("quarantine", "strict"),

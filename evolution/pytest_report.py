@@ -45,6 +45,8 @@ class RunResult:
     # saw with the process that owns it, to check that the processes agree.
     durations: dict[str, float] = field(default_factory=dict)
     owners: dict[str, int] | None = None
+    # With a map asked for: each tree file, with the tests that ran one of its lines.
+    covers: dict[str, set[str]] | None = None
 
     def passed(self) -> int:
         return sum(1 for outcome in self.outcomes.values() if outcome == "passed")

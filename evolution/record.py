@@ -14,6 +14,7 @@ from typing import Any
 
 from agent.clock import timestamp
 from agent.errors import InvalidRun, Refused
+from evolution import testmap
 from evolution.audit import baseline_record_message
 from evolution.baseline import BASELINE_PATH, Baseline, read_baseline, require_baseline
 from evolution.gitrepo import GitRepo
@@ -58,7 +59,7 @@ def record(
         tree = repo.tree_of(head)
         when = timestamp()
         isolation = choose(policy, automated=False, unsandboxed=False)
-        result, reruns = trial(
+        tried = trial(
             repo,
             head,
             tree,
@@ -67,7 +68,9 @@ def record(
             when,
             isolation,
             progress,
+            with_map=True,
         )
+        result, reruns = tried.result, tried.reruns
         if not result.outcomes:
             raise InvalidRun("the test command collected no tests; nothing to record")
         tests = dict(result.outcomes)
@@ -98,6 +101,8 @@ def record(
         landing = land(repo, main_ref, head, commit, "evolve: record baseline")
         if not landing.moved:
             raise Refused(landing.refused or "main moved while the baseline was being recorded")
+        if result.covers is not None:
+            testmap.save(repo, testmap.from_run(result.covers, head, set(result.outcomes), when))
         return RecordReport(
             commit=commit,
             main_before=head,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from agent.errors import EnvironmentFailure
@@ -20,6 +21,7 @@ from evolution.pytest_report import RunResult
 from evolution.runfolder import RunFolder, prune_leftovers
 from evolution.sandbox.isolation import Isolation
 from evolution.shards import run_suite
+from evolution.staged import FirstStage, Rejection, run_first
 from evolution.testrun import ProgressCallback
 
 SuspectPicker = Callable[[RunResult], list[str]]
@@ -43,6 +45,13 @@ def exclusive(repo: GitRepo, *, wait: bool) -> Iterator[None]:
         lock.release()
 
 
+@dataclass
+class Trial:
+    result: RunResult
+    reruns: dict[str, dict[str, Any]]
+    early: Rejection | None = None  # the first stage rejected: `result` is only its run
+
+
 def trial(
     repo: GitRepo,
     commit: str,
@@ -52,14 +61,23 @@ def trial(
     when: str,
     isolation: Isolation,
     progress: ProgressCallback | None = None,
-) -> tuple[RunResult, dict[str, dict[str, Any]]]:
-    """Test `commit` in a fresh run folder, then re-run the suspects the caller picks."""
+    *,
+    first: FirstStage | None = None,
+    with_map: bool = False,
+) -> Trial:
+    """Test `commit` in a fresh run folder (the first stage's tests first, when given),
+    then re-run the suspects the caller picks."""
     with RunFolder(repo, commit) as folder:
-        result = run_suite(repo, policy, folder, isolation, progress=progress)
+        if first is not None:
+            early = run_first(policy, folder, isolation, first, tree, when)
+            if early is not None:
+                return Trial(early.result, early.reruns, early)
+        result = run_suite(repo, policy, folder, isolation, progress=progress,
+                           with_map=with_map)  # fmt: skip
         suspects = pick_suspects(result)
         reruns = (
             rerun_suspects(policy, folder, isolation, suspects, result, tree, when)
             if suspects
             else {}
         )
-    return result, reruns
+    return Trial(result, reruns)

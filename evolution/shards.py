@@ -27,6 +27,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from agent.atomicio import atomic_write_text
 from agent.errors import InvalidRun
@@ -37,7 +38,8 @@ from evolution.policy import Policy
 from evolution.pytest_report import RunResult
 from evolution.runfolder import RunFolder
 from evolution.sandbox.isolation import Isolation
-from evolution.testrun import Progress, ProgressCallback, Shard, run_tests
+from evolution.testmap import covers_from_reports
+from evolution.testrun import Progress, ProgressCallback, Shard, coverage_report, run_tests
 
 TIMINGS_FILE = "timings.json"
 MIN_SPLIT_S = 1.5  # a run shorter than this, wall clock, gains nothing from a split
@@ -50,43 +52,70 @@ def run_suite(
     run: RunFolder,
     isolation: Isolation,
     progress: ProgressCallback | None = None,
+    *,
+    with_map: bool = False,
 ) -> RunResult:
-    """The whole suite on `run.tree`, in as many processes as the policy allows."""
+    """The whole suite on `run.tree`, in as many processes as the policy allows; with
+    `with_map`, under coverage with one context per test, for the staged verdict's map
+    (`result.covers`)."""
     timings = load_timings(repo)
     count = policy.worker_count()
     if timings.files:
         count = min(count, len(timings.files))
     if timings.wall_s is not None and timings.wall_s < MIN_SPLIT_S:
         count = 1
+    parts = [run] if count <= 1 else [run.part(index) for index in range(count)]
+    rcs = [_coverage_rc(part) for part in parts] if with_map else [None] * len(parts)
     if count <= 1:
-        result = run_tests(policy, run, isolation, progress=progress)
+        result = run_tests(policy, run, isolation, progress=progress, coverage_rc=rcs[0],
+                           contexts=with_map)  # fmt: skip
     else:
         plan = balance(timings.files, count)
-        result = _split(policy, run, isolation, plan, count, progress)
+        result = _split(policy, parts, isolation, plan, rcs, progress)
     save_timings(repo, result)
+    if with_map:
+        reports = [
+            coverage_report(policy, part, isolation, rc)
+            for part, rc in zip(parts, rcs, strict=True)
+            if rc is not None
+        ]
+        if all(report is not None for report in reports):  # else: no map this time
+            result.covers = covers_from_reports([r for r in reports if r], run.tree)
     return result
+
+
+def _coverage_rc(run: RunFolder) -> Path:
+    """Coverage of the tree's files, written where the run may write (read-only
+    configuration, in the probe's folder)."""
+    rc = run.probe / "map.coveragerc"
+    rc.write_text(
+        f"[run]\nsource = {run.tree}\ndata_file = {run.out / 'map.coverage'}\n"
+        "branch = false\n",
+        encoding="utf-8",
+    )
+    return rc
 
 
 def _split(
     policy: Policy,
-    run: RunFolder,
+    parts: list[RunFolder],
     isolation: Isolation,
     plan: dict[str, int],
-    count: int,
+    rcs: list[Path | None],
     progress: ProgressCallback | None,
 ) -> RunResult:
-    canaries = plant(run)
-    shards = [Shard(index, count, plan, canaries) for index in range(count)]
-    parts = [run.part(index) for index in range(count)]
+    count = len(parts)
+    canaries = plant(parts[0])
     combined = _Combined(count, progress)
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=count, thread_name_prefix="ratchet-worker") as pool:
         futures = [
             pool.submit(
-                run_tests, policy, part, isolation, progress=combined.sink(shard.index),
-                shard=shard,
+                run_tests, policy, part, isolation, progress=combined.sink(index),
+                coverage_rc=rc, contexts=rc is not None,
+                shard=Shard(index, count, plan, canaries),
             )
-            for part, shard in zip(parts, shards, strict=True)
+            for index, (part, rc) in enumerate(zip(parts, rcs, strict=True))
         ]
         results: list[RunResult] = []
         for index, future in enumerate(futures):

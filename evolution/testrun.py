@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import InvalidRun
-from agent.procgroup import run_in_group
+from agent.procgroup import GroupResult, run_in_group
 from agent.redact import scrubbed_environment
 from evolution.canaries import Canaries, plant
 from evolution.channel import Channel
@@ -216,13 +216,15 @@ def run_tests(
     select: Iterable[str] | None = None,
     progress: ProgressCallback | None = None,
     coverage_rc: Path | None = None,
+    contexts: bool = False,
     shard: Shard | None = None,
 ) -> RunResult:
     """Run the policy's test command on `run.tree`; raise InvalidRun unless trustworthy.
 
     With `coverage_rc`, a `python -m pytest` command runs under `coverage run` with that
-    configuration (fault localisation); any other command runs as it is. With `shard`,
-    this is one process of a split run (`evolution.shards`), and runs only its part.
+    configuration (and with `contexts`, each test's lines are recorded under its node
+    id); any other command runs as it is. With `shard`, this is one process of a split
+    run (`evolution.shards`), and runs only its part.
     """
     report = run.out / "report.json"
     report.unlink(missing_ok=True)
@@ -231,6 +233,8 @@ def run_tests(
     command = policy.argv()
     if coverage_rc is not None and command[1:3] == ["-m", "pytest"]:
         command = [command[0], "-m", "coverage", "run", f"--rcfile={coverage_rc}", *command[1:]]
+        if contexts:
+            env["RATCHET_CONTEXTS"] = "1"
     argv = [
         *command,
         "-p",
@@ -250,31 +254,14 @@ def run_tests(
         argv += sorted(set(select))
     channel = Channel()
     env["RATCHET_CHANNEL"] = channel.env_value
-    status_read, status_write = os.pipe() if isolation.sandboxed else (-1, -1)
-    if isolation.sandboxed:
-        argv = _sandboxed(argv, run, policy, status_write)
     output = run.path / "output.log"
     try:
-        try:
-            outcome = run_in_group(
-                argv,
-                cwd=run.tree,
-                env=env,
-                output=output,
-                timeout_s=policy.run_timeout_s,
-                pgid_file=run.path / PGID_FILE,
-                poll=_watch_progress(channel, progress),
-                pass_fds=[*channel.child_fds, *([status_write] if status_write >= 0 else [])],
-                on_start=channel.started,
-            )
-        except OSError as exc:
-            raise InvalidRun(f"could not start the test command {argv[0]!r}: {exc}") from None
-        _close(status_write)
-        status_write = -1
-        applied = _read_status(status_read) if status_read >= 0 else {}
-        status_read = -1
-        if outcome.returncode == SETUP_FAILED and "error" in applied:
-            raise InvalidRun(f"could not enter the sandbox: {applied['error']}")
+        outcome, applied = _confined(
+            argv, run, policy, isolation, env=env, output=output,
+            timeout_s=policy.run_timeout_s, pgid_file=run.path / PGID_FILE,
+            poll=_watch_progress(channel, progress), fds=channel.child_fds,
+            on_start=channel.started,
+        )  # fmt: skip
         if outcome.timed_out:
             raise InvalidRun(
                 f"the test run exceeded its {policy.run_timeout_s:g} s limit and was killed"
@@ -294,10 +281,74 @@ def run_tests(
             raise _explain(exc, output) from None
     finally:
         channel.close()
-        _close(status_write)
-        _close(status_read)
     result.sandbox = isolation.describe(applied)
     return result
+
+
+def coverage_report(
+    policy: Policy, run: RunFolder, isolation: Isolation, rc: Path
+) -> dict[str, Any] | None:
+    """coverage's JSON report, with contexts, of the data the last run wrote; None if
+    there is none. The data was written by the code under test, so it is read inside
+    the run's sandbox, like the suite itself; what comes out is plain JSON."""
+    target = run.out / "coverage.json"
+    target.unlink(missing_ok=True)
+    argv = [sys.executable, "-m", "coverage", "json", f"--rcfile={rc}", "--show-contexts",
+            "-q", "-o", str(target)]  # fmt: skip
+    try:
+        outcome, _ = _confined(
+            argv, run, policy, isolation, env=_environment(run),
+            output=run.path / "coverage.log", timeout_s=policy.run_timeout_s,
+        )  # fmt: skip
+    except InvalidRun:
+        return None
+    if outcome.returncode != 0 or not target.is_file():
+        return None
+    try:
+        data = json.loads(target.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _confined(
+    argv: list[str],
+    run: RunFolder,
+    policy: Policy,
+    isolation: Isolation,
+    *,
+    env: dict[str, str],
+    output: Path,
+    timeout_s: float,
+    pgid_file: Path | None = None,
+    poll: Callable[[], None] | None = None,
+    fds: Iterable[int] = (),
+    on_start: Callable[[], None] | None = None,
+) -> tuple[GroupResult, dict[str, Any]]:
+    """Run `argv` on the run's tree in its own group, inside the sandbox when the
+    isolation says so: the outcome, and what the launcher applied."""
+    status_read, status_write = os.pipe() if isolation.sandboxed else (-1, -1)
+    if isolation.sandboxed:
+        argv = _sandboxed(argv, run, policy, status_write)
+    try:
+        try:
+            outcome = run_in_group(
+                argv, cwd=run.tree, env=env, output=output, timeout_s=timeout_s,
+                pgid_file=pgid_file, poll=poll, on_start=on_start,
+                pass_fds=[*fds, *([status_write] if status_write >= 0 else [])],
+            )  # fmt: skip
+        except OSError as exc:
+            raise InvalidRun(f"could not start the test command {argv[0]!r}: {exc}") from None
+        _close(status_write)
+        status_write = -1
+        applied = _read_status(status_read) if status_read >= 0 else {}
+        status_read = -1
+    finally:
+        _close(status_write)
+        _close(status_read)
+    if outcome.returncode == SETUP_FAILED and "error" in applied:
+        raise InvalidRun(f"could not enter the sandbox: {applied['error']}")
+    return outcome, applied
 
 
 def _close(fd: int) -> None:

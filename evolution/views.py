@@ -56,6 +56,12 @@ def gate_report(report: GateReport) -> None:
         f"{report.duration_s:.1f} s{cached}"
     )
     say(f"  baseline passing: {report.passing_before} -> {report.passing_after}")
+    if report.stage == "first":
+        say(f"  decided by the first stage: the {report.first_tests} test(s) tied to the "
+            f"change ({plain(report.test_map)}); the rest of the suite did not run")  # fmt: skip
+    elif report.stage == "full" and report.test_map:
+        first = f"first stage {report.first_tests} test(s), then " if report.first_tests else ""
+        say(f"  decided by the full suite ({first}{plain(report.test_map)})")
     sections = [
         ("regressions", [regression_line(r) for r in comparison.regressions]),
         ("newly passing", comparison.newly_passing),

@@ -211,6 +211,7 @@ class Evolution(_Strict):
     # Test processes at once for a full run: "auto" (the cores) or a count; 1 for a
     # suite whose tests cannot run beside each other (a fixed port, a shared file).
     workers: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
+    staged: bool = True  # the tests the map ties to a change run first and may reject
 
     @field_validator("allow")
     @classmethod

@@ -271,13 +271,14 @@ def _probe_class(emit, sha256=hashlib.sha256):
         function, never an attribute: replacing anything on the probe object does not
         change what they send."""
 
-        def __init__(self, canary_file, canary_names, select_file, tree, shard):
+        def __init__(self, canary_file, canary_names, select_file, tree, shard, contexts):
             self.canary_file = canary_file
             self.canary_names = canary_names  # {function name: the outcome it must have}
             self.select_file = select_file
             self.tree = tree
             self.shard = shard  # (index, count, {file: index}) or None
             self.files = {}  # in a split run: every test file seen, and its owner
+            self.coverage = _coverage() if contexts else None
             self.canaries = {}
             self.session = None
             self.plugins = None
@@ -380,6 +381,18 @@ def _probe_class(emit, sha256=hashlib.sha256):
         def pytest_runtest_logreport(self, report):
             check(self, report.nodeid)
             emit("report", **_report_frame(report))
+
+        @pytest.hookimpl(wrapper=True, tryfirst=True)
+        def pytest_runtest_protocol(self, item, nextitem):
+            """With per-test contexts asked for, coverage records which test ran each
+            line (the gate's map from source files to tests)."""
+            if self.coverage is None:
+                return (yield)
+            self.coverage.switch_context(item.nodeid)
+            try:
+                return (yield)
+            finally:
+                self.coverage.switch_context("")
 
         def pytest_runtest_logfinish(self, nodeid, location):
             check(self, nodeid, full=True)
@@ -573,7 +586,17 @@ def _settings():
     holds, _, breaks = names.partition("::")
     expected = {holds: "passed", breaks: "failed"} if holds and breaks else {}
     select, tree = os.environ.pop("RATCHET_SELECT", ""), os.environ.pop("RATCHET_TREE", "")
-    return path, expected, select, tree, _shard(os.environ.pop("RATCHET_SHARD", ""))
+    shard = _shard(os.environ.pop("RATCHET_SHARD", ""))
+    return path, expected, select, tree, shard, os.environ.pop("RATCHET_CONTEXTS", "") == "1"
+
+
+def _coverage():
+    """The coverage measurement this run is under (`coverage run`), or None."""
+    try:
+        import coverage
+    except ImportError:
+        return None
+    return coverage.Coverage.current()
 
 
 def _shard(setting):
