@@ -1,19 +1,30 @@
-"""Benchmark: the gate's wall time against a bare `python -m pytest` on the same suite.
+"""Benchmark: the gate's wall time against a bare serial `python -m pytest` on the same suite.
 
-Suites:
-- two generated ones of 2,000 tests in 40 modules: near-empty tests (the worst case,
-  where pytest's own per-test cost dominates) and tests doing 5 ms of work each (closer
-  to a real suite);
-- this repository's own (`--own`), on a temporary clone so the checkout is untouched.
+Every figure is a ratio to a bare run measured side by side in the same run (the ways of
+running one suite are interleaved round by round, medians of `--repeat` rounds), so a
+busy machine moves both sides alike. CPU time (user + system of everything started) is
+printed too: it is the steadier measure of the work the gate adds.
 
-For each it records a baseline, makes a branch with a neutral change, and times:
-- bare:   python -m pytest -q -p no:cacheprovider        (in the checkout)
-- gate:   evolve validate BRANCH --no-merge               (verdict cache cleared)
-- open:   the same with RATCHET_SANDBOX=none               (no OS sandbox: a person's
-          branch may run so), to give the sandbox's own cost per run
-- cached: evolve validate BRANCH --no-merge               (verdict cache kept)
+Sections:
+- fixed cost: a suite of one test, bare against the gate; the difference is what the
+  gate adds to every run whatever the suite (starting `evolve`, the merge, the run
+  folder, the sandbox, the report), and a cached re-validation;
+- accept: generated suites of `--tests` tests in modules of 50, near-empty tests (the
+  worst case, where pytest's own per-test cost dominates) and tests doing 5 ms of work
+  each; the gate in one process (`--workers 1`), with `--workers` processes, without
+  the OS sandbox (`RATCHET_SANDBOX=none`, one process), and cached;
+- reject (`--reject`): a generated suite of 400 tests of 20 ms in 20 modules, each
+  module testing its own source file, and a branch that breaks one of those files: the
+  time to a rejection with the staged verdict against the whole suite first
+  (`--no-staged --workers 1`, the gate before staging) and against a bare run;
+- real suites (`--suite PATH_OR_SDIST`, repeatable): a folder or an sdist (`.tar.gz`)
+  of a project whose tests need nothing this interpreter lacks, e.g. one fetched with
+  `pip download --no-binary :all: --no-deps more-itertools==10.8.0`; it is copied
+  into a throwaway repository, so the source is untouched;
+- this repository's own suite (`--own`), on a temporary clone.
 
-Usage: python benchmarks/gate_vs_pytest.py [--tests 2000] [--work-ms 0 5] [--repeat 3] [--own]
+Usage: python benchmarks/gate_vs_pytest.py [--tests 2000] [--work-ms 0 5] [--repeat 3]
+       [--workers auto] [--reject] [--suite PATH_OR_SDIST ...] [--own]
 No timing is asserted anywhere: this prints figures for the README.
 """
 
@@ -26,8 +37,10 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent.parent
@@ -40,6 +53,8 @@ ENV = {
     "GIT_COMMITTER_EMAIL": "bench@example.invalid",
 }
 EVOLVE = [sys.executable, "-m", "evolution.cli"]
+BARE = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+Figure = tuple[float, float]  # wall seconds, CPU seconds
 
 
 def sh(
@@ -53,9 +68,8 @@ def sh(
     return done
 
 
-def timed(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, float]:
-    """Wall seconds, and CPU seconds (user + system, the command and all it started):
-    on a shared machine the second is the steadier measure of work added."""
+def timed(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> Figure:
+    """Wall seconds, and CPU seconds (user + system, the command and all it started)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     sh(argv, cwd, env=env)
@@ -64,10 +78,8 @@ def timed(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> tupl
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def generate_suite(root: Path, tests: int, work_ms: float = 0.0, per_module: int = 50) -> None:
-    (root / "scripts").mkdir(parents=True)
-    (root / "scripts" / "__init__.py").write_text("")
-    (root / "scripts" / "work.py").write_text(
+def write_work(root: Path, name: str, work_ms: float) -> None:
+    (root / "scripts" / f"{name}.py").write_text(
         "import time\n\n\n"
         "def crunch(n):\n"
         f"    deadline = time.perf_counter() + {work_ms / 1000!r}\n"
@@ -75,10 +87,24 @@ def generate_suite(root: Path, tests: int, work_ms: float = 0.0, per_module: int
         "        pass\n"
         "    return sum(i * i for i in range(n))\n"
     )
-    (root / "tests").mkdir()
+
+
+def generate_suite(
+    root: Path, tests: int, work_ms: float, per_module: int = 50, own_sources: bool = False
+) -> None:
+    """`tests` tests in modules of `per_module`; with `own_sources` every module tests a
+    source file of its own (so a change to one is seen by one module only)."""
+    (root / "scripts").mkdir(parents=True)
+    (root / "scripts" / "__init__.py").write_text("")
     modules = max(1, tests // per_module)
+    if not own_sources:
+        write_work(root, "work", work_ms)
+    (root / "tests").mkdir()
     for m in range(modules):
-        body = ["import pytest", "from scripts.work import crunch", ""]
+        source = f"work_{m:03d}" if own_sources else "work"
+        if own_sources:
+            write_work(root, source, work_ms)
+        body = [f"from scripts.{source} import crunch", ""]
         for t in range(per_module):
             body += [
                 f"def test_{m}_{t}():",
@@ -88,59 +114,142 @@ def generate_suite(root: Path, tests: int, work_ms: float = 0.0, per_module: int
         (root / "tests" / f"test_gen_{m:03d}.py").write_text("\n".join(body))
 
 
-def prepare(repo: Path, record: bool) -> str:
+def commit_all(repo: Path, message: str) -> None:
+    sh(["git", "add", "-A"], repo)
+    sh(["git", "commit", "-q", "--no-verify", "-m", message], repo)
+
+
+def prepare(repo: Path) -> None:
+    """A repository of the folder's files, with its baseline recorded by the gate."""
     sh(["git", "init", "-q", "-b", "main"], repo)
-    sh(["git", "add", "-A"], repo)
-    sh(["git", "commit", "-q", "--no-verify", "-m", "suite"], repo)
-    if record:
-        done = sh([*EVOLVE, "baseline", "record", "--reruns", "0"], repo)
-        if done.returncode != 0:
-            raise SystemExit(f"baseline record failed:\n{done.stderr}")
-    return make_branch(repo)
+    commit_all(repo, "suite")
+    done = sh([*EVOLVE, "baseline", "record"], repo)
+    if done.returncode != 0:
+        raise SystemExit(f"baseline record failed:\n{done.stdout}\n{done.stderr}")
 
 
-def make_branch(repo: Path) -> str:
-    sh(["git", "switch", "-q", "-c", "bench-neutral"], repo)
-    (repo / "scripts" / "bench_note.txt").write_text("a neutral change\n")
-    sh(["git", "add", "-A"], repo)
-    sh(["git", "commit", "-q", "--no-verify", "-m", "neutral"], repo)
+def branch_with(repo: Path, name: str, change: Callable[[Path], None]) -> str:
+    sh(["git", "switch", "-q", "-c", name], repo)
+    change(repo)
+    commit_all(repo, name)
     sh(["git", "switch", "-q", "main"], repo)
-    return "bench-neutral"
+    return name
 
 
-def measure(repo: Path, branch: str, repeat: int) -> dict[str, tuple[float, float]]:
+def neutral(repo: Path) -> None:
+    (repo / "bench_note.txt").write_text("a neutral change\n")
+
+
+def break_one_module(repo: Path) -> None:
+    source = repo / "scripts" / "work_007.py"
+    source.write_text(source.read_text().replace("i * i", "i * i + 1"))
+
+
+def verdicts(repo: Path) -> Path:
+    common = Path(sh(["git", "rev-parse", "--git-common-dir"], repo).stdout.strip())
+    return (common if common.is_absolute() else repo / common) / "evolve" / "verdicts"
+
+
+def measure(repo: Path, ways: dict[str, Callable[[], Figure]], repeat: int) -> dict[str, Figure]:
     """Median (wall, cpu) of each way of running the suite, interleaved round by round."""
-    cache = Path(sh(["git", "rev-parse", "--git-common-dir"], repo).stdout.strip())
-    cache = (repo / cache if not cache.is_absolute() else cache) / "evolve" / "verdicts"
-    runs: dict[str, list[tuple[float, float]]] = {"bare": [], "gate": [], "open": [], "cached": []}
-    validate = [*EVOLVE, "validate", branch, "--no-merge", "--json", "--reruns", "0"]
+    runs: dict[str, list[Figure]] = {name: [] for name in ways}
     for _ in range(repeat):
-        runs["bare"].append(
-            timed([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], repo)
-        )
-        shutil.rmtree(cache, ignore_errors=True)
-        runs["gate"].append(timed(validate, repo))
-        runs["cached"].append(timed(validate, repo))
-        shutil.rmtree(cache, ignore_errors=True)
-        runs["open"].append(timed(validate, repo, env={"RATCHET_SANDBOX": "none"}))
+        for name, way in ways.items():
+            runs[name].append(way())
     return {
         name: (statistics.median(w for w, _ in got), statistics.median(c for _, c in got))
         for name, got in runs.items()
     }
 
 
-def report(name: str, figures: dict[str, tuple[float, float]]) -> None:
-    (bare, bare_cpu), (gate, gate_cpu) = figures["bare"], figures["gate"]
-    (open_, open_cpu), (cached, _) = figures["open"], figures["cached"]
-    print(
-        f"{name}:\n"
-        f"  wall: bare pytest {bare:.2f} s | gate {gate:.2f} s ({gate / bare:.2f}x) | gate "
-        f"without the sandbox {open_:.2f} s (sandbox {gate - open_:+.2f} s) | cached "
-        f"re-validation {cached:.2f} s\n"
-        f"  cpu:  bare pytest {bare_cpu:.2f} s | gate {gate_cpu:.2f} s "
-        f"({gate_cpu / bare_cpu:.2f}x) | gate without the sandbox {open_cpu:.2f} s (sandbox "
-        f"{gate_cpu - open_cpu:+.2f} s, {(gate_cpu - open_cpu) / open_cpu:+.1%})"
-    )
+def gate_ways(
+    repo: Path, branch: str, workers: str, env: dict[str, str] | None = None
+) -> dict[str, Callable[[], Figure]]:
+    """Bare serial pytest, and the gate fresh (cache cleared) in the ways to compare."""
+    validate = [*EVOLVE, "validate", branch, "--no-merge", "--json"]
+
+    def fresh(*extra: str, extra_env: dict[str, str] | None = None) -> Callable[[], Figure]:
+        def run() -> Figure:
+            shutil.rmtree(verdicts(repo), ignore_errors=True)
+            return timed([*validate, *extra], repo, env={**(env or {}), **(extra_env or {})})
+
+        return run
+
+    return {
+        "bare": lambda: timed(BARE, repo, env=env),
+        "gate, 1 process": fresh("--workers", "1"),
+        f"gate, {workers} workers": fresh("--workers", workers),
+        "cached": lambda: timed(validate, repo, env=env),  # the entry the run above wrote
+        "gate, 1 process, no sandbox": fresh(
+            "--workers", "1", extra_env={"RATCHET_SANDBOX": "none"}
+        ),
+    }
+
+
+def report(title: str, figures: dict[str, Figure], against: str = "bare") -> None:
+    base_wall, base_cpu = figures[against]
+    print(f"{title}:")
+    for name, (wall, cpu) in figures.items():
+        ratio = "" if name == against else f" ({wall / base_wall:.2f}x; cpu {cpu / base_cpu:.2f}x)"
+        print(f"  {name:<30} {wall:7.2f} s wall {cpu:7.2f} s cpu{ratio}")
+
+
+def fixed_cost(scratch: Path, repeat: int) -> None:
+    repo = scratch / "one-test"
+    generate_suite(repo, 1, 0.0, per_module=1)
+    prepare(repo)
+    branch = branch_with(repo, "bench-neutral", neutral)
+    ways = gate_ways(repo, branch, "1")
+    figures = measure(repo, {k: ways[k] for k in ("bare", "gate, 1 process", "cached")}, repeat)
+    report("fixed cost (a suite of one test)", figures)
+    (bare, bare_cpu), (gate, gate_cpu) = figures["bare"], figures["gate, 1 process"]
+    added = f"{gate - bare:.2f} s wall, {gate_cpu - bare_cpu:.2f} s cpu"
+    print(f"  the gate's fixed cost per run: {added}")
+
+
+def rejection(scratch: Path, repeat: int, workers: str) -> None:
+    repo = scratch / "reject"
+    generate_suite(repo, 400, 20.0, per_module=20, own_sources=True)
+    prepare(repo)
+    branch = branch_with(repo, "bench-regress", break_one_module)
+    validate = [*EVOLVE, "validate", branch, "--no-merge", "--json"]
+
+    def gate(*extra: str) -> Callable[[], Figure]:
+        def run() -> Figure:
+            shutil.rmtree(verdicts(repo), ignore_errors=True)
+            return timed([*validate, *extra], repo)
+
+        return run
+
+    figures = measure(repo, {
+        "bare (whole suite, serial)": lambda: timed(BARE, repo),
+        "reject, whole suite first": gate("--no-staged", "--workers", "1"),
+        f"reject, staged, {workers} workers": gate("--workers", workers),
+    }, repeat)  # fmt: skip
+    report("time to reject a regression in one module (400 tests of 20 ms, 20 modules)",
+           figures, against="bare (whole suite, serial)")  # fmt: skip
+
+
+def unpack(source: Path, into: Path) -> Path:
+    """A copy of a folder, or an sdist's contents (its one top folder), at `into`."""
+    if source.is_dir():
+        shutil.copytree(source, into, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__"))
+        return into
+    with tarfile.open(source) as archive:
+        archive.extractall(into.parent / "unpacked", filter="data")
+    (top,) = (into.parent / "unpacked").iterdir()
+    top.rename(into)
+    return into
+
+
+def real_suite(scratch: Path, source: Path, repeat: int, workers: str) -> None:
+    repo = unpack(source, scratch / f"real-{source.name}")
+    # A bare run sees the tree as the gate does: first on the path, and its src/ too.
+    env = {"PYTHONPATH": os.pathsep.join([str(repo), str(repo / "src")])}
+    prepare(repo)
+    branch = branch_with(repo, "bench-neutral", neutral)
+    figures = measure(repo, gate_ways(repo, branch, workers, env), repeat)
+    report(f"real suite: {source.name}", figures)
 
 
 def main() -> None:
@@ -148,23 +257,36 @@ def main() -> None:
     parser.add_argument("--tests", type=int, default=2000)
     parser.add_argument("--work-ms", type=float, nargs="+", default=[0.0, 5.0])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--workers", default="auto", help="the parallel gate's worker count")
+    parser.add_argument("--reject", action="store_true", help="also the time to a rejection")
+    parser.add_argument("--suite", type=Path, action="append", default=[],
+                        help="a real suite: a folder or an sdist")  # fmt: skip
     parser.add_argument("--own", action="store_true", help="also this repository's own suite")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="ratchet-bench-") as scratch:
+    for source in args.suite:
+        if not source.exists():
+            parser.error(f"--suite {source}: no such file or folder")
+    with tempfile.TemporaryDirectory(prefix="ratchet-bench-") as folder:
+        scratch = Path(folder)
+        fixed_cost(scratch, args.repeat)
         for work_ms in args.work_ms:
-            generated = Path(scratch) / f"generated-{work_ms:g}ms"
+            generated = scratch / f"generated-{work_ms:g}ms"
             generate_suite(generated, args.tests, work_ms)
-            branch = prepare(generated, record=True)
-            name = f"generated suite ({args.tests} tests, {work_ms:g} ms of work each)"
-            report(name, measure(generated, branch, args.repeat))
+            prepare(generated)
+            branch = branch_with(generated, "bench-neutral", neutral)
+            figures = measure(generated, gate_ways(generated, branch, args.workers), args.repeat)
+            report(f"accept: {args.tests} generated tests, {work_ms:g} ms of work each", figures)
+        if args.reject:
+            rejection(scratch, args.repeat, args.workers)
+        for source in args.suite:
+            real_suite(scratch, source, args.repeat, args.workers)
         if args.own:
-            own = Path(scratch) / "own"
-            sh(["git", "clone", "-q", str(HERE), str(own)], Path(scratch))
-            has_baseline = (own / "baseline" / "baseline.json").exists()
-            if not has_baseline:
-                sh([*EVOLVE, "baseline", "record", "--reruns", "0"], own)
-            branch = make_branch(own)
-            report("this repository's suite", measure(own, branch, 1))
+            own = scratch / "own"
+            sh(["git", "clone", "-q", str(HERE), str(own)], scratch)
+            if not (own / "baseline" / "baseline.json").exists():
+                sh([*EVOLVE, "baseline", "record"], own)
+            branch = branch_with(own, "bench-neutral", neutral)
+            report("this repository's suite", measure(own, gate_ways(own, branch, args.workers), 1))
 
 
 if __name__ == "__main__":

@@ -52,6 +52,19 @@ RerunsOpt = Annotated[
     int | None,
     typer.Option("--reruns", help="Re-runs of a newly failing test to detect flakiness.", min=0),
 ]
+WorkersOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--workers", help="Test processes at once for a full run: a count, or auto (the cores)."
+    ),
+]
+StagedOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--staged/--no-staged",
+        help="Run the tests the coverage map ties to the change first; they may reject.",
+    ),
+]
 UnsandboxedOpt = Annotated[
     bool,
     typer.Option(
@@ -128,6 +141,8 @@ def validate(
     reruns: RerunsOpt = None,
     test_timeout: TestTimeoutOpt = None,
     run_timeout: RunTimeoutOpt = None,
+    workers: WorkersOpt = None,
+    staged: StagedOpt = None,
     wait: WaitOpt = False,
     unsandboxed: UnsandboxedOpt = False,
     repo: RepoOpt = Path("."),
@@ -163,6 +178,8 @@ def validate(
             test_timeout_s=test_timeout,
             run_timeout_s=run_timeout,
             require_improvement=True if require_improvement else None,
+            workers=workers,
+            staged=staged,
         )
         if pre_merge_commit:
             with test_progress("testing the merge about to be committed") as progress:
@@ -193,6 +210,7 @@ def baseline_record(
     reruns: RerunsOpt = None,
     test_timeout: TestTimeoutOpt = None,
     run_timeout: RunTimeoutOpt = None,
+    workers: WorkersOpt = None,
     wait: WaitOpt = False,
     repo: RepoOpt = Path("."),
     as_json: JsonOpt = False,
@@ -206,7 +224,10 @@ def baseline_record(
         from evolution.record import record
 
         overrides = _overrides(
-            reruns=reruns, test_timeout_s=test_timeout, run_timeout_s=run_timeout
+            reruns=reruns,
+            test_timeout_s=test_timeout,
+            run_timeout_s=run_timeout,
+            workers=workers,
         )
         with test_progress("recording the baseline") as progress:
             report = record(

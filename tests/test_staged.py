@@ -149,6 +149,22 @@ def test_the_policy_can_turn_the_first_stage_off(staged: Sandbox) -> None:
     assert code == 1 and report["stage"] == "full" and report["first_tests"] == 0
 
 
+def test_the_command_line_can_turn_the_first_stage_off_and_set_the_workers(
+    staged: Sandbox,
+) -> None:
+    staged.branch("evolve/break", {"scripts/alpha.py": ALPHA.replace("2 * x", "3 * x")},
+                  proposal=True)  # fmt: skip
+    code, report = staged.validate_json("evolve/break", "--reruns", "0", "--no-staged",
+                                        "--workers", "2")  # fmt: skip
+    assert code == 1 and report["stage"] == "full", report
+    assert report["tests_run"] == 21  # the whole suite, not the first stage's 3
+    staged.branch("evolve/again", {"scripts/alpha.py": ALPHA.replace("2 * x", "4 * x")},
+                  proposal=True)  # fmt: skip
+    bad = staged.evolve("validate", "evolve/again", "--workers", "none", "--json")
+    assert bad.returncode == 2
+    assert "--workers" in json.loads(bad.stdout)["error"]
+
+
 def test_the_first_stage_takes_covering_tests_changed_test_files_and_unmapped_tests() -> None:
     test_map = CoverageMap(
         commit="c",
