@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from repo_setup import IDENTITY, Sandbox, make_sandbox
+from repo_setup import IDENTITY, Sandbox, copy_sandbox, git_identity, make_sandbox
 
 
 @pytest.fixture(autouse=True)
@@ -15,9 +15,18 @@ def _git_identity(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(key, value)
 
 
+@pytest.fixture(scope="session")
+def recorded_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample repository with its baseline recorded, once per session (per xdist
+    worker): recording runs its suite through the sandboxed gate, which each test using
+    `sandbox` paid for before. Never used directly: tests get a copy."""
+    with git_identity():
+        return make_sandbox(tmp_path_factory.mktemp("recorded") / "repo").path
+
+
 @pytest.fixture
-def sandbox(tmp_path: Path) -> Sandbox:
-    return make_sandbox(tmp_path / "repo")
+def sandbox(recorded_sandbox: Path, tmp_path: Path) -> Sandbox:
+    return copy_sandbox(recorded_sandbox, tmp_path / "repo")
 
 
 @pytest.fixture

@@ -6,12 +6,17 @@ seeded bug), and a recorded baseline on main.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 IDENTITY = {
     "GIT_AUTHOR_NAME": "Test Person",
@@ -145,6 +150,24 @@ def make_sandbox(path: Path, *, record: bool = True) -> Sandbox:
         done = box.evolve("baseline", "record", "--reruns", "0")
         assert done.returncode == 0, done.stderr
     return box
+
+
+def copy_sandbox(template: Path, path: Path) -> Sandbox:
+    """A recorded repository costs a whole sandboxed pytest run; a copy of one costs a
+    file copy. A copy is as good as a new one: nothing in the git directory names its
+    folder, and the gate keys its run folders and state by the repository's path."""
+    shutil.copytree(template, path, symlinks=True)
+    return Sandbox(path)
+
+
+@contextlib.contextmanager
+def git_identity() -> Iterator[None]:
+    """The test person's identity for a fixture wider than one test: the autouse
+    fixture that sets it is per test, so it is not yet in force when those are built."""
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in IDENTITY.items():
+            patch.setenv(key, value)
+        yield
 
 
 FIXED_CALC = CALC.replace(

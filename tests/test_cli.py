@@ -6,23 +6,19 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from repo_setup import BROKEN_ADD, IDENTITY, Sandbox, make_sandbox, run_evolve
+from repo_setup import BROKEN_ADD, Sandbox, copy_sandbox, make_sandbox, run_evolve
 
 ANSI = re.compile(r"\x1b\[")
 ADD = "tests/test_calc.py::test_add"
 
 
 @pytest.fixture(scope="module")
-def shared_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+def shared_sandbox(tmp_path_factory: pytest.TempPathFactory, recorded_sandbox: Path) -> Sandbox:
     """One recorded sandbox for the tests that only read it."""
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in IDENTITY.items():
-            patch.setenv(key, value)
-        yield make_sandbox(tmp_path_factory.mktemp("shared") / "repo")
+    return copy_sandbox(recorded_sandbox, tmp_path_factory.mktemp("shared") / "repo")
 
 
 def _trailer(box: Sandbox, key: str, ref: str = "main") -> str:

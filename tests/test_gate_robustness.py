@@ -179,8 +179,9 @@ def test_kill_9_mid_run_changes_nothing_and_next_run_cleans_up(sandbox: Sandbox)
     assert len(sandbox.git("worktree", "list").splitlines()) == 1
 
 
-def test_second_gate_exits_clearly_while_one_runs(sandbox: Sandbox, tmp_path: Path) -> None:
-    gate_file = tmp_path / "release"
+def test_second_gate_exits_clearly_while_one_runs(sandbox: Sandbox, shared_dir: Path) -> None:
+    gate_file = shared_dir / "release"  # the sandboxed suite sees it only in a shared path
+    sandbox.policy(shared=[str(shared_dir)])
     waiting = f"""
         import pathlib, time
 

@@ -124,7 +124,6 @@ import hashlib
 import json
 import os
 import pickle
-import shutil
 import signal
 import socket
 import sysconfig
@@ -136,7 +135,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from repo_setup import BROKEN_ADD, CALC, CALC_TESTS, FIXED_CALC, IDENTITY, Sandbox
+from repo_setup import (
+    BROKEN_ADD,
+    CALC,
+    CALC_TESTS,
+    FIXED_CALC,
+    Sandbox,
+    copy_sandbox,
+    git_identity,
+)
 
 # -- the rich suite, committed by a person ---------------------------------------------
 
@@ -1557,14 +1564,13 @@ def pids(tmp_path: Path) -> Iterator[Path]:
             os.kill(pid, signal.SIGKILL)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def rich_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A person's repository with a realistic suite and its recorded baseline."""
+    """A person's repository with a realistic suite and its recorded baseline: built once
+    (per module that uses it and xdist worker), copied for each test."""
     path = tmp_path_factory.mktemp("rich") / "repo"
     path.mkdir()
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in IDENTITY.items():
-            patch.setenv(key, value)
+    with git_identity():
         box = Sandbox(path)
         box.git("init", "-q", "-b", "main")
         box.commit("a person's realistic suite", RICH_FILES)
@@ -1588,9 +1594,7 @@ def rich_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def rich(rich_template: Path, tmp_path: Path) -> Sandbox:
-    target = tmp_path / "repo"
-    shutil.copytree(rich_template, target, symlinks=True)
-    return Sandbox(target)
+    return copy_sandbox(rich_template, tmp_path / "repo")
 
 
 # -- controls: honest proposals are accepted ------------------------------------------------
