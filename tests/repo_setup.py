@@ -118,6 +118,11 @@ class Sandbox:
     def evolve(self, *args: str, env: dict[str, str] | None = None, timeout: float = 120):
         return run_evolve(*args, cwd=self.path, env=env, timeout=timeout)
 
+    def evolve_in_process(
+        self, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return run_evolve_in_process(*args, cwd=self.path, env=env)
+
     def validate_json(self, *args: str, env: dict[str, str] | None = None) -> tuple[int, dict]:
         done = self.evolve("validate", *args, "--json", env=env)
         return done.returncode, json.loads(done.stdout)
@@ -135,6 +140,26 @@ def run_evolve(
         text=True,
         timeout=timeout,
         check=False,
+    )
+
+
+def run_evolve_in_process(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`evolve ARGS` through the same Typer app and error boundary, in this process. For
+    the commands that call a model: a new interpreter pays seconds to import litellm, this
+    one pays once. Each such command keeps one test that runs it as a real subprocess."""
+    from typer.testing import CliRunner
+
+    from evolution.cli import app
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(cwd)
+        result = CliRunner().invoke(
+            app, list(args), env={"NO_COLOR": "1", **(env or {})}, catch_exceptions=False
+        )
+    return subprocess.CompletedProcess(
+        ["evolve", *args], result.exit_code, result.stdout, result.stderr
     )
 
 

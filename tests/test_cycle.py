@@ -1,5 +1,7 @@
 """`evolve cycle` end to end: real repositories, real gate runs, the real litellm client
-against the loopback server, and the offline `mutate` proposer."""
+against the loopback server, and the offline `mutate` proposer. One test runs the command
+as a subprocess; the others through the same app in the test's process, which imports
+litellm once instead of once per test."""
 
 from __future__ import annotations
 
@@ -22,9 +24,11 @@ def add(a, b):
 """
 
 
-def cycle(box: Sandbox, *args: str, env: dict[str, str] | None = None) -> tuple[int, dict]:
-    done = box.evolve("cycle", "--json", *args, env={KEY_ENV: SECRET, **(env or {})},
-                      timeout=300)
+def cycle(box: Sandbox, *args: str, in_process: bool = True) -> tuple[int, dict]:
+    """`evolve cycle --json ARGS`, in this process unless told (litellm loads once)."""
+    env = {KEY_ENV: SECRET}
+    done = (box.evolve_in_process("cycle", "--json", *args, env=env) if in_process
+            else box.evolve("cycle", "--json", *args, env=env, timeout=300))  # fmt: skip
     return done.returncode, json.loads(done.stdout)
 
 
@@ -34,7 +38,7 @@ def with_evolution(box: Sandbox, text: str) -> None:
 
 
 def test_an_offline_cycle_repairs_with_mutate_and_stops_when_nothing_is_left(sandbox: Sandbox):
-    code, report = cycle(sandbox, "--max", "3")
+    code, report = cycle(sandbox, "--max", "3", in_process=False)  # the command, as a process
     assert code == 0, report
     [iteration] = report["iterations"]
     assert iteration["goal"]["source"] == "failing-tests"

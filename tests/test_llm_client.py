@@ -40,7 +40,7 @@ def _server() -> Iterator[ScriptedLLM]:
     server = ScriptedLLM()
     server.start()
     yield server
-    server.stop()  # one server for the module: stopping one takes half a second
+    server.stop()
 
 
 @pytest.fixture

@@ -1,7 +1,9 @@
 """`evolve propose` end to end: the real litellm client against a loopback server.
 
-No part of litellm is mocked: the CLI runs as a subprocess, reads its model chain from
-main's deploy/agent.toml, and talks HTTP to ScriptedLLM on 127.0.0.1.
+No part of litellm is mocked: the CLI reads its model chain from main's
+deploy/agent.toml, and talks HTTP to ScriptedLLM on 127.0.0.1. One test runs it as a
+subprocess; the others through the same app in the test's process, which imports litellm
+once instead of once per test (seconds each).
 """
 
 from __future__ import annotations
@@ -61,8 +63,12 @@ def configure(
     box.commit("configure the model chain", {"deploy/agent.toml": toml})
 
 
-def propose(box: Sandbox, *args: str, env: dict[str, str] | None = None):
-    done = box.evolve("propose", "--json", *args, env={KEY_ENV: SECRET, **(env or {})}, timeout=120)
+def propose(
+    box: Sandbox, *args: str, env: dict[str, str] | None = None, in_process: bool = True
+) -> tuple[subprocess.CompletedProcess[str], dict]:
+    """`evolve propose --json ARGS`, in this process unless told (litellm loads once)."""
+    run = box.evolve_in_process if in_process else box.evolve
+    done = run("propose", "--json", *args, env={KEY_ENV: SECRET, **(env or {})})
     return done, json.loads(done.stdout) if done.stdout.strip() else {}
 
 
@@ -82,7 +88,9 @@ def test_success_creates_a_branch_with_trailers_and_the_gate_accepts_it(
     configure(sandbox, llm)
     llm.add("primary", Step(GOOD_REPLY, usage=(100, 50)))
 
-    done, result = propose(sandbox, "--target", "scripts/calc.py", "--goal", "make mul multiply")
+    done, result = propose(
+        sandbox, "--target", "scripts/calc.py", "--goal", "make mul multiply", in_process=False
+    )  # the command's contract, as a real process
 
     assert done.returncode == 0, done.stderr
     assert result["status"] == "created" and result["model"] == "openai/primary"
