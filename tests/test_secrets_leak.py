@@ -9,7 +9,6 @@ whose goal quotes it. Then every artifact and the whole git history are searched
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -42,7 +41,12 @@ def llm():
 
 def test_a_seeded_secret_is_found_nowhere(sandbox: Sandbox, llm: ScriptedLLM, tmp_path: Path):
     root = sandbox.path
-    env = agent_env({"AGENT_IDENTITY": str(tmp_path / "id" / "identity.txt")})
+    # A temporary folder of the deployment's own (the tasks inherit TMPDIR), so that the
+    # search below covers all that its runs left there, and nothing another test's did.
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = agent_env({"AGENT_IDENTITY": str(tmp_path / "id" / "identity.txt"),
+                     "TMPDIR": str(temp)})  # fmt: skip
 
     def agent(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
         return subprocess.run([AGENT, *args, "--root", str(root)], input=stdin, env=env,
@@ -91,7 +95,7 @@ def test_a_seeded_secret_is_found_nowhere(sandbox: Sandbox, llm: ScriptedLLM, tm
     for path in root.rglob("*"):
         if path.is_file() and SECRET.encode() in path.read_bytes():
             leaks.append(str(path.relative_to(root)))
-    for path in Path(os.environ.get("TMPDIR", "/tmp")).glob("ratchet-*/**/*"):
+    for path in temp.rglob("*"):
         if path.is_file() and SECRET.encode() in path.read_bytes():
             leaks.append(str(path))
     history = sandbox.git("log", "--all", "-p", "--format=%H%n%B%n%N", "--notes=evolve")

@@ -1,8 +1,9 @@
 """A $0 cap means "spend nothing", the same in agent tick, agent status, evolve propose and
 evolve cycle; and a bad cap names where it came from (the variable, or SPEC.md:LINE).
 
-Everything runs for real: the CLIs as subprocesses, the real SQLite ledger, the real
-litellm client against the loopback model server.
+Everything runs for real: the CLIs (as subprocesses, but for `evolve propose` at zero,
+run in-process so that litellm loads once), the real SQLite ledger, the real litellm
+client against the loopback model server.
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ def test_evolve_propose_at_zero_uses_the_local_model(
     sandbox.commit("a $0 cap and a local fallback", {"deploy/agent.toml": toml})
     llm.add("primary", Step(GOOD_REPLY))
     llm.add("local", Step(GOOD_REPLY))
-    done = sandbox.evolve(
+    done = sandbox.evolve_in_process(  # litellm loads once (see run_evolve_in_process)
         "propose", "--json", "--target", "scripts/calc.py", "--goal", "fix mul",
         env={KEY_ENV: SECRET},
     )  # fmt: skip
