@@ -8,7 +8,7 @@ import difflib
 import json
 
 import pytest
-from repo_setup import FIXED_CALC, Sandbox, make_sandbox
+from repo_setup import FIXED_CALC, Sandbox
 
 from evolution.mutate.localise import context_of, ochiai
 from evolution.mutate.operators import Edit, apply_edits, mutations
@@ -157,11 +157,10 @@ def test_mutate_repairs_the_seeded_bug_and_the_gate_accepts_it(sandbox: Sandbox)
     assert json.loads(done.stdout)["verdict"] == "accepted"
 
 
-def test_mutate_needs_a_failing_test(tmp_path):
-    box = make_sandbox(tmp_path / "fixed")
-    box.commit("fix", {"scripts/calc.py": FIXED_CALC})
-    box.evolve("baseline", "record", timeout=180)
-    code, result = propose_mutate(box)
+def test_mutate_needs_a_failing_test(sandbox: Sandbox):
+    sandbox.commit("fix", {"scripts/calc.py": FIXED_CALC})
+    sandbox.evolve("baseline", "record", timeout=180)
+    code, result = propose_mutate(sandbox)
     assert code == 1 and result["status"] == "no-change"
     assert "needs a test that fails in the baseline" in result["message"]
 
