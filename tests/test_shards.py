@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from repo_setup import CALC, CALC_TESTS, Sandbox, make_sandbox
+from repo_setup import CALC, CALC_TESTS, FIXED_CALC, Sandbox, make_sandbox
 
 from agent.errors import EnvironmentFailure, InvalidRun, UsageError
 from evolution.gitrepo import GitRepo
@@ -132,6 +132,24 @@ def test_the_gate_rejects_a_one_module_regression_with_workers(sandbox: Sandbox)
     assert {r["nodeid"] for r in report["regressions"]} == {
         "tests/test_calc.py::test_sub", "tests/test_more.py::test_sub_more"
     }  # fmt: skip
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_suite_configured_for_xdist_is_still_run_by_the_gate_s_own_processes(
+    sandbox: Sandbox, workers: int
+) -> None:
+    """A repository whose pytest configuration distributes its tests with pytest-xdist
+    (as this one's does) is judged like any other: the gate turns the distribution off
+    in every process it starts, since its probe can only vouch for the process it is
+    loaded in, not for xdist's workers."""
+    sandbox.policy(workers=workers)
+    sandbox.commit("the suite on every core", {"pytest.ini": "[pytest]\naddopts = -n 2\n"})
+    sandbox.branch("evolve/fix-mul", {"scripts/calc.py": FIXED_CALC}, proposal=True)
+
+    code, report = sandbox.validate_json("evolve/fix-mul", "--reruns", "0")
+
+    assert code == 0, report
+    assert report["newly_passing"] == ["tests/test_calc.py::test_mul"]
 
 
 # -- the code under test against the split -------------------------------------------------

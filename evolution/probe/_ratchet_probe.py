@@ -19,7 +19,9 @@ gate can refuse a run that imported the user's checkout.
 When the gate splits a full run over several processes, each one walks the whole
 suite but imports only the test files the gate's plan gives it (files the plan does not
 know go by a hash of their path), and reports every file it saw with its owner; the
-gate checks that every process saw the same files and ran only its own.
+gate checks that every process saw the same files and ran only its own. A suite
+configured to spread itself over pytest-xdist's workers runs in the probe's process all
+the same.
 
 It depends on the standard library and pytest, and binds every function it writes
 frames with at import, in closures, so that code under test replacing `os.write`,
@@ -622,6 +624,13 @@ _probe, _counts = _install()
 
 
 def pytest_configure(config):
+    # A suite whose configuration asks pytest-xdist to spread its tests over worker
+    # processes (`-n` in addopts) runs in this process all the same: this probe vouches
+    # only for the process it is loaded in, and the gate splits a run itself
+    # (`evolution.shards`). xdist's own pytest_configure (trylast) comes after this one
+    # and starts its workers only when `dist` is not "no".
+    if getattr(config.option, "dist", "no") != "no":
+        config.option.dist = "no"
     # Registered now, pytest_configure being historic, each gets its own call at once.
     if _probe is not None:
         config.pluginmanager.register(_probe, "ratchet-probe")
