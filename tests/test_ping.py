@@ -29,11 +29,14 @@ def server() -> Iterator[PingServer]:
     running.stop()
 
 
-def closed_port_url() -> str:
+@pytest.fixture
+def closed_port_url() -> Iterator[str]:
+    """A loopback port nobody listens on: bound, and held for the test, but never
+    listening, so that a connection is refused (a port closed again at once could be
+    handed to another test's server in the meantime)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/ping/nobody-listens"
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/ping/nobody-listens"
 
 
 def events(root: Path, name: str) -> list[dict]:
@@ -83,10 +86,10 @@ def test_agent_run_pings_every_tick_in_order(tmp_path: Path, server: PingServer)
 
 @pytest.mark.parametrize("failure", ["down", "refusing"])
 def test_a_dead_endpoint_never_fails_a_tick(
-    tmp_path: Path, server: PingServer, failure: str
+    tmp_path: Path, server: PingServer, closed_port_url: str, failure: str
 ) -> None:
     server.status = 500
-    url = closed_port_url() if failure == "down" else server.url
+    url = closed_port_url if failure == "down" else server.url
     write_config(tmp_path, [task("one", "touch ran")], ping_url=url)
     done = run_agent(tmp_path, "tick", "--json")
     assert done.returncode == 0, done.stderr
@@ -122,7 +125,7 @@ def test_the_watchdog_pings_fail_on_an_alert_unless_told_not_to(
     assert server.received[0][1].startswith("watchdog alert: 1 failed ticks in a row")
 
 
-def test_agent_ping_by_hand(tmp_path: Path, server: PingServer) -> None:
+def test_agent_ping_by_hand(tmp_path: Path, server: PingServer, closed_port_url: str) -> None:
     write_config(tmp_path, [task("one", "true")])
     done = run_agent(tmp_path, "ping", "fail", "--json")
     assert (done.returncode, json.loads(done.stdout)["sent"]) == (0, False)
@@ -131,7 +134,7 @@ def test_agent_ping_by_hand(tmp_path: Path, server: PingServer) -> None:
     assert done.returncode == 0, done.stderr
     assert server.received == [("/ping/check-uuid/fail", "unit x failed")]
     assert run_agent(tmp_path, "ping", "loud").returncode == 2
-    write_config(tmp_path, [task("one", "true")], ping_url=closed_port_url())
+    write_config(tmp_path, [task("one", "true")], ping_url=closed_port_url)
     done = run_agent(tmp_path, "ping", "success")
     assert done.returncode == 3
     assert "did not get through" in done.stderr and "Traceback" not in done.stderr
