@@ -251,11 +251,19 @@ def test_main_moving_during_validation_triggers_revalidation(
     assert sandbox.git("merge-base", "--is-ancestor", moved, "main", check=False) == ""
 
 
+# The tests that write to this interpreter's site-packages run on one xdist worker, one
+# after another, beside the red-team test that lists site-packages before and after an
+# attack (test_redteam.py): a .pth written here while that test runs elsewhere would read
+# as planted by its attack. No other test looks at site-packages.
+SITE_PACKAGES = pytest.mark.xdist_group("site-packages")
+
+
 def _editable_pth(name: str, target: Path) -> Path:
     """What an editable install leaves in site-packages: a .pth naming the checkout.
 
     Written directly (pip would need the network for build dependencies). When
     site-packages is read-only, as inside the gate's own sandbox, the test is skipped.
+    The tests that call it are in the SITE_PACKAGES group.
     """
     pth = Path(site.getsitepackages()[0]) / f"__editable__.{name}.pth"
     try:
@@ -287,6 +295,7 @@ def editable_src_layout(tmp_path: Path):
         pth.unlink()
 
 
+@SITE_PACKAGES
 def test_candidate_code_is_tested_despite_an_editable_install(editable_src_layout) -> None:
     box, name = editable_src_layout
     box.branch("break-pkg", {f"src/{name}/__init__.py": "def value():\n    return 2\n"})
@@ -316,6 +325,7 @@ def test_a_path_into_the_checkout_cannot_shadow_the_candidate(tmp_path: Path) ->
     assert "helper" in regression["first_line"]
 
 
+@SITE_PACKAGES
 def test_import_from_main_checkout_is_detected_without_a_sandbox(tmp_path: Path) -> None:
     """Without a sandbox an editable install can still reach the checkout (a .pth in
     site-packages names it), and the probe's module list catches it."""

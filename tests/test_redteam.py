@@ -1787,6 +1787,9 @@ def site_packages() -> Iterator[Path]:
         stale.unlink(missing_ok=True)
 
 
+# On the worker that runs the tests that write .pth files into site-packages (see
+# test_gate_robustness.py), never beside them: any file new in site-packages counts here.
+@pytest.mark.xdist_group("site-packages")
 def test_pth_in_site_packages_compromises_later_runs(rich: Sandbox, site_packages: Path) -> None:
     propose(rich, "rt/units-docstring", {"scripts/units.py": PTH_CARRIER})
     propose(rich, "rt/break-add", {"scripts/calc.py": BROKEN_ADD})
