@@ -7,6 +7,7 @@ These read files only; `.ci/latest` is the check that installs the newest releas
 from __future__ import annotations
 
 import re
+import shlex
 import tomllib
 from pathlib import Path
 
@@ -70,3 +71,15 @@ def test_ci_runs_exactly_the_readme_test_command_from_the_lock() -> None:
     assert ".venv/bin/ruff check ." in ci
     # Both commands install the same thing; only what they run differs.
     assert demo.rsplit("&&", 1)[0] == tests.rsplit("&&", 1)[0]
+
+
+def test_the_readme_test_command_runs_on_every_core() -> None:
+    """The command stays `python -m pytest`; the configuration spreads it over every core
+    with pytest-xdist, keeping each xdist_group on one worker."""
+    pytest_ini = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"][
+        "pytest"
+    ]["ini_options"]
+    options = shlex.split(pytest_ini["addopts"])
+    assert options[options.index("-n") + 1] == "auto"
+    assert options[options.index("--dist") + 1] == "loadgroup"
+    assert "pytest-xdist" in {canonicalize_name(r.name) for r in _declared()}
