@@ -7,7 +7,15 @@ import json
 from pathlib import Path
 
 import pytest
-from repo_setup import CALC, CALC_TESTS, FIXED_CALC, Sandbox, make_sandbox
+from repo_setup import (
+    CALC,
+    CALC_TESTS,
+    FIXED_CALC,
+    Sandbox,
+    copy_sandbox,
+    git_identity,
+    make_sandbox,
+)
 
 from agent.errors import EnvironmentFailure, InvalidRun, UsageError
 from evolution.gitrepo import GitRepo
@@ -186,19 +194,27 @@ _os._exit(0)
 """
 
 
-@pytest.fixture
-def split_box(tmp_path: Path) -> Sandbox:
+@pytest.fixture(scope="module")
+def split_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A test file that imports the candidate, others that do not, one in a folder that
     pytest walks after importing it; split in two, those two on different workers.
-    (Files in the same folder are all given their owner before any is imported.)"""
-    box = make_sandbox(tmp_path / "repo", record=False)
-    box.policy(workers=2)
-    box.commit("tests", {
-        "tests/zz/test_zz.py": "def test_zz():\n    assert True\n",
-        "tests/test_calc.py": CALC_TESTS,
-        **{f"tests/test_n{i}.py": f"def test_n{i}():\n    assert True\n" for i in range(4)},
-    })  # fmt: skip
-    assert box.evolve("baseline", "record", "--reruns", "0").returncode == 0
+    (Files in the same folder are all given their owner before any is imported.)
+    Recorded once (per xdist worker), copied for each test."""
+    with git_identity():
+        box = make_sandbox(tmp_path_factory.mktemp("split") / "repo", record=False)
+        box.policy(workers=2)
+        box.commit("tests", {
+            "tests/zz/test_zz.py": "def test_zz():\n    assert True\n",
+            "tests/test_calc.py": CALC_TESTS,
+            **{f"tests/test_n{i}.py": f"def test_n{i}():\n    assert True\n" for i in range(4)},
+        })  # fmt: skip
+        assert box.evolve("baseline", "record", "--reruns", "0").returncode == 0
+    return box.path
+
+
+@pytest.fixture
+def split_box(split_template: Path, tmp_path: Path) -> Sandbox:
+    box = copy_sandbox(split_template, tmp_path / "repo")
     timings = GitRepo(box.path).state_dir / TIMINGS_FILE
     files = {"tests/test_calc.py": 1.0, "tests/zz/test_zz.py": 1.0, "tests/test_n0.py": 0.1}
     timings.write_text(json.dumps({"files": files}))

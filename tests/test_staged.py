@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from repo_setup import Sandbox, make_sandbox
+from repo_setup import Sandbox, copy_sandbox, git_identity, make_sandbox
 
 from evolution.gitrepo import GitRepo
 from evolution.testmap import MAP_FILE, MAX_COMMITS, CoverageMap, MapState, load
@@ -26,15 +26,22 @@ FILES = {
 ALPHA_TESTS = {f"tests/test_alpha.py::test_double_{n}" for n in range(3)}
 
 
-@pytest.fixture
-def staged(tmp_path: Path) -> Sandbox:
-    """Three source modules' worth of tests, recorded with its map; one process."""
-    box = make_sandbox(tmp_path / "repo", record=False)
-    box.policy(workers=1)
-    box.commit("modules and their tests", FILES)
-    done = box.evolve("baseline", "record", "--reruns", "0")
+@pytest.fixture(scope="module")
+def staged_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three source modules' worth of tests, recorded with its map; one process. Recorded
+    once (per xdist worker), copied for each test."""
+    with git_identity():
+        box = make_sandbox(tmp_path_factory.mktemp("staged") / "repo", record=False)
+        box.policy(workers=1)
+        box.commit("modules and their tests", FILES)
+        done = box.evolve("baseline", "record", "--reruns", "0")
     assert done.returncode == 0, done.stderr
-    return box
+    return box.path
+
+
+@pytest.fixture
+def staged(staged_template: Path, tmp_path: Path) -> Sandbox:
+    return copy_sandbox(staged_template, tmp_path / "repo")
 
 
 def test_baseline_record_keeps_a_map_from_files_to_the_tests_that_ran_them(
