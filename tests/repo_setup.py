@@ -163,13 +163,26 @@ def run_evolve_in_process(
     )
 
 
+# The sample's pytest configuration: it does not use Hypothesis, and says so. Installed
+# beside the gate (it is this suite's test dependency), Hypothesis's pytest plugin imports
+# all of Hypothesis at every session's end (pytest_terminal_summary), about 0.6 s of CPU
+# in each of the hundreds of test runs the gate makes here, a third of a small run's cost.
+# The realistic suite of test_redteam.py keeps the plugin.
+SAMPLE_PYTEST_INI = "[pytest]\naddopts = -p no:hypothesispytest\n"
+
+
 def make_sandbox(path: Path, *, record: bool = True) -> Sandbox:
     path.mkdir(parents=True, exist_ok=True)
     box = Sandbox(path)
     box.git("init", "-q", "-b", "main")
     box.commit(
         "initial agent",
-        {"scripts/__init__.py": "", "scripts/calc.py": CALC, "tests/test_calc.py": CALC_TESTS},
+        {
+            "pytest.ini": SAMPLE_PYTEST_INI,
+            "scripts/__init__.py": "",
+            "scripts/calc.py": CALC,
+            "tests/test_calc.py": CALC_TESTS,
+        },
     )
     if record:
         done = box.evolve("baseline", "record", "--reruns", "0")
