@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from repo_setup import Sandbox
+from repo_setup import Sandbox, copy_sandbox, git_identity
 
 from evolution.factory.build import classify, load
 from evolution.factory.cron import parse_cron
@@ -409,20 +409,30 @@ def test_mutated_specs_fail_cleanly_with_a_line_number(lines: list[int], how: st
     # Some mutations leave a valid spec (a string where a string was): that is fine.
 
 
-def _hand_edited_deploy_branch(sandbox: Sandbox) -> None:
-    """A built, baselined spec on main and a branch `hand-edit` that edits deploy/ by hand."""
-    shutil.copy(REPO / "SPEC.md", sandbox.path / "SPEC.md")
-    assert factory("build", cwd=sandbox.path).returncode == 0
-    sandbox.commit("spec and its build")
-    assert sandbox.evolve("baseline", "record", "--reruns", "0").returncode == 0
-    toml = (sandbox.path / "deploy/agent.toml").read_text().replace("reruns = 3", "reruns = 0")
-    sandbox.branch("hand-edit", {"deploy/agent.toml": toml})
+@pytest.fixture(scope="module")
+def hand_edit_template(recorded_sandbox: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A built, baselined spec on main and a branch `hand-edit` that edits deploy/ by hand.
+    Built once (per xdist worker), copied for each test by `hand_edited`."""
+    box = copy_sandbox(recorded_sandbox, tmp_path_factory.mktemp("hand-edit") / "repo")
+    with git_identity():
+        shutil.copy(REPO / "SPEC.md", box.path / "SPEC.md")
+        assert factory("build", cwd=box.path).returncode == 0
+        box.commit("spec and its build")
+        assert box.evolve("baseline", "record", "--reruns", "0").returncode == 0
+        toml = (box.path / "deploy/agent.toml").read_text().replace("reruns = 3", "reruns = 0")
+        box.branch("hand-edit", {"deploy/agent.toml": toml})
+    return box.path
 
 
-def test_gate_rejects_a_candidate_whose_deploy_does_not_match_its_spec(sandbox: Sandbox) -> None:
-    _hand_edited_deploy_branch(sandbox)
+@pytest.fixture
+def hand_edited(hand_edit_template: Path, tmp_path: Path) -> Sandbox:
+    return copy_sandbox(hand_edit_template, tmp_path / "repo")
 
-    code, report = sandbox.validate_json("hand-edit")
+
+def test_gate_rejects_a_candidate_whose_deploy_does_not_match_its_spec(
+    hand_edited: Sandbox,
+) -> None:
+    code, report = hand_edited.validate_json("hand-edit")
 
     assert code == 1
     assert "deploy/ does not match SPEC.md" in report["reason"]
@@ -443,13 +453,12 @@ def test_commit_flag_records_a_factory_build_the_log_lists(sandbox: Sandbox) -> 
 
 
 def test_a_hand_merge_with_a_mismatched_deploy_is_blocked_before_it_is_recorded(
-    sandbox: Sandbox,
+    hand_edited: Sandbox,
 ) -> None:
-    _hand_edited_deploy_branch(sandbox)
-    sandbox.git("merge", "--no-ff", "--no-commit", "hand-edit")
-    env = {f"GITHEAD_{sandbox.head('hand-edit')}": "hand-edit"}
+    hand_edited.git("merge", "--no-ff", "--no-commit", "hand-edit")
+    env = {f"GITHEAD_{hand_edited.head('hand-edit')}": "hand-edit"}
 
-    done = sandbox.evolve("validate", "--pre-merge-commit", "--json", env=env)
+    done = hand_edited.evolve("validate", "--pre-merge-commit", "--json", env=env)
 
     assert done.returncode == 1, done.stderr
     report = json.loads(done.stdout)
