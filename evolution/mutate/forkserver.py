@@ -72,8 +72,8 @@ from evolution.testrun import (
 PROBE_DIR = Path(__file__).resolve().parent.parent / "probe"
 SERVER = "_ratchet_forkserver.py"
 # The launcher, copied beside the server under a name no tree uses (the server imports
-# it for the candidates' namespaces; a copy, because the package may sit in a checkout
-# the sandbox cannot read).
+# it for the candidates' Landlock domains and namespaces; a copy, because the package
+# may sit in a checkout the sandbox cannot read).
 LAUNCHER = Path(__file__).resolve().parent.parent / "sandbox" / "enter.py"
 LAUNCHER_COPY = "_ratchet_enter.py"
 WARM_UP = "ratchet-warm-up"  # in probe/: a folder no candidate can write
