@@ -7,14 +7,16 @@ repository, the baseline is recorded (not timed), and then
 
     evolve cycle --max 1 --proposer mutate --json
 
-is timed by the wall clock (one proposal, so one search bounded by --max-seconds):
+is timed by the wall clock, and by the CPU time of every process it ran (user and
+system, on all cores: a figure other work on a shared host disturbs less than the
+wall clock) (one proposal, so one search bounded by --max-seconds):
 localisation, the mutation search, the branch and the gate's full-suite validation,
 merged into main when accepted. Recorded per bug:
 repaired (an iteration accepted), the accepted edits, the candidates evaluated and the
 seconds of search (summed over the cycle's iterations) and the cycle's wall time.
 
-Summary: the repair rate, the median wall time of the cycles that repaired, the
-median search time of those repairs, and candidates evaluated per minute overall
+Summary: the repair rate, the median wall time (and CPU time) of the cycles that
+repaired, the median search time of those repairs, and candidates evaluated per minute overall
 (all candidates evaluated / all search seconds * 60). BUG.md is read only to print
 the expected fix next to a bug that was not repaired.
 
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -67,6 +70,7 @@ class Outcome:
     evaluated: int = 0
     search_s: float = 0.0
     cycle_s: float = 0.0
+    cycle_cpu_s: float = 0.0  # user + system time of the cycle and everything it ran
     iterations: list[str] = field(default_factory=list)  # the verdict of each iteration
     stopped: list[str] = field(default_factory=list)  # why each search stopped
     error: str = ""
@@ -105,12 +109,18 @@ def prepare(name: str, repo: Path) -> str:
     return ""
 
 
+def children_cpu_s() -> float:
+    """User and system time of every finished child (and what each waited for)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_cycle(name: str, repo: Path, max_seconds: float | None) -> Outcome:
     outcome = Outcome(name)
     argv = [*EVOLVE, "cycle", "--max", "1", "--proposer", "mutate", "--json"]
     if max_seconds is not None:
         argv += ["--max-seconds", f"{max_seconds:g}"]
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), children_cpu_s()
     try:
         done = sh(argv, repo, timeout=CYCLE_TIMEOUT_S)
     except subprocess.TimeoutExpired:
@@ -118,6 +128,7 @@ def run_cycle(name: str, repo: Path, max_seconds: float | None) -> Outcome:
         outcome.error = f"evolve cycle still running after {CYCLE_TIMEOUT_S:g} s"
         return outcome
     outcome.cycle_s = time.perf_counter() - started
+    outcome.cycle_cpu_s = children_cpu_s() - cpu
     try:
         report: dict[str, Any] = json.loads(done.stdout)
     except ValueError:
@@ -166,6 +177,9 @@ def summarise(outcomes: list[Outcome]) -> dict[str, Any]:
         "median_time_to_repair_s": (
             round(statistics.median(o.cycle_s for o in repaired), 2) if repaired else None
         ),
+        "median_cpu_to_repair_s": (
+            round(statistics.median(o.cycle_cpu_s for o in repaired), 2) if repaired else None
+        ),
         "median_search_s": (
             round(statistics.median(o.search_s for o in repaired), 2) if repaired else None
         ),
@@ -173,7 +187,8 @@ def summarise(outcomes: list[Outcome]) -> dict[str, Any]:
         "search_s_total": round(searched, 2),
         "candidates_per_minute": round(evaluated / searched * 60, 1) if searched > 0 else 0.0,
         "per_bug": [
-            {**asdict(o), "cycle_s": round(o.cycle_s, 2), "search_s": round(o.search_s, 2)}
+            {**asdict(o), "cycle_s": round(o.cycle_s, 2), "search_s": round(o.search_s, 2),
+             "cycle_cpu_s": round(o.cycle_cpu_s, 2)}
             for o in outcomes
         ],
     }
@@ -181,14 +196,14 @@ def summarise(outcomes: list[Outcome]) -> dict[str, Any]:
 
 def print_table(outcomes: list[Outcome]) -> None:
     width = max([len(o.name) for o in outcomes] + [3])
-    print(f"{'bug':<{width}}  repaired  cycle s  search s  evaluated  verdicts / edits")
+    print(f"{'bug':<{width}}  repaired  cycle s  cpu s  search s  evaluated  verdicts / edits")
     for o in outcomes:
         verdicts = ",".join(o.iterations) or "-"
         stopped = "search stopped: " + ",".join(o.stopped)
         detail = "; ".join(o.edits) if o.repaired else (o.error or stopped)
         print(
             f"{o.name:<{width}}  {'yes' if o.repaired else 'NO':<8}  {o.cycle_s:7.1f}  "
-            f"{o.search_s:8.1f}  {o.evaluated:9d}  {verdicts} | {detail}"
+            f"{o.cycle_cpu_s:5.1f}  {o.search_s:8.1f}  {o.evaluated:9d}  {verdicts} | {detail}"
         )
         if not o.repaired:
             print(f"{'':<{width}}  {expected_fix(o.name)}")
@@ -201,6 +216,7 @@ def print_summary(summary: dict[str, Any]) -> None:
     print(
         f"\nrepaired {summary['repaired']} of {summary['bugs']} | "
         f"median time to repair (cycle wall clock) {seconds(summary['median_time_to_repair_s'])}"
+        f" (CPU {seconds(summary['median_cpu_to_repair_s'])})"
         f" | median search time {seconds(summary['median_search_s'])} | "
         f"{summary['candidates_per_minute']:.1f} candidates evaluated per minute "
         f"({summary['candidates_evaluated']} in {summary['search_s_total']:.1f} s of search)"

@@ -75,8 +75,8 @@ class Progress:
 ProgressCallback = Callable[[Progress], None]
 
 
-def _install_probe(
-    run: RunFolder, select: Iterable[str] | None, shard: Shard | None
+def install_probe(
+    run: RunFolder, select: Iterable[str] | None, shard: Shard | None = None
 ) -> dict[str, str]:
     """Copy the plugin, plant fresh canaries (and write the selection, or this
     process's part of the plan); the variables that tell the probe (it takes them out
@@ -98,11 +98,38 @@ def _install_probe(
     return variables
 
 
+def suite_command(policy: Policy, coverage_rc: Path | None = None) -> list[str]:
+    """The policy's test command; a `python -m pytest` one under `coverage run` with
+    `coverage_rc` (fault localisation, a coverage map)."""
+    command = policy.argv()
+    if coverage_rc is not None and command[1:3] == ["-m", "pytest"]:
+        command = [command[0], "-m", "coverage", "run", f"--rcfile={coverage_rc}", *command[1:]]
+    return command
+
+
+def pytest_flags(policy: Policy, report: Path | str) -> list[str]:
+    """The options every gate run adds to pytest, the probe's `-p` aside (a fork server
+    loads pytest's plugins with these before any candidate, but never the probe;
+    `report` "none" writes no JSON report)."""
+    return [
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:rerunfailures",
+        "--json-report",
+        f"--json-report-file={report}",
+        f"--json-report-omit={REPORT_OMIT}",
+        "--continue-on-collection-errors",
+        f"--timeout={policy.test_timeout_s:g}",
+        "--timeout-method=signal",
+    ]
+
+
 def _names_forbidden(value: str, forbidden: Iterable[Path]) -> bool:
     return any(str(path) in value for path in forbidden)
 
 
-def _environment(run: RunFolder) -> dict[str, str]:
+def environment(run: RunFolder) -> dict[str, str]:
     """The suite's environment: no secret, nothing naming the checkout or the repository
     (PATH keeps its other entries), no way back into the user's session, its own tmp,
     and the tree first on the import path."""
@@ -174,7 +201,7 @@ def _explain(exc: InvalidRun, output: Path) -> InvalidRun:
     return exc
 
 
-def _sandboxed(argv: list[str], run: RunFolder, policy: Policy, status_fd: int) -> list[str]:
+def sandboxed(argv: list[str], run: RunFolder, policy: Policy, status_fd: int) -> list[str]:
     confinement = Confinement(
         tree=run.tree,
         tmp=run.tmp,
@@ -195,7 +222,7 @@ def _sandboxed(argv: list[str], run: RunFolder, policy: Policy, status_fd: int) 
     return [sys.executable, "-I", "-S", str(launcher), json.dumps(plan), "--", *argv]
 
 
-def _read_status(fd: int) -> dict[str, Any]:
+def read_status(fd: int) -> dict[str, Any]:
     """What the launcher applied (it wrote one line before exec, then closed its end)."""
     data = b""
     while chunk := os.read(fd, 65536):
@@ -228,28 +255,12 @@ def run_tests(
     """
     report = run.out / "report.json"
     report.unlink(missing_ok=True)
-    env = _environment(run)
-    env.update(_install_probe(run, select, shard))
-    command = policy.argv()
-    if coverage_rc is not None and command[1:3] == ["-m", "pytest"]:
-        command = [command[0], "-m", "coverage", "run", f"--rcfile={coverage_rc}", *command[1:]]
-        if contexts:
-            env["RATCHET_CONTEXTS"] = "1"
-    argv = [
-        *command,
-        "-p",
-        "_ratchet_probe",
-        "-p",
-        "no:cacheprovider",
-        "-p",
-        "no:rerunfailures",
-        "--json-report",
-        f"--json-report-file={report}",
-        f"--json-report-omit={REPORT_OMIT}",
-        "--continue-on-collection-errors",
-        f"--timeout={policy.test_timeout_s:g}",
-        "--timeout-method=signal",
-    ]
+    env = environment(run)
+    env.update(install_probe(run, select, shard))
+    command = suite_command(policy, coverage_rc)
+    if contexts and command != policy.argv():
+        env["RATCHET_CONTEXTS"] = "1"
+    argv = [*command, "-p", "_ratchet_probe", *pytest_flags(policy, report)]
     if select is not None:
         argv += sorted(set(select))
     channel = Channel()
@@ -293,19 +304,26 @@ def coverage_report(
     the run's sandbox, like the suite itself; what comes out is plain JSON."""
     target = run.out / "coverage.json"
     target.unlink(missing_ok=True)
-    argv = [sys.executable, "-m", "coverage", "json", f"--rcfile={rc}", "--show-contexts",
-            "-q", "-o", str(target)]  # fmt: skip
     try:
         outcome, _ = _confined(
-            argv, run, policy, isolation, env=_environment(run),
+            coverage_json_args(rc, target), run, policy, isolation, env=environment(run),
             output=run.path / "coverage.log", timeout_s=policy.run_timeout_s,
         )  # fmt: skip
     except InvalidRun:
         return None
-    if outcome.returncode != 0 or not target.is_file():
-        return None
+    return read_json_object(target) if outcome.returncode == 0 else None
+
+
+def coverage_json_args(rc: Path, target: Path) -> list[str]:
+    """The command that writes coverage's JSON report, with contexts, to `target`."""
+    return [sys.executable, "-m", "coverage", "json", f"--rcfile={rc}", "--show-contexts",
+            "-q", "-o", str(target)]  # fmt: skip
+
+
+def read_json_object(path: Path) -> dict[str, Any] | None:
+    """The JSON object a sandboxed command wrote to `path`; None if there is none."""
     try:
-        data = json.loads(target.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
@@ -329,7 +347,7 @@ def _confined(
     isolation says so: the outcome, and what the launcher applied."""
     status_read, status_write = os.pipe() if isolation.sandboxed else (-1, -1)
     if isolation.sandboxed:
-        argv = _sandboxed(argv, run, policy, status_write)
+        argv = sandboxed(argv, run, policy, status_write)
     try:
         try:
             outcome = run_in_group(
@@ -341,7 +359,7 @@ def _confined(
             raise InvalidRun(f"could not start the test command {argv[0]!r}: {exc}") from None
         _close(status_write)
         status_write = -1
-        applied = _read_status(status_read) if status_read >= 0 else {}
+        applied = read_status(status_read) if status_read >= 0 else {}
         status_read = -1
     finally:
         _close(status_write)

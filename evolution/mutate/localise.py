@@ -1,7 +1,8 @@
 """Fault localisation: which lines of the target the failing tests execute, ranked.
 
 The target's tests run once under coverage.py with one dynamic context per test, so
-each executed line knows which tests ran it. A line is ranked by the Ochiai score
+each executed line knows which tests ran it (the data, written by the code under test,
+is turned into coverage's JSON report inside the sandbox). A line is ranked by the Ochiai score
 (failing tests that ran it, against all failing tests and all tests that ran it): the
 measure spectrum-based localisation studies found best, and the one GenProg's
 successors use to weight where to mutate. Lines no failing test runs are never
@@ -10,17 +11,12 @@ mutated.
 
 from __future__ import annotations
 
-import json
 import math
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from typing import Any
 
-from evolution.policy import Policy
-from evolution.runfolder import RunFolder
-from evolution.sandbox.isolation import Isolation
-from evolution.testrun import run_tests
+from evolution.mutate.forkserver import CandidateRuns
 
 
 @dataclass(frozen=True)
@@ -47,13 +43,11 @@ def ochiai(failed_here: int, passed_here: int, failed_total: int) -> float:
 
 
 def localise(
-    policy: Policy,
-    run: RunFolder,
-    isolation: Isolation,
-    target: str,
-    tests: list[str],
-    failing: list[str],
+    runs: CandidateRuns, target: str, tests: list[str], failing: list[str]
 ) -> Localisation:
+    """Rank the target's lines from one run of `tests` under coverage (through `runs`,
+    the runner the candidates use next)."""
+    run = runs.run
     worktree = run.tree
     rc = run.probe / "coverage.rc"  # read by the suite; the data goes where it may write
     data = run.out / "coverage.data"
@@ -65,28 +59,35 @@ def localise(
         "branch = false\n",
         encoding="utf-8",
     )
-    result = run_tests(policy, run, isolation, select=tests, coverage_rc=rc)
-    report = run.path / "coverage.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "coverage", "json", f"--rcfile={rc}", "--show-contexts",
-         "-q", "-o", str(report)],
-        cwd=worktree,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = runs(tests, coverage_rc=rc)
     failed = {context_of(n) for n in failing if result.outcomes.get(n) != "passed"}
     passed = {context_of(n) for n, o in result.outcomes.items() if o == "passed"}
-    if done.returncode != 0 or not report.exists():
+    contexts = _contexts(runs.coverage_report(rc))
+    if contexts is None:
         # No coverage (a custom test command): every line is equally suspect.
         lines = range(1, len((worktree / target).read_text().splitlines()) + 1)
         return Localisation({line: 1.0 for line in lines}, result.outcomes, covered=False)
-    files = json.loads(report.read_text())["files"]
-    contexts = next(iter(files.values()), {}).get("contexts", {}) if files else {}
     scores = {}
     for line, names in contexts.items():
         ran = set(names)
         score = ochiai(len(ran & failed), len(ran & passed), len(failed))
         if score > 0:
-            scores[int(line)] = score
+            scores[line] = score
     return Localisation(scores, result.outcomes, covered=True)
+
+
+def _contexts(report: dict[str, Any] | None) -> dict[int, list[str]] | None:
+    """{line: the contexts that ran it} of the one file measured, from coverage's JSON
+    report; None without one. The data behind it was written by the code under test,
+    so anything not shaped as coverage writes it counts as no coverage."""
+    files = (report or {}).get("files")
+    if not isinstance(files, dict):
+        return None
+    measured = next(iter(files.values()), {}) if files else {}
+    contexts = measured.get("contexts", {}) if isinstance(measured, dict) else None
+    if not isinstance(contexts, dict):
+        return None
+    try:
+        return {int(line): [str(name) for name in names] for line, names in contexts.items()}
+    except (TypeError, ValueError):
+        return None

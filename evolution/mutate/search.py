@@ -19,12 +19,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
 from agent.errors import InvalidRun
+from evolution.mutate.forkserver import CandidateRuns
 from evolution.mutate.localise import Localisation
 from evolution.mutate.operators import Edit, apply_edits, mutations
 from evolution.policy import Policy
-from evolution.runfolder import RunFolder
-from evolution.sandbox.isolation import Isolation
-from evolution.testrun import run_tests
 
 OPERATOR_ORDER = ("compare", "arithmetic", "boolean", "constant", "return", "if-swap",
                   "delete", "copy")  # fmt: skip
@@ -58,11 +56,10 @@ class SearchResult:
 
 @dataclass
 class Evaluator:
-    """Writes a candidate into the run folder's tree and runs the two stages on it."""
+    """Writes a candidate into the run folder's tree and runs the two stages on it
+    (through `runs`: a fork server in the sandbox, or one pytest process each)."""
 
-    policy: Policy
-    run: RunFolder
-    isolation: Isolation
+    runs: CandidateRuns
     target: str
     failing: list[str]
     neighbours: list[str]
@@ -70,9 +67,9 @@ class Evaluator:
 
     def _passing(self, source: str, tests: list[str]) -> list[str] | None:
         """Which of `tests` pass with `source` as the target, or None for an unusable run."""
-        (self.run.tree / self.target).write_text(source, encoding="utf-8")
+        (self.runs.run.tree / self.target).write_text(source, encoding="utf-8")
         try:
-            result = run_tests(self.policy, self.run, self.isolation, select=tests)
+            result = self.runs(tests)
         except InvalidRun:
             return None
         return [n for n in tests if result.outcomes.get(n) == "passed"]

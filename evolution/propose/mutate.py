@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from evolution.baseline import read_baseline
+from evolution.mutate.forkserver import CandidateRuns
 from evolution.mutate.localise import localise
 from evolution.mutate.search import Evaluator, SearchLimits, SearchResult, evaluator_policy, search
 from evolution.propose.base import Change, NoChange, Request, Spend
@@ -27,6 +28,7 @@ class Repair:
     target: str
     result: SearchResult
     failing: list[str]
+    evaluation: str = ""  # how candidates ran: a fork server, or one process each
 
     @property
     def fingerprint(self) -> str:
@@ -48,6 +50,7 @@ class Repair:
             "candidates_per_minute": round(self.result.per_minute, 1),
             "stopped": self.result.stopped,
             "suspicious_lines": self.result.lines,
+            "evaluation": self.evaluation,
         }
 
 
@@ -78,15 +81,13 @@ def repair(
     policy = evaluator_policy(ctx.policy)
     # Mutants are machine-made code: they run sandboxed, like any proposal.
     isolation = choose(policy, automated=True, unsandboxed=unsandboxed)
-    with RunFolder(ctx.repo, ctx.main) as run:
-        localisation = localise(
-            policy, run, isolation, target, [*failing, *neighbours], failing
-        )
+    with RunFolder(ctx.repo, ctx.main) as run, CandidateRuns(policy, run, isolation) as runs:
+        localisation = localise(runs, target, [*failing, *neighbours], failing)
         source = (run.tree / target).read_text(encoding="utf-8")
-        evaluator = Evaluator(policy, run, isolation, target, failing, neighbours)
+        evaluator = Evaluator(runs, target, failing, neighbours)
         result = search(evaluator, source, localisation, limits, tried=tried,
                         on_candidate=on_candidate)
-    return Repair(target, result, failing)
+    return Repair(target, result, failing, runs.how)
 
 
 class MutateProposer:

@@ -74,7 +74,7 @@ DROPPED_CAPS = (2, 9, 16, 17, 19, 20, 22, 25, 26, 27, 30, 31, 32, 33, 34, 35, 36
 _CLONE_NEWNS, _CLONE_NEWUTS, _CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 _MS_BIND = 4096
 _CLONE_NEWUSER, _CLONE_NEWNET, _CLONE_NEWPID = 0x10000000, 0x40000000, 0x20000000
-_PR_SET_PDEATHSIG = 1
+_PR_SET_PDEATHSIG, _PR_SET_DUMPABLE = 1, 4
 _MS_NOSUID, _MS_NODEV, _MS_NOEXEC, _MS_REC, _MS_PRIVATE = 2, 4, 8, 16384, 1 << 18
 _SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
 _MNT_DETACH = 2
@@ -124,15 +124,9 @@ def restrict(rules, abi):
     what the domain handles, for the status report.
     """
     libc = _libc()
-    libc.syscall.restype = ctypes.c_long
     handled = handled_fs(abi)
-    scoped = _SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL if abi >= 6 else 0
-    attr = _RulesetAttr(handled, 0, scoped)
-    size = ctypes.sizeof(_RulesetAttr) if abi >= 6 else 16 if abi >= 4 else 8
-    ruleset = libc.syscall(_SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr),
-                           ctypes.c_size_t(size), ctypes.c_uint32(0))
-    if ruleset < 0:
-        raise _fail("landlock_create_ruleset")
+    scoped = _scopes(abi)
+    ruleset = _ruleset(libc, handled, scoped, abi)
     try:
         for path, kind in rules:
             try:
@@ -150,14 +144,53 @@ def restrict(rules, abi):
                     raise _fail(f"landlock_add_rule({path})")
             finally:
                 os.close(fd)
-        if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-            raise _fail("prctl(PR_SET_NO_NEW_PRIVS)")
-        if libc.syscall(_SYS_LANDLOCK_RESTRICT_SELF, ctypes.c_int(ruleset),
-                        ctypes.c_uint32(0)) < 0:
-            raise _fail("landlock_restrict_self")
+        _restrict_self(libc, ruleset)
     finally:
         os.close(ruleset)
     return {"abi": abi, "signals": bool(scoped), "abstract_sockets": bool(scoped)}
+
+
+def nest(abi):
+    """Enter a Landlock domain nested in the current one that changes no file access:
+    a fork server's candidate calls it first, so that it cannot ptrace the server or
+    PID 1 of the sandbox, read or write their memory, or take their descriptors
+    (Landlock lets a process ptrace only into its own domain or one nested in it) and,
+    from ABI 6, can neither signal them nor connect to their abstract sockets. Whatever
+    a candidate starts inherits its domain, and each candidate's domain is a sibling of
+    the next one's, out of each other's reach too."""
+    libc = _libc()
+    scoped = _scopes(abi)
+    # A ruleset must handle something. Before ABI 6 that is making block devices, which
+    # no plan grants: nothing the candidate could do before is refused now.
+    ruleset = _ruleset(libc, 0 if scoped else MAKE_BLOCK, scoped, abi)
+    try:
+        _restrict_self(libc, ruleset)
+    finally:
+        os.close(ruleset)
+    return {"abi": abi, "signals": bool(scoped), "abstract_sockets": bool(scoped)}
+
+
+def _scopes(abi):
+    """What a domain keeps to itself: signals and abstract Unix sockets, from ABI 6."""
+    return _SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL if abi >= 6 else 0
+
+
+def _ruleset(libc, handled, scoped, abi):
+    libc.syscall.restype = ctypes.c_long
+    attr = _RulesetAttr(handled, 0, scoped)
+    size = ctypes.sizeof(_RulesetAttr) if abi >= 6 else 16 if abi >= 4 else 8
+    ruleset = libc.syscall(_SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr),
+                           ctypes.c_size_t(size), ctypes.c_uint32(0))
+    if ruleset < 0:
+        raise _fail("landlock_create_ruleset")
+    return ruleset
+
+
+def _restrict_self(libc, ruleset):
+    if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        raise _fail("prctl(PR_SET_NO_NEW_PRIVS)")
+    if libc.syscall(_SYS_LANDLOCK_RESTRICT_SELF, ctypes.c_int(ruleset), ctypes.c_uint32(0)) < 0:
+        raise _fail("landlock_restrict_self")
 
 
 def _write(path, text):
@@ -408,10 +441,17 @@ def _pass_on(child):
 def _init(command):
     """PID 1 of the suite's namespace: start the command, reap every orphan, and end
     with the command's status. When PID 1 ends, the kernel kills every process left in
-    the namespace, including those that left the process group (setsid)."""
+    the namespace, including those that left the process group (setsid).
+
+    It outlives everything the suite starts (a fork server spares it as an ancestor), so
+    the suite must not be able to use it: it is not dumpable (no ptrace, no
+    /proc/1/mem), and it keeps none of the descriptors the command inherits (the
+    report channel, a fork server's control socket), only the standard streams."""
+    _libc().prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)  # inherited by the fork, reset by exec
     pid = os.fork()
     if pid == 0:
         _exec(command)
+    os.closerange(3, os.sysconf("SC_OPEN_MAX"))
     while True:
         try:
             done, wait_status = os.waitpid(-1, 0)
