@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -670,6 +671,8 @@ def test_a_server_killed_between_candidates_costs_no_candidate(
         assert evaluate(runs, run.tree, CALC, CHECK_TESTS) is not None
         launcher = int((run.path / PGID_FILE).read_text())
         os.kill(launcher, signal.SIGKILL)  # its PID namespace, and the server, go with it
+        while (stat := Path(f"/proc/{launcher}/stat")).exists() and ") Z" not in stat.read_text():
+            time.sleep(0.01)  # dead, not yet reaped: what the next candidate finds
         following = evaluate(runs, run.tree, CALC, CHECK_TESTS)
         assert following is not None
         assert following.outcomes == dict.fromkeys(CHECK_TESTS, "passed")

@@ -164,6 +164,11 @@ class CandidateRuns:
         self._modes = {folder: folder.stat().st_mode for folder in (self.run.tmp, self.run.out)}
 
     def __enter__(self) -> CandidateRuns:
+        """Start the server now: its warm-up (about a second of imports) overlaps
+        whatever the caller does before the first candidate."""
+        if not self.fallback:
+            self._clean()
+            self._start()
         return self
 
     def __exit__(
@@ -227,11 +232,7 @@ class CandidateRuns:
         candidates: the OOM killer, say), or None when candidates go through run_tests."""
         if self._server is not None and self._server.process.poll() is not None:
             self._lose(self._server)
-        if not self.fallback and self._server is None:
-            try:
-                self._server = self._spawn()
-            except ServerUnavailable as exc:
-                self.fallback = f"the fork server could not start: {exc}"
+        self._start()
         server = self._server
         if server is not None and not server.ready:
             try:
@@ -241,6 +242,14 @@ class CandidateRuns:
                 self._server = None
                 self.fallback = f"the fork server could not start: {exc}"
         return self._server
+
+    def _start(self) -> None:
+        """Spawn a server, unless candidates go through run_tests or one is running."""
+        if not self.fallback and self._server is None:
+            try:
+                self._server = self._spawn()
+            except ServerUnavailable as exc:
+                self.fallback = f"the fork server could not start: {exc}"
 
     def _spawn(self) -> _Server:
         run, policy = self.run, self.policy

@@ -75,13 +75,13 @@ def repair(
     on_candidate: Callable[[int], None] | None = None,
     unsandboxed: bool = False,
 ) -> Repair:
-    found = read_baseline(ctx.repo, ctx.main)
-    tests = found[0].tests if found else {}
-    failing, neighbours = failing_and_neighbours(tests, failing)
     policy = evaluator_policy(ctx.policy)
     # Mutants are machine-made code: they run sandboxed, like any proposal.
     isolation = choose(policy, automated=True, unsandboxed=unsandboxed)
     with RunFolder(ctx.repo, ctx.main) as run, CandidateRuns(policy, run, isolation) as runs:
+        found = read_baseline(ctx.repo, ctx.main)  # while the fork server starts
+        tests = found[0].tests if found else {}
+        failing, neighbours = failing_and_neighbours(tests, failing)
         localisation = localise(runs, target, [*failing, *neighbours], failing)
         source = (run.tree / target).read_text(encoding="utf-8")
         evaluator = Evaluator(runs, target, failing, neighbours)
