@@ -162,27 +162,34 @@ def measure(repo: Path, ways: dict[str, Callable[[], Figure]], repeat: int) -> d
     }
 
 
+def validate_argv(branch: str, *extra: str) -> list[str]:
+    return [*EVOLVE, "validate", branch, "--no-merge", "--json", *extra]
+
+
+def fresh_gate(
+    repo: Path, branch: str, *extra: str, env: dict[str, str] | None = None
+) -> Callable[[], Figure]:
+    """One timed gate run of `branch` with the verdict cache cleared first."""
+
+    def run() -> Figure:
+        shutil.rmtree(verdicts(repo), ignore_errors=True)
+        return timed(validate_argv(branch, *extra), repo, env=env)
+
+    return run
+
+
 def gate_ways(
     repo: Path, branch: str, workers: str, env: dict[str, str] | None = None
 ) -> dict[str, Callable[[], Figure]]:
     """Bare serial pytest, and the gate fresh (cache cleared) in the ways to compare."""
-    validate = [*EVOLVE, "validate", branch, "--no-merge", "--json"]
-
-    def fresh(*extra: str, extra_env: dict[str, str] | None = None) -> Callable[[], Figure]:
-        def run() -> Figure:
-            shutil.rmtree(verdicts(repo), ignore_errors=True)
-            return timed([*validate, *extra], repo, env={**(env or {}), **(extra_env or {})})
-
-        return run
-
+    open_env = {**(env or {}), "RATCHET_SANDBOX": "none"}
     return {
         "bare": lambda: timed(BARE, repo, env=env),
-        "gate, 1 process": fresh("--workers", "1"),
-        f"gate, {workers} workers": fresh("--workers", workers),
-        "cached": lambda: timed(validate, repo, env=env),  # the entry the run above wrote
-        "gate, 1 process, no sandbox": fresh(
-            "--workers", "1", extra_env={"RATCHET_SANDBOX": "none"}
-        ),
+        "gate, 1 process": fresh_gate(repo, branch, "--workers", "1", env=env),
+        f"gate, {workers} workers": fresh_gate(repo, branch, "--workers", workers, env=env),
+        # the entry the run above wrote
+        "cached": lambda: timed(validate_argv(branch), repo, env=env),
+        "gate, 1 process, no sandbox": fresh_gate(repo, branch, "--workers", "1", env=open_env),
     }
 
 
@@ -212,19 +219,10 @@ def rejection(scratch: Path, repeat: int, workers: str) -> None:
     generate_suite(repo, 400, 20.0, per_module=20, own_sources=True)
     prepare(repo)
     branch = branch_with(repo, "bench-regress", break_one_module)
-    validate = [*EVOLVE, "validate", branch, "--no-merge", "--json"]
-
-    def gate(*extra: str) -> Callable[[], Figure]:
-        def run() -> Figure:
-            shutil.rmtree(verdicts(repo), ignore_errors=True)
-            return timed([*validate, *extra], repo)
-
-        return run
-
     figures = measure(repo, {
         "bare (whole suite, serial)": lambda: timed(BARE, repo),
-        "reject, whole suite first": gate("--no-staged", "--workers", "1"),
-        f"reject, staged, {workers} workers": gate("--workers", workers),
+        "reject, whole suite first": fresh_gate(repo, branch, "--no-staged", "--workers", "1"),
+        f"reject, staged, {workers} workers": fresh_gate(repo, branch, "--workers", workers),
     }, repeat)  # fmt: skip
     report("time to reject a regression in one module (400 tests of 20 ms, 20 modules)",
            figures, against="bare (whole suite, serial)")  # fmt: skip

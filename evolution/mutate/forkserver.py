@@ -194,13 +194,11 @@ class CandidateRuns:
         self._clean()
         server = self._serving()
         if server is None:
-            return run_tests(
-                self.policy, self.run, self.isolation, select=wanted, coverage_rc=coverage_rc
-            )
+            return self._one_process(wanted, coverage_rc)
         return self._evaluate(server, wanted, coverage_rc)
 
     def _one_process(self, select: list[str], coverage_rc: Path | None) -> RunResult:
-        """One candidate through run_tests while a server lives: the run folder's group
+        """One candidate through run_tests; while a server lives, the run folder's group
         file is the server's again afterwards (a later run ends it after a SIGKILL)."""
         try:
             return run_tests(
