@@ -18,9 +18,9 @@ import pytest
 
 from agent.errors import EnvironmentFailure
 from evolution.policy import Policy
-from evolution.sandbox.enter import SETUP_FAILED, landlock_abi
+from evolution.sandbox.enter import GRANTED_ENV, SETUP_FAILED, landlock_abi
 from evolution.sandbox.isolation import choose
-from evolution.sandbox.plan import Confinement, readable_roots, rules
+from evolution.sandbox.plan import Confinement, outer_grants, readable_roots, rules
 
 needs_landlock = pytest.mark.skipif(landlock_abi() < 1, reason="this kernel has no Landlock")
 
@@ -32,14 +32,28 @@ def test_readable_roots_cover_everything_but_the_forbidden_paths(tmp_path: Path)
     (tmp_path / "into-repo").symlink_to(tmp_path / "repo" / "sub")
     (tmp_path / "elsewhere").symlink_to(tmp_path / "other")
 
-    roots = readable_roots([tmp_path / "repo"], top=tmp_path)
+    roots = readable_roots([tmp_path / "repo"], tops=[tmp_path])
 
     names = sorted(p.name for p in roots)
     assert names == ["elsewhere", "file.txt", "other"]  # not repo, not the link into it
-    assert readable_roots([], top=tmp_path) == [tmp_path]
-    assert readable_roots([tmp_path], top=tmp_path) == []
-    deeper = readable_roots([tmp_path / "repo" / "sub"], top=tmp_path)
+    assert readable_roots([], tops=[tmp_path]) == [tmp_path]
+    assert readable_roots([tmp_path], tops=[tmp_path]) == []
+    deeper = readable_roots([tmp_path / "repo" / "sub"], tops=[tmp_path])
     assert tmp_path / "repo" not in deeper and tmp_path / "other" in deeper
+
+
+def test_inside_a_sandbox_the_plan_starts_from_what_that_sandbox_granted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "granted" / "repo").mkdir(parents=True)
+    (tmp_path / "granted" / "other").mkdir()
+    monkeypatch.setenv(GRANTED_ENV, json.dumps([str(tmp_path / "granted"), "relative"]))
+    assert outer_grants() == [tmp_path / "granted"]
+    assert readable_roots([tmp_path / "granted" / "repo"]) == [tmp_path / "granted" / "other"]
+    # A variable that says anything else means no sandbox around: the plan starts at /.
+    for garbage in ("not json", '{"a": 1}', "[1, 2]", ""):
+        monkeypatch.setenv(GRANTED_ENV, garbage)
+        assert outer_grants() == [Path("/")]
 
 
 def _confinement(root: Path, **extra: object) -> Confinement:
@@ -57,14 +71,17 @@ def _confinement(root: Path, **extra: object) -> Confinement:
     )
 
 
+ROOT = Path(__file__).resolve().parent.parent
+LAUNCHER = ROOT / "evolution" / "sandbox" / "enter.py"
+
+
 def _inside(confinement: Confinement, code: str, *args: str) -> tuple[dict, dict]:
     """Run `code` in the sandbox; its JSON on stdout, and what the launcher applied."""
     status_read, status_write = os.pipe()
     plan = {"rules": rules(confinement), "keep": [str(confinement.tree.parent)],
             "network": confinement.network, "status_fd": status_write}  # fmt: skip
-    launcher = Path(__file__).parent.parent / "evolution" / "sandbox" / "enter.py"
     done = subprocess.run(
-        [sys.executable, "-I", "-S", str(launcher), json.dumps(plan), "--",
+        [sys.executable, "-I", "-S", str(LAUNCHER), json.dumps(plan), "--",
          sys.executable, "-c", textwrap.dedent(code), *args],
         capture_output=True, text=True, pass_fds=(status_write,), timeout=60, check=False,
     )  # fmt: skip
@@ -119,6 +136,47 @@ def test_the_suite_writes_only_its_tmp_and_out_and_cannot_read_forbidden_paths(
         "write /dev/null": "allowed",
     }
     assert applied["landlock"]["abi"] >= 1
+
+
+@needs_landlock
+def test_a_sandbox_inside_a_sandbox_starts_its_command_and_keeps_both_boundaries(
+    tmp_path: Path,
+) -> None:
+    """Ratchet's own suite runs its gate, so a sandbox is entered from inside another.
+    The outer one cannot list `/` (it grants `/` minus its forbidden paths, sibling by
+    sibling), so the inner plan must start from what the outer one granted: planned
+    from `/` it granted nothing, not even the dynamic loader, and its command could
+    not start."""
+    nested = f"""
+        import json, os, subprocess, sys
+        sys.path.insert(0, {str(ROOT)!r})
+        from pathlib import Path
+        from evolution.sandbox.plan import Confinement, rules
+        inner = Path(sys.argv[1]) / "tmp" / "inner"
+        for name in ("tree", "tmp", "out", "probe", "forbidden"):
+            (inner / name).mkdir(parents=True)
+        (inner / "forbidden" / "secret").write_text("the inner repository")
+        (inner / "tree" / "module.py").write_text("X = 1\\n")
+        confinement = Confinement(tree=inner / "tree", tmp=inner / "tmp", out=inner / "out",
+                                  probe=inner / "probe", forbidden=(inner / "forbidden",))
+        plan = {{"rules": rules(confinement), "keep": [], "network": "loopback"}}
+        tries = {TRIES!r} + "print(open(sys.argv[2] + '/forbidden/secret').read())"
+        done = subprocess.run(
+            [sys.executable, "-I", "-S", {str(LAUNCHER)!r}, json.dumps(plan), "--",
+             sys.executable, "-c", tries.replace("\\n    ", "\\n"), str(inner), sys.argv[1]],
+            capture_output=True, text=True, timeout=60)
+        print(json.dumps({{"code": done.returncode, "stdout": done.stdout,
+                          "stderr": done.stderr}}))
+    """
+    seen, _ = _inside(_confinement(tmp_path), nested, str(tmp_path))
+    lines = seen["stdout"].splitlines()
+    assert lines and seen["code"] != 0, seen  # ran, then failed to read the outer secret
+    assert "could not start" not in seen["stderr"]
+    assert "Permission denied" in seen["stderr"] and "the repository" not in seen["stdout"]
+    inner = json.loads(lines[0])
+    assert inner["read forbidden"] == inner["list forbidden"] == "blocked"
+    assert inner["write tree"] == inner["write elsewhere"] == "blocked"
+    assert inner["read tree"] == inner["read interpreter"] == inner["write tmp"] == "allowed"
 
 
 @needs_landlock
@@ -194,9 +252,8 @@ def test_the_suite_cannot_signal_the_gate_nor_see_run_sockets(tmp_path: Path) ->
 
 
 def test_a_missing_command_or_a_bad_plan_never_runs_unsandboxed(tmp_path: Path) -> None:
-    launcher = Path(__file__).parent.parent / "evolution" / "sandbox" / "enter.py"
     done = subprocess.run(
-        [sys.executable, "-I", "-S", str(launcher), json.dumps({"rules": []}), "--",
+        [sys.executable, "-I", "-S", str(LAUNCHER), json.dumps({"rules": []}), "--",
          str(tmp_path / "no-such-program")],
         capture_output=True, text=True, check=False, timeout=30,
     )  # fmt: skip

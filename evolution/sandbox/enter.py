@@ -17,7 +17,10 @@ in that process. In order, it:
 4. sets no_new_privs and restricts itself with Landlock: the plan's paths get the rights
    it names (read-only, read-write, device), nothing else is reachable, and the suite can
    neither signal nor connect to an abstract socket of a process outside its domain;
-5. reports what it applied on the status descriptor, closes it, and execs the command.
+5. reports what it applied on the status descriptor, closes it, and execs the command,
+   with the paths it granted in RATCHET_SANDBOX_GRANTED: a gate run inside the suite
+   (Ratchet's own tests run their gate) cannot list the folders this one did not grant
+   whole, and plans its own, nested sandbox from these instead.
 
 Each layer the host lacks is reported, not hidden; Landlock itself is not optional: when
 it cannot be applied the launcher exits 121 before the command runs.
@@ -36,6 +39,7 @@ import struct
 import sys
 
 SETUP_FAILED = 121  # exit status when the sandbox could not be entered; the command never ran
+GRANTED_ENV = "RATCHET_SANDBOX_GRANTED"  # the paths the command may read, as a JSON list
 
 _SYS_LANDLOCK_CREATE_RULESET = 444  # the same number on every architecture (since 5.13)
 _SYS_LANDLOCK_ADD_RULE = 445
@@ -420,6 +424,7 @@ def _confine(libc, plan, status):
     if abi < 1:
         raise OSError(errno.ENOSYS, "Landlock is not available in this kernel")
     status["landlock"] = restrict(plan["rules"], abi)
+    os.environ[GRANTED_ENV] = json.dumps([path for path, kind in plan["rules"] if kind != "dev"])
 
 
 def _exit_code(wait_status):

@@ -14,12 +14,15 @@ Nothing else, anywhere.
 
 from __future__ import annotations
 
+import json
 import os
 import site
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from evolution.sandbox.enter import GRANTED_ENV
 
 Rule = tuple[str, str]  # (absolute path, "ro" | "rw" | "dev")
 
@@ -73,8 +76,12 @@ def _related(path: str, forbidden: Sequence[str]) -> bool:
     )
 
 
-def readable_roots(forbidden: Iterable[Path], top: Path = Path("/")) -> list[Path]:
-    """Paths whose grants together cover everything under `top` except `forbidden`."""
+def readable_roots(forbidden: Iterable[Path], tops: Iterable[Path] | None = None) -> list[Path]:
+    """Paths whose grants together cover everything under `tops` except `forbidden`.
+
+    `tops` defaults to `/`, or, inside a sandbox (Ratchet's own suite runs its gate),
+    to what that sandbox granted: there a folder it did not grant whole cannot be
+    listed, so the way down from `/` would stop at once and grant nothing."""
     hidden = sorted({os.path.realpath(p) for p in forbidden})
     roots: list[Path] = []
 
@@ -82,29 +89,41 @@ def readable_roots(forbidden: Iterable[Path], top: Path = Path("/")) -> list[Pat
         inside = folder.rstrip("/") + "/"
         return any(f.startswith(inside) for f in hidden)
 
+    def visit(path: str, real: str, is_dir: bool) -> None:
+        if not _related(path, hidden) and not _related(real, hidden):
+            roots.append(Path(path))
+        elif path in hidden or real in hidden:
+            return
+        elif is_dir and holds_hidden(path):
+            expand(path)
+        # else: a symlink into or above a forbidden path: not granted
+
     def expand(folder: str) -> None:
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError:
             return
         for entry in entries:
-            path = entry.path
-            real = os.path.realpath(path) if entry.is_symlink() else path
-            if not _related(path, hidden) and not _related(real, hidden):
-                roots.append(Path(path))
-            elif path in hidden or real in hidden:
-                continue
-            elif entry.is_dir(follow_symlinks=False) and holds_hidden(path):
-                expand(path)
-            # else: a symlink into or above a forbidden path: not granted
+            real = os.path.realpath(entry.path) if entry.is_symlink() else entry.path
+            visit(entry.path, real, entry.is_dir(follow_symlinks=False))
 
-    start = os.path.realpath(top)
-    if start in hidden:
-        return []
-    if not holds_hidden(start):
-        return [top]
-    expand(str(top))
+    for top in sorted({str(t) for t in (tops if tops is not None else outer_grants())}):
+        visit(top, os.path.realpath(top), os.path.isdir(top) and not os.path.islink(top))
     return roots
+
+
+def outer_grants() -> list[Path]:
+    """What the sandbox this process runs in granted (its launcher says so in the
+    environment), or `/` outside any. Only ever narrows: a grant is still subtracted
+    the forbidden paths, whatever the variable says."""
+    value = os.environ.get(GRANTED_ENV)
+    try:
+        granted = json.loads(value) if value else None
+    except ValueError:
+        granted = None
+    if not isinstance(granted, list) or not all(isinstance(p, str) for p in granted):
+        return [Path("/")]
+    return [Path(p) for p in granted if os.path.isabs(p)]
 
 
 def rules(confinement: Confinement) -> list[Rule]:
