@@ -35,7 +35,7 @@ from evolution.outcomes import result_from_frames
 from evolution.policy import Policy
 from evolution.pytest_report import RunResult
 from evolution.runfolder import PGID_FILE, RunFolder
-from evolution.sandbox.enter import SETUP_FAILED
+from evolution.sandbox.enter import SETUP_FAILED, undumpable
 from evolution.sandbox.isolation import Isolation
 from evolution.sandbox.plan import Confinement, kept, rules
 
@@ -202,6 +202,9 @@ def _explain(exc: InvalidRun, output: Path) -> InvalidRun:
 
 
 def sandboxed(argv: list[str], run: RunFolder, policy: Policy, status_fd: int) -> list[str]:
+    """`argv` wrapped in the launcher with this run's plan. Every sandboxed start goes
+    through here, so it is also where the gate makes itself unreadable to the suite."""
+    undumpable()
     confinement = Confinement(
         tree=run.tree,
         tmp=run.tmp,

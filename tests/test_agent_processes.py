@@ -55,11 +55,9 @@ def ticks(root: Path) -> list[dict]:
 def test_agent_kill_ends_a_live_run_and_its_task_group_and_verifies(root):
     path, procs = root
     proc, pids = hanging_agent(path, procs, "run")
-    started = time.monotonic()
     done = run_agent(path, "kill", "--json", "--reason", "test")
     report = json.loads(done.stdout)
     proc.wait(timeout=5)
-    assert time.monotonic() - started < 5
     assert done.returncode == 0, done.stderr
     assert report["survivors"] == [] and report["runner_pid"] == proc.pid
     assert any(line.startswith("SIGTERM agent pid") for line in report["signalled"])

@@ -8,7 +8,6 @@ import signal
 import site
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -91,12 +90,10 @@ def test_run_over_its_limit_is_invalid_and_leaves_no_process(
     sandbox.branch("stubborn", {"tests/test_stubborn.py": stubborn})
     refs = _refs(sandbox)
 
-    started = time.monotonic()
     done = sandbox.evolve("validate", "stubborn", "--run-timeout", "3", "--test-timeout", "1")
 
     assert done.returncode == 3, done.stdout + done.stderr
     assert "exceeded its 3 s limit" in done.stderr
-    assert time.monotonic() - started < 30
     assert _refs(sandbox) == refs  # no verdict, no note, no archive
     assert started_file.exists()
     wait_for(lambda: not _processes_running(sleeper), timeout=10, what="no sleeper left")

@@ -20,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from host_layers import requires_layers
 from repo_setup import CALC, FIXED_CALC, IDENTITY, make_sandbox
 
 from agent.errors import InvalidRun
@@ -242,6 +243,10 @@ CHECK_TESTS = [
                  "test_the_server_is_out_of_reach",
                  "test_the_server_reads_nothing_a_candidate_can_write")
 ]  # fmt: skip
+# The checks above hold where the launcher gives the server a PID namespace and private
+# scratch folders: without them, what a candidate leaves in the shared /dev/shm, or a
+# daemon it starts, is out of the server's reach.
+CLEAN_SLATE = requires_layers("pid_namespace", "scratch_private")
 SUITE_TESTS = [
     f"tests/test_calc.py::{name}"
     for name in ("test_add", "test_mul", "test_fixture_error", "test_skipped",
@@ -608,6 +613,7 @@ def runs(policy: Policy, isolation: Isolation, run: RunFolder) -> Iterator[Candi
     assert not marked_processes(MARKER, str(run.path))
 
 
+@CLEAN_SLATE
 @pytest.mark.parametrize("attack", list(ATTACKS))
 def test_nothing_a_candidate_does_reaches_the_next(attack: str, runs: CandidateRuns) -> None:
     code, there = ATTACKS[attack]
@@ -626,6 +632,7 @@ def test_nothing_a_candidate_does_reaches_the_next(attack: str, runs: CandidateR
     assert not marked_processes(MARKER)
 
 
+@CLEAN_SLATE
 def test_a_new_server_never_reads_what_a_candidate_left(
     policy: Policy, isolation: Isolation, run: RunFolder
 ) -> None:
@@ -643,6 +650,7 @@ def test_a_new_server_never_reads_what_a_candidate_left(
     assert following.outcomes == dict.fromkeys(CHECK_TESTS, "passed")
 
 
+@CLEAN_SLATE
 @pytest.mark.parametrize(
     ("attack", "replaced"),
     [(HANG, False), (STOP_SERVER_AND_HANG, not SCOPED)],
@@ -663,6 +671,7 @@ def test_a_candidate_over_its_wall_limit_is_unusable_and_the_next_runs(
     assert not marked_processes(folder)
 
 
+@CLEAN_SLATE
 def test_a_server_killed_between_candidates_costs_no_candidate(
     policy: Policy, isolation: Isolation, repo: tuple[GitRepo, str]
 ) -> None:

@@ -452,7 +452,7 @@ def _init(command):
     the suite must not be able to use it: it is not dumpable (no ptrace, no
     /proc/1/mem), and it keeps none of the descriptors the command inherits (the
     report channel, a fork server's control socket), only the standard streams."""
-    _libc().prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)  # inherited by the fork, reset by exec
+    undumpable()  # inherited by the fork, reset by exec
     pid = os.fork()
     if pid == 0:
         _exec(command)
@@ -464,6 +464,16 @@ def _init(command):
             os._exit(1)
         if done == pid:
             os._exit(_exit_code(wait_status))
+
+
+def undumpable():
+    """Make this process non-dumpable: its /proc entries (environ, memory, descriptors)
+    open only to a holder of CAP_SYS_PTRACE, which the sandbox drops. The gate calls it
+    before it starts a suite: where the suite has no PID namespace of its own (inside
+    another sandbox, or a container whose /proc cannot be mounted) it shares /proc with
+    the gate, and Landlock does not stop it reading /proc/GATE/environ (kernel 6.18,
+    measured), where the keys the gate was started with live."""
+    _libc().prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
 
 
 def _exec(command):
