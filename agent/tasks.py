@@ -20,7 +20,9 @@ from agent.procgroup import run_in_group
 
 # What any process needs to run at all; nothing here can hold a secret. Everything else
 # reaches a task only when its `env` list names it.
-BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR")
+# RATCHET_SANDBOX_GRANTED: what the sandbox this agent runs in (if any) granted; a gate
+# a task starts plans its own, nested sandbox from it (evolution/sandbox/enter.py).
+BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "RATCHET_SANDBOX_GRANTED")
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 TAIL_CHARS = 2000
 RAN = ("ok", "silent", "failed", "timeout")  # the process ran: its duration means something

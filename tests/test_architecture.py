@@ -131,3 +131,12 @@ def test_every_git_command_goes_through_gitrepo() -> None:
         if name != "evolution.gitrepo" and not name.startswith("agent")
     }
     assert {name: n for name, n in offenders.items() if n} == {}
+
+
+def test_the_agent_passes_the_sandbox_grants_to_its_tasks() -> None:
+    """The runtime layer cannot import the launcher's constant, so it spells it; a gate
+    that an agent's task starts inside a sandbox needs it to plan its own."""
+    from agent.tasks import BASE_ENV
+    from evolution.sandbox.enter import GRANTED_ENV
+
+    assert GRANTED_ENV in BASE_ENV
