@@ -200,6 +200,7 @@ def test_a_task_sees_only_the_environment_it_declares(root: Path):
     assert seen["AGENT_TASK"] == "env"
     assert set(seen) - {"PWD", "SHLVL", "_"} <= {
         "PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR",
+        "RATCHET_SANDBOX_GRANTED",  # set only inside a sandbox: this suite under its gate
         "WANTED", "AGENT_TASK", "AGENT_TICK_ID", "AGENT_ROOT",
     }  # fmt: skip
 
