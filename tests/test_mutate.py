@@ -86,7 +86,7 @@ def test_a_multi_line_expression_is_mutated_in_place():
 
 
 def test_a_copied_statement_is_inserted_with_the_target_indentation():
-    copy = next(e for e in by_operator(11)["copy"] if "total = value + 1" in e.description)
+    copy = next(e for e in by_operator(11)["restore"] if "total = value + 1" in e.description)
     mutant = apply_edits(SOURCE, [copy])
     assert changed_lines(SOURCE, mutant) == ["+    total = value + 1"]
     ast.parse(mutant)

@@ -21,11 +21,10 @@ from dataclasses import dataclass, field, replace
 from agent.errors import InvalidRun
 from evolution.mutate.forkserver import CandidateRuns
 from evolution.mutate.localise import Localisation
-from evolution.mutate.operators import Edit, apply_edits, mutations
+from evolution.mutate.operators import OPERATORS, Edit, apply_edits, mutations
+from evolution.mutate.restore import OPERATOR as RESTORE
 from evolution.policy import Policy
 
-OPERATOR_ORDER = ("compare", "arithmetic", "boolean", "constant", "return", "if-swap",
-                  "delete", "copy")  # fmt: skip
 MAX_FOOTHOLDS = 3
 CANDIDATE_TEST_TIMEOUT_S = 10.0  # a mutant can loop forever; a seeded fix never needs this
 
@@ -93,9 +92,9 @@ class Evaluator:
 
 def candidates(source: str, applied: tuple[Edit, ...], lines: list[int]) -> Iterator[Edit]:
     """Single edits on top of `applied`: every one-token and one-span edit on the ranked
-    lines first (most suspicious line first, then by operator), then the copies.
+    lines first (most suspicious line first, then by operator), then the restored statements.
 
-    A copy is one candidate per statement of the file for every line, so tried line by
+    A restored statement is a candidate per donor statement for every line, so tried line by
     line they would bury the cheap edits of a slightly less suspicious line (and lines
     often tie). Every offset refers to the original source, so an edit that overlaps one
     already applied is skipped rather than re-parsed."""
@@ -103,8 +102,8 @@ def candidates(source: str, applied: tuple[Edit, ...], lines: list[int]) -> Iter
     found = {line: list(mutations(source, {line})) for line in lines}
     for copies in (False, True):
         for line in lines:
-            chosen = [e for e in found[line] if (e.operator == "copy") == copies]
-            chosen.sort(key=lambda e: OPERATOR_ORDER.index(e.operator))
+            chosen = [e for e in found[line] if (e.operator == RESTORE) == copies]
+            chosen.sort(key=lambda e: OPERATORS.index(e.operator))
             for edit in chosen:
                 if any((edit.start < end and start < edit.end) or edit.start == start
                        for start, end in taken):
