@@ -2,8 +2,8 @@
 
 A fixture is a tiny module with one bug and its tests. The operator must offer the fix
 as one edit whose diff touches only the faulty line (comments and formatting elsewhere
-kept), and real test runs (the fork server, as mutate evaluates candidates) must see
-the bug fail and the fix pass.
+kept), and the search, with real localisation and real test runs (through the fork
+server, as mutate evaluates candidates), must find that repair.
 """
 
 from __future__ import annotations
@@ -19,9 +19,11 @@ import pytest
 from repo_setup import SAMPLE_PYTEST_INI, Sandbox
 
 from evolution.gitrepo import GitRepo
+from evolution.mutate.evaluator import CandidateEvaluator
 from evolution.mutate.forkserver import CandidateRuns
+from evolution.mutate.localise import localise
 from evolution.mutate.operators import OPERATORS, apply_edits, mutations
-from evolution.mutate.search import evaluator_policy
+from evolution.mutate.search import SearchLimits, evaluator_policy, search
 from evolution.policy import Policy
 from evolution.runfolder import RunFolder
 from evolution.sandbox.isolation import choose
@@ -299,3 +301,17 @@ def test_each_bug_fails_and_its_operators_edit_repairs_it_under_pytest(tmp_path)
             (runs.run.tree / "scripts" / f"{_module(operator)}.py").write_text(
                 _expected(operator))
         assert _passing(runs, every) == set(every)
+
+
+@pytest.mark.parametrize("operator", ["drop-term", "swap-elements"])
+def test_the_search_repairs_a_bug_with_real_localisation_and_test_runs(tmp_path, operator):
+    tests = _workspace(tmp_path / "repo", [operator])[operator]
+    target = f"scripts/{_module(operator)}.py"
+    with _runs(tmp_path / "repo") as runs:
+        failing = sorted(set(tests) - _passing(runs, tests))
+        neighbours = [t for t in tests if t not in failing]
+        evaluator = CandidateEvaluator(runs, target, failing, neighbours)
+        located = localise(runs, target, tests, failing)
+        result = search(evaluator, _source(operator), located, SearchLimits(10, 300))
+    assert result.stopped == "repaired", result
+    assert ast.dump(ast.parse(result.source)) == ast.dump(ast.parse(_expected(operator)))
