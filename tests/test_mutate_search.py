@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from repo_setup import Sandbox
+from repo_setup import SAMPLE_PYTEST_INI, Sandbox
 
 from evolution.gitrepo import GitRepo
 from evolution.mutate import overfit
@@ -52,19 +52,30 @@ def test_a_test_value_introduced_elsewhere_is_flagged_and_generic_ones_pass():
 
 
 def test_the_import_probe_runs_the_candidate_in_the_test_environment(tmp_path: Path):
+    """Beside a live fork server, as the search asks it between candidates."""
     box = Sandbox(tmp_path / "repo")
     box.path.mkdir()
     box.git("init", "-q", "-b", "main")
-    target = "src/pkg/mod.py"
-    box.commit("a package", {"src/pkg/__init__.py": "", target: "SIZE = 2\n"})
+    target, test = "src/pkg/mod.py", "tests/test_mod.py::test_half"
+    box.commit("a package", {
+        "pytest.ini": SAMPLE_PYTEST_INI, "src/pkg/__init__.py": "", target: "SIZE = 2\n",
+        "tests/test_mod.py": "from pkg.mod import HALF\n\n\ndef test_half():\n"
+                             "    assert HALF == 5\n",
+    })  # fmt: skip
     assert module_name(target) == "pkg.mod"
+    good, bad = "SIZE = 2\nHALF = 10 // SIZE\n", "SIZE = 0\nHALF = 10 // SIZE\n"
     policy = evaluator_policy(Policy())
     isolation = choose(policy, automated=True, unsandboxed=True)
-    with RunFolder(GitRepo(box.path), box.head()) as run:
-        runs = CandidateRuns(policy, run, isolation, fork=False)  # the probe needs no server
-        evaluator = CandidateEvaluator(runs, target, [], [])
-        assert evaluator.imports("SIZE = 2\nHALF = 10 // SIZE\n")
-        assert not evaluator.imports("SIZE = 0\nHALF = 10 // SIZE\n")
+    with (
+        RunFolder(GitRepo(box.path), box.head()) as run,
+        CandidateRuns(policy, run, isolation) as runs,
+    ):
+        evaluator = CandidateEvaluator(runs, target, [test], [])
+        assert evaluator.fixed(good) == 1
+        assert evaluator.imports(good)
+        assert not evaluator.imports(bad)
+        assert evaluator.fixed(good) == 1  # the next candidate runs as before
+        assert runs.started <= 1
 
 
 def test_the_priors_cover_every_operator_and_rank_a_single_token_fix_early():
