@@ -91,10 +91,16 @@ def bug_names() -> list[str]:
 def prepare(name: str, repo: Path) -> str:
     """Copy the bug into a fresh repository and record its baseline; '' or an error."""
     shutil.copytree(BUGS / name, repo, ignore=shutil.ignore_patterns("BUG.md", "__pycache__"))
+    return commit_and_record(repo, f"seeded bug: {name}")
+
+
+def commit_and_record(repo: Path, message: str) -> str:
+    """Make the folder a repository with one commit and record its baseline, which must
+    have a failing test; '' or an error."""
     for argv in (
         ["git", "init", "-q", "-b", "main"],
         ["git", "add", "-A"],
-        ["git", "commit", "-q", "--no-verify", "-m", f"seeded bug: {name}"],
+        ["git", "commit", "-q", "--no-verify", "-m", message],
     ):
         done = sh(argv, repo)
         if done.returncode != 0:

@@ -317,6 +317,26 @@ def coverage_report(
     return read_json_object(target) if outcome.returncode == 0 else None
 
 
+def imports(policy: Policy, run: RunFolder, isolation: Isolation, module: str) -> bool:
+    """Whether `module` imports on the run's tree, in the suite's interpreter, environment
+    and sandbox, bounded like one test: a cheap refusal of a mutant that breaks
+    module-level code, before its tests are paid for. True when it cannot tell (a test
+    command other than `python -m pytest` has no interpreter of the suite's to ask; a
+    check that could not start says nothing of the mutant): the tests judge then."""
+    command = policy.argv()
+    if command[1:3] != ["-m", "pytest"]:
+        return True
+    try:
+        outcome, _ = _confined(
+            [command[0], "-c", f"import {module}"], run, policy, isolation,
+            env=environment(run), output=run.path / "import.log",
+            timeout_s=policy.test_timeout_s,
+        )  # fmt: skip
+    except InvalidRun:
+        return True
+    return not outcome.timed_out and outcome.returncode == 0
+
+
 def coverage_json_args(rc: Path, target: Path) -> list[str]:
     """The command that writes coverage's JSON report, with contexts, to `target`."""
     return [sys.executable, "-m", "coverage", "json", f"--rcfile={rc}", "--show-contexts",

@@ -86,7 +86,7 @@ def test_a_multi_line_expression_is_mutated_in_place():
 
 
 def test_a_copied_statement_is_inserted_with_the_target_indentation():
-    copy = next(e for e in by_operator(11)["copy"] if "total = value + 1" in e.description)
+    copy = next(e for e in by_operator(11)["restore"] if "total = value + 1" in e.description)
     mutant = apply_edits(SOURCE, [copy])
     assert changed_lines(SOURCE, mutant) == ["+    total = value + 1"]
     ast.parse(mutant)
@@ -111,8 +111,13 @@ def test_minimisation_drops_every_edit_the_repair_does_not_need():
     from evolution.mutate.search import minimise
 
     class Judge:  # the repair criterion as a predicate; the real one runs pytest
-        def plausible(self, source: str) -> bool:
-            return "value + 1" not in source and ">=" in source
+        failing = ("test",)
+
+        def fixed(self, source: str) -> int:
+            return int("value + 1" not in source and ">=" in source)
+
+        def neighbours_hold(self, source: str) -> bool:
+            return True
 
     needed_a = by_operator(8)["compare"][0]  # > -> >=
     needed_b = by_operator(10)["arithmetic"][0]  # + -> -

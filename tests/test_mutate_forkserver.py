@@ -25,9 +25,10 @@ from repo_setup import CALC, FIXED_CALC, IDENTITY, make_sandbox
 
 from agent.errors import InvalidRun
 from evolution.gitrepo import GitRepo
+from evolution.mutate.evaluator import CandidateEvaluator
 from evolution.mutate.forkserver import CandidateRuns, unsupported
 from evolution.mutate.localise import localise
-from evolution.mutate.search import Evaluator, SearchLimits, search
+from evolution.mutate.search import SearchLimits, search
 from evolution.policy import Policy
 from evolution.probe._ratchet_forkserver import foreign_modules
 from evolution.pytest_report import RunResult
@@ -569,7 +570,7 @@ def test_a_search_finds_the_same_repair_with_and_without_the_fork_server(
         (run.tree / TARGET).write_text(CALC, encoding="utf-8")  # the search leaves its last
         with CandidateRuns(policy, run, isolation, fork=fork) as runs:
             localisation = localise(runs, TARGET, [*failing, *neighbours], failing)
-            evaluator = Evaluator(runs, TARGET, failing, neighbours)
+            evaluator = CandidateEvaluator(runs, TARGET, failing, neighbours)
             result = search(evaluator, CALC, localisation, SearchLimits(max_candidates=40))
             found[fork] = (localisation, result.edits, result.evaluated, result.stopped)
             assert runs.how.startswith("fork server" if fork else "one pytest process")

@@ -1,12 +1,15 @@
-"""The repair search: localise, mutate, evaluate in stages, minimise.
+"""The repair search: rank, filter, evaluate in stages, minimise, check.
 
-Stage 1 runs the failing tests alone against a candidate; stage 2 runs every test of
-their test files that passed before (a neighbour the edit breaks is caught cheaply);
-the whole suite is the gate's job, on the branch the caller makes. Single edits are
-tried first, the most suspicious lines first. An edit that makes some failing tests
-pass without breaking any is kept as a foothold, and the search goes one level deeper
-from it (GenProg's accumulation, bounded). A multi-edit repair is then minimised: every
-edit whose removal still passes both stages is dropped.
+Candidates come best first (see `rank`: suspicion x prior x share). Before any test
+runs, a candidate is dropped if it does not compile, if it is equivalent to one
+already judged (same normalised syntax tree), or, when it changes module-level code,
+if the module no longer imports. Stage 1 runs the failing tests alone; stage 2 every
+test of their files that passed before. An edit that makes some failing tests pass
+without breaking any is kept as a foothold, and the search goes one level deeper from
+it (GenProg's accumulation, bounded). A repair is minimised (every edit it does not
+need is dropped), checked for overfitting (see `overfit`), and must pass stage 3, the
+passing tests of every test file that concerns the target, before it is proposed;
+the gate then judges the whole suite.
 
 The search is bounded by candidate count and by wall time; both are reported.
 """
@@ -15,19 +18,21 @@ from __future__ import annotations
 
 import ast
 import time
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from agent.errors import InvalidRun
-from evolution.mutate.forkserver import CandidateRuns
+from evolution.mutate import overfit
+from evolution.mutate.evaluator import Evaluator
 from evolution.mutate.localise import Localisation
-from evolution.mutate.operators import Edit, apply_edits, mutations
+from evolution.mutate.priors import priors
+from evolution.mutate.rank import ranked
+from evolution.mutate.source import Edit, apply_edits
 from evolution.policy import Policy
 
-OPERATOR_ORDER = ("compare", "arithmetic", "boolean", "constant", "return", "if-swap",
-                  "delete", "copy")  # fmt: skip
 MAX_FOOTHOLDS = 3
 CANDIDATE_TEST_TIMEOUT_S = 10.0  # a mutant can loop forever; a seeded fix never needs this
+SYMMETRIC = (ast.Eq, ast.NotEq, ast.Is, ast.IsNot)
 
 
 @dataclass
@@ -44,6 +49,9 @@ class SearchResult:
     seconds: float = 0.0
     stopped: str = ""  # repaired | candidates | time | exhausted
     lines: list[int] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)  # why, before any test ran
+    rejected: list[str] = field(default_factory=list)  # plausible, but refused: why
+    flags: list[str] = field(default_factory=list)  # the repair's overfitting warnings
 
     @property
     def repaired(self) -> bool:
@@ -54,70 +62,80 @@ class SearchResult:
         return self.evaluated / self.seconds * 60 if self.seconds > 0 else 0.0
 
 
-@dataclass
-class Evaluator:
-    """Writes a candidate into the run folder's tree and runs the two stages on it
-    (through `runs`: a fork server in the sandbox, or one pytest process each)."""
-
-    runs: CandidateRuns
-    target: str
-    failing: list[str]
-    neighbours: list[str]
-    evaluated: int = 0
-
-    def _passing(self, source: str, tests: list[str]) -> list[str] | None:
-        """Which of `tests` pass with `source` as the target, or None for an unusable run."""
-        (self.runs.run.tree / self.target).write_text(source, encoding="utf-8")
-        try:
-            result = self.runs(tests)
-        except InvalidRun:
-            return None
-        return [n for n in tests if result.outcomes.get(n) == "passed"]
-
-    def fixed(self, source: str) -> int | None:
-        """How many failing tests pass (stage 1), or None when the run is unusable."""
-        self.evaluated += 1
-        passing = self._passing(source, self.failing)
-        return None if passing is None else len(passing)
-
-    def neighbours_hold(self, source: str) -> bool:
-        """Stage 2: every test of the failing tests' files that passed before still does."""
-        if not self.neighbours:
-            return True
-        return self._passing(source, self.neighbours) == self.neighbours
-
-    def plausible(self, source: str) -> bool:
-        fixed = self.fixed(source)
-        return fixed == len(self.failing) and self.neighbours_hold(source)
-
-
-def candidates(source: str, applied: tuple[Edit, ...], lines: list[int]) -> Iterator[Edit]:
-    """Single edits on top of `applied`: every one-token and one-span edit on the ranked
-    lines first (most suspicious line first, then by operator), then the copies.
-
-    A copy is one candidate per statement of the file for every line, so tried line by
-    line they would bury the cheap edits of a slightly less suspicious line (and lines
-    often tie). Every offset refers to the original source, so an edit that overlaps one
-    already applied is skipped rather than re-parsed."""
-    taken = [(e.start, e.end) for e in applied]
-    found = {line: list(mutations(source, {line})) for line in lines}
-    for copies in (False, True):
-        for line in lines:
-            chosen = [e for e in found[line] if (e.operator == "copy") == copies]
-            chosen.sort(key=lambda e: OPERATOR_ORDER.index(e.operator))
-            for edit in chosen:
-                if any((edit.start < end and start < edit.end) or edit.start == start
-                       for start, end in taken):
-                    continue
-                yield edit
-
-
-def _parses(text: str) -> bool:
+def canonical(text: str) -> str | None:
+    """A key equal for equivalent mutants (formatting, `a == b` vs `b == a`), or None
+    when the text does not compile (`return` outside a function compiles to nothing)."""
     try:
-        ast.parse(text)
-    except SyntaxError:
-        return False
-    return True
+        tree = ast.parse(text)
+        compile(tree, "<mutant>", "exec", dont_inherit=True)
+    except (SyntaxError, ValueError):
+        return None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(
+                node.ops[0], SYMMETRIC):
+            left, right = sorted((node.left, node.comparators[0]), key=ast.dump)
+            node.left, node.comparators = left, [right]
+    return ast.dump(tree)
+
+
+def module_level_lines(source: str) -> set[int]:
+    """Lines that run at import: everything outside function bodies."""
+    tree = ast.parse(source)
+    inside: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            body = node.body if isinstance(node.body, list) else [node.body]
+            inside.update(range(body[0].lineno, (node.end_lineno or body[0].lineno) + 1))
+    return set(range(1, source.count("\n") + 2)) - inside
+
+
+@dataclass
+class _Search:
+    evaluator: Evaluator
+    source: str
+    limits: SearchLimits
+    tests: list[str]
+    tried: set[str]
+    on_candidate: Callable[[int], None] | None
+    result: SearchResult
+    started: float = field(default_factory=time.monotonic)
+
+    def bound(self) -> str:
+        if self.evaluator.evaluated >= self.limits.max_candidates:
+            return "candidates"
+        if time.monotonic() - self.started > self.limits.max_seconds:
+            return "time"
+        return ""
+
+    def admissible(self, text: str, edits: tuple[Edit, ...], module_lines: set[int]) -> bool:
+        key = canonical(text)
+        if key is None:
+            self.result.skipped["does not compile"] += 1
+            return False
+        if key in self.tried:
+            self.result.skipped["equivalent to one tried"] += 1
+            return False
+        self.tried.add(key)
+        if any(e.line in module_lines for e in edits) and not self.evaluator.imports(text):
+            self.result.skipped["does not import"] += 1
+            return False
+        return True
+
+    def accept(self, edits: tuple[Edit, ...]) -> bool:
+        """Minimise a plausible repair, then check it; True when it is the answer."""
+        minimal = minimise(self.evaluator, self.source, edits)
+        text = apply_edits(self.source, minimal)
+        verdict = overfit.check(self.source, text, self.tests)
+        described = "; ".join(e.description for e in minimal)
+        if verdict.rejected:
+            self.result.rejected.append(f"{described}: {verdict.rejected}")
+            return False
+        if not self.evaluator.whole_files_hold(text):
+            self.result.rejected.append(
+                f"{described}: breaks a test of the target's other test files")
+            return False
+        self.result.edits, self.result.source, self.result.flags = minimal, text, verdict.flags
+        return True
 
 
 def search(
@@ -128,45 +146,42 @@ def search(
     *,
     tried: set[str] | None = None,
     on_candidate: Callable[[int], None] | None = None,
+    tests: list[str] | None = None,
 ) -> SearchResult:
-    """Find a plausible repair of `source`. `tried` holds sources already judged (and
-    rejected by the gate) in this process, so a second call goes on where it left."""
-    started = time.monotonic()
-    tried = set() if tried is None else tried
+    """Find a plausible repair of `source`. `tried` holds the keys of mutants already
+    judged in this process, so a second call goes on where the first left off; `tests`
+    are the texts of the target's test files, for the overfitting check."""
     lines = localisation.ranked_lines()
-    result = SearchResult(lines=lines[:10])
+    state = _Search(evaluator, source, limits, tests or [],
+                    set() if tried is None else tried, on_candidate, SearchResult(lines=lines[:10]))
+    table = priors()
+    module_lines = module_level_lines(source)
     failing_total = len(evaluator.failing)
     footholds: dict[tuple[Edit, ...], int] = {(): 0}  # edits -> failing tests they fix
     frontier: list[tuple[Edit, ...]] = [()]
-    depth = 0
-    while frontier and depth < 2:
+    for depth in (1, 2):
         for applied in frontier:
-            for edit in candidates(source, applied, lines):
-                if evaluator.evaluated >= limits.max_candidates:
-                    return _stop(result, evaluator, started, "candidates")
-                if time.monotonic() - started > limits.max_seconds:
-                    return _stop(result, evaluator, started, "time")
+            for edit in ranked(source, localisation.scores, table, applied):
+                why = state.bound()
+                if why:
+                    return _stop(state, why)
                 edits = (*applied, edit)
                 text = apply_edits(source, edits)
-                if text in tried or not _parses(text):
+                if not state.admissible(text, edits, module_lines):
                     continue
-                tried.add(text)
                 fixed = evaluator.fixed(text)
                 if on_candidate is not None:
                     on_candidate(evaluator.evaluated)
                 if fixed is None:
                     continue
                 if fixed == failing_total and evaluator.neighbours_hold(text):
-                    minimal = minimise(evaluator, source, edits)
-                    result.edits = minimal
-                    result.source = apply_edits(source, minimal)
-                    return _stop(result, evaluator, started, "repaired")
-                if fixed > footholds[applied] and evaluator.neighbours_hold(text):
+                    if state.accept(edits):
+                        return _stop(state, "repaired")
+                elif fixed > footholds[applied] and evaluator.neighbours_hold(text):
                     footholds[edits] = fixed
-        depth += 1
         deeper = [edits for edits in footholds if len(edits) == depth]
         frontier = sorted(deeper, key=lambda edits: -footholds[edits])[:MAX_FOOTHOLDS]
-    return _stop(result, evaluator, started, "exhausted")
+    return _stop(state, "exhausted")
 
 
 def minimise(evaluator: Evaluator, source: str, edits: tuple[Edit, ...]) -> tuple[Edit, ...]:
@@ -177,18 +192,20 @@ def minimise(evaluator: Evaluator, source: str, edits: tuple[Edit, ...]) -> tupl
         changed = False
         for edit in list(kept):
             trial = tuple(e for e in kept if e is not edit)
-            if evaluator.plausible(apply_edits(source, trial)):
+            text = apply_edits(source, trial)
+            if evaluator.fixed(text) == len(evaluator.failing) and evaluator.neighbours_hold(
+                    text):
                 kept = list(trial)
                 changed = True
                 break
     return tuple(kept)
 
 
-def _stop(result: SearchResult, evaluator: Evaluator, started: float, why: str) -> SearchResult:
-    result.evaluated = evaluator.evaluated
-    result.seconds = time.monotonic() - started
-    result.stopped = why
-    return result
+def _stop(state: _Search, why: str) -> SearchResult:
+    state.result.evaluated = state.evaluator.evaluated
+    state.result.seconds = time.monotonic() - state.started
+    state.result.stopped = why
+    return state.result
 
 
 def evaluator_policy(policy: Policy) -> Policy:

@@ -67,6 +67,18 @@ def check_paths(paths: list[str], policy: Policy) -> None:
             raise UsageError(f"{path} is not under the evolvable paths ({evolvable})")
 
 
+def module_pattern(target: str) -> re.Pattern[str]:
+    """How a test file names the target's module: its stem, or for a package's
+    `__init__.py`, the package's name."""
+    path = PurePosixPath(target)
+    if path.stem != "__init__":
+        return re.compile(rf"\b{re.escape(path.stem)}\b")
+    # `inflection.camelize(…)` names the package; `from scripts.calc import …` only
+    # passes through it to a submodule.
+    return re.compile(rf"\b{re.escape(path.parent.name)}\b(?!\.[\w.]*(\s+import\b|\s+as\b|\s*$))",
+                      re.MULTILINE)
+
+
 def failing_by_target(
     ctx: Context, targets: list[str]
 ) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
@@ -77,7 +89,7 @@ def failing_by_target(
     sources: dict[str, str] = {}
     if found is None:
         return by_target, sources
-    patterns = {t: re.compile(rf"\b{re.escape(PurePosixPath(t).stem)}\b") for t in targets}
+    patterns = {t: module_pattern(t) for t in targets}
     for nodeid, outcome in sorted(found[0].tests.items()):
         if outcome == "passed":
             continue

@@ -2,9 +2,11 @@
 
 It needs no model and no network: the tests are the specification. The failing tests
 are the baseline's tests that do not pass and concern the target; their neighbours
-(every test of the same files that passes on main) must keep passing. Everything runs
-in a throw-away run folder of main (sandboxed), so the checkout is never touched. The
-search itself (localisation, operators, staged evaluation) is `evolution.mutate`.
+(every test of the same files that passes on main) must keep passing, and before a
+repair is proposed, so must the passing tests of every other test file that names the
+target. Everything runs in a throw-away run folder of main (sandboxed), so the checkout
+is never touched. The search itself (localisation, operators, staged evaluation) is
+`evolution.mutate`.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from evolution.baseline import read_baseline
+from evolution.mutate.evaluator import CandidateEvaluator
 from evolution.mutate.forkserver import CandidateRuns
 from evolution.mutate.localise import localise
-from evolution.mutate.search import Evaluator, SearchLimits, SearchResult, evaluator_policy, search
+from evolution.mutate.search import SearchLimits, SearchResult, evaluator_policy, search
 from evolution.propose.base import Change, NoChange, Request, Spend
-from evolution.propose.context import Context, failing_for
+from evolution.propose.context import Context, failing_for, module_pattern
 from evolution.runfolder import RunFolder
 from evolution.sandbox.isolation import choose
 
@@ -51,6 +54,9 @@ class Repair:
             "stopped": self.result.stopped,
             "suspicious_lines": self.result.lines,
             "evaluation": self.evaluation,
+            "skipped": dict(self.result.skipped),
+            "rejected": self.result.rejected,
+            "flags": self.result.flags,
         }
 
 
@@ -63,6 +69,21 @@ def failing_and_neighbours(
         if outcome == "passed" and n.split("::", 1)[0] in files
     )
     return sorted(failing), neighbours
+
+
+def related_tests(
+    ctx: Context, baseline_tests: dict[str, str], target: str
+) -> tuple[list[str], list[str]]:
+    """The passing tests of every test file that names the target's module (the rule
+    that finds its failing tests), and those files' sources: a repair must keep them
+    passing, and must not special-case what they test."""
+    pattern = module_pattern(target)
+    files = sorted({nodeid.split("::", 1)[0] for nodeid in baseline_tests})
+    sources = {path: ctx.read(path) or "" for path in files}
+    naming = {path: text for path, text in sources.items() if pattern.search(text)}
+    related = sorted(n for n, outcome in baseline_tests.items()
+                     if outcome == "passed" and n.split("::", 1)[0] in naming)  # fmt: skip
+    return related, list(naming.values())
 
 
 def repair(
@@ -84,9 +105,10 @@ def repair(
         failing, neighbours = failing_and_neighbours(tests, failing)
         localisation = localise(runs, target, [*failing, *neighbours], failing)
         source = (run.tree / target).read_text(encoding="utf-8")
-        evaluator = Evaluator(runs, target, failing, neighbours)
+        related, test_sources = related_tests(ctx, tests, target)
+        evaluator = CandidateEvaluator(runs, target, failing, neighbours, related)
         result = search(evaluator, source, localisation, limits, tried=tried,
-                        on_candidate=on_candidate)
+                        on_candidate=on_candidate, tests=test_sources)
     return Repair(target, result, failing, runs.how)
 
 
@@ -116,6 +138,9 @@ class MutateProposer:
                 f"{found.result.seconds:.1f} s), making pass: {', '.join(found.failing)}"
                 f"\n{lines}"
             )
+            if found.result.flags:
+                details += "\n\nOverfitting check, for the reviewer: " + "; ".join(
+                    found.result.flags)
             return Change(
                 {target: found.result.source}, found.fingerprint, details, found.summary()
             )

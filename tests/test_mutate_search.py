@@ -1,0 +1,94 @@
+"""The search's filters before any test runs, the overfitting check, the import probe
+(a real interpreter in the test runs' environment) and the priors table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from repo_setup import SAMPLE_PYTEST_INI, Sandbox
+
+from evolution.gitrepo import GitRepo
+from evolution.mutate import overfit
+from evolution.mutate.evaluator import CandidateEvaluator, module_name
+from evolution.mutate.forkserver import CandidateRuns
+from evolution.mutate.operators import OPERATORS
+from evolution.mutate.priors import priors
+from evolution.mutate.rank import ranked
+from evolution.mutate.search import canonical, evaluator_policy, module_level_lines
+from evolution.policy import Policy
+from evolution.propose.context import module_pattern
+from evolution.runfolder import RunFolder
+from evolution.sandbox.isolation import choose
+
+
+def test_equivalent_mutants_share_a_key_and_uncompilable_ones_have_none():
+    assert canonical("x = (a  ==  b)\n") == canonical("x = b == a  # same\n")
+    assert canonical("x = a < b\n") != canonical("x = b < a\n")
+    assert canonical("return 1\n") is None  # parses, but does not compile
+    assert canonical("def f(:\n") is None
+
+
+def test_only_code_outside_function_bodies_runs_at_import():
+    source = "import os\n\n\ndef f(x=os.sep):\n    return x\n\n\nY = f()\n"
+    assert module_level_lines(source) >= {1, 4, 8}
+    assert 5 not in module_level_lines(source)
+
+
+def test_a_repair_that_special_cases_a_test_value_is_rejected():
+    tests = ["def test_it():\n    assert price(42) == 7\n"]
+    original = "def price(n):\n    return n * 2\n"
+    cheat = "def price(n):\n    if n == 42:\n        return 7\n    return n * 2\n"
+    assert "special-cases 42" in overfit.check(original, cheat, tests).rejected
+
+
+def test_a_test_value_introduced_elsewhere_is_flagged_and_generic_ones_pass():
+    tests = ["def test_it():\n    assert limit() == 11\n"]
+    original = "def limit():\n    return 10\n"
+    verdict = overfit.check(original, "def limit():\n    return 11\n", tests)
+    assert not verdict.rejected and verdict.flags == [
+        "it introduces 11, a value the tests also use"]
+    generic = overfit.check(original, "def limit():\n    return 10 + 1\n", tests)
+    assert not generic.rejected and not generic.flags
+
+
+def test_the_import_probe_runs_the_candidate_in_the_test_environment(tmp_path: Path):
+    """Beside a live fork server, as the search asks it between candidates."""
+    box = Sandbox(tmp_path / "repo")
+    box.path.mkdir()
+    box.git("init", "-q", "-b", "main")
+    target, test = "src/pkg/mod.py", "tests/test_mod.py::test_half"
+    box.commit("a package", {
+        "pytest.ini": SAMPLE_PYTEST_INI, "src/pkg/__init__.py": "", target: "SIZE = 2\n",
+        "tests/test_mod.py": "from pkg.mod import HALF\n\n\ndef test_half():\n"
+                             "    assert HALF == 5\n",
+    })  # fmt: skip
+    assert module_name(target) == "pkg.mod"
+    good, bad = "SIZE = 2\nHALF = 10 // SIZE\n", "SIZE = 0\nHALF = 10 // SIZE\n"
+    policy = evaluator_policy(Policy())
+    isolation = choose(policy, automated=True, unsandboxed=True)
+    with (
+        RunFolder(GitRepo(box.path), box.head()) as run,
+        CandidateRuns(policy, run, isolation) as runs,
+    ):
+        evaluator = CandidateEvaluator(runs, target, [test], [])
+        assert evaluator.fixed(good) == 1
+        assert evaluator.imports(good)
+        assert not evaluator.imports(bad)
+        assert evaluator.fixed(good) == 1  # the next candidate runs as before
+        assert runs.started <= 1
+
+
+def test_the_priors_cover_every_operator_and_rank_a_single_token_fix_early():
+    table = priors()
+    assert set(table) == set(OPERATORS) and all(p > 0 for p in table.values())
+    source = "def over(value, limit):\n    return value > limit\n"
+    order = ranked(source, {2: 1.0}, table)
+    compare = next(i for i, e in enumerate(order) if e.description.endswith("> -> >="))
+    assert compare < len(order) // 2  # the line's one comparison is not buried by renamings
+
+
+def test_a_package_init_is_named_by_its_use_not_by_a_submodule_import():
+    init = module_pattern("scripts/__init__.py")
+    assert not init.search("from scripts.calc import add\nimport scripts.calc\n")
+    assert module_pattern("inflection/__init__.py").search("y = inflection.camelize(x)\n")
+    assert module_pattern("scripts/calc.py").search("from scripts.calc import add\n")
