@@ -17,6 +17,7 @@ from typing import Protocol
 
 from agent.errors import InvalidRun
 from evolution.mutate.forkserver import CandidateRuns
+from evolution.policy import Policy
 from evolution.testrun import imports
 
 
@@ -62,16 +63,21 @@ class CandidateEvaluator:
     failing: list[str]
     neighbours: list[str]
     related: list[str] = field(default_factory=list)  # stage 3's tests
+    # The time limits of stages 1 and 2, measured on their tests (`candidate_policy`);
+    # stage 3's tests were not measured and keep the runner's.
+    limits: Policy | None = None
     evaluated: int = 0
 
     def _write(self, source: str) -> None:
         (self.runs.run.tree / self.target).write_text(source, encoding="utf-8")
 
-    def _passing(self, source: str, tests: list[str]) -> list[str] | None:
-        """Which of `tests` pass with `source` as the target, or None for an unusable run."""
+    def _passing(self, source: str, tests: list[str], measured: bool = True) -> list[str] | None:
+        """Which of `tests` pass with `source` as the target, or None for an unusable run.
+        `measured`: the tests' times are known, so the candidate's limits apply."""
         self._write(source)
         try:
-            result = self.runs(tests)
+            with self.runs.limited(self.limits if measured else None):
+                result = self.runs(tests)
         except InvalidRun:
             return None
         return [n for n in tests if result.outcomes.get(n) == "passed"]
@@ -91,4 +97,4 @@ class CandidateEvaluator:
 
     def whole_files_hold(self, source: str) -> bool:
         extra = sorted(set(self.related) - set(self.neighbours))
-        return not extra or self._passing(source, extra) == extra
+        return not extra or self._passing(source, extra, measured=False) == extra

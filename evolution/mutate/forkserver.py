@@ -42,7 +42,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -186,6 +186,17 @@ class CandidateRuns:
             return f"one pytest process per candidate: {self.fallback}"
         where = "in the sandbox" if self.isolation.sandboxed else "without a sandbox"
         return f"fork server {where} ({self.started} started)"
+
+    @contextlib.contextmanager
+    def limited(self, policy: Policy | None) -> Iterator[None]:
+        """Runs started inside take their time limits from `policy` (a candidate's,
+        measured on the tests it runs); None keeps the server's own."""
+        saved = self.policy
+        self.policy = policy or saved
+        try:
+            yield
+        finally:
+            self.policy = saved
 
     def __call__(self, select: Iterable[str], *, coverage_rc: Path | None = None) -> RunResult:
         """The result of `select` on the tree as it is now; InvalidRun when unusable.

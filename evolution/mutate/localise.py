@@ -12,7 +12,7 @@ mutated.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -24,6 +24,8 @@ class Localisation:
     scores: dict[int, float]  # line -> suspiciousness, only lines a failing test ran
     outcomes: dict[str, str]  # nodeid -> outcome in the localisation run
     covered: bool  # False when the test command could not run under coverage
+    durations: dict[str, float] = field(default_factory=dict)  # nodeid -> seconds, there
+    seconds: float = 0.0  # the localisation run's wall clock (under coverage: slower)
 
     def ranked_lines(self) -> list[int]:
         return sorted(self.scores, key=lambda line: (-self.scores[line], line))
@@ -66,14 +68,16 @@ def localise(
     if contexts is None:
         # No coverage (a custom test command): every line is equally suspect.
         lines = range(1, len((worktree / target).read_text().splitlines()) + 1)
-        return Localisation({line: 1.0 for line in lines}, result.outcomes, covered=False)
+        return Localisation({line: 1.0 for line in lines}, result.outcomes, covered=False,
+                            durations=result.durations, seconds=result.duration_s)
     scores = {}
     for line, names in contexts.items():
         ran = set(names)
         score = ochiai(len(ran & failed), len(ran & passed), len(failed))
         if score > 0:
             scores[line] = score
-    return Localisation(scores, result.outcomes, covered=True)
+    return Localisation(scores, result.outcomes, covered=True, durations=result.durations,
+                        seconds=result.duration_s)
 
 
 def _contexts(report: dict[str, Any] | None) -> dict[int, list[str]] | None:

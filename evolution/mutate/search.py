@@ -32,6 +32,8 @@ from evolution.policy import Policy
 
 MAX_FOOTHOLDS = 3
 CANDIDATE_TEST_TIMEOUT_S = 10.0  # a mutant can loop forever; a seeded fix never needs this
+MIN_TEST_TIMEOUT_S = 1.0
+MIN_RUN_TIMEOUT_S = 10.0
 SYMMETRIC = (ast.Eq, ast.NotEq, ast.Is, ast.IsNot)
 
 
@@ -214,4 +216,20 @@ def evaluator_policy(policy: Policy) -> Policy:
         policy,
         test_timeout_s=min(policy.test_timeout_s, CANDIDATE_TEST_TIMEOUT_S),
         run_timeout_s=min(policy.run_timeout_s, 120.0),
+    )
+
+
+def candidate_policy(policy: Policy, localisation: Localisation) -> Policy:
+    """Limits measured on the target's own tests: a test may take ten times what the
+    slowest took in the localisation run, a candidate's run five times that run's wall
+    clock (itself slowed by coverage), never less than `MIN_TEST_TIMEOUT_S` and
+    `MIN_RUN_TIMEOUT_S` (a loaded host), never more than `evaluator_policy`'s caps.
+    A mutant that loops (an off-by-one on a `while` bound, a constant weekday) then
+    costs about a second, not the 10 s cap: on a budget of 60 s that was the
+    difference between a repair and none."""
+    slowest = max(localisation.durations.values(), default=0.0)
+    return replace(
+        policy,
+        test_timeout_s=min(policy.test_timeout_s, max(MIN_TEST_TIMEOUT_S, 10 * slowest)),
+        run_timeout_s=min(policy.run_timeout_s, max(MIN_RUN_TIMEOUT_S, 5 * localisation.seconds)),
     )

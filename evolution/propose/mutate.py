@@ -19,7 +19,13 @@ from evolution.baseline import read_baseline
 from evolution.mutate.evaluator import CandidateEvaluator
 from evolution.mutate.forkserver import CandidateRuns
 from evolution.mutate.localise import localise
-from evolution.mutate.search import SearchLimits, SearchResult, evaluator_policy, search
+from evolution.mutate.search import (
+    SearchLimits,
+    SearchResult,
+    candidate_policy,
+    evaluator_policy,
+    search,
+)
 from evolution.propose.base import Change, NoChange, Request, Spend
 from evolution.propose.context import Context, failing_for, module_pattern
 from evolution.runfolder import RunFolder
@@ -106,7 +112,8 @@ def repair(
         localisation = localise(runs, target, [*failing, *neighbours], failing)
         source = (run.tree / target).read_text(encoding="utf-8")
         related, test_sources = related_tests(ctx, tests, target)
-        evaluator = CandidateEvaluator(runs, target, failing, neighbours, related)
+        evaluator = CandidateEvaluator(runs, target, failing, neighbours, related,
+                                       limits=candidate_policy(policy, localisation))
         result = search(evaluator, source, localisation, limits, tried=tried,
                         on_candidate=on_candidate, tests=test_sources)
     return Repair(target, result, failing, runs.how)
