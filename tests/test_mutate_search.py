@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from repo_setup import SAMPLE_PYTEST_INI, Sandbox
@@ -11,10 +12,18 @@ from evolution.gitrepo import GitRepo
 from evolution.mutate import overfit
 from evolution.mutate.evaluator import CandidateEvaluator, module_name
 from evolution.mutate.forkserver import CandidateRuns
+from evolution.mutate.localise import Localisation
 from evolution.mutate.operators import OPERATORS
 from evolution.mutate.priors import priors
 from evolution.mutate.rank import ranked
-from evolution.mutate.search import canonical, evaluator_policy, module_level_lines
+from evolution.mutate.search import (
+    MIN_RUN_TIMEOUT_S,
+    MIN_TEST_TIMEOUT_S,
+    candidate_policy,
+    canonical,
+    evaluator_policy,
+    module_level_lines,
+)
 from evolution.policy import Policy
 from evolution.propose.context import module_pattern
 from evolution.runfolder import RunFolder
@@ -92,3 +101,44 @@ def test_a_package_init_is_named_by_its_use_not_by_a_submodule_import():
     assert not init.search("from scripts.calc import add\nimport scripts.calc\n")
     assert module_pattern("inflection/__init__.py").search("y = inflection.camelize(x)\n")
     assert module_pattern("scripts/calc.py").search("from scripts.calc import add\n")
+
+
+def test_a_candidates_limits_are_measured_on_the_tests_it_runs():
+    base = evaluator_policy(Policy())
+    quick = Localisation({}, {}, True, durations={"t::a": 0.02, "t::b": 0.3}, seconds=1.5)
+    measured = candidate_policy(base, quick)
+    assert (measured.test_timeout_s, measured.run_timeout_s) == (3.0, MIN_RUN_TIMEOUT_S)
+    instant = candidate_policy(base, Localisation({}, {}, True, durations={"t::a": 0.001}))
+    assert instant.test_timeout_s == MIN_TEST_TIMEOUT_S
+    slow = candidate_policy(base, Localisation({}, {}, True, durations={"t::a": 5.0},
+                                               seconds=60.0))  # fmt: skip
+    assert (slow.test_timeout_s, slow.run_timeout_s) == (base.test_timeout_s, base.run_timeout_s)
+
+
+def test_stages_one_and_two_run_under_the_measured_limits_and_stage_three_does_not(
+    tmp_path: Path,
+):
+    """A test that sleeps 3 s: over a measured 1 s limit it fails (a mutant that loops
+    is cut off there), while stage 3, whose tests were never measured, lets it pass."""
+    box = Sandbox(tmp_path / "repo")
+    box.path.mkdir()
+    box.git("init", "-q", "-b", "main")
+    target, test = "scripts/nap.py", "tests/test_nap.py::test_nap"
+    box.commit("a slow test", {
+        "pytest.ini": SAMPLE_PYTEST_INI, "scripts/__init__.py": "",
+        target: "import time\n\n\ndef nap():\n    time.sleep(3)\n    return 1\n",
+        "tests/test_nap.py": "from scripts.nap import nap\n\n\ndef test_nap():\n"
+                             "    assert nap() == 1\n",
+    })  # fmt: skip
+    policy = evaluator_policy(Policy())
+    tight = replace(policy, test_timeout_s=MIN_TEST_TIMEOUT_S)
+    isolation = choose(policy, automated=True, unsandboxed=True)
+    source = (box.path / target).read_text()
+    with (
+        RunFolder(GitRepo(box.path), box.head()) as run,
+        CandidateRuns(policy, run, isolation) as runs,
+    ):
+        evaluator = CandidateEvaluator(runs, target, [test], [], related=[test], limits=tight)
+        assert evaluator.fixed(source) == 0
+        assert evaluator.whole_files_hold(source)
+        assert runs.policy is policy  # the measured limits held only for their stage
