@@ -47,7 +47,7 @@ from pypi import download
 
 from evolution.mutate.search import canonical
 from evolution.mutate.source import apply_edits
-from evolution.policy import DEFAULT_PROTECTED
+from evolution.policy import DEFAULT_PROTECTED, matches
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ def unpack(package: Package, cache: Path, into: Path) -> Path:
     root = next(p for p in into.iterdir() if p.is_dir())
     config = root / "deploy" / "agent.toml"
     config.parent.mkdir()
-    protected = [*DEFAULT_PROTECTED, package.tests + ("/" if "." not in package.tests else "")]
+    protected = protected_paths(package)
     config.write_text(
         "[evolution]\n"
         f"evolvable = [\"{package.source}/\"]\n"
@@ -107,8 +107,15 @@ def unpack(package: Package, cache: Path, into: Path) -> Path:
     return root
 
 
+def protected_paths(package: Package) -> list[str]:
+    """What the gate protects in the package: its tests (a fault there is not the code's)."""
+    return [*DEFAULT_PROTECTED, package.tests + ("/" if "." not in package.tests else "")]
+
+
 def covered_lines(root: Path, package: Package) -> dict[str, list[int]]:
-    """Lines of the package's modules that its own tests execute, per file."""
+    """Lines of the package's modules that its own tests execute, per file; never a
+    protected file (toolz keeps its tests inside the package, where `mutate` may not
+    edit: a fault injected there could not be repaired by design)."""
     rc = root.parent / "coverage.rc"
     rc.write_text(f"[run]\nsource = {root / package.source}\ndata_file = {rc}.data\n")
     subprocess.run([sys.executable, "-m", "coverage", "run", f"--rcfile={rc}", "-m", "pytest",
@@ -118,9 +125,11 @@ def covered_lines(root: Path, package: Package) -> dict[str, list[int]]:
     sh([sys.executable, "-m", "coverage", "json", f"--rcfile={rc}", "-q", "-o", str(report)],
        root)
     files = json.loads(report.read_text())["files"]
-    return {str((root / path).resolve().relative_to(root.resolve())):
-            sorted(data["executed_lines"]) for path, data in files.items()
-            if data["executed_lines"]}
+    lines = {str((root / path).resolve().relative_to(root.resolve())):
+             sorted(data["executed_lines"]) for path, data in files.items()
+             if data["executed_lines"]}  # fmt: skip
+    protected = protected_paths(package)
+    return {path: found for path, found in lines.items() if not matches(path, protected)}
 
 
 def _env(root: Path) -> dict[str, str]:

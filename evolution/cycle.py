@@ -98,7 +98,7 @@ def _failing_goals(ctx: Context, files: list[str]) -> list[Goal]:
     return [
         Goal("failing-tests", target,
              f"make the failing tests pass: {', '.join(list(tests)[:5])}", needs_model=False)
-        for target, tests in sorted(by_target.items())
+        for target, tests in by_target.items()  # the most suspicious target first
     ]
 
 

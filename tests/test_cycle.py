@@ -6,12 +6,15 @@ litellm once instead of once per test."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from llm_server import ScriptedLLM, Step
-from repo_setup import Sandbox
+from repo_setup import SAMPLE_PYTEST_INI, Sandbox
 from test_propose import GOOD_REPLY, KEY_ENV, SECRET, configure, llm  # noqa: F401
 
 from agent.ledger import Ledger
+from evolution.gitrepo import GitRepo
+from evolution.propose.context import failing_by_target, open_context
 
 BREAK_ADD = """scripts/calc.py
 <<<<<<< SEARCH
@@ -123,3 +126,37 @@ def test_when_no_model_answers_mutate_takes_over(sandbox: Sandbox, llm: Scripted
     [iteration] = report["iterations"]
     assert (iteration["proposal"]["proposer"], iteration["verdict"]) == ("mutate", "accepted")
     assert llm.requests_for("primary") and llm.requests_for("fallback")
+
+
+PACKAGE = {
+    "pytest.ini": SAMPLE_PYTEST_INI,
+    "scripts/__init__.py": "from scripts.core import double\nfrom scripts.other import triple\n",
+    "scripts/core.py": "def double(x):\n    return x + 2\n",  # the fault: x + x
+    "scripts/other.py": "def triple(x):\n    return 3 * x\n",
+    "tests/test_package.py": "import scripts\n\n\ndef test_double():\n"
+                             "    assert scripts.double(3) == 6\n\n\ndef test_triple():\n"
+                             "    assert scripts.triple(2) == 6\n",
+}
+
+
+def test_a_failing_test_that_imports_only_the_package_points_at_the_module_it_ran(
+    tmp_path: Path,
+):
+    """`import scripts` names no module, yet the map the baseline recorded says which
+    lines the failing test ran: the goal is the module with the fault, tried first."""
+    box = Sandbox(tmp_path / "repo")
+    box.path.mkdir()
+    box.git("init", "-q", "-b", "main")
+    box.commit("a package", PACKAGE)
+    done = box.evolve("baseline", "record", "--reruns", "0")
+    assert done.returncode == 0, done.stderr
+    ctx = open_context(GitRepo(box.path))
+    by_target, _ = failing_by_target(ctx, ["scripts/__init__.py", "scripts/core.py",
+                                            "scripts/other.py"])  # fmt: skip
+    assert next(iter(by_target)) == "scripts/core.py"
+    assert by_target["scripts/core.py"] == {"tests/test_package.py::test_double": "failed"}
+    assert "scripts/other.py" not in by_target
+    done = box.evolve("cycle", "--max", "1", "--proposer", "mutate", "--json")
+    [iteration] = json.loads(done.stdout)["iterations"]
+    assert iteration["goal"]["target"] == "scripts/core.py"
+    assert iteration["verdict"] == "accepted", done.stdout  # repaired where the fault is

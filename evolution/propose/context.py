@@ -10,8 +10,10 @@ from pathlib import PurePosixPath
 from agent.config import SPEC_PATH, RuntimeConfig, load_runtime
 from agent.errors import UsageError
 from agent.redact import Redactor
+from evolution import testmap
 from evolution.baseline import read_baseline
 from evolution.gitrepo import GitRepo
+from evolution.mutate.localise import ochiai
 from evolution.policy import CONFIG_PATH, Policy, load_policy, matches
 
 CONTEXT_CLIP = 6000
@@ -82,24 +84,47 @@ def module_pattern(target: str) -> re.Pattern[str]:
 def failing_by_target(
     ctx: Context, targets: list[str]
 ) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
-    """For each target, the baseline's tests that do not pass and whose test file names
-    its module ({nodeid: outcome}), and the sources of the test files read on the way."""
+    """For each target, the baseline's tests that do not pass and concern it
+    ({nodeid: outcome}), most suspicious target first; and the sources of the test files
+    read on the way.
+
+    A test concerns a target when its file names the target's module, or when the
+    staged verdict's map says it ran the target's lines: a real package's tests import
+    the package (`import more_itertools as mi`), not the module a function lives in.
+    Targets are ordered by Ochiai over the map's files (failing tests that ran the file
+    against all tests that ran it), so that a cycle with one proposal to make tries the
+    file the failing tests point at, not the first in alphabetical order."""
     found = read_baseline(ctx.repo, ctx.main)
     by_target: dict[str, dict[str, str]] = {}
     sources: dict[str, str] = {}
     if found is None:
         return by_target, sources
+    baseline = found[0].tests
+    failing = {n: o for n, o in sorted(baseline.items()) if o != "passed"}
     patterns = {t: module_pattern(t) for t in targets}
-    for nodeid, outcome in sorted(found[0].tests.items()):
-        if outcome == "passed":
-            continue
+    for nodeid, outcome in failing.items():
         test_file = nodeid.split("::", 1)[0]
         if test_file not in sources:
             sources[test_file] = ctx.read(test_file) or ""
         for target, pattern in patterns.items():
             if pattern.search(sources[test_file]):
                 by_target.setdefault(target, {})[nodeid] = outcome
-    return by_target, sources
+    test_map = testmap.load(ctx.repo)
+    covers = test_map.covers if test_map is not None else {}
+    for target in targets:
+        for nodeid in sorted(covers.get(target, ()) & failing.keys()):
+            by_target.setdefault(target, {})[nodeid] = failing[nodeid]
+            test_file = nodeid.split("::", 1)[0]
+            if test_file not in sources:
+                sources[test_file] = ctx.read(test_file) or ""
+
+    def suspicion(target: str) -> float:
+        ran = covers.get(target, frozenset())
+        failed_here = len(ran & failing.keys())
+        return ochiai(failed_here, len(ran) - failed_here, len(failing))
+
+    order = sorted(by_target, key=lambda t: (-suspicion(t), t))
+    return {t: dict(sorted(by_target[t].items())) for t in order}, sources
 
 
 def failing_for(
