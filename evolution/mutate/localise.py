@@ -24,8 +24,9 @@ class Localisation:
     scores: dict[int, float]  # line -> suspiciousness, only lines a failing test ran
     outcomes: dict[str, str]  # nodeid -> outcome in the localisation run
     covered: bool  # False when the test command could not run under coverage
-    durations: dict[str, float] = field(default_factory=dict)  # nodeid -> seconds, there
-    seconds: float = 0.0  # the localisation run's wall clock (under coverage: slower)
+    # Measurements, not findings (two localisations of one tree are equal without them):
+    durations: dict[str, float] = field(default_factory=dict, compare=False)  # nodeid -> s
+    seconds: float = field(default=0.0, compare=False)  # its wall clock (under coverage)
 
     def ranked_lines(self) -> list[int]:
         return sorted(self.scores, key=lambda line: (-self.scores[line], line))
