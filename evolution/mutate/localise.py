@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from evolution.mutate.forkserver import CandidateRuns
@@ -32,11 +32,20 @@ class Localisation:
         return sorted(self.scores, key=lambda line: (-self.scores[line], line))
 
 
-def context_of(nodeid: str) -> str:
-    """coverage's `test_function` context for a pytest node id: `module.Class.function`."""
+def context_of(nodeid: str, tree: Path | None = None) -> str:
+    """coverage's `test_function` context for a pytest node id: `module.Class.function`,
+    where the module is named as pytest imports it: a test file inside packages (folders
+    with an `__init__.py`, in `tree`) is `tests.test_keys`, not `test_keys`. Real
+    suites are often laid out so (cachetools, more-itertools); with the bare stem
+    their failing tests matched no context, and no line was ever suspect."""
     path, _, rest = nodeid.partition("::")
     name = rest.split("[", 1)[0].replace("::", ".")
-    return f"{PurePosixPath(path).stem}.{name}"
+    module = [PurePosixPath(path).stem]
+    folder = PurePosixPath(path).parent
+    while tree is not None and folder.name and (tree / folder / "__init__.py").is_file():
+        module.insert(0, folder.name)
+        folder = folder.parent
+    return ".".join([*module, name])
 
 
 def ochiai(failed_here: int, passed_here: int, failed_total: int) -> float:
@@ -63,8 +72,8 @@ def localise(
         encoding="utf-8",
     )
     result = runs(tests, coverage_rc=rc)
-    failed = {context_of(n) for n in failing if result.outcomes.get(n) != "passed"}
-    passed = {context_of(n) for n, o in result.outcomes.items() if o == "passed"}
+    failed = {context_of(n, worktree) for n in failing if result.outcomes.get(n) != "passed"}
+    passed = {context_of(n, worktree) for n, o in result.outcomes.items() if o == "passed"}
     contexts = _contexts(runs.coverage_report(rc))
     if contexts is None:
         # No coverage (a custom test command): every line is equally suspect.
