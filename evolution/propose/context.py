@@ -102,21 +102,23 @@ def failing_by_target(
     baseline = found[0].tests
     failing = {n: o for n, o in sorted(baseline.items()) if o != "passed"}
     patterns = {t: module_pattern(t) for t in targets}
-    for nodeid, outcome in failing.items():
+
+    def source_of(nodeid: str) -> str:
         test_file = nodeid.split("::", 1)[0]
         if test_file not in sources:
             sources[test_file] = ctx.read(test_file) or ""
+        return sources[test_file]
+
+    for nodeid, outcome in failing.items():
         for target, pattern in patterns.items():
-            if pattern.search(sources[test_file]):
+            if pattern.search(source_of(nodeid)):
                 by_target.setdefault(target, {})[nodeid] = outcome
     test_map = testmap.load(ctx.repo)
     covers = test_map.covers if test_map is not None else {}
     for target in targets:
         for nodeid in sorted(covers.get(target, ()) & failing.keys()):
             by_target.setdefault(target, {})[nodeid] = failing[nodeid]
-            test_file = nodeid.split("::", 1)[0]
-            if test_file not in sources:
-                sources[test_file] = ctx.read(test_file) or ""
+            source_of(nodeid)  # the prompt quotes the test files of the failing tests
 
     def suspicion(target: str) -> float:
         ran = covers.get(target, frozenset())
