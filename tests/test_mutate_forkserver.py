@@ -37,7 +37,13 @@ from evolution.sandbox.enter import DROPPED_CAPS, landlock_abi
 from evolution.sandbox.isolation import Isolation, choose
 from evolution.testrun import run_tests
 
-pytestmark = pytest.mark.skipif(landlock_abi() < 1, reason="this kernel has no Landlock")
+# One xdist worker runs this whole module: its checks look for leftover processes across
+# the host by MARKER, and an attack running at the same time in another worker would be
+# counted as this test's leftover.
+pytestmark = [
+    pytest.mark.skipif(landlock_abi() < 1, reason="this kernel has no Landlock"),
+    pytest.mark.xdist_group("forkserver"),
+]
 
 MARKER = "ratchet_leak_marker"
 TARGET = "scripts/calc.py"
