@@ -22,6 +22,7 @@ BASELINE_PATH = "baseline/baseline.json"
 SCHEMA = 1
 PASSED = "passed"
 OUTCOMES = frozenset({"passed", "failed", "error", "skipped", "xfailed", "xpassed", "rerun"})
+BROKEN = frozenset({"failed", "error"})
 
 
 @dataclass
@@ -35,6 +36,13 @@ class Baseline:
     def passing(self) -> set[str]:
         """The ratchet: every one of these must exist and pass in any accepted tree."""
         return {nodeid for nodeid, outcome in self.tests.items() if outcome == PASSED}
+
+    def broken(self) -> dict[str, str]:
+        """The tests a proposal is asked to make pass. Not every test that does not pass:
+        a skipped or xfailed one is not broken (more-itertools skips a test written for
+        Python 3.8 on newer ones), and a repair that waited for it to pass never came."""
+        return {nodeid: outcome for nodeid, outcome in sorted(self.tests.items())
+                if outcome in BROKEN}
 
     def only(self, nodeids: Iterable[str]) -> Baseline:
         """This baseline narrowed to some tests: what a run of only those is held to."""

@@ -136,6 +136,13 @@ PACKAGE = {
     "tests/test_package.py": "import scripts\n\n\ndef test_double():\n"
                              "    assert scripts.double(3) == 6\n\n\ndef test_triple():\n"
                              "    assert scripts.triple(2) == 6\n",
+    # Not broken: skipped here, or failing as expected. Neither is a goal (a repair
+    # waiting for a skipped test to pass never came).
+    "tests/test_core_legacy.py": "import pytest\nfrom scripts import core\n\n\n"
+                                 "@pytest.mark.skip(reason='for Python 2')\ndef test_old():\n"
+                                 "    assert core.double(1) == 0\n\n\n"
+                                 "@pytest.mark.xfail(reason='known', strict=True)\n"
+                                 "def test_known():\n    assert core.double(1) == 5\n",
 }
 
 
@@ -143,7 +150,8 @@ def test_a_failing_test_that_imports_only_the_package_points_at_the_module_it_ra
     tmp_path: Path,
 ):
     """`import scripts` names no module, yet the map the baseline recorded says which
-    lines the failing test ran: the goal is the module with the fault, tried first."""
+    lines the failing test ran: the goal is the module with the fault, tried first, and
+    its goal is the broken test only, not one skipped or xfailed."""
     box = Sandbox(tmp_path / "repo")
     box.path.mkdir()
     box.git("init", "-q", "-b", "main")

@@ -84,7 +84,7 @@ def module_pattern(target: str) -> re.Pattern[str]:
 def failing_by_target(
     ctx: Context, targets: list[str]
 ) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
-    """For each target, the baseline's tests that do not pass and concern it
+    """For each target, the baseline's broken tests (failed or error) that concern it
     ({nodeid: outcome}), most suspicious target first; and the sources of the test files
     read on the way.
 
@@ -99,8 +99,7 @@ def failing_by_target(
     sources: dict[str, str] = {}
     if found is None:
         return by_target, sources
-    baseline = found[0].tests
-    failing = {n: o for n, o in sorted(baseline.items()) if o != "passed"}
+    failing = found[0].broken()
     patterns = {t: module_pattern(t) for t in targets}
 
     def source_of(nodeid: str) -> str:
