@@ -315,3 +315,50 @@ def test_the_search_repairs_a_bug_with_real_localisation_and_test_runs(tmp_path,
         result = search(evaluator, _source(operator), located, SearchLimits(10, 300))
     assert result.stopped == "repaired", result
     assert ast.dump(ast.parse(result.source)) == ast.dump(ast.parse(_expected(operator)))
+
+
+IMPORT_TIME = {
+    "scripts/plural.py": textwrap.dedent('''
+        RULES = {}
+
+
+        def _rule(singular, plural):
+            RULES[singular] = singular  # the fault: `plural`
+
+
+        _rule("mouse", "mice")
+        _rule("goose", "geese")
+
+
+        def pluralize(word):
+            return RULES.get(word, word + "s")
+        ''').lstrip("\n"),
+    "tests/test_plural.py": "from scripts.plural import RULES, pluralize\n\n\n"
+                            "def test_mouse():\n    assert pluralize('mouse') == 'mice'\n\n\n"
+                            "def test_cat():\n    assert pluralize('cat') == 'cats'\n\n\n"
+                            "def test_table():\n    assert isinstance(RULES, dict)\n",
+}
+
+
+def test_a_fault_in_code_that_runs_at_import_is_suspect_and_repaired(tmp_path: Path):
+    """A table built at import is filled before any test starts, in coverage's empty
+    context: counted as run by every test, its lines rank below the lines the failing
+    test ran itself, and above none (they used to score zero, out of every search)."""
+    box = Sandbox(tmp_path / "repo")
+    box.path.mkdir()
+    box.git("init", "-q", "-b", "main")
+    box.commit("a table built at import", {"pytest.ini": SAMPLE_PYTEST_INI,
+                                           "scripts/__init__.py": "", **IMPORT_TIME})
+    target, source = "scripts/plural.py", IMPORT_TIME["scripts/plural.py"]
+    failing = ["tests/test_plural.py::test_mouse"]
+    neighbours = ["tests/test_plural.py::test_cat", "tests/test_plural.py::test_table"]
+    with _runs(box.path) as runs:
+        located = localise(runs, target, [*failing, *neighbours], failing)
+        fault = source.splitlines().index("    RULES[singular] = singular  # the fault: `plural`")
+        in_test = source.splitlines().index('    return RULES.get(word, word + "s")')
+        assert located.scores[in_test + 1] == pytest.approx(2 ** -0.5)  # mouse and cat
+        assert located.scores[fault + 1] == pytest.approx(3 ** -0.5)  # as if by all three
+        evaluator = CandidateEvaluator(runs, target, failing, neighbours)
+        result = search(evaluator, source, located, SearchLimits(200, 300))
+    assert result.stopped == "repaired", result
+    assert "    RULES[singular] = plural  # the fault: `plural`" in result.source.splitlines()

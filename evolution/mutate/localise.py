@@ -7,6 +7,13 @@ is turned into coverage's JSON report inside the sandbox). A line is ranked by t
 measure spectrum-based localisation studies found best, and the one GenProg's
 successors use to weight where to mutate. Lines no failing test runs are never
 mutated.
+
+Code that runs at import (module-level statements, and what they call: tables built
+by a helper, decorators, registrations) runs before any test, in coverage's empty
+context. Every test depends on it, so it counts as run by every test: its score is
+the lowest a line every failing test ran can have, and it is searched after the lines
+the failing tests ran themselves, not never. (Without this, a fault in a table built
+at import, an inflection rule say, was invisible to the search.)
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from evolution.mutate.forkserver import CandidateRuns
+
+IMPORT_CONTEXT = ""  # coverage's context for what ran outside every test function
 
 
 @dataclass(frozen=True)
@@ -80,9 +89,10 @@ def localise(
         lines = range(1, len((worktree / target).read_text().splitlines()) + 1)
         return Localisation({line: 1.0 for line in lines}, result.outcomes, covered=False,
                             durations=result.durations, seconds=result.duration_s)
+    everyone = failed | passed
     scores = {}
     for line, names in contexts.items():
-        ran = set(names)
+        ran = everyone if IMPORT_CONTEXT in names else set(names)
         score = ochiai(len(ran & failed), len(ran & passed), len(failed))
         if score > 0:
             scores[line] = score
