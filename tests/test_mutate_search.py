@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import ast
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from repo_setup import SAMPLE_PYTEST_INI, Sandbox
 
 from evolution.gitrepo import GitRepo
@@ -23,6 +26,7 @@ from evolution.mutate.search import (
     canonical,
     evaluator_policy,
     module_level_lines,
+    self_comparisons,
 )
 from evolution.policy import Policy
 from evolution.propose.context import module_pattern
@@ -35,6 +39,17 @@ def test_equivalent_mutants_share_a_key_and_uncompilable_ones_have_none():
     assert canonical("x = a < b\n") != canonical("x = b < a\n")
     assert canonical("return 1\n") is None  # parses, but does not compile
     assert canonical("def f(:\n") is None
+
+
+def test_a_kept_nan_test_is_no_new_self_comparison_and_a_wrapped_one_is():
+    def new(before: str, after: str) -> Counter[str]:
+        return self_comparisons(ast.parse(after)) - self_comparisons(ast.parse(before))
+
+    nan = "def f(x, y):\n    if x != x:\n        return y\n    return y + 1\n"
+    assert not new(nan, nan.replace("y + 1", "y - 1"))  # the NaN test kept as it was
+    assert new(nan, nan.replace("x != x", "not (x != x)"))
+    assert new(nan, nan.replace("y + 1", "y == y"))
+    assert not new(nan, nan.replace("x != x", "x != y"))
 
 
 def test_only_code_outside_function_bodies_runs_at_import():
@@ -94,6 +109,32 @@ def test_the_priors_cover_every_operator_and_rank_a_single_token_fix_early():
     order = ranked(source, {2: 1.0}, table)
     compare = next(i for i, e in enumerate(order) if e.description.endswith("> -> >="))
     assert compare < len(order) // 2  # the line's one comparison is not buried by renamings
+
+
+GROUPER = """\
+def grouper(iterable, n, incomplete='fill', fillvalue=None):
+    args = [iter(iterable)] * n
+    if incomplete == 'fill':
+        return zip_longest(*args, fillvalue=fillvalue)
+    if incomplete == 'strict':
+        return zip(*args, strict=True)
+    if n == 'ignore':
+        return zip(*args)
+    raise ValueError('Expected fill, strict, or ignore')
+"""
+
+
+@pytest.mark.parametrize(("source", "line", "fix"), [
+    (GROUPER, 7, "n -> incomplete"),  # more-itertools, with a fault of TSSB-3M's first kind
+    ("def f(singular, plural, cased):\n    if cased(singular[0]) == cased(singular[0]):\n"
+     "        return plural[0] + plural[1:]\n", 2, "singular -> plural"),
+])
+def test_a_name_used_in_the_same_role_nearby_is_the_first_renaming(source, line, fix):
+    """Of the line's renamings, the name its function uses in the same place (compared
+    with a str, subscripted by an int) comes first; by closeness alone it came late."""
+    renamings = [e.description for e in ranked(source, {line: 1.0}, priors())
+                 if e.operator == "name"]
+    assert renamings[0] == f"line {line}: {fix}", renamings
 
 
 def test_a_package_init_is_named_by_its_use_not_by_a_submodule_import():

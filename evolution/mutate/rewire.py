@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+from collections import Counter
 from collections.abc import Iterator
 from functools import lru_cache
 
@@ -19,6 +20,7 @@ from evolution.mutate.source import Edit, Source, short
 
 OPERATORS = ("name", "attribute", "builtin", "swap-operands", "swap-elements")
 MAX_ALTERNATIVES = 12
+MAX_PEERS = 3  # a name's uses in the site's role count up to this many
 NEVER_REPLACED = frozenset({"self", "cls"})
 # Builtins and methods people confuse with a sibling (the "similar builtins" of the
 # issue), each group closed under swapping.
@@ -67,8 +69,10 @@ def names(node: ast.AST, src: Source) -> Iterator[Edit]:
         kinds = kinds - NOT_VALUES  # a module or function where a value stands: a value
         choices = {n: b for n, b in visible.items()
                    if not (b.kinds & NOT_VALUES) and compatible(b.kinds, kinds)}
+    peers = _roles(src).get((src.scope.function_of(node), _role(node, src)), Counter())
     ranked = sorted(
-        ((name, _weight(binding, own, node)) for name, binding in choices.items()
+        ((name, _weight(binding, own, node) * (1 + min(peers[name], MAX_PEERS)))
+         for name, binding in choices.items()
          if name != node.id and name not in NEVER_REPLACED),
         key=lambda item: -item[1],
     )[:MAX_ALTERNATIVES]
@@ -84,6 +88,45 @@ def _weight(binding: Binding, own: Binding | None, node: ast.AST) -> float:
         weight *= 2.0
     distance = abs(getattr(node, "lineno", 0) - binding.line)
     return weight / (1.0 + distance / 20.0)
+
+
+def _shape(value: object, hole: ast.AST, keep: ast.AST | None) -> object:
+    if value is hole:
+        return "?"
+    if isinstance(value, list):
+        return tuple(_shape(v, hole, keep) for v in value)
+    if isinstance(value, ast.Constant):
+        return type(value.value).__name__
+    if isinstance(value, ast.Name) and value is keep:
+        return value.id
+    return type(value).__name__ if isinstance(value, ast.AST) else value
+
+
+def _role(node: ast.AST, src: Source) -> tuple[object, ...]:
+    """The place a name stands in, one level up, its neighbours blurred: `n == 'x'`
+    and `incomplete == 'fill'` share one role (compared with a str), `singular[0]` and
+    `plural[0]` another. A called function keeps its name (`len(?)` is not `abs(?)`)."""
+    parent = src.scope.parents.get(node)
+    if parent is None:
+        return ()
+    keep = parent.func if isinstance(parent, ast.Call) else None
+    return (type(parent).__name__, *((field, _shape(value, node, keep))
+                                     for field, value in ast.iter_fields(parent)))
+
+
+@lru_cache(maxsize=4)
+def _roles(src: Source) -> dict[tuple[ast.AST | None, tuple[object, ...]], Counter[str]]:
+    """For each function (None: the module) and role, how often each name stands there.
+    A name the same function uses in the same role as the site is the likeliest
+    replacement: the wrong identifier of a real fix is mostly its sibling's (`if n ==
+    'ignore'` among `if incomplete == 'fill'`, `singular[0] == singular[0]` beside
+    `plural[0]`), and their names' number alone ranked it late on a line of many."""
+    roles: dict[tuple[ast.AST | None, tuple[object, ...]], Counter[str]] = {}
+    for node in ast.walk(src.tree):
+        if isinstance(node, ast.Name):
+            key = (src.scope.function_of(node), _role(node, src))
+            roles.setdefault(key, Counter())[node.id] += 1
+    return roles
 
 
 @lru_cache(maxsize=4)
