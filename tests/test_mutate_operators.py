@@ -21,9 +21,15 @@ from repo_setup import SAMPLE_PYTEST_INI, Sandbox
 from evolution.gitrepo import GitRepo
 from evolution.mutate.evaluator import CandidateEvaluator
 from evolution.mutate.forkserver import CandidateRuns
-from evolution.mutate.localise import localise
+from evolution.mutate.localise import Localisation, localise
 from evolution.mutate.operators import OPERATORS, apply_edits, mutations
-from evolution.mutate.search import SearchLimits, evaluator_policy, search
+from evolution.mutate.search import (
+    SearchLimits,
+    SearchResult,
+    evaluator_policy,
+    search,
+    self_comparisons,
+)
 from evolution.policy import Policy
 from evolution.runfolder import RunFolder
 from evolution.sandbox.isolation import choose
@@ -340,25 +346,62 @@ IMPORT_TIME = {
 }
 
 
+def _localise_and_search(root: Path, files: dict[str, str], target: str, failing: list[str],
+                         neighbours: list[str]) -> tuple[Localisation, SearchResult]:
+    box = Sandbox(root)
+    root.mkdir()
+    box.git("init", "-q", "-b", "main")
+    box.commit("a fault", {"pytest.ini": SAMPLE_PYTEST_INI, "scripts/__init__.py": "", **files})
+    with _runs(root) as runs:
+        located = localise(runs, target, [*failing, *neighbours], failing)
+        evaluator = CandidateEvaluator(runs, target, failing, neighbours)
+        return located, search(evaluator, files[target], located, SearchLimits(200, 300))
+
+
 def test_a_fault_in_code_that_runs_at_import_is_suspect_and_repaired(tmp_path: Path):
     """A table built at import is filled before any test starts, in coverage's empty
     context: counted as run by every test, its lines rank below the lines the failing
     test ran itself, and above none (they used to score zero, out of every search)."""
-    box = Sandbox(tmp_path / "repo")
-    box.path.mkdir()
-    box.git("init", "-q", "-b", "main")
-    box.commit("a table built at import", {"pytest.ini": SAMPLE_PYTEST_INI,
-                                           "scripts/__init__.py": "", **IMPORT_TIME})
-    target, source = "scripts/plural.py", IMPORT_TIME["scripts/plural.py"]
-    failing = ["tests/test_plural.py::test_mouse"]
-    neighbours = ["tests/test_plural.py::test_cat", "tests/test_plural.py::test_table"]
-    with _runs(box.path) as runs:
-        located = localise(runs, target, [*failing, *neighbours], failing)
-        fault = source.splitlines().index("    RULES[singular] = singular  # the fault: `plural`")
-        in_test = source.splitlines().index('    return RULES.get(word, word + "s")')
-        assert located.scores[in_test + 1] == pytest.approx(2 ** -0.5)  # mouse and cat
-        assert located.scores[fault + 1] == pytest.approx(3 ** -0.5)  # as if by all three
-        evaluator = CandidateEvaluator(runs, target, failing, neighbours)
-        result = search(evaluator, source, located, SearchLimits(200, 300))
+    source = IMPORT_TIME["scripts/plural.py"]
+    located, result = _localise_and_search(
+        tmp_path / "repo", IMPORT_TIME, "scripts/plural.py", ["tests/test_plural.py::test_mouse"],
+        ["tests/test_plural.py::test_cat", "tests/test_plural.py::test_table"])
+    fault = source.splitlines().index("    RULES[singular] = singular  # the fault: `plural`")
+    in_test = source.splitlines().index('    return RULES.get(word, word + "s")')
+    assert located.scores[in_test + 1] == pytest.approx(2 ** -0.5)  # mouse and cat
+    assert located.scores[fault + 1] == pytest.approx(3 ** -0.5)  # as if by all three
     assert result.stopped == "repaired", result
     assert "    RULES[singular] = plural  # the fault: `plural`" in result.source.splitlines()
+
+
+SELF_COMPARED = {
+    "scripts/initial.py": textwrap.dedent("""
+        def describe(singular, plural, seen):
+            if singular[0] == singular[0]:  # the fault: `plural[0]`
+                seen.append(singular)
+                return "regular " + plural
+            return "irregular " + plural
+        """).lstrip("\n"),
+    "tests/test_initial.py": "from scripts.initial import describe\n\n\n"
+                             "def test_person():\n"
+                             "    assert describe('person', 'people', []).endswith('people')"
+                             "\n\n\ndef test_ox():\n    seen = []\n"
+                             "    assert describe('ox', 'Xen', seen).startswith('irregular')\n"
+                             "    assert seen == []\n",
+}
+
+
+def test_a_repair_never_compares_an_expression_with_itself(tmp_path: Path):
+    """Making the condition constant (`== -> !=`, or `not (...)` around it) passes these
+    weak tests (no test reaches the regular branch with a different plural), and ranks
+    first: the search tries neither. What it proposes instead is up to the tests: they
+    accept `singular[1] == singular[0]` too, which the search meets before the renaming
+    (nothing here says which is meant; the gate's suite would have to)."""
+    source = SELF_COMPARED["scripts/initial.py"]
+    _, result = _localise_and_search(
+        tmp_path / "repo", SELF_COMPARED, "scripts/initial.py",
+        ["tests/test_initial.py::test_ox"], ["tests/test_initial.py::test_person"])
+    assert result.stopped == "repaired", result
+    assert result.skipped["compares an expression with itself"] >= 2
+    assert not self_comparisons(ast.parse(result.source)) - self_comparisons(ast.parse(source))
+    assert [e.operator for e in result.edits] not in (["compare"], ["if-swap"])

@@ -1,9 +1,10 @@
 """The repair search: rank, filter, evaluate in stages, minimise, check.
 
 Candidates come best first (see `rank`: suspicion x prior x share). Before any test
-runs, a candidate is dropped if it does not compile, if it is equivalent to one
-already judged (same normalised syntax tree), or, when it changes module-level code,
-if the module no longer imports. Stage 1 runs the failing tests alone; stage 2 every
+runs, a candidate is dropped if it does not compile, if it makes a comparison of an
+expression with itself (a constant no person writes as a fix), if it is equivalent to
+one already judged (same normalised syntax tree), or, when it changes module-level
+code, if the module no longer imports. Stage 1 runs the failing tests alone; stage 2 every
 test of their files that passed before. An edit that makes some failing tests pass
 without breaking any is kept as a foothold, and the search goes one level deeper from
 it (GenProg's accumulation, bounded). A repair is minimised (every edit it does not
@@ -64,20 +65,52 @@ class SearchResult:
         return self.evaluated / self.seconds * 60 if self.seconds > 0 else 0.0
 
 
-def canonical(text: str) -> str | None:
-    """A key equal for equivalent mutants (formatting, `a == b` vs `b == a`), or None
-    when the text does not compile (`return` outside a function compiles to nothing)."""
+def compiled(text: str) -> ast.Module | None:
+    """The mutant's tree, or None when it does not compile (`return` outside a function
+    parses, and compiles to nothing)."""
     try:
         tree = ast.parse(text)
         compile(tree, "<mutant>", "exec", dont_inherit=True)
     except (SyntaxError, ValueError):
         return None
+    return tree
+
+
+def key_of(tree: ast.Module) -> str:
+    """A key equal for equivalent mutants (formatting, `a == b` vs `b == a`). It
+    reorders the tree's comparisons in place."""
     for node in ast.walk(tree):
         if isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(
                 node.ops[0], SYMMETRIC):
             left, right = sorted((node.left, node.comparators[0]), key=ast.dump)
             node.left, node.comparators = left, [right]
     return ast.dump(tree)
+
+
+def canonical(text: str) -> str | None:
+    """`key_of` the text, or None when it does not compile."""
+    tree = compiled(text)
+    return None if tree is None else key_of(tree)
+
+
+def self_comparisons(tree: ast.Module) -> Counter[str]:
+    """The expressions (a statement's whole condition, value, ...) that hold a
+    comparison of an expression with itself (`s[0] != s[0]`): constant, bar the NaN test
+    `x != x`. A person does not write one to fix a bug, so a mutant that makes a new one
+    (or wraps one anew: `not (s[0] == s[0])`) is never tried. When a fault had made
+    `singular[0] == singular[0]` of `singular[0] == plural[0]`, the search's first
+    plausible repair was `!=`: the condition always false, its branch dead, and the
+    tests did not mind."""
+    found: Counter[str] = Counter()
+    for statement in ast.walk(tree):
+        if not isinstance(statement, ast.stmt):
+            continue
+        for part in ast.iter_child_nodes(statement):
+            if isinstance(part, ast.expr):
+                found[ast.dump(part)] += sum(
+                    1 for node in ast.walk(part) if isinstance(node, ast.Compare)
+                    and len(node.ops) == 1 and ast.dump(node.left) == ast.dump(node.comparators[0]))
+    return +found
 
 
 def module_level_lines(source: str) -> set[int]:
@@ -101,6 +134,7 @@ class _Search:
     on_candidate: Callable[[int], None] | None
     result: SearchResult
     started: float = field(default_factory=time.monotonic)
+    constant_before: Counter[str] = field(default_factory=Counter)  # self-comparisons
 
     def bound(self) -> str:
         if self.evaluator.evaluated >= self.limits.max_candidates:
@@ -110,10 +144,14 @@ class _Search:
         return ""
 
     def admissible(self, text: str, edits: tuple[Edit, ...], module_lines: set[int]) -> bool:
-        key = canonical(text)
-        if key is None:
+        tree = compiled(text)
+        if tree is None:
             self.result.skipped["does not compile"] += 1
             return False
+        if self_comparisons(tree) - self.constant_before:
+            self.result.skipped["compares an expression with itself"] += 1
+            return False
+        key = key_of(tree)
         if key in self.tried:
             self.result.skipped["equivalent to one tried"] += 1
             return False
@@ -155,7 +193,8 @@ def search(
     are the texts of the target's test files, for the overfitting check."""
     lines = localisation.ranked_lines()
     state = _Search(evaluator, source, limits, tests or [],
-                    set() if tried is None else tried, on_candidate, SearchResult(lines=lines[:10]))
+                    set() if tried is None else tried, on_candidate, SearchResult(lines=lines[:10]),
+                    constant_before=self_comparisons(ast.parse(source)))
     table = priors()
     module_lines = module_level_lines(source)
     failing_total = len(evaluator.failing)
