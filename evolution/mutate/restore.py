@@ -13,10 +13,9 @@ in place of one of its own (`out.append(a)` restored as `out.append(b)`).
 from __future__ import annotations
 
 import ast
-import builtins
 from collections.abc import Iterator
 
-from evolution.mutate.scope import NOT_VALUES, Binding, compatible
+from evolution.mutate.scope import NOT_VALUES, Binding, compatible, readable
 from evolution.mutate.source import Edit, Source, short, single_line
 
 OPERATOR = "restore"
@@ -39,7 +38,7 @@ def insertions(node: ast.AST, src: Source) -> Iterator[Edit]:
     neighbours = {src.of(node)}
     for donor, weight in _donors(src, function):
         text = src.of(donor)
-        if text in neighbours or donor is node or not _fits(donor, visible):
+        if text in neighbours or donor is node or not readable(donor, visible):
             continue
         variants = [(text, f"`{short(text)}` (copy of line {donor.lineno})")]
         if weight == SAME_FUNCTION:
@@ -75,17 +74,6 @@ def _donors(src: Source, function: ast.AST | None) -> list[tuple[ast.stmt, float
         if _is_donor(stmt) and stmt not in own:
             found.append((stmt, SAME_FILE))
     return found
-
-
-def _reads(donor: ast.stmt) -> set[str]:
-    stored = {n.id for n in ast.walk(donor) if isinstance(n, ast.Name)
-              and isinstance(n.ctx, ast.Store)}  # fmt: skip
-    return {n.id for n in ast.walk(donor)
-            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)} - stored
-
-
-def _fits(donor: ast.stmt, visible: dict[str, Binding]) -> bool:
-    return all(name in visible or hasattr(builtins, name) for name in _reads(donor))
 
 
 def _renamed(donor: ast.stmt, src: Source, visible: dict[str, Binding]) -> list[tuple[str, str]]:

@@ -13,6 +13,8 @@ value but never a callable or a module's place.
 from __future__ import annotations
 
 import ast
+import builtins
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -108,6 +110,23 @@ def compatible(a: set[str], b: set[str]) -> bool:
     if (a & NOT_VALUES) or (b & NOT_VALUES):
         return bool(a & b & NOT_VALUES)
     return not a or not b or bool(a & b)
+
+
+BUILTIN_NAMES = frozenset(dir(builtins))
+
+
+def reads(node: ast.AST) -> set[str]:
+    """The names `node` reads that it does not bind itself."""
+    stored = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)
+              and isinstance(n.ctx, ast.Store)}  # fmt: skip
+    return {n.id for n in ast.walk(node)
+            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)} - stored
+
+
+def readable(node: ast.AST, visible: Mapping[str, Binding]) -> bool:
+    """Could `node`'s text, moved to a site that sees `visible`, run there? Every name it
+    reads is bound at the site, or a builtin."""
+    return all(name in visible or name in BUILTIN_NAMES for name in reads(node))
 
 
 class ScopeIndex:

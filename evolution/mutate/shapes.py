@@ -18,7 +18,15 @@ import ast
 from collections.abc import Iterator
 from functools import lru_cache
 
-from evolution.mutate.scope import LIST, NOT_VALUES, SET, TUPLE, compatible, value_kinds
+from evolution.mutate.scope import (
+    LIST,
+    NOT_VALUES,
+    SET,
+    TUPLE,
+    compatible,
+    readable,
+    value_kinds,
+)
 from evolution.mutate.source import Edit, Source, short
 
 OPERATORS = ("off-by-one", "drop-term", "value", "guard")
@@ -181,9 +189,8 @@ def guard(node: ast.AST, src: Source) -> Iterator[Edit]:
     function = src.scope.function_of(test)
     borrowed: dict[str, float] = {}
     for condition in _conditions(src):
-        words = {n.id for n in ast.walk(condition) if isinstance(n, ast.Name)}
         other = src.of(condition)
-        if other in text or not words <= set(visible) | _builtins():
+        if other in text or not readable(condition, visible):
             continue
         near = function is not None and src.scope.function_of(condition) is function
         borrowed[other] = max(borrowed.get(other, 0.0), 2.0 if near else 1.0)
@@ -196,13 +203,6 @@ def guard(node: ast.AST, src: Source) -> Iterator[Edit]:
 
 def _wrap(text: str) -> str:
     return f"({text})" if " or " in text or " if " in text else text
-
-
-@lru_cache(maxsize=1)
-def _builtins() -> frozenset[str]:
-    import builtins
-
-    return frozenset(dir(builtins))
 
 
 FAMILIES = (off_by_one, drop_term, value, guard)
