@@ -204,6 +204,70 @@ BUGS: dict[str, tuple[str, str, str]] = {
             assert split([]) == ([], [])
         ''',
     ),
+    "add-argument": (
+        '''
+        def by_length(words):
+            return sorted(words, key=len)
+
+
+        def longest_first(words):
+            return sorted(words)  # longest first
+        ''',
+        "    return sorted(words, key=len)  # longest first",
+        '''
+        from scripts.m import by_length, longest_first
+
+        def test_by_length():
+            assert by_length(["ccc", "a", "bb"]) == ["a", "bb", "ccc"]
+
+        def test_longest_first():
+            assert longest_first(["ccc", "a", "bb"])[-1] == "ccc"
+            assert longest_first(["b", "aa"]) == ["b", "aa"]
+        ''',
+    ),
+    "wrap-call": (
+        '''
+        def ordered(items):
+            return sorted(items)
+
+
+        def smallest(items):
+            return items[0]  # once ordered
+        ''',
+        "    return sorted(items)[0]  # once ordered",
+        '''
+        from scripts.m import ordered, smallest
+
+        def test_ordered():
+            assert ordered([3, 1, 2]) == [1, 2, 3]
+
+        def test_smallest():
+            assert smallest([3, 1, 2]) == 1
+        ''',
+    ),
+    "add-access": (
+        '''
+        class Account:
+            def __init__(self, owner):
+                self.owner = owner
+
+            def greeting(self):
+                return "Dear " + self.owner.title()
+
+            def label(self):
+                return self.owner + " (owner)"  # the owner's name, capitalised
+        ''',
+        '        return self.owner.title() + " (owner)"  # the owner\'s name, capitalised',
+        '''
+        from scripts.m import Account
+
+        def test_greeting():
+            assert Account("ada").greeting() == "Dear Ada"
+
+        def test_label():
+            assert Account("ada").label() == "Ada (owner)"
+        ''',
+    ),
     "constant": (
         '''
         def ascending(xs):

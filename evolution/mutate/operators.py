@@ -9,7 +9,9 @@ The families follow GenProg / PyGGI / Magpie and the fix patterns of real one-li
 - `rewire`: a name, attribute or similar builtin replaced by another in scope, operands,
   call arguments and tuple or subscript elements swapped;
 - `shapes`: ± 1 on an index, bound or argument, a term dropped, a constant replaced by
-  a value built from names in scope, a missing guard added to a condition.
+  a value built from names in scope, a missing guard added to a condition;
+- `extend`: an argument, a call around an expression, or an attribute or method access
+  added, each borrowed from the file's own uses.
 Each edit is a span of the original source (see `source`), so formatting and comments
 outside it are kept.
 """
@@ -19,7 +21,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Callable, Iterator
 
-from evolution.mutate import restore, rewire, shapes
+from evolution.mutate import extend, restore, rewire, shapes
 from evolution.mutate.source import Edit, Source, apply_edits, short
 
 __all__ = ["OPERATORS", "Edit", "apply_edits", "mutations"]
@@ -131,10 +133,11 @@ def _statements(node: ast.AST, src: Source) -> Iterator[Edit]:
 
 FAMILIES: tuple[Family, ...] = (
     _tokens, _statements, restore.insertions, *rewire.FAMILIES, *shapes.FAMILIES,
+    *extend.FAMILIES,
 )
 OPERATORS: tuple[str, ...] = (
     "compare", "arithmetic", "boolean", "constant", "if-swap", "return", "delete",
-    restore.OPERATOR, *rewire.OPERATORS, *shapes.OPERATORS,
+    restore.OPERATOR, *rewire.OPERATORS, *shapes.OPERATORS, *extend.OPERATORS,
 )
 
 
