@@ -438,6 +438,54 @@ def test_a_fault_in_code_that_runs_at_import_is_suspect_and_repaired(tmp_path: P
     assert "    RULES[singular] = plural  # the fault: `plural`" in result.source.splitlines()
 
 
+INHERITED = {
+    "scripts/solids.py": textwrap.dedent('''
+        class Square:
+            def area(self, side):
+                return side * side
+
+
+        class Cube:
+            def area(self, side):
+                return 6 * side + side  # the fault: `*`
+        ''').lstrip("\n"),
+    "tests/test_solids.py": textwrap.dedent('''
+        from scripts.solids import Cube, Square
+
+
+        class AreaMixin:
+            def test_unit(self):
+                assert self.shape().area(1) == self.unit
+
+            def test_two(self):
+                assert self.shape().area(2) == self.two
+
+
+        class TestSquare(AreaMixin):
+            shape, unit, two = Square, 1, 4
+
+
+        class TestCube(AreaMixin):
+            shape, unit, two = Cube, 6, 24
+        ''').lstrip("\n"),
+}
+
+
+def test_tests_a_class_inherits_are_told_apart(tmp_path: Path):
+    """coverage's own per-test contexts name an inherited method by the class that
+    defines it (`AreaMixin.test_unit`, for Square and Cube alike): the failing tests'
+    lines were not found at all. Node ids tell the two classes' tests apart."""
+    located, result = _localise_and_search(
+        tmp_path / "repo", INHERITED, "scripts/solids.py",
+        ["tests/test_solids.py::TestCube::test_two", "tests/test_solids.py::TestCube::test_unit"],
+        ["tests/test_solids.py::TestSquare::test_two",
+         "tests/test_solids.py::TestSquare::test_unit"])
+    assert located.scores[8] == 1.0  # run by the failing tests, and only by them
+    assert 3 not in located.scores  # Square's area: run by passing tests only
+    assert result.stopped == "repaired", result
+    assert "        return 6 * side * side  # the fault: `*`" in result.source.splitlines()
+
+
 SELF_COMPARED = {
     "scripts/initial.py": textwrap.dedent("""
         def describe(singular, plural, seen):

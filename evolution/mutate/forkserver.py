@@ -200,7 +200,8 @@ class CandidateRuns:
 
     def __call__(self, select: Iterable[str], *, coverage_rc: Path | None = None) -> RunResult:
         """The result of `select` on the tree as it is now; InvalidRun when unusable.
-        With `coverage_rc`, under coverage (fault localisation), as `run_tests` does."""
+        With `coverage_rc`, under coverage with each test's lines recorded under its node
+        id (fault localisation), as `run_tests` does with `contexts`."""
         wanted = sorted(set(select))
         self._clean()
         server = self._serving()
@@ -212,9 +213,8 @@ class CandidateRuns:
         """One candidate through run_tests; while a server lives, the run folder's group
         file is the server's again afterwards (a later run ends it after a SIGKILL)."""
         try:
-            return run_tests(
-                self.policy, self.run, self.isolation, select=select, coverage_rc=coverage_rc
-            )
+            return run_tests(self.policy, self.run, self.isolation, select=select,
+                             coverage_rc=coverage_rc, contexts=coverage_rc is not None)
         finally:
             if self._server is not None:
                 (self.run.path / PGID_FILE).write_text(str(self._server.process.pid))
@@ -349,6 +349,8 @@ class CandidateRuns:
         report = run.out / "report.json"
         env = environment(run)
         env.update(install_probe(run, select))
+        if coverage_rc is not None:  # the server serves `python -m pytest` only: it is wrapped
+            env["RATCHET_CONTEXTS"] = "1"
         command = suite_command(policy, coverage_rc)[1:]  # -m pytest ..., after the interpreter
         argv = [*command, "-p", "_ratchet_probe", *pytest_flags(policy, report), *select]
         channel = Channel()

@@ -1,8 +1,12 @@
 """Fault localisation: which lines of the target the failing tests execute, ranked.
 
-The target's tests run once under coverage.py with one dynamic context per test, so
-each executed line knows which tests ran it (the data, written by the code under test,
-is turned into coverage's JSON report inside the sandbox). A line is ranked by the Ochiai score
+The target's tests run once under coverage.py, the probe switching coverage's context
+to each test's node id (setup and teardown included), so each executed line knows which
+tests ran it (the data, written by the code under test, is turned into coverage's JSON
+report inside the sandbox). Node ids, not coverage's own `test_function` contexts:
+those name a method by the class that defines it, so the tests a class inherits
+(cachetools' caches all run one mixin's tests) could not be told apart or found, and
+a test file in a package had to be named as pytest imports it. A line is ranked by the Ochiai score
 (failing tests that ran it, against all failing tests and all tests that ran it): the
 measure spectrum-based localisation studies found best, and the one GenProg's
 successors use to weight where to mutate. Lines no failing test runs are never
@@ -20,12 +24,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
 from typing import Any
 
 from evolution.mutate.forkserver import CandidateRuns
 
-IMPORT_CONTEXT = ""  # coverage's context for what ran outside every test function
+IMPORT_CONTEXT = ""  # the context of what ran outside every test (collection, imports)
 
 
 @dataclass(frozen=True)
@@ -39,22 +42,6 @@ class Localisation:
 
     def ranked_lines(self) -> list[int]:
         return sorted(self.scores, key=lambda line: (-self.scores[line], line))
-
-
-def context_of(nodeid: str, tree: Path | None = None) -> str:
-    """coverage's `test_function` context for a pytest node id: `module.Class.function`,
-    where the module is named as pytest imports it: a test file inside packages (folders
-    with an `__init__.py`, in `tree`) is `tests.test_keys`, not `test_keys`. Real
-    suites are often laid out so (cachetools, more-itertools); with the bare stem
-    their failing tests matched no context, and no line was ever suspect."""
-    path, _, rest = nodeid.partition("::")
-    name = rest.split("[", 1)[0].replace("::", ".")
-    module = [PurePosixPath(path).stem]
-    folder = PurePosixPath(path).parent
-    while tree is not None and folder.name and (tree / folder / "__init__.py").is_file():
-        module.insert(0, folder.name)
-        folder = folder.parent
-    return ".".join([*module, name])
 
 
 def ochiai(failed_here: int, passed_here: int, failed_total: int) -> float:
@@ -75,20 +62,19 @@ def localise(
     rc.write_text(
         "[run]\n"
         f"include = {worktree / target}\n"
-        "dynamic_context = test_function\n"
         f"data_file = {data}\n"
         "branch = false\n",
         encoding="utf-8",
     )
     result = runs(tests, coverage_rc=rc)
-    failed = {context_of(n, worktree) for n in failing if result.outcomes.get(n) != "passed"}
-    passed = {context_of(n, worktree) for n, o in result.outcomes.items() if o == "passed"}
     contexts = _contexts(runs.coverage_report(rc))
     if contexts is None:
         # No coverage (a custom test command): every line is equally suspect.
         lines = range(1, len((worktree / target).read_text().splitlines()) + 1)
         return Localisation({line: 1.0 for line in lines}, result.outcomes, covered=False,
                             durations=result.durations, seconds=result.duration_s)
+    failed = {n for n in failing if result.outcomes.get(n) != "passed"}
+    passed = {n for n, o in result.outcomes.items() if o == "passed"}
     everyone = failed | passed
     scores = {}
     for line, names in contexts.items():
