@@ -42,6 +42,7 @@ class Goal:
     target: str
     text: str
     needs_model: bool
+    then: tuple[str, ...] = ()  # failing-tests: the other suspects, for mutate's budget
 
 
 @dataclass
@@ -95,10 +96,12 @@ def evolvable_files(ctx: Context) -> list[str]:
 
 def _failing_goals(ctx: Context, files: list[str]) -> list[Goal]:
     by_target, _ = failing_by_target(ctx, files)
+    order = list(by_target)  # the most suspicious target first
     return [
         Goal("failing-tests", target,
-             f"make the failing tests pass: {', '.join(list(tests)[:5])}", needs_model=False)
-        for target, tests in by_target.items()  # the most suspicious target first
+             f"make the failing tests pass: {', '.join(list(tests)[:5])}", needs_model=False,
+             then=tuple(order[index + 1:]))
+        for index, (target, tests) in enumerate(by_target.items())
     ]
 
 
@@ -211,7 +214,8 @@ def run_cycle(
             report.stopped, report.reason = "nothing-to-do", "no goal left within reach"
             break
         result = propose(repo, targets=[goal.target], goal=goal.text, proposer=proposer,
-                         limits=limits, tried=tried, unsandboxed=unsandboxed)
+                         limits=limits, tried=tried, unsandboxed=unsandboxed,
+                         then=list(goal.then))
         report.spent_usd += result.cost_usd
         iteration = _judge(repo, goal, result, unsandboxed)
         report.iterations.append(iteration)

@@ -168,3 +168,37 @@ def test_a_failing_test_that_imports_only_the_package_points_at_the_module_it_ra
     [iteration] = json.loads(done.stdout)["iterations"]
     assert iteration["goal"]["target"] == "scripts/core.py"
     assert iteration["verdict"] == "accepted", done.stdout  # repaired where the fault is
+
+
+HELPED = {
+    "pytest.ini": SAMPLE_PYTEST_INI,
+    "scripts/__init__.py": "from scripts.core import double, triple\n",
+    "scripts/util.py": "def checked(x):\n    return x\n",
+    "scripts/core.py": "from scripts.util import checked\n\n\ndef double(x):\n"
+                       "    return checked(x) + 2\n\n\n"  # the fault: * 2
+                       "def triple(x):\n    return 3 * x\n",
+    "tests/test_package.py": "import scripts\n\n\ndef test_double():\n"
+                             "    assert scripts.double(3) == 6\n"
+                             "    assert scripts.double(5) == 10\n\n\ndef test_triple():\n"
+                             "    assert scripts.triple(2) == 6\n",
+}
+
+
+def test_a_search_with_nothing_left_to_try_goes_on_to_the_next_suspect(tmp_path: Path):
+    """The helper only the failing test runs is the most suspicious file, and no edit of
+    it repairs anything: the one proposal's budget goes on to the file at fault."""
+    box = Sandbox(tmp_path / "repo")
+    box.path.mkdir()
+    box.git("init", "-q", "-b", "main")
+    box.commit("a package with a helper", HELPED)
+    done = box.evolve("baseline", "record", "--reruns", "0")
+    assert done.returncode == 0, done.stderr
+    done = box.evolve("cycle", "--max", "1", "--proposer", "mutate", "--json")
+    [iteration] = json.loads(done.stdout)["iterations"]
+    assert iteration["goal"]["target"] == "scripts/util.py"
+    search = iteration["proposal"]["search"]
+    assert [(t["target"], t["stopped"]) for t in search["targets"]] == [
+        ("scripts/util.py", "exhausted"), ("scripts/core.py", "repaired")]
+    assert search["evaluated"] == sum(t["evaluated"] for t in search["targets"])
+    assert iteration["verdict"] == "accepted", done.stdout
+    assert "checked(x) * 2" in box.git("show", "main:scripts/core.py")

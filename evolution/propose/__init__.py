@@ -105,14 +105,16 @@ def propose(
     limits: SearchLimits | None = None,
     tried: set[str] | None = None,
     unsandboxed: bool = False,
+    then: list[str] | None = None,
 ) -> ProposalResult:
     if proposer == "auto" and patch is not None:
         proposer = "patch"  # a patch in hand is the change to propose
     _check(proposer, targets, goal, patch)
     ctx = open_context(repo)
     targets = sorted({normalise(t) for t in targets})
-    check_paths(targets, ctx.policy)
-    request = Request(targets, goal, patch, models, limits, tried, unsandboxed)
+    later = [t for t in dict.fromkeys(normalise(t) for t in then or []) if t not in targets]
+    check_paths(targets + later, ctx.policy)
+    request = Request(targets, goal, patch, models, limits, tried, unsandboxed, later)
     result = ProposalResult(id=new_id(goal), status="no-change", proposer=proposer)
     kill_flag = ctx.config.kill_flag_path
     if kill_flag.exists():

@@ -9,7 +9,7 @@ entry point's job, the same for every proposer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -42,6 +42,9 @@ class Request:
     limits: SearchLimits | None = None
     tried: set[str] | None = None  # mutants already judged in this cycle
     unsandboxed: bool = False
+    # Further files, most suspicious first, that mutate searches with what is left of its
+    # budget when the targets yield nothing (a model's prompt names the targets only).
+    then: list[str] = field(default_factory=list)
 
 
 @dataclass

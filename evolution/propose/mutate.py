@@ -119,39 +119,74 @@ def repair(
     return Repair(target, result, failing, runs.how)
 
 
+def left_of(limits: SearchLimits, searched: list[Repair]) -> SearchLimits | None:
+    """What is left of one proposal's budget after the searches made, or None."""
+    candidates = limits.max_candidates - sum(r.result.evaluated for r in searched)
+    seconds = limits.max_seconds - sum(r.result.seconds for r in searched)
+    return SearchLimits(candidates, seconds) if candidates > 0 and seconds > 0 else None
+
+
+def summary_of(searched: list[Repair]) -> dict[str, object]:
+    """The last search's summary, with the candidates and seconds of all of them, and
+    each target's own figures when there was more than one."""
+    summary = searched[-1].summary()
+    evaluated = sum(r.result.evaluated for r in searched)
+    seconds = sum(r.result.seconds for r in searched)
+    summary.update(evaluated=evaluated, seconds=round(seconds, 2),
+                   candidates_per_minute=round(evaluated / seconds * 60, 1) if seconds else 0.0)
+    if len(searched) > 1:
+        summary["targets"] = [{"target": r.target, "evaluated": r.result.evaluated,
+                               "seconds": round(r.result.seconds, 2),
+                               "stopped": r.result.stopped} for r in searched]  # fmt: skip
+    return summary
+
+
 class MutateProposer:
     name = "mutate"
 
     def propose(self, ctx: Context, request: Request, spend: Spend) -> Change:
-        """The first target with failing tests, repaired; its edits described."""
-        for target in request.targets:
+        """The first target with failing tests, repaired; its edits described. When a
+        search runs out of edits to try (not out of budget), the next file the failing
+        tests point at (`request.then`) is searched with what is left: the most
+        suspicious file is not always the one at fault (a helper module every test
+        runs ranks above the module a fault breaks)."""
+        limits = request.limits or SearchLimits()
+        searched: list[Repair] = []
+        for target in [*request.targets, *request.then]:
+            left = left_of(limits, searched)
+            if left is None or (searched and searched[-1].result.stopped != "exhausted"):
+                break
             failing, _ = failing_for(ctx, [target])
             if not failing:
                 continue
             found = repair(
-                ctx, target, [f["nodeid"] for f in failing], request.limits or SearchLimits(),
+                ctx, target, [f["nodeid"] for f in failing], left,
                 tried=request.tried, unsandboxed=request.unsandboxed,
             )  # fmt: skip
-            if not found.result.repaired:
-                raise NoChange(
-                    f"mutate found no repair of {target} in {found.result.evaluated} "
-                    f"candidates ({found.result.seconds:.1f} s, stopped: "
-                    f"{found.result.stopped})",
-                    search=found.summary(),
-                )
-            lines = "\n".join(f"- {text}" for text in found.descriptions)
-            details = (
-                f"Repaired offline by mutation ({found.result.evaluated} candidates in "
-                f"{found.result.seconds:.1f} s), making pass: {', '.join(found.failing)}"
-                f"\n{lines}"
+            searched.append(found)
+            if found.result.repaired:
+                return _change(found, summary_of(searched))
+        if not searched:
+            raise NoChange(
+                "mutate needs a test that fails in the baseline and concerns "
+                + ", ".join(request.targets)
             )
-            if found.result.flags:
-                details += "\n\nOverfitting check, for the reviewer: " + "; ".join(
-                    found.result.flags)
-            return Change(
-                {target: found.result.source}, found.fingerprint, details, found.summary()
-            )
+        summary = summary_of(searched)
         raise NoChange(
-            "mutate needs a test that fails in the baseline and concerns "
-            + ", ".join(request.targets)
+            f"mutate found no repair of {', '.join(r.target for r in searched)} in "
+            f"{summary['evaluated']} candidates ({summary['seconds']:.1f} s, stopped: "
+            f"{searched[-1].result.stopped})",
+            search=summary,
         )
+
+
+def _change(found: Repair, summary: dict[str, object]) -> Change:
+    lines = "\n".join(f"- {text}" for text in found.descriptions)
+    details = (
+        f"Repaired offline by mutation ({found.result.evaluated} candidates in "
+        f"{found.result.seconds:.1f} s), making pass: {', '.join(found.failing)}"
+        f"\n{lines}"
+    )
+    if found.result.flags:
+        details += "\n\nOverfitting check, for the reviewer: " + "; ".join(found.result.flags)
+    return Change({found.target: found.result.source}, found.fingerprint, details, summary)
