@@ -137,6 +137,40 @@ def test_a_name_used_in_the_same_role_nearby_is_the_first_renaming(source, line,
     assert renamings[0] == f"line {line}: {fix}", renamings
 
 
+SIBLINGS = """\
+from .cache import FIFOCache, LRUCache
+
+
+def fifo_cache(maxsize=128, typed=False):
+    if maxsize is None:
+        return _cache(FIFOCache(maxsize), maxsize, typed)
+    return _cache(FIFOCache(128), 128, typed)
+
+
+def lru_cache(maxsize=128, typed=False):
+    if maxsize is None:
+        return _cache(LRUCache(maxsize), maxsize, typed)
+    return _cache(128, 128, typed)
+
+
+def rules():
+    SINGULARS.insert(0, ("a", "b"))
+    PLURALS.insert(-1, ("b", "c"))
+"""
+
+
+@pytest.mark.parametrize(("line", "fix"), [
+    (13, "`128` -> `LRUCache(128)`"),  # cachetools' func.py, its wrapping call dropped
+    (18, "1 -> 0"),  # inflection's `insert(0, …)` made `insert(-1, …)`: `-0`, not `1`
+])
+def test_an_edit_that_gives_its_line_a_siblings_shape_ranks_first(line, fix):
+    """A sibling line nearby has the shape (names blurred, literals kept) the edit gives
+    the faulty line: it comes before every other edit of the line, the statement's
+    deletion and a dropped unary minus (`insert(1, …)`) included."""
+    first = ranked(SIBLINGS, {line: 1.0}, priors())[0]
+    assert first.description == f"line {line}: {fix}", first.description
+
+
 def test_a_package_init_is_named_by_its_use_not_by_a_submodule_import():
     init = module_pattern("scripts/__init__.py")
     assert not init.search("from scripts.calc import add\nimport scripts.calc\n")
