@@ -52,6 +52,15 @@ def test_a_kept_nan_test_is_no_new_self_comparison_and_a_wrapped_one_is():
     assert not new(nan, nan.replace("x != x", "x != y"))
 
 
+def test_a_repair_that_deletes_a_statement_is_flagged_for_the_reviewer():
+    original = "def f(s):\n    s = s.strip()\n    s = s.lower()\n    return s\n"
+    verdict = overfit.check(original, original.replace("s = s.strip()", "pass"), [])
+    assert not verdict.rejected
+    assert verdict.flags == ["it deletes a statement the tests do not miss: superfluous, or "
+                             "untested behaviour removed?"]
+    assert not overfit.check(original, original.replace("strip", "rstrip"), []).flags
+
+
 def test_only_code_outside_function_bodies_runs_at_import():
     source = "import os\n\n\ndef f(x=os.sep):\n    return x\n\n\nY = f()\n"
     assert module_level_lines(source) >= {1, 4, 8}

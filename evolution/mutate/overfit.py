@@ -7,6 +7,11 @@ looks at the literals a repair introduces that the target did not have: one that
 tests contain is reported; one tested by equality or membership (the shape of a
 special case) rejects the repair. Small, generic literals (0, 1, -1, 2, the empty
 string, booleans, None) are never evidence.
+
+A repair that deletes a statement is flagged for the reviewer: the tests pass without
+it, which proves only that they do not look (Qi et al., ISSTA 2015: most plausible
+patches of GenProg-style tools remove functionality, and their Kali, which only
+deletes, repaired as many bugs).
 """
 
 from __future__ import annotations
@@ -41,6 +46,11 @@ def _compared(tree: ast.AST) -> set[str]:
     return found
 
 
+def _statements(tree: ast.AST) -> int:
+    return sum(1 for n in ast.walk(tree) if isinstance(n, ast.stmt) and not isinstance(
+        n, ast.Pass))
+
+
 def check(original: str, repaired: str, tests: list[str]) -> Verdict:
     before, after = ast.parse(original), ast.parse(repaired)
     introduced = _literals(after) - _literals(before)
@@ -59,4 +69,7 @@ def check(original: str, repaired: str, tests: list[str]) -> Verdict:
                                 "code did not")
         else:
             verdict.flags.append(f"it introduces {value}, a value the tests also use")
+    if _statements(after) < _statements(before):
+        verdict.flags.append("it deletes a statement the tests do not miss: superfluous, or "
+                             "untested behaviour removed?")
     return verdict
