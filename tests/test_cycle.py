@@ -146,18 +146,24 @@ PACKAGE = {
 }
 
 
+def _recorded(root: Path, files: dict[str, str]) -> Sandbox:
+    """A repository of `files` with its baseline recorded."""
+    box = Sandbox(root)
+    root.mkdir()
+    box.git("init", "-q", "-b", "main")
+    box.commit("a package", files)
+    done = box.evolve("baseline", "record", "--reruns", "0")
+    assert done.returncode == 0, done.stderr
+    return box
+
+
 def test_a_failing_test_that_imports_only_the_package_points_at_the_module_it_ran(
     tmp_path: Path,
 ):
     """`import scripts` names no module, yet the map the baseline recorded says which
     lines the failing test ran: the goal is the module with the fault, tried first, and
     its goal is the broken test only, not one skipped or xfailed."""
-    box = Sandbox(tmp_path / "repo")
-    box.path.mkdir()
-    box.git("init", "-q", "-b", "main")
-    box.commit("a package", PACKAGE)
-    done = box.evolve("baseline", "record", "--reruns", "0")
-    assert done.returncode == 0, done.stderr
+    box = _recorded(tmp_path / "repo", PACKAGE)
     ctx = open_context(GitRepo(box.path))
     by_target, _ = failing_by_target(ctx, ["scripts/__init__.py", "scripts/core.py",
                                             "scripts/other.py"])  # fmt: skip
@@ -187,12 +193,7 @@ HELPED = {
 def test_a_search_with_nothing_left_to_try_goes_on_to_the_next_suspect(tmp_path: Path):
     """The helper only the failing test runs is the most suspicious file, and no edit of
     it repairs anything: the one proposal's budget goes on to the file at fault."""
-    box = Sandbox(tmp_path / "repo")
-    box.path.mkdir()
-    box.git("init", "-q", "-b", "main")
-    box.commit("a package with a helper", HELPED)
-    done = box.evolve("baseline", "record", "--reruns", "0")
-    assert done.returncode == 0, done.stderr
+    box = _recorded(tmp_path / "repo", HELPED)
     done = box.evolve("cycle", "--max", "1", "--proposer", "mutate", "--json")
     [iteration] = json.loads(done.stdout)["iterations"]
     assert iteration["goal"]["target"] == "scripts/util.py"

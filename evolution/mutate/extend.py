@@ -21,6 +21,7 @@ the site can read:
 from __future__ import annotations
 
 import ast
+import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
@@ -167,19 +168,30 @@ def _wrappers(src: Source) -> dict[str, Counter[ast.AST | None]]:
     return found
 
 
+def _words(name: str) -> set[str]:
+    """`LRUCache` and `lru_cache` -> {lru, cache}."""
+    return {w.lower() for w in re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+", name)}
+
+
 def wrap_call(node: ast.AST, src: Source) -> Iterator[Edit]:
+    """A call around an expression, by a function the file calls with one argument;
+    those the enclosing function calls first, and among them those whose name shares
+    words with the function's own (`lru_cache` builds an `LRUCache`). How often a
+    function is called is no evidence: `callable` and `len` are called everywhere."""
     if not _is_value_site(node, src):
         return
     parent = src.scope.parents.get(node)
     around = {_callee(n) for n in (node, parent) if isinstance(n, ast.Call)}  # no f(f(x))
     visible = src.scope.visible(node)
     function = src.scope.function_of(node)
+    named = _words(getattr(function, "name", ""))
     ranked = []
     for name, uses in _wrappers(src).items():
         if name in around or (name not in visible and name not in BUILTIN_NAMES):
             continue
         weight = SAME_FUNCTION if uses[function] else SAME_FILE
-        ranked.append((weight * (1 + min(sum(uses.values()), 3)), name))
+        words = _words(name)
+        ranked.append((weight * (1 + len(words & named) / len(words)), name))
     text = src.of(node)
     for weight, name in sorted(ranked, key=lambda item: (-item[0], item[1]))[:MAX_WRAPPERS]:
         yield src.replace(node, f"{name}({text})", "wrap-call",

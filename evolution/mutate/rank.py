@@ -5,8 +5,9 @@ its line, times the prior of its operator (how often real one-line fixes take th
 shape), times its share of that operator's proposals on that line. The share matters:
 a line with forty names offers forty renamings, and without it their number alone
 would bury the line's one comparison swap. An edit that gives its line the shape of a
-line near it is the exception: that evidence singles it out (its share is whole) and
-it counts `likeness.LIKENESS` times more. (cachetools' `LRUCache(128)`, dropped from a
+line near it is the exception: that evidence singles it out (its share is whole, or
+as large as its weight against the operator's best on the line) and it counts
+`likeness.LIKENESS` times more. (cachetools' `LRUCache(128)`, dropped from a
 line whose five siblings wrap 128 in their cache class, was one of 36 call-wrappings
 on its line and came 224th.) Ties go to the smaller change, then to the earlier
 position, so the search meets the smallest repair first.
@@ -57,14 +58,17 @@ def ranked(
     lines = sorted(scores, key=lambda line: (-scores[line], line))[:MAX_LINES]
     found = [e for e in mutations(source, set(lines)) if not overlaps(e, applied)]
     totals: dict[tuple[int, str], float] = defaultdict(float)
+    tops: dict[tuple[int, str], float] = defaultdict(float)
     for edit in found:
         totals[edit.line, edit.operator] += edit.weight
+        tops[edit.line, edit.operator] = max(tops[edit.line, edit.operator], edit.weight)
     floor = min(priors.values())
     text = _Lines(source)
 
     def score(edit: Edit) -> float:
         like = text.likeness(edit)
-        share = 1.0 if like > 1.0 else edit.weight / totals[edit.line, edit.operator]
+        site = edit.line, edit.operator
+        share = edit.weight / (tops[site] if like > 1.0 else totals[site])
         return scores.get(edit.line, 0.0) * priors.get(edit.operator, floor) * share * like
 
     scored = [(score(e), e) for e in found]
