@@ -14,7 +14,8 @@ through the gate, as the mutate_repair benchmark does. The repaired file on main
 then compared with the original:
 - plausible: the gate accepted a repair (every test passes, none regressed);
 - same as original: the repaired file's syntax tree equals the original's;
-- equivalent: equal after the normalisation that dedups mutants (`a == b` as `b == a`);
+- equivalent: equal after the normalisation that dedups mutants (`a == b` as `b == a`,
+  the same bytecode once compiled: `-0` as `0`);
 - other plausible: accepted, but neither; printed with its diff for a person to judge.
 Reported: those counts, the candidates evaluated, search and cycle seconds per repair
 (and the cycle's CPU seconds, as mutate_repair measures them), and candidates per

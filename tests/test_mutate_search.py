@@ -37,6 +37,9 @@ from evolution.sandbox.isolation import choose
 def test_equivalent_mutants_share_a_key_and_uncompilable_ones_have_none():
     assert canonical("x = (a  ==  b)\n") == canonical("x = b == a  # same\n")
     assert canonical("x = a < b\n") != canonical("x = b < a\n")
+    assert canonical("x = -0  # folded\n") == canonical("x = 0\n")  # the same bytecode
+    assert len({canonical("x = 0\n"), canonical("x = 0.0\n"), canonical("x = False\n")}) == 3
+    assert canonical("def f(a):\n    return a\n") != canonical("def f(b):\n    return b\n")
     assert canonical("return 1\n") is None  # parses, but does not compile
     assert canonical("def f(:\n") is None
 

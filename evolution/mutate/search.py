@@ -3,7 +3,7 @@
 Candidates come best first (see `rank`: suspicion x prior x share). Before any test
 runs, a candidate is dropped if it does not compile, if it makes a comparison of an
 expression with itself (a constant no person writes as a fix), if it is equivalent to
-one already judged (same normalised syntax tree), or, when it changes module-level
+one already judged (the same bytecode once compiled), or, when it changes module-level
 code, if the module no longer imports. Stage 1 runs the failing tests alone; stage 2 every
 test of their files that passed before. An edit that makes some failing tests pass
 without breaking any is kept as a foothold, and the search goes one level deeper from
@@ -18,10 +18,12 @@ The search is bounded by candidate count and by wall time; both are reported.
 from __future__ import annotations
 
 import ast
+import hashlib
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from types import CodeType
 
 from evolution.mutate import overfit
 from evolution.mutate.evaluator import Evaluator
@@ -77,14 +79,28 @@ def compiled(text: str) -> ast.Module | None:
 
 
 def key_of(tree: ast.Module) -> str:
-    """A key equal for equivalent mutants (formatting, `a == b` vs `b == a`). It
-    reorders the tree's comparisons in place."""
+    """A key equal for equivalent mutants: the same bytecode once compiled, positions
+    aside (formatting, comments, `-0` as `0`: trivial compiler equivalence, Papadakis et
+    al., ICSE 2015), with `a == b` as `b == a`. It reorders the tree's comparisons in
+    place. A digest: the dump of a large module kept per candidate tried cost hundreds
+    of megabytes."""
     for node in ast.walk(tree):
         if isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(
                 node.ops[0], SYMMETRIC):
             left, right = sorted((node.left, node.comparators[0]), key=ast.dump)
             node.left, node.comparators = left, [right]
-    return ast.dump(tree)
+    code = compile(tree, "<mutant>", "exec", dont_inherit=True)
+    return hashlib.sha256(repr(_code_key(code)).encode()).hexdigest()
+
+
+def _code_key(code: CodeType) -> tuple[object, ...]:
+    """What a code object does, not where its lines are (constants by type and value:
+    `0`, `0.0` and `False` are equal, and not alike)."""
+    consts = tuple(_code_key(c) if isinstance(c, CodeType) else (type(c).__name__, repr(c))
+                   for c in code.co_consts)
+    return (code.co_code, consts, code.co_names, code.co_varnames, code.co_freevars,
+            code.co_cellvars, code.co_argcount, code.co_posonlyargcount,
+            code.co_kwonlyargcount, code.co_flags)
 
 
 def canonical(text: str) -> str | None:
