@@ -98,11 +98,12 @@ def _suite(path: Path) -> tuple[Sandbox, str]:
     return box, box.commit("a mixed suite", MIXED)
 
 
-def _run(box: Sandbox, commit: str, workers: int) -> RunResult:
+def _run(box: Sandbox, commit: str, workers: int, command: str = "python -m pytest") -> RunResult:
     repo = GitRepo(box.path)
     (repo.state_dir / TIMINGS_FILE).unlink(missing_ok=True)  # nothing known: always split
     with RunFolder(repo, commit) as run:
-        return run_suite(repo, Policy(workers=workers), run, Isolation(sandboxed=True))
+        policy = Policy(workers=workers, test_command=command)
+        return run_suite(repo, policy, run, Isolation(sandboxed=True))
 
 
 def test_a_split_run_gives_the_serial_run_s_outcomes(tmp_path: Path) -> None:
@@ -121,6 +122,19 @@ def test_a_split_run_gives_the_serial_run_s_outcomes(tmp_path: Path) -> None:
         assert split.exitcode == serial.exitcode == 1
     timings = load_timings(GitRepo(box.path))
     assert timings.wall_s is not None and "tests/sub/test_f.py" in timings.files
+
+
+def test_a_test_command_that_names_its_files_splits_too(tmp_path: Path) -> None:
+    """Each process drops the files another owns; a file named on the command line must
+    still be found there (it was pytest's "not found" usage error in all but one)."""
+    box, commit = _suite(tmp_path / "repo")
+    named = "python -m pytest tests/test_a.py tests/test_b.py tests/sub/test_f.py"
+    serial = _run(box, commit, 1, named)
+    assert {n.split("::")[0] for n in serial.outcomes} == {
+        "tests/test_a.py", "tests/test_b.py", "tests/sub/test_f.py"}
+    split = _run(box, commit, 3, named)
+    assert split.owners is not None and len(set(split.owners.values())) > 1
+    assert split.outcomes == serial.outcomes
 
 
 def test_the_gate_rejects_a_one_module_regression_with_workers(sandbox: Sandbox) -> None:

@@ -268,6 +268,14 @@ def _probe_class(emit, sha256=hashlib.sha256):
             if id(plugin) not in probe.before_collection and id(plugin) not in conftests
         ]
 
+    class _Elsewhere(pytest.File):
+        """A test file another process of a split run owns: found, so that a file named
+        on the command line (a custom test command may name its files) is not a usage
+        error in every process but its owner's, and never imported."""
+
+        def collect(self):
+            return []
+
     class _Probe:
         """The hooks. They write frames through `emit`, a variable of the enclosing
         function, never an attribute: replacing anything on the probe object does not
@@ -317,7 +325,8 @@ def _probe_class(emit, sha256=hashlib.sha256):
                 path = str(file_path)
             owner = plan.get(path, zlib.crc32(path.encode()) % count)
             self.files[path] = owner
-            return collectors if owner == index else []
+            return collectors if owner == index else [_Elsewhere.from_parent(parent,
+                                                                              path=file_path)]
 
         def pytest_collectreport(self, report):
             if report.failed:
