@@ -67,29 +67,29 @@ class SearchResult:
         return self.evaluated / self.seconds * 60 if self.seconds > 0 else 0.0
 
 
-def compiled(text: str) -> ast.Module | None:
-    """The mutant's tree, or None when it does not compile (`return` outside a function
-    parses, and compiles to nothing)."""
+def parsed(text: str) -> ast.Module | None:
     try:
-        tree = ast.parse(text)
-        compile(tree, "<mutant>", "exec", dont_inherit=True)
+        return ast.parse(text)
     except (SyntaxError, ValueError):
         return None
-    return tree
 
 
-def key_of(tree: ast.Module) -> str:
+def key_of(tree: ast.Module) -> str | None:
     """A key equal for equivalent mutants: the same bytecode once compiled, positions
     aside (formatting, comments, `-0` as `0`: trivial compiler equivalence, Papadakis et
-    al., ICSE 2015), with `a == b` as `b == a`. It reorders the tree's comparisons in
-    place. A digest: the dump of a large module kept per candidate tried cost hundreds
-    of megabytes."""
+    al., ICSE 2015), with `a == b` as `b == a`; None when the tree does not compile
+    (`return` outside a function parses, and compiles to nothing). It reorders the
+    tree's comparisons in place. A digest: the dump of a large module kept per
+    candidate tried cost hundreds of megabytes."""
     for node in ast.walk(tree):
         if isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(
                 node.ops[0], SYMMETRIC):
             left, right = sorted((node.left, node.comparators[0]), key=ast.dump)
             node.left, node.comparators = left, [right]
-    code = compile(tree, "<mutant>", "exec", dont_inherit=True)
+    try:
+        code = compile(tree, "<mutant>", "exec", dont_inherit=True)
+    except (SyntaxError, ValueError):
+        return None
     return hashlib.sha256(repr(_code_key(code)).encode()).hexdigest()
 
 
@@ -105,7 +105,7 @@ def _code_key(code: CodeType) -> tuple[object, ...]:
 
 def canonical(text: str) -> str | None:
     """`key_of` the text, or None when it does not compile."""
-    tree = compiled(text)
+    tree = parsed(text)
     return None if tree is None else key_of(tree)
 
 
@@ -160,14 +160,16 @@ class _Search:
         return ""
 
     def admissible(self, text: str, edits: tuple[Edit, ...], module_lines: set[int]) -> bool:
-        tree = compiled(text)
-        if tree is None:
+        tree = parsed(text)
+        # Judged on the tree as written, before key_of reorders its comparisons.
+        constant = tree is not None and bool(self_comparisons(tree) - self.constant_before)
+        key = None if tree is None else key_of(tree)  # one compile per candidate
+        if key is None:
             self.result.skipped["does not compile"] += 1
             return False
-        if self_comparisons(tree) - self.constant_before:
+        if constant:
             self.result.skipped["compares an expression with itself"] += 1
             return False
-        key = key_of(tree)
         if key in self.tried:
             self.result.skipped["equivalent to one tried"] += 1
             return False
