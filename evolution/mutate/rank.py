@@ -20,7 +20,7 @@ from collections import defaultdict
 
 from evolution.mutate.likeness import likeness
 from evolution.mutate.operators import mutations
-from evolution.mutate.source import Edit
+from evolution.mutate.source import Edit, line_starts
 
 MAX_LINES = 60  # the most suspicious lines searched; the rest wait for another cycle
 
@@ -36,7 +36,7 @@ class _Lines:
     def __init__(self, source: str) -> None:
         self.source = source
         self.data = source.encode("utf-8")
-        self.starts = [0] + [i + 1 for i, byte in enumerate(self.data) if byte == 0x0A]
+        self.starts = line_starts(self.data)
 
     def likeness(self, edit: Edit) -> float:
         index = bisect.bisect_right(self.starts, edit.start) - 1

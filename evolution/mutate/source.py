@@ -52,10 +52,7 @@ class Source:
     def __init__(self, text: str) -> None:
         self.tree = ast.parse(text)
         self.data = text.encode("utf-8")
-        self.line_starts = [0]
-        for index, byte in enumerate(self.data):
-            if byte == 0x0A:
-                self.line_starts.append(index + 1)
+        self.line_starts = line_starts(self.data)
 
     @cached_property
     def scope(self) -> ScopeIndex:
@@ -100,6 +97,11 @@ class Source:
         prefix = gap[: match.start(1)].encode("utf-8")
         token = match.group(1).encode("utf-8")
         return start + len(prefix), start + len(prefix) + len(token)
+
+
+def line_starts(data: bytes) -> list[int]:
+    """The byte offset where each line starts (ast's columns are bytes)."""
+    return [0] + [index + 1 for index, byte in enumerate(data) if byte == 0x0A]
 
 
 def single_line(node: ast.AST) -> bool:
