@@ -35,9 +35,9 @@ from evolution.outcomes import result_from_frames
 from evolution.policy import Policy
 from evolution.pytest_report import RunResult
 from evolution.runfolder import PGID_FILE, RunFolder
-from evolution.sandbox.enter import SETUP_FAILED, undumpable
+from evolution.sandbox.enter import SETUP_FAILED, parse_status, undumpable
 from evolution.sandbox.isolation import Isolation
-from evolution.sandbox.plan import Confinement, kept, rules
+from evolution.sandbox.plan import START_HINT, Confinement, launch_plan, start_failure
 
 REPORT_OMIT = "keywords,streams,log,warnings,collectors"
 # Variables from the caller's own pytest session (or a user's shell) that would change
@@ -214,28 +214,21 @@ def sandboxed(argv: list[str], run: RunFolder, policy: Policy, status_fd: int) -
         writable=policy.writable,
         shared=policy.shared,
         network=policy.network,
+        command=tuple(argv[:1]),
     )
-    plan = {
-        "rules": rules(confinement),
-        "keep": kept(confinement, run.path),
-        "network": policy.network,
-        "status_fd": status_fd,
-    }
+    plan = launch_plan(confinement, run.path, status_fd)
     launcher = Path(__file__).with_name("sandbox") / "enter.py"
     return [sys.executable, "-I", "-S", str(launcher), json.dumps(plan), "--", *argv]
 
 
 def read_status(fd: int) -> dict[str, Any]:
-    """What the launcher applied (it wrote one line before exec, then closed its end)."""
+    """What the launcher applied (a line before exec; another if the exec failed), read
+    until every copy of the pipe is closed: at the command's exec, or its end."""
     data = b""
     while chunk := os.read(fd, 65536):
         data += chunk
     os.close(fd)
-    try:
-        status = json.loads(data or b"{}")
-    except ValueError:
-        return {"error": "the sandbox launcher's status was garbled"}
-    return status if isinstance(status, dict) else {}
+    return parse_status(data)
 
 
 def run_tests(
@@ -389,6 +382,9 @@ def _confined(
         _close(status_read)
     if outcome.returncode == SETUP_FAILED and "error" in applied:
         raise InvalidRun(f"could not enter the sandbox: {applied['error']}")
+    failure = start_failure(applied)
+    if failure is not None:
+        raise InvalidRun(failure, hint=START_HINT)
     return outcome, applied
 
 

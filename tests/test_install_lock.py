@@ -69,6 +69,10 @@ def test_ci_runs_exactly_the_readme_test_command_from_the_lock() -> None:
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
     assert tests in ci
     assert ".venv/bin/ruff check ." in ci
+    # The first command is run too, by a new user's path: a clone under the temporary
+    # folder, with its venv there, taken from the README itself so it cannot drift.
+    assert "demo=$(sed -n '/^```sh$/{n;p;q}' README.md)" in ci
+    assert any(line.startswith("first_contact=$(mktemp -d") for line in ci)
     # Both commands install the same thing; only what they run differs.
     assert demo.rsplit("&&", 1)[0] == tests.rsplit("&&", 1)[0]
 

@@ -19,6 +19,7 @@ from types import SimpleNamespace
 
 import pytest
 from host_layers import requires_layers
+from launcher import LAUNCHER, launch
 
 from agent.errors import EnvironmentFailure
 from evolution.policy import Policy
@@ -77,22 +78,13 @@ def _confinement(root: Path, **extra: object) -> Confinement:
 
 
 ROOT = Path(__file__).resolve().parent.parent
-LAUNCHER = ROOT / "evolution" / "sandbox" / "enter.py"
 
 
 def _inside(confinement: Confinement, code: str, *args: str) -> tuple[dict, dict]:
     """Run `code` in the sandbox; its JSON on stdout, and what the launcher applied."""
-    status_read, status_write = os.pipe()
     plan = {"rules": rules(confinement), "keep": [str(confinement.tree.parent)],
-            "network": confinement.network, "status_fd": status_write}  # fmt: skip
-    done = subprocess.run(
-        [sys.executable, "-I", "-S", str(LAUNCHER), json.dumps(plan), "--",
-         sys.executable, "-c", textwrap.dedent(code), *args],
-        capture_output=True, text=True, pass_fds=(status_write,), timeout=60, check=False,
-    )  # fmt: skip
-    os.close(status_write)
-    with os.fdopen(status_read, "rb") as handle:
-        applied = json.loads(handle.read() or b"{}")
+            "network": confinement.network}  # fmt: skip
+    done, applied = launch(plan, [sys.executable, "-c", textwrap.dedent(code), *args])
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout), applied
 

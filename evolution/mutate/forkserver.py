@@ -56,6 +56,7 @@ from evolution.policy import Policy
 from evolution.pytest_report import RunResult
 from evolution.runfolder import PGID_FILE, RunFolder, remove_run_folder
 from evolution.sandbox.isolation import Isolation
+from evolution.sandbox.plan import start_failure
 from evolution.testrun import (
     coverage_json_args,
     coverage_report,
@@ -307,9 +308,11 @@ class CandidateRuns:
                 os.close(status_write)
         (run.path / PGID_FILE).write_text(str(process.pid))
         server = _Server(process, ours, read_status(status_read) if status_read >= 0 else {})
-        if "error" in server.applied:
+        failure = start_failure(server.applied)
+        if "error" in server.applied or failure:
             server.stop()
-            raise ServerUnavailable(f"could not enter the sandbox: {server.applied['error']}")
+            entered = f"could not enter the sandbox: {server.applied.get('error')}"
+            raise ServerUnavailable(failure or entered)
         return server
 
     def _await_ready(self, server: _Server) -> None:

@@ -1,9 +1,10 @@
 """`evolve doctor`: what isolation this host gives a test run, shown by trying it.
 
-It does not trust feature flags: it enters the same sandbox a gate run would, around a
-small script that tries what a hostile suite would (read and write a forbidden folder,
-write the tested tree, signal a process outside, list its network interfaces, look at
-/run) and reports what was stopped.
+It does not trust feature flags: it enters the same sandbox a gate run would, with the
+same plan, around a small script started by this very interpreter (so a hidden
+interpreter or package folder is named, not guessed) that tries what a hostile suite
+would (read and write a forbidden folder, write the tested tree, signal a process
+outside, list its network interfaces, look at /run) and reports what was stopped.
 """
 
 from __future__ import annotations
@@ -19,13 +20,18 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import UsageError
-from evolution.sandbox.enter import SETUP_FAILED
+from evolution.sandbox.enter import SETUP_FAILED, parse_status
 from evolution.sandbox.isolation import SANDBOX_ENV, host_abi
-from evolution.sandbox.plan import Confinement, rules
+from evolution.sandbox.plan import Confinement, launch_plan, start_failure
 
 _ATTEMPTS = r"""
 import json, os, signal, socket, sys
 forbidden, tree, tmp, parent = sys.argv[1:5]
+try:
+    import pytest  # the interpreter's own packages, found through site as a suite finds them
+    packages = "importable"
+except Exception as exc:
+    packages = f"{type(exc).__name__}: {exc}"
 def attempt(action):
     try:
         action()
@@ -41,7 +47,7 @@ results = {
     "interfaces": sorted(name for _, name in socket.if_nameindex()),
     "run_entries": len(os.listdir("/run")) if os.path.isdir("/run") else 0,
     "processes_visible": len([p for p in os.listdir("/proc") if p.isdigit()]),
-
+    "packages": packages,
 }
 print(json.dumps(results))
 """
@@ -103,20 +109,26 @@ def diagnose(network: str = "loopback") -> Diagnosis:
         confinement = Confinement(
             tree=folders["tree"], tmp=folders["tmp"], out=folders["out"],
             probe=folders["probe"], forbidden=(folders["forbidden"],), network=network,
+            command=(sys.executable,),
         )  # fmt: skip
         status_read, status_write = os.pipe()
-        plan = {"rules": rules(confinement), "keep": [str(root)], "network": network,
-                "status_fd": status_write}  # fmt: skip
+        plan = launch_plan(confinement, root, status_write)
         launcher = Path(__file__).with_name("enter.py")
         argv = [sys.executable, "-I", "-S", str(launcher), json.dumps(plan), "--",
-                sys.executable, "-I", "-S", "-c", _ATTEMPTS, str(folders["forbidden"]),
+                sys.executable, "-I", "-c", _ATTEMPTS, str(folders["forbidden"]),
                 str(folders["tree"]), str(folders["tmp"]), str(os.getpid())]  # fmt: skip
         done = subprocess.run(argv, capture_output=True, text=True, pass_fds=(status_write,),
                               timeout=60, check=False)  # fmt: skip
         os.close(status_write)
         with os.fdopen(status_read, "rb") as handle:
             raw = handle.read()
-    diagnosis.applied = json.loads(raw or b"{}")
+    diagnosis.applied = parse_status(raw)
+    failure = start_failure(diagnosis.applied)
+    if failure is not None:
+        diagnosis.problems.append(
+            failure.replace("the test command", f"this interpreter ({sys.executable})")
+        )
+        return diagnosis
     if done.returncode == SETUP_FAILED or done.returncode != 0:
         diagnosis.problems.append(
             f"the sandbox could not be entered: {diagnosis.applied.get('error') or done.stderr}"
@@ -126,6 +138,11 @@ def diagnose(network: str = "loopback") -> Diagnosis:
     for check, expected in _EXPECTED.items():
         if diagnosis.checks.get(check) != expected:
             diagnosis.problems.append(f"{check}: {diagnosis.checks.get(check)}, not {expected}")
+    if diagnosis.checks.get("packages") != "importable":
+        diagnosis.problems.append(
+            f"this interpreter's packages do not import inside the sandbox (pytest: "
+            f"{diagnosis.checks.get('packages')}): a folder they live in is hidden"
+        )
     diagnosis.sandbox = "landlock" if not diagnosis.problems else "none"
     if network == "loopback" and diagnosis.checks.get("interfaces") != ["lo"]:
         diagnosis.problems.append(

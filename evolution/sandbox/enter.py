@@ -28,6 +28,7 @@ it cannot be applied the launcher exits 121 before the command runs.
 It is also imported by the gate (`landlock_abi`) so that the constants live in one place.
 """
 
+import contextlib
 import ctypes
 import errno
 import fcntl
@@ -267,25 +268,66 @@ def _mount(libc, source, target, fstype, flags, data):
         raise _fail(f"mount({target})")
 
 
-def _private_scratch(libc, keep):
-    """An empty tmpfs over each shared scratch folder, with the run's own folders (and
-    the policy's shared paths) bound back where they were. Nothing another process
-    left there is reachable (a tmux server's or an ssh agent's socket would run
-    commands outside the sandbox), and nothing this run leaves there is seen by the
-    next one."""
+def _outermost(keep):
+    """The kept paths under a scratch folder that no other one holds, each with "rw" if it
+    or anything it holds is kept writable: a path bound inside an earlier bind would be
+    created in the host's folder, not the private one."""
+    wanted = {}
+    for entry in keep:
+        path, mode = (entry, "rw") if isinstance(entry, str) else (entry[0], entry[1])
+        path = os.path.normpath(path)
+        inside = any(_under(path, folder) and path != folder for folder in _SCRATCH)
+        if inside and os.path.isdir(path):
+            wanted[path] = "rw" if "rw" in (mode, wanted.get(path)) else "ro"
+    outer = {}
+    for path in sorted(wanted, key=len):
+        holder = next((o for o in outer if _under(path, o)), None)
+        if holder is None:
+            outer[path] = wanted[path]
+        elif wanted[path] == "rw":
+            outer[holder] = "rw"
+    return outer
+
+
+# statvfs flags that a read-only remount must repeat: a mount made outside a user
+# namespace keeps them locked, and leaving one out fails the remount with EPERM.
+_ST_TO_MS = ((1, 1), (2, 2), (4, 4), (8, 8), (1024, 1024), (2048, 2048), (4096, 1 << 21))
+_MS_REMOUNT, _MS_RDONLY = 32, 1
+
+
+def _read_only(libc, path):
+    flags = _MS_BIND | _MS_REMOUNT | _MS_RDONLY
+    current = os.statvfs(path).f_flag
+    for st_flag, ms_flag in _ST_TO_MS:
+        if current & st_flag:
+            flags |= ms_flag
+    _mount(libc, None, path, None, flags, None)
+
+
+def _private_scratch(libc, keep, status):
+    """An empty tmpfs over each shared scratch folder, with what the run needs bound back
+    at its own path: its folders and the policy's shared paths as they are, the
+    interpreter and its packages read-only. Nothing another process left there is
+    reachable (a tmux server's or an ssh agent's socket would run commands outside the
+    sandbox), and nothing this run leaves there is seen by the next one."""
     kept = []
-    for path in keep:
-        if any(_under(path, folder) for folder in _SCRATCH) and os.path.isdir(path):
-            kept.append((os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC), path))
+    for path, mode in _outermost(keep).items():
+        kept.append((os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC), path, mode))
     try:
         for folder in _SCRATCH:
             if os.path.isdir(folder) and not os.path.islink(folder):
                 _mount(libc, "tmpfs", folder, "tmpfs", _MS_NOSUID | _MS_NODEV, "mode=1777")
-        for fd, path in kept:
+        for fd, path, mode in kept:
             os.makedirs(path, exist_ok=True)
             _mount(libc, f"/proc/self/fd/{fd}", path, None, _MS_BIND | _MS_REC, None)
+            if mode == "ro":
+                try:
+                    _read_only(libc, path)
+                except OSError as exc:  # Landlock still grants it read-only
+                    status.setdefault("kept_read_only_error", str(exc))
+        status["kept"] = sorted(path for _fd, path, _mode in kept)
     finally:
-        for fd, _path in kept:
+        for fd, _path, _mode in kept:
             os.close(fd)
 
 
@@ -399,7 +441,8 @@ def _isolate(libc, plan, status):
             status["run_hidden"] = True
         except OSError as exc:
             status["run_error"] = str(exc)
-    for layer, apply in (("scratch_private", lambda: _private_scratch(libc, plan.get("keep", []))),
+    keep = plan.get("keep", [])
+    for layer, apply in (("scratch_private", lambda: _private_scratch(libc, keep, status)),
                          ("devpts_private", lambda: _private_devpts(libc))):  # fmt: skip
         try:
             apply()
@@ -443,7 +486,7 @@ def _pass_on(child):
     return _exit_code(wait_status)
 
 
-def _init(command):
+def _init(command, status_fd=None, outside=None):
     """PID 1 of the suite's namespace: start the command, reap every orphan, and end
     with the command's status. When PID 1 ends, the kernel kills every process left in
     the namespace, including those that left the process group (setsid).
@@ -455,7 +498,7 @@ def _init(command):
     undumpable()  # inherited by the fork, reset by exec
     pid = os.fork()
     if pid == 0:
-        _exec(command)
+        _exec(command, status_fd, outside)
     os.closerange(3, os.sysconf("SC_OPEN_MAX"))
     while True:
         try:
@@ -476,20 +519,69 @@ def undumpable():
     _libc().prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
 
 
-def _exec(command):
+def _exec(command, status_fd=None, outside=None):
+    """Exec the command; when that fails, say so on the status descriptor (kept open,
+    close-on-exec, for this alone) as well as on stderr: the gate must report that the
+    command could not start, and why, before any consequence of it. `outside` is where
+    the command was found before the sandbox was entered: found there and not here, the
+    sandbox hides it."""
     try:
         os.execvp(command[0], command)
     except OSError as exc:
-        sys.stderr.write(f"ratchet sandbox: could not start {command[0]!r}: {exc}\n")
+        reason = exc.strerror or str(exc)
+        sys.stderr.write(f"ratchet sandbox: could not start {command[0]!r}: {reason}\n")
+        if status_fd is not None:
+            with contextlib.suppress(OSError):
+                hidden = _hidden(outside) if outside else ""
+                os.write(status_fd, json.dumps({"exec_error": {
+                    "path": command[0], "reason": reason, "found_outside": outside or "",
+                    "hidden": hidden,
+                }}).encode() + b"\n")  # fmt: skip
     os._exit(127)
 
 
+def _found(name):
+    """Where exec would find `name` (execvp's search, without shutil: this file imports
+    as little as it can, it starts every run)."""
+    folders = [""] if "/" in name else os.environ.get("PATH", os.defpath).split(os.pathsep)
+    for folder in folders:
+        candidate = os.path.abspath(os.path.join(folder, name))
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def _hidden(path):
+    """The outermost folder on the way to `path` that this process cannot see (or
+    `path` itself): what to name when a command found outside cannot start inside."""
+    folder = os.path.dirname(os.path.abspath(path))
+    missing = ""
+    while folder and folder != "/":
+        if os.path.isdir(folder):
+            break
+        missing, folder = folder, os.path.dirname(folder)
+    return missing or path
+
+
 def _report(status_fd, status):
+    """Write what was applied; keep the descriptor, close-on-exec, for an exec error."""
     if status_fd is not None:
+        os.write(status_fd, json.dumps(status).encode() + b"\n")
+        os.set_inheritable(status_fd, False)
+
+
+def parse_status(data):
+    """The launcher's status lines as one dict: what it applied, then, if the command
+    could not start, `exec_error`. The gate's reader of the format `_report` writes."""
+    status = {}
+    for line in data.splitlines():
         try:
-            os.write(status_fd, json.dumps(status).encode() + b"\n")
-        finally:
-            os.close(status_fd)
+            item = json.loads(line)
+        except ValueError:
+            return {"error": "the sandbox launcher's status was garbled"}
+        if isinstance(item, dict):
+            status.update(item)
+    return status
 
 
 def main(argv):
@@ -499,6 +591,7 @@ def main(argv):
     plan = json.loads(argv[1])
     status_fd = plan.get("status_fd")
     command = argv[3:]
+    outside = _found(command[0])
     libc = _libc()
     status = {"network": "host", "namespaces": "none", "run_hidden": False,
               "pid_namespace": False, "caps_dropped": 0}  # fmt: skip
@@ -519,8 +612,8 @@ def main(argv):
         sys.stderr.write(f"ratchet sandbox: could not enter the sandbox: {status['error']}\n")
         return SETUP_FAILED
     if os.getpid() == 1:
-        _init(command)
-    _exec(command)
+        _init(command, status_fd, outside)
+    _exec(command, status_fd, outside)
     return 127  # not reached
 
 

@@ -7,6 +7,10 @@ readable, the plan grants `/` minus those paths: at each level on the way down t
 forbidden path it grants every sibling instead of the parent. A symlink whose target
 leads into (or above) a forbidden path is not granted.
 
+Readable wherever they live: the interpreters and their packages (`reachable`); where
+the launcher gives the run a private /tmp, those under the host's are bound back into it
+read-only at their own paths (`kept`), and nothing else of the host's /tmp is seen.
+
 Writable: the run's private temporary folder, its output folder (the JSON report,
 coverage data), the tree paths the policy names, `/dev/shm` and the harmless devices.
 Nothing else, anywhere.
@@ -16,11 +20,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import site
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from evolution.sandbox.enter import GRANTED_ENV
 
@@ -49,6 +55,7 @@ class Confinement:
     shared: tuple[str, ...] = ()  # absolute folders it may write, which outlive the run
     network: str = "loopback"  # or "host"
     readable: tuple[Path, ...] = field(default_factory=tuple)  # re-granted inside forbidden
+    command: tuple[str, ...] = ()  # what the run starts: its interpreter is made reachable
 
 
 def home_secrets(home: Path | None = None) -> list[Path]:
@@ -56,13 +63,101 @@ def home_secrets(home: Path | None = None) -> list[Path]:
     return [base / name for name in HOME_SECRETS]
 
 
-def interpreter_paths() -> list[Path]:
-    """Where the running interpreter and its packages live: readable even when they sit
-    inside a forbidden folder (a `.venv` in the user's checkout)."""
+def interpreter_paths(command: Sequence[str] = ()) -> list[Path]:
+    """Where the interpreters of a run and their packages live: readable even inside a
+    forbidden folder (a `.venv` in the user's checkout), and bound back into the private
+    temporary folder when they live under it (a venv or a checkout under /tmp, tox's and
+    CI's environments, uv-managed and pyenv Pythons anywhere).
+
+    The gate's own interpreter is described by `sys` and its site-packages folders; the
+    test command's program, when it is another interpreter in a virtual environment, by
+    that environment and the Python it was made from."""
     paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
-             os.path.dirname(os.path.realpath(sys.executable))}  # fmt: skip
-    paths.update(site.getsitepackages() if hasattr(site, "getsitepackages") else [])
-    return sorted(Path(p) for p in paths if p)
+             os.path.dirname(sys.executable), os.path.dirname(os.path.realpath(sys.executable))}
+    paths.update(site_folders())
+    paths.update(_environment_of(command))
+    return sorted(Path(p) for p in paths if p and os.path.isabs(p))
+
+
+def site_folders() -> list[str]:
+    """The running interpreter's site-packages folders, the user's included if it has one."""
+    sites = list(site.getsitepackages()) if hasattr(site, "getsitepackages") else []
+    if site.ENABLE_USER_SITE and os.path.isdir(site.getusersitepackages() or ""):
+        sites.append(site.getusersitepackages())
+    return sites
+
+
+def pth_folders(sites: Iterable[str]) -> set[str]:
+    """The folders `.pth` files in `sites` put on the path (as `site` reads them: a line
+    that is not a comment or an import is a folder, relative to its site folder), and
+    those an editable install's finder maps its packages to (setuptools' `MAPPING`, read
+    from the finder this interpreter already imported)."""
+    folders: set[str] = set()
+    for folder in sites:
+        try:
+            names = sorted(n for n in os.listdir(folder) if n.endswith(".pth"))
+        except OSError:
+            continue
+        for name in names:
+            try:
+                lines = Path(folder, name).read_text(encoding="utf-8").splitlines()
+            except (OSError, UnicodeDecodeError):
+                continue
+            for line in lines:
+                line = line.strip()
+                if line and not line.startswith(("#", "import ", "import\t")):
+                    target = os.path.normpath(os.path.join(folder, line))
+                    if os.path.isdir(target):
+                        folders.add(target)
+    for name, module in list(sys.modules.items()):
+        mapping = getattr(module, "MAPPING", None) if name.startswith("__editable__") else None
+        if isinstance(mapping, dict):
+            for target in mapping.values():
+                if isinstance(target, str) and os.path.exists(target):
+                    folders.add(os.path.dirname(target) if os.path.isfile(target) else target)
+    return folders
+
+
+def _environment_of(command: Sequence[str]) -> set[str]:
+    """The environment of the interpreter a test command names, when it names one that
+    is not the gate's: the virtual environment it belongs to (its pyvenv.cfg beside its
+    folder) and the Python that environment was made from (`home`). Its own folder is
+    `command_folders`' business: it may be anywhere, the user's checkout included."""
+    found = _found(command)
+    if found is None:
+        return set()
+    config = Path(found).parent.parent / "pyvenv.cfg"
+    try:
+        lines = config.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return set()
+    paths = {str(config.parent)}
+    for line in lines:
+        key, _, value = line.partition("=")
+        if key.strip() == "home" and os.path.isabs(value.strip()):
+            paths.add(str(Path(value.strip()).parent))
+    return paths
+
+
+def command_folders(command: Sequence[str]) -> set[str]:
+    """The folder the test command's first word is found in, and the one it resolves to."""
+    found = _found(command)
+    if found is None:
+        return set()
+    return {os.path.dirname(found), os.path.dirname(os.path.realpath(found))}
+
+
+def _found(command: Sequence[str]) -> str | None:
+    """The test command's program, as exec finds it through PATH, when it is not the
+    gate's own interpreter; never a path relative to the tree (the gate's working
+    folder is the user's checkout, not the tree the command runs in)."""
+    if not command or ("/" in command[0] and not os.path.isabs(command[0])):
+        return None
+    found = shutil.which(command[0])
+    # Compared unresolved: two virtual environments' pythons resolve to the same file.
+    if found is None or os.path.abspath(found) == os.path.abspath(sys.executable):
+        return None
+    return os.path.abspath(found)
 
 
 def _related(path: str, forbidden: Sequence[str]) -> bool:
@@ -126,11 +221,33 @@ def outer_grants() -> list[Path]:
     return [Path(p) for p in granted if os.path.isabs(p)]
 
 
-def rules(confinement: Confinement) -> list[Rule]:
-    """The Landlock rules of a run, in the order `enter.py` adds them."""
+def reachable(confinement: Confinement) -> list[Path]:
+    """What the run must be able to read besides the tree and `/` minus the forbidden
+    paths: its interpreters (granted even inside a forbidden folder: a `.venv` in the
+    user's checkout), the folders `.pth` files add to their path and the test command's
+    own folder unless that would reveal a forbidden path (an editable install of the
+    user's checkout must not shadow the tested tree), and what the confinement re-grants
+    on purpose."""
+    forbidden = [os.path.realpath(p) for p in confinement.forbidden]
+    added = [
+        Path(folder)
+        for folder in sorted(pth_folders(site_folders()))
+        if not _related(folder, forbidden) and not _related(os.path.realpath(folder), forbidden)
+    ]
+    added += [
+        Path(folder)
+        for folder in sorted(command_folders(confinement.command))
+        if not _related(folder, forbidden)
+    ]
+    return [*interpreter_paths(confinement.command), *added, *confinement.readable]
+
+
+def rules(confinement: Confinement, reach: Sequence[Path] | None = None) -> list[Rule]:
+    """The Landlock rules of a run, in the order `enter.py` adds them (`reach`: what
+    `reachable` says, when the caller has it already)."""
     forbidden = list(confinement.forbidden)
     planned: list[Rule] = [(str(p), "ro") for p in readable_roots(forbidden)]
-    planned += [(str(p), "ro") for p in (*interpreter_paths(), *confinement.readable)]
+    planned += [(str(p), "ro") for p in (reachable(confinement) if reach is None else reach)]
     planned += [(str(confinement.tree), "ro"), (str(confinement.probe), "ro")]
     planned += [(str(confinement.tmp), "rw"), (str(confinement.out), "rw")]
     for rel in confinement.writable:
@@ -142,9 +259,58 @@ def rules(confinement: Confinement) -> list[Rule]:
     return planned
 
 
-def kept(confinement: Confinement, run_folder: Path) -> list[str]:
-    """What stays visible where the launcher covers the shared scratch folders (/tmp,
-    /var/tmp, /dev/shm) with empty ones: the run's own folder, the tree (outside it
-    when the folder is one process's part of a split run), and the shared paths."""
+def kept(
+    confinement: Confinement, run_folder: Path, reach: Sequence[Path] | None = None
+) -> list[Rule]:
+    """What stays visible, at its own path, where the launcher covers the shared scratch
+    folders (/tmp, /var/tmp, /dev/shm) with empty ones: the run's own folder, the tree
+    (outside it when the folder is one process's part of a split run) and the shared
+    paths as they are ("rw": Landlock alone decides what is writable there), and what the
+    run must read ("ro": its interpreters, their packages), bound read-only. The
+    launcher keeps only those that lie under a scratch folder; nothing else of it is
+    seen."""
     tree = [] if confinement.tree.is_relative_to(run_folder) else [str(confinement.tree)]
-    return [str(run_folder), *tree, *confinement.shared]
+    keep: list[Rule] = [(path, "rw") for path in (str(run_folder), *tree, *confinement.shared)]
+    for path in reachable(confinement) if reach is None else reach:
+        keep += [(str(path), "ro"), (os.path.realpath(path), "ro")]
+    return list(dict.fromkeys(keep))
+
+
+def launch_plan(
+    confinement: Confinement, run_folder: Path, status_fd: int | None
+) -> dict[str, object]:
+    """The plan `enter.py` applies for a run: one builder for every sandboxed start (the
+    gate's runs, the fork server, `evolve doctor`), so that none of them can see less or
+    more than another."""
+    reach = reachable(confinement)
+    return {
+        "rules": rules(confinement, reach),
+        "keep": kept(confinement, run_folder, reach),
+        "network": confinement.network,
+        "status_fd": status_fd,
+    }
+
+
+def start_failure(applied: dict[str, Any]) -> str | None:
+    """What stopped the command from starting inside the sandbox, as the first thing to
+    say (before any consequence: no probe, no report); None when it started."""
+    failed = applied.get("exec_error")
+    if not isinstance(failed, dict):
+        return None
+    message = (
+        f"the test command could not start inside the sandbox: "
+        f"{failed.get('path')!r}: {failed.get('reason')}"
+    )
+    if failed.get("found_outside") and failed.get("hidden"):
+        message += (
+            f" (it is {failed['found_outside']} outside the sandbox, but "
+            f"{failed['hidden']} is not visible inside it)"
+        )
+    return message
+
+
+START_HINT = (
+    "`evolve doctor` checks that this interpreter starts inside the sandbox and names "
+    "what it cannot see; a test command's interpreter must be readable outside the "
+    "repository's checkouts"
+)
