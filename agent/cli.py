@@ -201,6 +201,19 @@ def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f} s"
 
 
+TASK_COLUMNS = ("task", "last", "success", "p50", "p95", "p99", "detail")
+
+
+def _task_row(task: dict[str, Any]) -> tuple[str, ...]:
+    last_run = task["last"] or {}
+    rate = "-" if task["success_rate"] is None else f"{task['success_rate']:.0%}"
+    return (
+        task["task"], last_run.get("status", "never run"), f"{rate} of {task['runs']}",
+        _seconds(task["p50_s"]), _seconds(task["p95_s"]), _seconds(task["p99_s"]),
+        last_run.get("detail", ""),
+    )  # fmt: skip
+
+
 def _print_status(report: dict[str, Any]) -> None:
     from rich.table import Table
 
@@ -237,22 +250,21 @@ def _print_status(report: dict[str, Any]) -> None:
     else:
         say("secrets: vault present, access log verified" if secrets["vault"] else
             "secrets: no vault")
-    table = Table(title=f"tasks (last {report['window']} runs)", title_justify="left")
-    for column in ("task", "last", "success", "p50", "p95", "p99", "detail"):
-        table.add_column(column)
-    for task in report["tasks"]:
-        last_run = task["last"] or {}
-        rate = "-" if task["success_rate"] is None else f"{task['success_rate']:.0%}"
-        table.add_row(
-            task["task"],
-            last_run.get("status", "never run"),
-            f"{rate} of {task['runs']}",
-            _seconds(task["p50_s"]),
-            _seconds(task["p95_s"]),
-            _seconds(task["p99_s"]),
-            plain(last_run.get("detail", "")),
-        )
-    out.print(table)
+    rows = [_task_row(task) for task in report["tasks"]]
+    if out.is_terminal:
+        table = Table(title=f"tasks (last {report['window']} runs)", title_justify="left")
+        for column in TASK_COLUMNS:
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*(plain(cell) for cell in row))
+        out.print(table)
+    else:  # piped: one whole line per task, nothing wrapped or cut at 80 columns
+        say(f"tasks (last {report['window']} runs):")
+        for name, *cells in rows:
+            named = zip(TASK_COLUMNS[1:-1], cells[:-1], strict=True)
+            pairs = ", ".join(f"{column} {value}" for column, value in named)
+            detail = f" — {plain(cells[-1])}" if cells[-1] else ""
+            say(f"  {plain(name)}: {pairs}{detail}")
     gate = report["gate"]
     if "error" in gate:
         say(f"gate verdicts: unavailable ({plain(gate['error'])})")

@@ -162,6 +162,20 @@ def test_status_reports_every_part_of_the_dashboard(tmp_path: Path):
         assert words in text
 
 
+def test_status_piped_prints_one_whole_line_per_task(tmp_path: Path):
+    """A table wrapped at 80 columns cut long task names when piped; a script reading
+    `agent status | grep NAME` needs the task's whole line."""
+    long_name = "a-task-whose-name-is-longer-than-any-column-would-allow-" * 2
+    tasks = [task(long_name.strip("-"), "echo hi", evidence="stdout"), task("job", "false")]
+    write_config(tmp_path, tasks)
+    run_agent(tmp_path, "tick")
+    text = run_agent(tmp_path, "status").stdout  # piped: stdout is not a terminal
+    [line] = [line for line in text.splitlines() if long_name.strip("-") in line]
+    assert "last ok" in line and "success 100% of 1" in line and "p50" in line
+    [job] = [line for line in text.splitlines() if line.lstrip().startswith("job:")]
+    assert "last failed" in job and "─" not in text and "┃" not in text
+
+
 def test_traces_rotate_by_size_and_keep_every_line_whole(tmp_path: Path):
     trace = Trace(tmp_path, max_bytes=2000, keep=3)
     for index in range(200):
