@@ -41,10 +41,14 @@ def judge(
     progress: ProgressCallback | None = None,
     *,
     automated: bool = False,
+    refresh_map: bool = True,
 ) -> Judgement:
     """Test `commit` (or reuse the gate's own run of its tree) and compare it with
     `baseline`; an automated proposal's new flakiness is never excused. With the policy's
-    staged verdict, the tests the map ties to the change run first and may reject."""
+    staged verdict, the tests the map ties to the change run first and may reject.
+    Without `refresh_map` a due map is not collected on this run: the safety net's run
+    is on every tick's critical path, and collecting a map costs a multiple of a bare
+    run (the gate's own full runs refresh it)."""
     key = cache_key(
         tree, baseline_blob, policy.digest(), environment_digest(isolation.cache_tag)
     )
@@ -66,7 +70,7 @@ def judge(
         isolation,
         progress,
         first=first,
-        with_map=state.refresh,
+        with_map=state.refresh and refresh_map,
     )
     described = state.describe()
     first_tests = len(first.tests) if first is not None else 0

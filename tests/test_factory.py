@@ -469,3 +469,33 @@ def test_a_hand_merge_with_a_mismatched_deploy_is_blocked_before_it_is_recorded(
     assert done.returncode == 1, done.stderr
     report = json.loads(done.stdout)
     assert "deploy/agent.toml differs" in report["reason"] and report["tests_run"] == 0
+
+
+def test_check_warns_of_a_timeout_below_the_ledgers_recent_p95(project: Path) -> None:
+    """The safety net was killed at its 540 s timeout on a fresh clone, every tick: the
+    factory owns the timeout, the ledger knows the durations, and check names the line."""
+    from datetime import UTC, datetime
+
+    from agent.ledger import Ledger
+
+    with Ledger(project / "runs" / "ledger.sqlite") as ledger:
+        tick = ledger.start_tick("test")
+        for duration, status in ((600.0, "ok"), (610.0, "ok"), (540.5, "timeout")):
+            ledger.record_task(tick, "safety-net", required=True, started=datetime.now(UTC),
+                               duration_s=duration, status=status)  # fmt: skip
+        for _ in range(3):  # a task well inside its timeout: no warning
+            ledger.record_task(tick, "disk-space", required=True, started=datetime.now(UTC),
+                               duration_s=1.0, status="ok")  # fmt: skip
+    done = factory("check", "--json", cwd=project)
+    report = json.loads(done.stdout)
+    assert done.returncode == 0 and report["clean"] is True  # a warning, not drift
+    [warning] = report["warnings"]
+    spec_lines = SPEC_TEXT.splitlines()
+    named = spec_lines.index('name = "safety-net"') + 1
+    line = next(n for n, text in enumerate(spec_lines, 1) if n > named and "timeout_s" in text)
+    assert warning.startswith(f"SPEC.md:{line}: task 'safety-net': timeout_s = 540")
+    assert "below its recent p95 of 609 s" in warning
+    plain = factory("check", cwd=project)
+    assert f"warning: SPEC.md:{line}: task 'safety-net'" in plain.stderr
+    (project / "runs" / "ledger.sqlite").unlink()
+    assert json.loads(factory("check", "--json", cwd=project).stdout)["warnings"] == []

@@ -26,7 +26,7 @@ from typing import Any
 from agent.atomicio import atomic_write_text
 from agent.errors import Refused
 from evolution.factory.render import FILE_MODE, MANIFEST, Rendered, render
-from evolution.factory.spec import parse_spec
+from evolution.factory.spec import ParsedSpec, parse_spec
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,10 @@ class BuildReport:
 
 
 def load(spec_path: Path) -> Rendered:
-    parsed = parse_spec(spec_path)
+    return render_parsed(parse_spec(spec_path))
+
+
+def render_parsed(parsed: ParsedSpec) -> Rendered:
     return render(parsed.spec, parsed.text)
 
 

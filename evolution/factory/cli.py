@@ -87,21 +87,39 @@ def plan(spec: SpecOpt = Path("SPEC.md"), out: OutOpt = Path("deploy")) -> None:
 
 @app.command()
 def check(
-    spec: SpecOpt = Path("SPEC.md"), out: OutOpt = Path("deploy"), as_json: JsonOpt = False
+    spec: SpecOpt = Path("SPEC.md"),
+    out: OutOpt = Path("deploy"),
+    ledger: Annotated[
+        Path | None,
+        typer.Option(
+            "--ledger",
+            help="The agent's ledger, for the timeout check (default: runs/ledger.sqlite "
+            "beside the spec).",
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Classify each generated file: clean, stale, drifted, missing or untracked."""
+    """Classify each generated file: clean, stale, drifted, missing or untracked; warn
+    about task timeouts below their recent p95 in the ledger."""
 
     def body() -> int:
-        from agent.console import emit_json, say
-        from evolution.factory.build import classify, load
+        from agent.console import emit_json, err, say
+        from evolution.factory.build import classify, render_parsed
+        from evolution.factory.spec import parse_spec
+        from evolution.factory.timeouts import timeout_warnings
 
-        states = classify(out, load(spec))
+        parsed = parse_spec(spec)
+        states = classify(out, render_parsed(parsed))
+        warnings = timeout_warnings(parsed, ledger or _runs_for(spec) / "ledger.sqlite")
         clean = all(s.status == "clean" for s in states)
         if as_json:
-            emit_json({"clean": clean, "files": [s.__dict__ for s in states]})
+            emit_json({"clean": clean, "files": [s.__dict__ for s in states],
+                       "warnings": warnings})  # fmt: skip
         else:
             for state in states:
                 say(f"{state.status:<9} {state.path}")
+            for warning in warnings:
+                err.print(f"warning: {warning}", markup=False, highlight=False)
         return 0 if clean else 1
 
     run_command(as_json, body)

@@ -252,6 +252,7 @@ class ParsedSpec:
     spec: Spec
     text: str
     path: Path
+    lines: KeyLines
 
 
 def _merge(target: dict[str, Any], extra: dict[str, Any], where: str) -> None:
@@ -338,6 +339,11 @@ def _find_cycle(graph: dict[str, list[str]]) -> list[str]:
 
 
 def parse_spec_text(text: str, name: str = "SPEC.md") -> Spec:
+    return _parse(text, name)[0]
+
+
+def _parse(text: str, name: str) -> tuple[Spec, KeyLines]:
+    """The validated spec, and where each of its keys is written (for messages)."""
     lines = KeyLines()
     merged: dict[str, Any] = {}
     blocks = toml_fences(text)
@@ -374,7 +380,7 @@ def parse_spec_text(text: str, name: str = "SPEC.md") -> Spec:
     problems = _consistency(spec, lines, name)
     if problems:
         raise SpecError(problems)
-    return spec
+    return spec, lines
 
 
 def parse_spec(path: Path) -> ParsedSpec:
@@ -384,4 +390,5 @@ def parse_spec(path: Path) -> ParsedSpec:
         raise SpecError([f"{path}: cannot read: {error.strerror}"]) from None
     except UnicodeDecodeError:
         raise SpecError([f"{path}: not UTF-8 text"]) from None
-    return ParsedSpec(parse_spec_text(text, path.name), text, path)
+    spec, lines = _parse(text, path.name)
+    return ParsedSpec(spec, text, path, lines)
