@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 from evolution import trailers as t
 from evolution.gitrepo import GitRepo
 from evolution.guard import check_file
+from evolution.overfit import special_cases
 from evolution.policy import Policy, matches
 
 PRE_TEST_CHECKS = (
     "evolution.checks:protected_paths",
     "evolution.checks:clean_merge",
     "evolution.checks:static_guard",
+    "evolution.checks:special_cased_inputs",
     "evolution.factory.tree_check:deploy_matches_spec",
 )
 
@@ -114,4 +116,46 @@ def static_guard(candidate: Candidate) -> Refusal | None:
     return Refusal(
         "the static guard refused code the proposal added: " + shown,
         guard=[str(finding) for finding in findings],
+    )
+
+
+def _is_test_file(path: str) -> bool:
+    name = path.rsplit("/", 1)[-1]
+    return name.endswith(".py") and (
+        name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py"
+    )
+
+
+def special_cased_inputs(candidate: Candidate) -> Refusal | None:
+    """An automated proposal's condition that singles out an input the tests use (the
+    overfitting check mutate applies to its own repairs, applied to every proposer):
+    refused, with the literal, the line and the test named. People's commits may add a
+    case on purpose, with the test that pins it."""
+    assert candidate.tree is not None
+    changed = sorted(p for p in candidate.proposed_paths if p.endswith(".py"))
+    changed = [p for p in changed if not _is_test_file(p)]
+    if not candidate.automated or not changed:
+        return None
+    repo = candidate.repo
+    tests = {
+        path: data.decode("utf-8", "replace")
+        for path, data in repo.read_files(candidate.tree, _is_test_file).items()
+    }
+    found = []
+    for path in changed:
+        new = repo.read_file(candidate.tree, path)
+        if new is None:
+            continue
+        old = repo.read_file(candidate.main, path) or b""
+        try:
+            cases = special_cases(old.decode("utf-8", "replace"), new.decode("utf-8", "replace"),
+                                  tests)  # fmt: skip
+        except SyntaxError:
+            continue  # the suite will say so
+        found += [case.describe(path) for case in cases]
+    if not found:
+        return None
+    return Refusal(
+        "an automated proposal special-cases the tests' inputs: " + "; ".join(found[:3]),
+        guard=found,
     )

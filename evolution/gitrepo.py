@@ -11,7 +11,7 @@ import os
 import re
 import subprocess
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,6 +155,17 @@ class GitRepo:
         """Every file path in `treeish` (under `prefix`, a folder ending in "/")."""
         args = ["ls-tree", "-r", "--name-only", treeish] + (["--", prefix] if prefix else [])
         return self.out(*args).splitlines()
+
+    def read_files(self, treeish: str, wanted: Callable[[str], bool]) -> dict[str, bytes]:
+        """The bytes of every file in `treeish` whose path `wanted` accepts, read through
+        one persistent `git cat-file --batch` (one process, not one per file)."""
+        found: dict[str, bytes] = {}
+        for line in self.out("ls-tree", "-r", "-z", treeish).split("\0"):
+            info, _, path = line.partition("\t")
+            kind_and_id = info.split()
+            if len(kind_and_id) == 3 and kind_and_id[1] == "blob" and wanted(path):
+                found[path] = self._repo.odb.stream(bytes.fromhex(kind_and_id[2])).read()
+        return found
 
     def git_path(self, name: str) -> Path:
         """An absolute path inside the git directory (`git rev-parse --git-path`)."""

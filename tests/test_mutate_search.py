@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from repo_setup import SAMPLE_PYTEST_INI, Sandbox
 
+from evolution import overfit
 from evolution.gitrepo import GitRepo
-from evolution.mutate import overfit
 from evolution.mutate.evaluator import CandidateEvaluator, module_name
 from evolution.mutate.forkserver import CandidateRuns
 from evolution.mutate.localise import Localisation
