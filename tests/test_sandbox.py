@@ -25,7 +25,12 @@ from agent.errors import EnvironmentFailure
 from evolution.policy import Policy
 from evolution.sandbox.enter import GRANTED_ENV, SETUP_FAILED, landlock_abi
 from evolution.sandbox.isolation import choose
-from evolution.sandbox.plan import Confinement, outer_grants, readable_roots, rules
+from evolution.sandbox.plan import (
+    Confinement,
+    launch_plan,
+    outer_grants,
+    readable_roots,
+)
 from evolution.testrun import sandboxed
 
 needs_landlock = pytest.mark.skipif(landlock_abi() < 1, reason="this kernel has no Landlock")
@@ -82,8 +87,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _inside(confinement: Confinement, code: str, *args: str) -> tuple[dict, dict]:
     """Run `code` in the sandbox; its JSON on stdout, and what the launcher applied."""
-    plan = {"rules": rules(confinement), "keep": [str(confinement.tree.parent)],
-            "network": confinement.network}  # fmt: skip
+    plan = launch_plan(confinement, confinement.tree.parent, None)
     done, applied = launch(plan, [sys.executable, "-c", textwrap.dedent(code), *args])
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout), applied

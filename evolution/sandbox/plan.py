@@ -224,14 +224,16 @@ def outer_grants() -> list[Path]:
 def reachable(confinement: Confinement) -> list[Path]:
     """What the run must be able to read besides the tree and `/` minus the forbidden
     paths: its interpreters (granted even inside a forbidden folder: a `.venv` in the
-    user's checkout), the folders `.pth` files add to their path and the test command's
-    own folder unless that would reveal a forbidden path (an editable install of the
+    user's checkout), the folders `.pth` files add to their path (by a line, by an
+    editable finder, or by code: what this interpreter's `sys.path` holds) and the test
+    command's own folder unless that would reveal a forbidden path (an editable install of the
     user's checkout must not shadow the tested tree), and what the confinement re-grants
     on purpose."""
     forbidden = [os.path.realpath(p) for p in confinement.forbidden]
+    on_path = {p for p in sys.path if p and os.path.isabs(p) and os.path.isdir(p)}
     added = [
         Path(folder)
-        for folder in sorted(pth_folders(site_folders()))
+        for folder in sorted(pth_folders(site_folders()) | on_path)
         if not _related(folder, forbidden) and not _related(os.path.realpath(folder), forbidden)
     ]
     added += [
