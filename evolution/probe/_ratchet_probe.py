@@ -43,6 +43,9 @@ import zlib
 import pytest
 
 _TEXT_LIMIT = 4000
+_FUNCTION = type(lambda: None)
+_FUNCTION_STATE = frozenset({"__code__", "__defaults__", "__kwdefaults__"})
+_MISSING = object()
 
 # (module, dotted attribute): what a report passes through between a test and a frame.
 _WATCHED = (
@@ -222,6 +225,83 @@ def _probe_class(emit, sha256=hashlib.sha256):
     report's digest with). Its checks are functions of this closure, not methods: code
     that replaces a method on the class cannot switch them off."""
     watched = []  # the watched names, and the probe's own functions
+    tests = {}  # nodeid -> what its call will run, as collected (`_as_collected`)
+    test_files = set()  # the test modules pytest collected
+    guarded = set()  # ids of the collected test functions and what they wrap
+
+    def is_test_code(function):
+        """A collected test (or what it wraps), or a function defined at the top level of
+        a test file or a class in one (a helper, a fixture). A function a test makes for
+        itself (a lambda, a nested function) is the test's own business."""
+        if id(function) in guarded:
+            return True
+        path = function.__code__.co_filename
+        name = path.rsplit(os.sep, 1)[-1]
+        in_tests = path in test_files or name == "conftest.py" or name.startswith(
+            "test_") or name.endswith("_test.py")  # fmt: skip
+        return in_tests and "<" not in function.__qualname__
+
+    def audit(event, args):
+        """A PEP 578 hook, installed with the probe and never removable: replacing the
+        code, defaults or keyword defaults of a function of the test files, from any
+        thread, at any time, is refused and reported. (Setting `__code__` is audited as
+        object.__setattr__; nothing else is looked at, so every other event costs one
+        comparison.)"""
+        if event != "object.__setattr__" or len(args) < 2:
+            return
+        target, name = args[0], args[1]
+        if name not in _FUNCTION_STATE or type(target) is not _FUNCTION:
+            return
+        if is_test_code(target):
+            where = f"{target.__qualname__} ({target.__code__.co_filename})"
+            emit("tamper", where=target.__qualname__,
+                 problems=[f"{name} of the test code {where} was replaced at run time"])
+            raise RuntimeError("the code of a test cannot be replaced while it is judged")
+
+    sys.addaudithook(audit)
+
+    def as_collected(item):
+        """What calling `item` runs: the object pytest will call, the function behind
+        it and each function it wraps, with their code and defaults, and the attribute
+        of the module or class it was found under."""
+        obj = getattr(item, "obj", None)
+        if obj is None or not isinstance(item, pytest.Function):
+            return None
+        functions, seen = [], getattr(obj, "__func__", obj)
+        while isinstance(seen, _FUNCTION) and len(functions) < 8:
+            functions.append((seen, seen.__code__, seen.__defaults__, seen.__kwdefaults__))
+            seen = getattr(seen, "__wrapped__", None)
+        owner = getattr(item, "parent", None)
+        owner = getattr(owner, "obj", None) if owner is not None else None
+        name = getattr(item, "originalname", None) or item.name
+        found = vars(owner).get(name, _MISSING) if hasattr(owner, "__dict__") else _MISSING
+        return obj, tuple(functions), owner, name, found
+
+    def rebound(item, collected):
+        """Whether the module or class attribute a test was found under no longer holds
+        the function pytest collected (bound again during the collection of a later
+        module): what the file says and what runs differ."""
+        obj, _functions, _owner, _name, found = collected
+        return found is not _MISSING and found is not getattr(obj, "__func__", obj)
+
+    def test_changed(item):
+        """How the test about to run (or just run) differs from what was collected from
+        its file, or "" when it does not."""
+        then = tests.get(item.nodeid)
+        if then is None:
+            return ""
+        obj, functions, owner, name, found = then
+        if getattr(item, "obj", None) is not obj:
+            return "the object pytest calls was replaced"
+        for function, code, defaults, kwdefaults in functions:
+            if function.__code__ is not code:
+                return f"the code of {function.__qualname__} was replaced"
+            if function.__defaults__ is not defaults or function.__kwdefaults__ is not kwdefaults:
+                return f"the defaults of {function.__qualname__} were replaced"
+        now = vars(owner).get(name, _MISSING) if owner is not None else _MISSING
+        if found is not _MISSING and now is not found:
+            return f"{name} of {getattr(owner, '__name__', owner)} was replaced"
+        return ""
 
     def hook_state(config):
         state = {"_inner_hookexec": getattr(config.pluginmanager, "_inner_hookexec", None)}
@@ -316,6 +396,8 @@ def _probe_class(emit, sha256=hashlib.sha256):
             """In a split run, a test file another process owns is dropped before its
             module is imported: each process pays only for its own files."""
             collectors = yield
+            if collectors:
+                test_files.add(str(file_path))
             if self.shard is None or not collectors:
                 return collectors
             index, count, plan = self.shard
@@ -354,6 +436,19 @@ def _probe_class(emit, sha256=hashlib.sha256):
 
         def pytest_collection_finish(self, session):
             self.session = session
+            foreign = []
+            for item in session.items:
+                collected = as_collected(item)
+                if collected is not None:
+                    tests[item.nodeid] = collected
+                    guarded.update(id(f[0]) for f in collected[1])
+                    if ((collected[1] and not _compiled_from(collected[1][-1][0], item))
+                            or rebound(item, collected)):  # fmt: skip
+                        foreign.append(item.nodeid)
+            if foreign:
+                emit("tamper", where="collection", problems=[
+                    f"{nodeid}: the function collected is not one its file defines"
+                    for nodeid in foreign[:5]])  # fmt: skip
             emit(
                 "collected",
                 nodeids=[item.nodeid for item in session.items],
@@ -370,8 +465,19 @@ def _probe_class(emit, sha256=hashlib.sha256):
             self.hookimpls = hook_state(self.config)
             check(self, "collection", full=True)
 
+        @pytest.hookimpl(tryfirst=True)
+        def pytest_runtest_call(self, item):
+            """The test about to run is the one compiled from its file at collection."""
+            changed = test_changed(item)
+            if changed:
+                emit("tamper", where=item.nodeid, problems=[f"before its call: {changed}"])
+
         @pytest.hookimpl(wrapper=True, tryfirst=True)
         def pytest_runtest_makereport(self, item, call):
+            if call.when == "call":
+                changed = test_changed(item)
+                if changed:
+                    emit("tamper", where=item.nodeid, problems=[f"during its call: {changed}"])
             report = yield
             excinfo = call.excinfo
             if (
@@ -473,6 +579,42 @@ def _modules_outside(tree):
             if not any(_under(real, root) for root in allowed):
                 outside.append([name, real])
     return sorted(outside)
+
+
+def _compiled_from(function, item, _definitions={}):  # noqa: B006 - a cache per process
+    """Whether `function` (the innermost of what a test item calls) was compiled from the
+    item's own file, where that file defines a function of its name: code built
+    elsewhere and bound to a test's name before collection would otherwise be the test
+    every later check compares against."""
+    module = getattr(item, "module", None)
+    path = getattr(module, "__file__", None)
+    if not path:
+        return True
+    code = function.__code__
+    if os.path.realpath(code.co_filename) != os.path.realpath(path):
+        return False
+    if path not in _definitions:
+        _definitions[path] = _defined(path)
+    defined = _definitions[path]
+    return defined is None or (code.co_name, code.co_firstlineno) in defined
+
+
+def _defined(path):
+    """(name, line) of every function its source defines, at its `def` and at each of its
+    decorators (what `co_firstlineno` may hold); None when it cannot be read."""
+    import ast
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            tree = ast.parse(handle.read())
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return None
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for line in (node.lineno, *(d.lineno for d in node.decorator_list)):
+                found.add((node.name, line))
+    return found
 
 
 def _rebound_imports(items):
