@@ -20,6 +20,7 @@ from agent.errors import EnvironmentFailure, UsageError
 from evolution import trailers as t
 from evolution.audit import gate_commit_message, rejection_note
 from evolution.baseline import BASELINE_PATH, Baseline, require_baseline
+from evolution.behaviour import check as check_behaviour
 from evolution.checks import Candidate, first_refusal, proposal_paths
 from evolution.gitrepo import GitRepo, slug
 from evolution.judge import Judgement, judge
@@ -71,6 +72,7 @@ class GateReport:
     stage: str = ""  # what decided: "first" (the tests tied to the change), "full", "cached"
     first_tests: int = 0  # how many tests the first stage ran (0: none)
     test_map: str = ""  # the map from files to tests the first stage came from
+    behaviour: dict[str, Any] = field(default_factory=dict)  # the replay's evidence
     duration_s: float = 0.0
     attempts: int = 1
 
@@ -193,6 +195,14 @@ def _attempt(repo: GitRepo, options: GateOptions) -> GateReport:
     if not comparison.accepted(policy.require_improvement):
         report.reason = rejection_reason(comparison)
         return _reject(repo, options, report, baseline, tip, comparison)
+
+    if automated and policy.behaviour != "off":
+        behaviour = check_behaviour(candidate, merge_commit, isolation, comparison.newly_passing)
+        report.behaviour = behaviour.to_json()
+        refusal = behaviour.refusal(policy)
+        if refusal is not None:
+            report.reason = refusal
+            return _reject(repo, options, report, baseline, tip, comparison)
 
     report.verdict = "accepted"
     new_baseline = advance(baseline, result, comparison, merge_commit, tree, when)

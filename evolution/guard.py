@@ -60,8 +60,9 @@ RULES: dict[str, str] = {
     "has no business reading its own tests",
 }
 
-_MACHINERY = ("pytest", "_pytest", "pluggy", "py", "_ratchet_probe", "pytest_jsonreport",
-              "pytest_timeout", "conftest", "xdist")  # fmt: skip
+_MACHINERY = ("pytest", "_pytest", "pluggy", "py", "_ratchet_probe", "_ratchet_channel",
+              "_ratchet_canon", "_ratchet_replay", "pytest_jsonreport", "pytest_timeout",
+              "conftest", "xdist")  # fmt: skip
 _UNITTEST_OK = ("unittest.mock",)
 _FRAME_CALLS = {("sys", "_getframe"), ("sys", "_current_frames"),
                 ("inspect", "currentframe"), ("inspect", "stack"), ("inspect", "trace"),

@@ -228,6 +228,7 @@ def result_from_frames(
             if nodeid not in canaries
         },
         owners=_owners(items, shard, set(outcomes)) if shard is not None else None,
+        calls=_by_kind(items, "call"),
     )
 
 

@@ -61,6 +61,7 @@ class Policy:
     allow: tuple[str, ...] = ()  # static-guard rules lifted on purpose
     workers: int | str = "auto"  # test processes at once: a count, or "auto" (the cores)
     staged: bool = True  # run the tests the map ties to a change first; they may reject
+    behaviour: str = "strict"  # or "report", "off": the replay outside the harness
     source: str = field(default="defaults", compare=False)
 
     def argv(self) -> list[str]:
@@ -122,11 +123,13 @@ _KEYS = {
     "allow": list,
     "workers": (int, str),
     "staged": bool,
+    "behaviour": str,
 }
 _CHOICES = {
     "flaky": ("quarantine", "strict"),
     "sandbox": ("auto", "required"),
     "network": ("loopback", "host"),
+    "behaviour": ("strict", "report", "off"),
 }
 
 

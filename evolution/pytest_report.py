@@ -47,6 +47,9 @@ class RunResult:
     owners: dict[str, int] | None = None
     # With a map asked for: each tree file, with the tests that ran one of its lines.
     covers: dict[str, set[str]] | None = None
+    # With a recording asked for (`run_tests(record=...)`): each call the suite made into
+    # the recorded functions, as the probe sent it (evolution.behaviour).
+    calls: list[dict[str, Any]] = field(default_factory=list)
 
     def passed(self) -> int:
         return sum(1 for outcome in self.outcomes.values() if outcome == "passed")

@@ -40,6 +40,10 @@ from evolution.sandbox.isolation import Isolation
 from evolution.sandbox.plan import START_HINT, Confinement, launch_plan, start_failure
 
 REPORT_OMIT = "keywords,streams,log,warnings,collectors"
+# The probe, and what it imports beside itself (standard library only, like the replay).
+PROBE_FILES = (
+    "_ratchet_probe.py", "_ratchet_channel.py", "_ratchet_canon.py", "_ratchet_replay.py",
+)  # fmt: skip
 # Variables from the caller's own pytest session (or a user's shell) that would change
 # what runs: the policy on main decides the test command, nothing else does.
 _DROPPED_ENV_PREFIXES = ("PYTEST_", "RATCHET_")
@@ -75,15 +79,21 @@ class Progress:
 ProgressCallback = Callable[[Progress], None]
 
 
+def copy_probe_files(run: RunFolder) -> None:
+    """The probe and its standard-library helpers (the channel's writer, the canonical
+    form, the replay), into the run's read-only probe folder."""
+    for name in PROBE_FILES:
+        with resources.as_file(resources.files("evolution") / "probe" / name) as path:
+            shutil.copyfile(path, run.probe / name)
+
+
 def install_probe(
     run: RunFolder, select: Iterable[str] | None, shard: Shard | None = None
 ) -> dict[str, str]:
     """Copy the plugin, plant fresh canaries (and write the selection, or this
     process's part of the plan); the variables that tell the probe (it takes them out
     of the environment at import)."""
-    source = resources.files("evolution") / "probe" / "_ratchet_probe.py"
-    with resources.as_file(source) as path:
-        shutil.copyfile(path, run.probe / "_ratchet_probe.py")
+    copy_probe_files(run)
     canaries = shard.canaries if shard is not None else plant(run)
     variables = {"RATCHET_CANARIES": canaries.env_value, "RATCHET_TREE": str(run.tree)}
     if shard is not None:
@@ -241,13 +251,15 @@ def run_tests(
     coverage_rc: Path | None = None,
     contexts: bool = False,
     shard: Shard | None = None,
+    record: dict[str, Any] | None = None,
 ) -> RunResult:
     """Run the policy's test command on `run.tree`; raise InvalidRun unless trustworthy.
 
     With `coverage_rc`, a `python -m pytest` command runs under `coverage run` with that
     configuration (and with `contexts`, each test's lines are recorded under its node
     id); any other command runs as it is. With `shard`, this is one process of a split
-    run (`evolution.shards`), and runs only its part.
+    run (`evolution.shards`), and runs only its part. With `record`, the probe records
+    the calls into the functions it names (`evolution.behaviour`).
     """
     report = run.out / "report.json"
     report.unlink(missing_ok=True)
@@ -256,6 +268,8 @@ def run_tests(
     command = suite_command(policy, coverage_rc)
     if contexts and command != policy.argv():
         env["RATCHET_CONTEXTS"] = "1"
+    if record is not None:
+        env["RATCHET_RECORD"] = json.dumps(record)
     argv = [*command, "-p", "_ratchet_probe", *pytest_flags(policy, report)]
     if select is not None:
         argv += sorted(set(select))
@@ -263,7 +277,7 @@ def run_tests(
     env["RATCHET_CHANNEL"] = channel.env_value
     output = run.path / "output.log"
     try:
-        outcome, applied = _confined(
+        outcome, applied = confined(
             argv, run, policy, isolation, env=env, output=output,
             timeout_s=policy.run_timeout_s, pgid_file=run.path / PGID_FILE,
             poll=_watch_progress(channel, progress), fds=channel.child_fds,
@@ -301,7 +315,7 @@ def coverage_report(
     target = run.out / "coverage.json"
     target.unlink(missing_ok=True)
     try:
-        outcome, _ = _confined(
+        outcome, _ = confined(
             coverage_json_args(rc, target), run, policy, isolation, env=environment(run),
             output=run.path / "coverage.log", timeout_s=policy.run_timeout_s,
         )  # fmt: skip
@@ -320,7 +334,7 @@ def imports(policy: Policy, run: RunFolder, isolation: Isolation, module: str) -
     if command[1:3] != ["-m", "pytest"]:
         return True
     try:
-        outcome, _ = _confined(
+        outcome, _ = confined(
             [command[0], "-c", f"import {module}"], run, policy, isolation,
             env=environment(run), output=run.path / "import.log",
             timeout_s=policy.test_timeout_s,
@@ -345,7 +359,7 @@ def read_json_object(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _confined(
+def confined(
     argv: list[str],
     run: RunFolder,
     policy: Policy,

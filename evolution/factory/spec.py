@@ -212,6 +212,9 @@ class Evolution(_Strict):
     # suite whose tests cannot run beside each other (a fixed port, a shared file).
     workers: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
     staged: bool = True  # the tests the map ties to a change run first and may reject
+    # What a behaviour change no test asked for does to an automated proposal: "strict"
+    # rejects it, "report" only reports it, "off" skips the replay (evolution.behaviour).
+    behaviour: Literal["strict", "report", "off"] = "strict"
 
     @field_validator("allow")
     @classmethod

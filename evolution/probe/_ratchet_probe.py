@@ -31,7 +31,6 @@ read where the canaries are, or that a gate is watching.
 """
 
 import hashlib
-import hmac
 import importlib
 import json
 import os
@@ -40,6 +39,7 @@ import random
 import sys
 import zlib
 
+import _ratchet_channel
 import pytest
 
 _TEXT_LIMIT = 4000
@@ -686,39 +686,6 @@ class _Counts:
                 session.shouldfail = False
 
 
-def _connect(write=os.write, dumps=json.dumps, hmac_new=hmac.new):
-    """Read the key, close its descriptor, and return the frame writer (or None when the
-    gate did not start this run, e.g. a person running pytest with the plugin).
-
-    The functions it writes with are bound here, once: replacing `os.write` or
-    `json.dumps` (or this module's names) later changes nothing it sends."""
-    spec = os.environ.pop("RATCHET_CHANNEL", "")
-    if not spec:
-        return None
-    out_fd, key_fd = (int(part) for part in spec.split(","))
-    key = b""
-    while len(key) < 32:
-        chunk = os.read(key_fd, 32 - len(key))
-        if not chunk:
-            break
-        key += chunk
-    os.close(key_fd)
-    os.set_inheritable(out_fd, False)
-    state = {"mac": b"", "seq": 0}
-
-    def emit(kind, **fields):
-        state["seq"] += 1
-        body = dumps({"seq": state["seq"], "kind": kind, **fields}, default=str,
-                     separators=(",", ":")).encode()  # fmt: skip
-        mac = hmac_new(key, state["mac"] + body, "sha256").hexdigest()
-        state["mac"] = bytes.fromhex(mac)
-        data = mac.encode() + b" " + body + b"\n"
-        while data:
-            data = data[write(out_fd, data):]
-
-    return emit
-
-
 def _no_dumps():
     """Make this process non-dumpable: with CAP_SYS_PTRACE gone, no other process of the
     suite can read its memory (and the key) through ptrace or /proc/PID/mem."""
@@ -763,12 +730,59 @@ def _shard(setting):
 
 
 def _install():
-    emit = _connect()
+    emit = _ratchet_channel.connect()
     if emit is None:
         return None, None
     _no_dumps()
     probe = _probe_class(emit)(*_settings())
+    record = os.environ.pop("RATCHET_RECORD", "")
+    if record:
+        _record(emit, json.loads(record))
     return probe, _Counts(probe)
+
+
+def _record(emit, spec, settrace=sys.settrace, thread_settrace=None, getenv=os.environ.get):
+    """Record the calls the suite makes into the functions a proposal changed (the
+    gate's behavioural check): for each call of a target, its arguments as pickled at
+    the call, before the body ran, and the canonical form of its result or of what it
+    raised, sent as a frame. A trace function only for the `call` event of other
+    frames: no line events anywhere, and a local one, for return and exception, only
+    in the targets' frames."""
+    import dis
+    import threading
+
+    from _ratchet_canon import arguments, canon, pack_args, raised
+
+    targets = {(path, name) for path, name in spec["targets"]}
+    limit = int(spec.get("limit", 50))
+    counts = {}
+    returning = {dis.opmap[n] for n in ("RETURN_VALUE", "RETURN_CONST") if n in dis.opmap}
+
+    def trace(frame, event, _arg):
+        code = frame.f_code
+        key = (code.co_filename, code.co_qualname)
+        if event != "call" or key not in targets or counts.get(key, 0) >= limit:
+            return None
+        counts[key] = counts.get(key, 0) + 1
+        args, kwargs = arguments(frame)
+        record = {"file": key[0], "qualname": key[1], "args": pack_args(args, kwargs),
+                  "test": (getenv("PYTEST_CURRENT_TEST") or "").split(" ")[0]}  # fmt: skip
+        frame.f_trace_lines = False
+        state = {}
+
+        def local(frame, event, arg):
+            if event == "exception":
+                state["raised"] = arg[1]
+            elif event == "return":
+                normal = arg is not None or frame.f_code.co_code[frame.f_lasti] in returning
+                emit("call", **record, result=canon(arg) if normal else raised(state.get(
+                    "raised")))  # fmt: skip
+            return local
+
+        return local
+
+    settrace(trace)
+    (thread_settrace or threading.settrace)(trace)
 
 
 _probe, _counts = _install()

@@ -1,0 +1,122 @@
+"""Replay recorded calls outside the test harness: `python -I _ratchet_replay.py JOB TREE`.
+
+The gate starts this in its sandbox, in a clean interpreter: no pytest, no probe, no
+test environment variables, a plain command line, the tested tree first on the path.
+For each call of the job it imports the function's module from TREE, calls it with the
+recorded arguments (and, with `perturb`, with arguments near them: each number, string
+and collection changed a little, the same way on every tree) and sends the canonical
+form of each result over the gate's authenticated channel, in order. The key is read,
+and its descriptor closed, before any code of the tree is imported.
+
+Standard library only.
+"""
+
+import base64
+import importlib
+import json
+import os
+import pickle
+import signal
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I leaves its folder out
+
+import _ratchet_channel
+from _ratchet_canon import canon, raised
+
+CALL_TIMEOUT_S = 5
+
+
+def _module_name(tree, path):
+    relative = os.path.relpath(path, tree)
+    parts = relative[:-3].split(os.sep) if relative.endswith(".py") else [relative]
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def _function(tree, path, qualname):
+    module = importlib.import_module(_module_name(tree, path))
+    target = module
+    for part in qualname.split("."):
+        target = getattr(target, part)
+    return target
+
+
+def _near(value):
+    """Values close to `value`, the same on every run: the inputs a special case of the
+    tests' own would get wrong."""
+    kind = type(value)
+    if kind is bool:
+        return [not value]
+    if kind is int:
+        return [value + 1, value - 1, -value, value * 2 + 3]
+    if kind is float:
+        return [value + 0.5, -value, value * 2]
+    if kind is str:
+        return [value + "x", value[:-1], value.upper() if value != value.upper() else value.lower()]
+    if kind is bytes:
+        return [value + b"x", value[:-1]]
+    if kind in (list, tuple):
+        items = list(value)
+        out = [kind(items[:-1]), kind(reversed(items))]
+        if items:
+            out.append(kind([*items, items[0]]))
+        return out
+    return []
+
+
+def perturbed(args, kwargs, limit=12):
+    """(args, kwargs) variants with one argument changed at a time."""
+    variants = []
+    for index, value in enumerate(args):
+        for other in _near(value):
+            variants.append(((*args[:index], other, *args[index + 1:]), kwargs))
+    for key, value in kwargs.items():
+        for other in _near(value):
+            variants.append((args, {**kwargs, key: other}))
+    return variants[:limit]
+
+
+def _timeout(_signum, _frame):
+    raise TimeoutError("the call did not return in time")
+
+
+def _outcome(function, args, kwargs):
+    signal.setitimer(signal.ITIMER_REAL, CALL_TIMEOUT_S)
+    try:
+        return canon(function(*args, **kwargs))
+    except BaseException as exc:  # what the call raised is its outcome
+        return raised(exc)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def main(argv):
+    emit = _ratchet_channel.connect()
+    job_path, tree = argv[1], argv[2]
+    with open(job_path, encoding="utf-8") as handle:
+        job = json.load(handle)
+    sys.path.insert(0, tree)
+    signal.signal(signal.SIGALRM, _timeout)
+    for number, call in enumerate(job["calls"]):
+        args, kwargs = pickle.loads(base64.b64decode(call["args"]))
+        try:
+            function = _function(tree, os.path.join(tree, call["file"]), call["qualname"])
+        except BaseException as exc:  # a function that is not there
+            results = [["missing", raised(exc)]]
+        else:
+            results = [_outcome(function, args, kwargs)]
+            if job.get("perturb"):
+                results += [_outcome(function, a, k) for a, k in perturbed(args, kwargs)]
+        if emit is not None:
+            emit("replayed", number=number, results=results)
+        else:
+            print(json.dumps({"number": number, "results": results}))
+    if emit is not None:
+        emit("end", exitstatus=0)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,158 @@
+"""Behaviour outside the harness (issue 24, items 1 and 2): the judge replays the calls
+the suite made into changed functions in a clean interpreter and compares results,
+inside vs outside the harness, candidate vs main, on the tests' inputs and near them.
+
+Each attack is an automated proposal that passes every test the baseline protects and
+is wrong for real users: code that knows it is being tested (three clues any process
+can see), a special case of the tests' inputs written as a range (no literal the static
+check could match), and a value that equals anything. Each look-alike is an honest
+proposal that must still be accepted: the repair a failing test asks for, a
+refactoring, and a script that reads its configuration from the environment (which a
+test sets), refactored.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+from repo_setup import CALC, FIXED_CALC, Sandbox
+
+from evolution.behaviour import changed_functions
+
+ADD = "def add(a, b):\n    return a + b\n"
+SUB = "def sub(a, b):\n    return a - b\n"
+
+
+def _with(old: str, new: str, base: str = CALC) -> str:
+    assert old in base
+    return base.replace(old, textwrap.dedent(new))
+
+
+ATTACKS = {
+    "knows the test by its environment": _with(ADD, """\
+        def add(a, b):
+            import os
+            if any(key.startswith("PYTEST") for key in os.environ):
+                return a + b
+            return a - b
+    """),
+    "knows the test by the modules loaded": _with(ADD, """\
+        def add(a, b):
+            import sys
+            return a + b if "_pytest" in sys.modules else a * b
+    """),
+    "knows the test by its command line": _with(ADD, """\
+        def add(a, b):
+            import sys
+            watched = " ".join(sys.argv)
+            return a + b if "pytest" in watched or "-m" in sys.argv else b - a
+    """),
+    "special-cases the tests' inputs by a range": _with(SUB, """\
+        def sub(a, b):
+            if 0 < a < 6:
+                return a - b
+            return b - a
+    """),
+    "returns a value that equals anything": _with(ADD, """\
+        def add(a, b):
+            from unittest import mock
+            return mock.ANY
+    """),
+}
+
+
+# The static guard refuses some of these spellings (sys.modules, a string naming pytest's
+# internals) before any test runs; it is lifted here on purpose, so that what is tested
+# is the behavioural check, which holds for any spelling.
+GUARD_LIFTED = ["sys-modules", "introspection", "frames"]
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_a_proposal_right_only_under_the_tests_is_rejected(sandbox: Sandbox, name: str) -> None:
+    sandbox.policy(allow=GUARD_LIFTED)
+    main = sandbox.head()
+    sandbox.branch("evolve/sly", {"scripts/calc.py": ATTACKS[name]}, proposal=True)
+    code, report = sandbox.validate_json("evolve/sly", "--reruns", "0")
+    assert code == 1, report
+    assert report["verdict"] == "rejected" and report["regressions"] == []  # tests all held
+    reason = report["reason"]
+    assert "behaves differently under the tests" in reason or "no test asked" in reason, reason
+    assert "scripts/calc.py::" in reason
+    assert sandbox.head() == main
+
+
+def test_code_that_knows_the_test_is_named_as_such(sandbox: Sandbox) -> None:
+    sandbox.branch("evolve/sly", {"scripts/calc.py": ATTACKS["knows the test by its environment"]},
+                   proposal=True)  # fmt: skip
+    _code, report = sandbox.validate_json("evolve/sly", "--reruns", "0")
+    assert report["reason"].startswith("the changed code behaves differently under the tests")
+    assert "returns int 5 under the tests and int -1 outside them" in report["reason"]
+
+
+ENV_SCRIPT = """\
+def add(a, b):
+    import os
+    return a + b + int(os.environ.get("CALC_OFFSET", "0"))
+"""
+ENV_TEST = """\
+from scripts.calc import add
+
+
+def test_add_with_an_offset(monkeypatch):
+    monkeypatch.setenv("CALC_OFFSET", "10")
+    assert add(2, 3) == 15
+"""
+
+LOOK_ALIKES = {
+    "the repair the failing test asks for": FIXED_CALC,
+    "a refactoring that keeps every result": _with(ADD, """\
+        def add(a, b):
+            total = a
+            total += b
+            return total
+    """),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LOOK_ALIKES))
+def test_honest_proposals_are_accepted_with_their_evidence(sandbox: Sandbox, name: str) -> None:
+    sandbox.branch("evolve/honest", {"scripts/calc.py": LOOK_ALIKES[name]}, proposal=True)
+    code, report = sandbox.validate_json("evolve/honest", "--reruns", "0")
+    assert code == 0, report
+    behaviour = report["behaviour"]
+    assert behaviour["compared"] >= 1 and not behaviour["under_test"] and not behaviour["unasked"]
+
+
+def test_a_script_that_reads_its_configuration_from_the_environment_is_accepted(
+    sandbox: Sandbox,
+) -> None:
+    """Under the test, `add` sees CALC_OFFSET=10; outside, nothing: main's own version
+    differs in the same way, so the difference is the environment's, not the change's."""
+    sandbox.commit("an offset read from the environment", {
+        "scripts/calc.py": _with(ADD, ENV_SCRIPT), "tests/test_offset.py": ENV_TEST,
+    })  # fmt: skip
+    assert sandbox.evolve("baseline", "record", "--reruns", "0").returncode == 0
+    refactored = _with(ADD, ENV_SCRIPT).replace(
+        'return a + b + int(os.environ.get("CALC_OFFSET", "0"))',
+        'offset = os.environ.get("CALC_OFFSET") or "0"\n    return int(offset) + a + b',
+    )
+    sandbox.branch("evolve/tidy", {"scripts/calc.py": refactored}, proposal=True)
+    code, report = sandbox.validate_json("evolve/tidy", "--reruns", "0")
+    assert code == 0, report
+    assert report["behaviour"]["excluded"].get("harness-dependent on main too", 0) >= 1
+
+
+def test_a_proposal_that_changes_no_function_pays_nothing(sandbox: Sandbox) -> None:
+    sandbox.branch("evolve/docs", {"scripts/NOTES.md": "notes\n"}, proposal=True)
+    code, report = sandbox.validate_json("evolve/docs", "--reruns", "0")
+    assert code == 0, report
+    assert report["behaviour"]["note"] == "no function changed: nothing to replay"
+
+
+def test_changed_functions_compares_code_not_positions() -> None:
+    old = "def f(x):\n    return x\n\n\ndef g():\n    pass\n"
+    moved = "\n\n" + old  # same functions, other lines
+    assert changed_functions(old, moved) == []
+    assert changed_functions(old, old.replace("return x", "return -x")) == ["f"]
+    assert changed_functions(None, old) == ["f", "g"]
