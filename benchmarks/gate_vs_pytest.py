@@ -21,10 +21,16 @@ Sections:
   of a project whose tests need nothing this interpreter lacks, e.g. one fetched with
   `pip download --no-binary :all: --no-deps more-itertools==10.8.0`; it is copied
   into a throwaway repository, so the source is untouched;
-- this repository's own suite (`--own`), on a temporary clone.
+- this repository's own suite (`--own`), on a temporary clone;
+- the checks that only automated proposals pay (`--behaviour`): on 400 tests of 5 ms in
+  20 modules, one function of one module refactored without changing a result, as a
+  person's commit (no proposal checks) and as an automated proposal (the special-case
+  check, and the replay outside the harness: a recording run of the tests the map ties
+  to the module, four replays), and a proposal that changes no function (no replay).
 
 Usage: python benchmarks/gate_vs_pytest.py [--tests 2000] [--work-ms 0 5] [--repeat 3]
-       [--workers auto] [--reject] [--suite PATH_OR_SDIST ...] [--own]
+       [--workers auto] [--reject] [--behaviour] [--suite PATH_OR_SDIST ...] [--own]
+       [--only fixed|accept|reject|behaviour ...]
 No timing is asserted anywhere: this prints figures for the README.
 """
 
@@ -238,6 +244,38 @@ def rejection(scratch: Path, repeat: int, workers: str) -> None:
            figures, against="bare (whole suite, serial)")  # fmt: skip
 
 
+def refactor_one_module(repo: Path) -> None:
+    source = repo / "scripts" / "work_007.py"
+    source.write_text(source.read_text().replace("sum(i * i for i in range(n))",
+                                                 "sum(k * k for k in range(n))"))  # fmt: skip
+
+
+def as_proposal(repo: Path, name: str, change: Callable[[Path], None]) -> str:
+    sh(["git", "switch", "-q", "-c", name], repo)
+    change(repo)
+    sh(["git", "add", "-A"], repo)
+    message = f"{name}\n\nEvolve-Proposal: {name}\nEvolve-Proposer: bench"
+    sh(["git", "commit", "-q", "--no-verify", "-m", message], repo)
+    sh(["git", "switch", "-q", "main"], repo)
+    return name
+
+
+def behaviour_cost(scratch: Path, repeat: int, workers: str) -> None:
+    repo = scratch / "behaviour"
+    generate_suite(repo, 400, 5.0, per_module=20, own_sources=True)
+    prepare(repo)
+    person = branch_with(repo, "bench-person", refactor_one_module)
+    proposal = as_proposal(repo, "evolve/bench-proposal", refactor_one_module)
+    notes = as_proposal(repo, "evolve/bench-notes", neutral)
+    figures = measure(repo, {
+        "bare": lambda: timed(BARE, repo),
+        "a person's refactoring": fresh_gate(repo, person, "--workers", workers),
+        "the same, as a proposal": fresh_gate(repo, proposal, "--workers", workers),
+        "a proposal changing no function": fresh_gate(repo, notes, "--workers", workers),
+    }, repeat)  # fmt: skip
+    report("the proposal-only checks: special cases, replay outside the harness", figures)
+
+
 def unpack(source: Path, into: Path) -> Path:
     """A copy of a folder, or an sdist's contents (its one top folder), at `into`."""
     if source.is_dir():
@@ -270,22 +308,29 @@ def main() -> None:
     parser.add_argument("--suite", type=Path, action="append", default=[],
                         help="a real suite: a folder or an sdist")  # fmt: skip
     parser.add_argument("--own", action="store_true", help="also this repository's own suite")
+    parser.add_argument("--behaviour", action="store_true", help="also the proposal-only checks")
+    parser.add_argument("--only", choices=("fixed", "accept", "reject", "behaviour"),
+                        action="append", help="run only these sections (repeatable)")  # fmt: skip
     args = parser.parse_args()
     for source in args.suite:
         if not source.exists():
             parser.error(f"--suite {source}: no such file or folder")
     with tempfile.TemporaryDirectory(prefix="ratchet-bench-") as folder:
         scratch = Path(folder)
-        fixed_cost(scratch, args.repeat)
-        for work_ms in args.work_ms:
+        wanted = set(args.only or ("fixed", "accept", "reject", "behaviour"))
+        if "fixed" in wanted:
+            fixed_cost(scratch, args.repeat)
+        for work_ms in args.work_ms if "accept" in wanted else ():
             generated = scratch / f"generated-{work_ms:g}ms"
             generate_suite(generated, args.tests, work_ms)
             prepare(generated)
             branch = branch_with(generated, "bench-neutral", neutral)
             figures = measure(generated, gate_ways(generated, branch, args.workers), args.repeat)
             report(f"accept: {args.tests} generated tests, {work_ms:g} ms of work each", figures)
-        if args.reject:
+        if args.reject and "reject" in wanted:
             rejection(scratch, args.repeat, args.workers)
+        if args.behaviour and "behaviour" in wanted:
+            behaviour_cost(scratch, args.repeat, args.workers)
         for source in args.suite:
             real_suite(scratch, source, args.repeat, args.workers)
         if args.own:

@@ -59,13 +59,39 @@ ATTACKS = {
             from unittest import mock
             return mock.ANY
     """),
+    "returns a plain object whose __eq__ reads its operand and still says yes": _with(ADD, """\
+        class Total:
+            def __init__(self, value):
+                self.value = value
+
+            def __eq__(self, other):
+                seen = other if isinstance(other, int) else getattr(other, "value", other)
+                return seen == seen
+
+            __hash__ = None
+
+
+        def add(a, b):
+            return Total(a - b)
+    """),
+    "returns an int that equals anything": _with(ADD, """\
+        def add(a, b):
+            class Number(int):
+                def __eq__(self, other):
+                    return True
+
+                __hash__ = int.__hash__
+
+            return Number(a - b)
+    """),
 }
 
 
 # The static guard refuses some of these spellings (sys.modules, a string naming pytest's
 # internals) before any test runs; it is lifted here on purpose, so that what is tested
 # is the behavioural check, which holds for any spelling.
-GUARD_LIFTED = ["sys-modules", "introspection", "frames"]
+GUARD_LIFTED = ["sys-modules", "introspection", "frames", "lying-comparison", "builtin-subclass",
+                "computed-attribute"]
 
 
 @pytest.mark.parametrize("name", sorted(ATTACKS))
