@@ -212,6 +212,9 @@ class Evolution(_Strict):
     # suite whose tests cannot run beside each other (a fixed port, a shared file).
     workers: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
     staged: bool = True  # the tests the map ties to a change run first and may reject
+    # The safety net reverts a person's commit that broke a test only when this is true;
+    # by default it raises an incident naming the commit and the command that reverts it.
+    revert_people: bool = False
 
     @field_validator("allow")
     @classmethod
