@@ -26,6 +26,7 @@ is the safety net's call; this module only finds them.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from evolution import trailers as t
@@ -57,11 +58,15 @@ class Probe:
         cannot be trusted raises InvalidRun, so nothing is blamed on it."""
         if not tests:
             return set()
+        automated = self.automated if automated is None else automated
+        policy = self.policy
+        if automated or policy.flaky != "quarantine":
+            # A pass on re-run excuses nothing here (ratchet.compare): not paid for.
+            policy = dataclasses.replace(policy, reruns=0)
         with RunFolder(self.repo, commit) as run:
             judged = judge_selection(
-                self.policy, run, self.isolation, self.baseline.only(tests),
-                self.repo.tree_of(commit), self.when,
-                automated=self.automated if automated is None else automated,
+                policy, run, self.isolation, self.baseline.only(tests),
+                self.repo.tree_of(commit), self.when, automated=automated,
             )  # fmt: skip
         return {regression.nodeid for regression in judged.comparison.regressions}
 
