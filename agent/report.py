@@ -182,6 +182,8 @@ def proposals(entries: list[dict[str, Any]], since: datetime) -> dict[str, Any]:
         "accepted": verdicts["accepted"],
         "rejected": verdicts["rejected"],
         "reverted": verdicts["reverted"],
+        # regressions on main the safety net left to a person (`evolve log`'s incident notes)
+        "incidents": verdicts["incident"],
         "acceptance": None if made == 0 else verdicts["accepted"] / made,
         "by_proposer": {name: {v: counts[v] for v in PROPOSAL_VERDICTS}
                         for name, counts in sorted(by_proposer.items())},

@@ -166,7 +166,8 @@ def render_html(report: dict[str, Any], title: str = "Ratchet agent") -> str:
 <p class="sub">From the ledger and git alone. Longest silence
 {human_duration(silence["seconds"])}, from {escape(silence["from"][:16].replace("T", " "))}.
 {spend["refused_by_cap"]} model calls refused by the cap;
-{made["reverted"]} changes reverted by the safety net.</p>
+{made["reverted"]} changes reverted by the safety net, {made["incidents"]} incidents it left
+to a person.</p>
 <div class="cards">{cards}</div>
 <section><h2>Ticks per day</h2>{tick_chart}<div class="legend">{legend}</div></section>
 <section><h2>Spend per day</h2>{spend_chart}

@@ -55,7 +55,8 @@ def print_report(report: dict[str, Any]) -> None:
     made = report["proposals"]
     by = "; ".join(f"{plain(name)}: {counts(v)}" for name, v in made["by_proposer"].items())
     say(f"proposals: {made['made']} made, {made['accepted']} accepted, {made['rejected']} "
-        f"rejected, {made['reverted']} reverted ({percent(made['acceptance'])} accepted)"
+        f"rejected, {made['reverted']} reverted ({percent(made['acceptance'])} accepted), "
+        f"{made['incidents']} safety-net incident(s) left to a person"
         + (f" — {by}" if by else ""))  # fmt: skip
     series = report["baseline"]
     if series:

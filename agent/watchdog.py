@@ -90,19 +90,35 @@ def check(runtime: Runtime, now: datetime | None = None) -> WatchdogResult:
             result.reasons.append(
                 f"no tick has ever succeeded (watching since {first.isoformat()[:19]}Z)"
             )
+    newest_failed = None
     for row in ledger.ticks(limit=config.max_failed_ticks + 50):
         status = tick_status(row)
         if status in TICK_SUCCESS:
             break
         if status in FAILURES:
             result.failed_in_a_row += 1
+            newest_failed = newest_failed or row
     if result.failed_in_a_row >= config.max_failed_ticks:
         result.reasons.append(
             f"{result.failed_in_a_row} failed ticks in a row (limit {config.max_failed_ticks})"
         )
+        if newest_failed is not None and (why := _why_failed(runtime, newest_failed)):
+            result.reasons.append(why)
     if result.reasons:
         result.status = "alert"
     return result
+
+
+def _why_failed(runtime: Runtime, tick: dict[str, Any]) -> str:
+    """What the newest failed tick's required tasks said: an alert should name the cause
+    an operator must act on (the safety net's incident, with its command), not only that
+    ticks fail."""
+    failed = [
+        run for run in runtime.ledger.task_runs(limit=200)
+        if run["tick_id"] == tick["id"] and run["required"] and run["status"] != "ok"
+    ]  # fmt: skip
+    said = "; ".join(f"{run['task']} {run['status']}: {run['detail']}" for run in reversed(failed))
+    return f"tick {tick['id']}: {said}" if said else ""
 
 
 def run_watchdog(runtime: Runtime, *, ping: bool = True) -> WatchdogResult:

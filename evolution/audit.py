@@ -141,15 +141,24 @@ def baseline_record_message(
 def revert_message(
     commits: list[str], comparison: Comparison, tests: str, sandbox: str, refusal: str = ""
 ) -> str:
-    """The safety net's revert of commits that reached main without the gate: because
-    baseline-passing tests regressed, or because a pre-test check refused them."""
+    """The safety net's revert of a commit that reached main without the gate and was
+    shown to be the cause: bisection found it makes the baseline-passing tests in
+    `comparison` fail (each culprit gets a revert of its own, naming its tests), or a
+    pre-test check refused it. The commits it does not name stay."""
     regressed = [r.nodeid for r in comparison.regressions]
     lines = "\n".join(f"  {regression_line(r)}" for r in comparison.regressions[:SHOWN])
-    why = f"They were refused before any test ran: {refusal}" if refusal else (
-        f"They made {len(regressed)} baseline-passing test(s) fail:\n{lines}"
-    )
+    what = commits[0][:10] if len(commits) == 1 else f"{len(commits)} commits"
+    if refusal:
+        subject = f"evolve: revert {what}: refused before any test ran"
+        why = f"It reached main without the gate and was refused: {refusal}"
+    else:
+        subject = f"evolve: revert {what}, which broke {len(regressed)} baseline-passing test(s)"
+        why = (
+            f"It reached main without the gate. These tests pass on the last verified "
+            f"commit and stop passing at it (found by bisection):\n{lines}"
+        )
     return _message(
-        f"evolve: revert {len(commits)} commit(s) that reached main without the gate",
+        subject,
         [why, failure_texts(comparison.regressions)],
         [
             (t.VERDICT, t.REVERTED),
@@ -158,6 +167,37 @@ def revert_message(
             (t.TESTS, tests),
             (t.FLAKY, t.flaky_value(comparison.flaky)),
             (t.SANDBOX, sandbox),
+        ],
+    )
+
+
+def incident_note(
+    *,
+    head: str,
+    verified: str,
+    passing: int,
+    incidents: list[tuple[str, str, list[str], str]],
+    tests: str,
+    sandbox: str,
+    when: str,
+) -> str:
+    """The safety net's note on main's HEAD when it found what it must not revert on its
+    own (`incidents`: kind, culprit or "", tests, and the line a person reads, with the
+    command that acts on it). The note withdraws nothing and approves nothing: HEAD
+    carries no verdict until a person acts and the safety net runs again."""
+    return _message(
+        f"evolve safety net: {len(incidents)} incident(s) on main at {head[:10]}: "
+        "a person must act",
+        ["\n".join(f"- {line}" for _kind, _culprit, _tests, line in incidents)],
+        [
+            (t.VERDICT, t.INCIDENT),
+            (t.BASELINE, t.baseline_at(verified, passing)),
+            *[(t.INCIDENT_KEY, t.incident_value(kind, culprit, names))
+              for kind, culprit, names, _line in incidents],
+            (t.REGRESSED, " ".join(sorted({n for _k, _c, names, _l in incidents for n in names}))),
+            (t.TESTS, tests),
+            (t.SANDBOX, sandbox),
+            (t.JUDGED_AT, when),
         ],
     )
 

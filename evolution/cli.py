@@ -152,7 +152,8 @@ def validate(
     that passed stops passing.
 
     Exit codes: 0 accepted, 1 rejected, 2 usage error, 3 invalid run or environment failure.
-    With --post-merge: 0 nothing to do, 1 reverted, 3 invalid run.
+    With --post-merge: 0 nothing to do or passing, 1 reverted a culprit or raised an
+    incident a person must act on, 3 invalid run.
     """
 
     def body() -> int:
@@ -171,6 +172,10 @@ def validate(
             with test_progress("testing main after a merge") as progress:
                 safety = run_safety_net(git_repo, main=main, progress=progress)
             _show(as_json, safety, views.post_merge_report)
+            if as_json and safety.exit_code:
+                # The agent keeps a task's last line of stderr as its detail (ledger,
+                # ping, `agent status`): make it the incident, not the JSON's brace.
+                print(safety.summary(), file=sys.stderr)
             return safety.exit_code
         overrides = _overrides(
             reruns=reruns,
@@ -413,7 +418,8 @@ def log(
     verdict: Annotated[
         str | None,
         typer.Option(
-            "--verdict", help="Only accepted, rejected, reverted (or baseline, validated)."
+            "--verdict",
+            help="Only accepted, rejected, reverted (or baseline, validated, incident).",
         ),
     ] = None,
     since: Annotated[

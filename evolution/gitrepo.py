@@ -233,6 +233,11 @@ class GitRepo:
         self.run("-c", "core.hooksPath=/dev/null", "revert", "--no-commit", *mainline, commit,
                  cwd=worktree)  # fmt: skip
 
+    def reset_scratch(self, worktree: Path, commit: str) -> None:
+        """Point a scratch worktree at `commit`, index and files (a revert that did not
+        apply is dropped with it), so that the next revert starts from there."""
+        self.run("reset", "-q", "--hard", commit, cwd=worktree)
+
     def write_tree(self, worktree: Path) -> str:
         return self.out("write-tree", cwd=worktree)
 

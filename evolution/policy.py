@@ -62,6 +62,9 @@ class Policy:
     workers: int | str = "auto"  # test processes at once: a count, or "auto" (the cores)
     staged: bool = True  # run the tests the map ties to a change first; they may reject
     behaviour: str = "strict"  # or "report", "off": the replay outside the harness
+    # The safety net reverts a person's commit it found guilty only when asked: by
+    # default it raises an incident, because a person's change is not a proposal.
+    revert_people: bool = False
     source: str = field(default="defaults", compare=False)
 
     def argv(self) -> list[str]:
@@ -88,10 +91,11 @@ class Policy:
     def digest(self) -> str:
         """A hash of everything that can change a verdict, for the verdict cache key.
         The worker count and the staging are not: a split run is held to the serial
-        run's checks, and only a full run is cached."""
+        run's checks, and only a full run is cached. Nor is what the safety net does
+        with a verdict (`revert_people`)."""
         fields = dataclasses.asdict(self)
-        for speed_only in ("source", "workers", "staged"):
-            fields.pop(speed_only)
+        for not_a_verdict in ("source", "workers", "staged", "revert_people"):
+            fields.pop(not_a_verdict)
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
     def with_overrides(self, **overrides: Any) -> Policy:
@@ -124,6 +128,7 @@ _KEYS = {
     "workers": (int, str),
     "staged": bool,
     "behaviour": str,
+    "revert_people": bool,
 }
 _CHOICES = {
     "flaky": ("quarantine", "strict"),

@@ -2,43 +2,89 @@
 
 The gate stops bad proposals before they merge, but a person can still fast-forward,
 merge by hand, or pull. After such a change main's HEAD is tested against the baseline
-of the last commit that carries a verdict. If a baseline-passing test regressed, every
-first-parent commit since that verdict is reverted with `git revert` (`-m 1` for merges)
-in one new commit: history is never rewritten. If nothing regressed, HEAD gets a
-`validated` note, so the check is not repeated and `git push` may carry it.
+of the last commit that carries a verdict (the verified commit). Cause before revert
+(invariant 19), so that nothing good is lost:
+- a pre-test check that refuses the new commits is pinned on the commits that earned it;
+- the regressed tests run on the verified commit itself, in the same sandbox: one that
+  fails there too is environmental, an incident, never a reason to revert;
+- bisection over the first-parent commits since names the commit that broke each of
+  the others (`evolution.culprits`).
+A culprit that is an automated proposal is reverted, alone, in a revert commit of its
+own naming its tests (`-m 1` for a merge); history is never rewritten, and commits that
+are not culprits stay. A person's commit is not a proposal: by default it raises an
+incident naming it and the command that would revert it (`revert_people = true` in the
+policy reverts it like a proposal).
+
+Whatever was reverted is tested. With nothing failing and no incident left, main's new
+HEAD gets a `validated` note: a verdict, so the next run starts from it and `git push`
+may carry it. Otherwise HEAD gets an `incident` note, carries no verdict, and every run
+reports the incident again (exit 1) until a person acts: reverts the culprit, fixes the
+environment, or re-records the baseline on purpose (`evolve baseline record --reset`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from agent.clock import timestamp
 from agent.errors import EnvironmentFailure, UsageError
+from evolution import culprits
 from evolution import trailers as t
-from evolution.audit import revert_message, validated_note
+from evolution.audit import incident_note, revert_message, validated_note
 from evolution.baseline import require_baseline
-from evolution.checks import Candidate, first_refusal, proposal_paths
+from evolution.checks import Candidate, first_refusal
 from evolution.gitrepo import GitRepo
-from evolution.judge import judge
+from evolution.judge import Judgement, judge
 from evolution.landing import land, main_checkout
 from evolution.policy import load_policy
-from evolution.ratchet import Comparison
+from evolution.ratchet import MISSING, Comparison, Regression
 from evolution.sandbox.isolation import choose
 from evolution.session import exclusive
 from evolution.testrun import ProgressCallback
 
-VERIFIED = frozenset({t.ACCEPTED, t.BASELINE_RECORD, t.REVERTED, t.VALIDATED})
+# Verdicts a commit's own trailers can carry that make it a verified start. A revert
+# is not one by itself (see `verdict_of`).
+VERIFIED = frozenset({t.ACCEPTED, t.BASELINE_RECORD, t.VALIDATED})
+RESET = "evolve baseline record --reset"
+
+
+@dataclass
+class Incident:
+    """What the safety net found and must leave to a person.
+
+    kind: `environmental` (fails on the verified commit too), `person-commit` (a
+    person's commit broke it, or a check refused it), `revert-conflict` (a culprit whose
+    revert does not apply cleanly), `unresolved` (still failing after the reverts)."""
+
+    kind: str
+    tests: list[str]
+    culprit: str = ""
+    subject: str = ""
+    command: str = ""  # what a person runs to act on it
+    detail: str = ""  # the sentence a person reads
+
+    def line(self) -> str:
+        return f"{self.kind}: {self.detail}"
+
+    def short(self) -> str:
+        """The few words that fit a task's detail: kind, culprit, tests, command."""
+        who = f" {self.culprit[:10]}" if self.culprit else ""
+        more = f" +{len(self.tests) - 1}" if len(self.tests) > 1 else ""
+        tests = f" ({self.tests[0]}{more})" if self.tests else ""
+        return f"{self.kind}{who}{tests}: {self.command}"
 
 
 @dataclass
 class SafetyReport:
-    status: str  # nothing-to-do | passing | reverted
+    status: str  # nothing-to-do | passing | reverted | incident
     head: str
-    validated: str
-    reverted: list[str] = field(default_factory=list)
-    revert_commit: str = ""
+    validated: str  # the verified commit whose baseline HEAD was judged against
+    reverted: list[str] = field(default_factory=list)  # the culprits reverted
+    revert_commit: str = ""  # main's HEAD after the reverts
+    reverts: list[dict[str, Any]] = field(default_factory=list)  # one per revert commit
     regressions: list[dict[str, str]] = field(default_factory=list)
+    incidents: list[Incident] = field(default_factory=list)
     still_failing: list[str] = field(default_factory=list)
     cached: bool = False
     sandbox: str = ""
@@ -46,24 +92,38 @@ class SafetyReport:
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.status == "reverted" else 0
+        """1 when the safety net reverted something or left an incident: either way main
+        regressed, and an incident a person must act on must not read as success."""
+        return 1 if self.status in ("reverted", "incident") else 0
+
+    def summary(self) -> str:
+        """One plain line for a task's detail, a ping or a log: what happened and, for
+        an incident, what to run."""
+        parts = [incident.short() for incident in self.incidents]
+        if self.reverts:
+            parts.append("reverted " + ", ".join(r["reverts"][:10] for r in self.reverts))
+        return "safety net: " + ("; ".join(parts) or self.status)
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.__dict__, "exit_code": self.exit_code}
+        data = {**self.__dict__, "incidents": [asdict(i) for i in self.incidents]}
+        return {**data, "exit_code": self.exit_code}
 
 
 def verdict_of(repo: GitRepo, commit: str) -> str:
-    """The verdict git records for `commit`: a gate trailer, or a note; "" for none."""
+    """The verdict git records for `commit`: a gate trailer, or a note; "" for none.
+
+    A safety-net revert counts only with the `validated` note the safety net gives the
+    result once it has tested it: reverting one culprit of several leaves a tree that
+    may still fail, and the next run must not take it for a verified start."""
     [[_sha, _when, _subject, trailers, note]] = repo.log_records(t.NOTES_REF, "-1", commit)
-    own = t.parse(trailers)
+    own, noted = t.parse(trailers), t.parse(note)
+    validated = t.last(noted, t.VERDICT) == t.VALIDATED
     if t.last(own, t.REVERTS):
-        return t.REVERTED
+        return t.REVERTED if validated else ""
     verdict = t.last(own, t.VERDICT)
     if verdict in VERIFIED:
         return verdict
-    noted = t.parse(note)
-    verdict = t.last(noted, t.VERDICT)
-    return verdict if verdict == t.VALIDATED else ""
+    return t.VALIDATED if validated else ""
 
 
 def last_verified(repo: GitRepo, head: str) -> str | None:
@@ -72,21 +132,6 @@ def last_verified(repo: GitRepo, head: str) -> str | None:
         if verdict_of(repo, commit):
             return commit
     return None
-
-
-def _revert_all(repo: GitRepo, head: str, commits: list[str], message: str) -> str:
-    """One commit on `head` reverting `commits` (newest first), built in a scratch
-    worktree (git's own work: no test runs there)."""
-    with repo.scratch_worktree(head) as worktree:
-        for commit in reversed(commits):
-            try:
-                repo.revert_into(worktree, commit)
-            except EnvironmentFailure as failure:
-                raise EnvironmentFailure(
-                    f"could not revert {commit[:10]} cleanly: {failure.message}"
-                ) from None
-        tree = repo.write_tree(worktree)
-    return repo.commit_tree(tree, [head], message)
 
 
 def post_merge(
@@ -110,69 +155,217 @@ def post_merge(
                 "no commit on main carries a verdict yet",
                 hint="record a baseline first: evolve baseline record",
             )
-        report = SafetyReport(status="nothing-to-do", head=head, validated=verified)
         if verified == head:
-            return report
-        policy = load_policy(repo, verified)
-        baseline, blob = require_baseline(repo, verified)
-        tree = repo.tree_of(head)
-        when = timestamp()
+            return SafetyReport(status="nothing-to-do", head=head, validated=verified)
+        return _SafetyNet(repo, main_ref, head, verified, progress).run()
+
+
+class _SafetyNet:
+    """One run of the safety net over the commits since `verified`."""
+
+    def __init__(
+        self, repo: GitRepo, main_ref: str, head: str, verified: str,
+        progress: ProgressCallback | None,
+    ) -> None:  # fmt: skip
+        self.repo, self.main_ref, self.head, self.verified = repo, main_ref, head, verified
+        self.progress = progress
+        self.policy = load_policy(repo, verified)
+        self.baseline, self.blob = require_baseline(repo, verified)
+        self.when = timestamp()
+        self.commits = repo.first_parents(head, since=verified)
+        self.undone = culprits.reverted_in(repo, self.commits)
         # Commits that carry a proposal are held to the proposal rules here too: a person
         # may fast-forward main to one, which is what this safety net is for.
-        automated, paths = proposal_paths(repo, verified, head)
-        refusal = first_refusal(Candidate(repo, verified, tree, policy, automated, paths))
-        isolation = choose(policy, automated=automated, unsandboxed=False)
-        if refusal is not None:
-            return _revert(repo, report, main_ref, head, verified, refusal.reason)
-        judgement = judge(repo, head, tree, policy, baseline, blob, when, isolation, progress,
-                          automated=automated)  # fmt: skip
-        result, comparison = judgement.result, judgement.comparison
-        report.cached, report.sandbox = judgement.cached, result.sandbox
-        tests = t.tests_value(len(result.outcomes), result.passed())
-        if not comparison.regressions:
-            note = validated_note(
-                head=head, verified=verified, tree=tree, passing=len(baseline.passing()),
-                tests=tests, sandbox=result.sandbox, when=when,
-            )  # fmt: skip
-            repo.add_note(t.NOTES_REF, head, note)
-            report.status = "passing"
-            return report
-        report.regressions = [
-            {"nodeid": r.nodeid, "now": r.now, "first_line": r.first_line}
-            for r in comparison.regressions
+        self.automated, self.paths = culprits.proposals_among(repo, self.commits, self.undone)
+        self.isolation = choose(self.policy, automated=self.automated, unsandboxed=False)
+        self.tip = head
+        self.report = SafetyReport(status="passing", head=head, validated=verified)
+        self.probe = culprits.Probe(repo, self.policy, self.baseline, self.isolation,
+                                    self.when, self.automated)  # fmt: skip
+
+    def run(self) -> SafetyReport:
+        self._refusals()
+        judgement = self._judge(self.tip, automated=self.automated)
+        result = judgement.result
+        self.report.cached, self.report.sandbox = judgement.cached, result.sandbox
+        regressions = judgement.comparison.regressions
+        if regressions and judgement.cached:
+            # A cached verdict is the tree's, from another day: the host may have
+            # changed since. Nothing is blamed on a failure that does not happen now.
+            now = self.probe.failing(self.tip, [r.nodeid for r in regressions])
+            regressions = [r for r in regressions if r.nodeid in now]
+        self.report.regressions = [
+            {"nodeid": r.nodeid, "now": r.now, "first_line": r.first_line} for r in regressions
         ]
-        commits = repo.first_parents(head, since=verified)
-        message = revert_message(commits, comparison, tests, result.sandbox)
-        revert = _revert_all(repo, head, commits, message)
-        after = judge(
-            repo, revert, repo.tree_of(revert), policy, baseline, blob, when, isolation, progress
-        ).comparison
-        report.still_failing = [r.nodeid for r in after.regressions]
-        return _landed(repo, report, main_ref, head, commits, revert)
+        tests = t.tests_value(len(result.outcomes), result.passed())
+        self.report.still_failing = [r.nodeid for r in regressions]
+        if regressions:
+            before = self.tip
+            self._find_causes(regressions, tests, result.sandbox)
+            if self.tip != before:
+                judgement = self._judge(self.tip, automated=False)
+                self.report.still_failing = [r.nodeid for r in judgement.comparison.regressions]
+        self._unexplained()
+        return self._finish(judgement)
 
+    # -- stages ------------------------------------------------------------------------------
 
-def _revert(
-    repo: GitRepo, report: SafetyReport, main_ref: str, head: str, verified: str, reason: str
-) -> SafetyReport:
-    """Revert what a pre-test check refused, without running its tests."""
-    commits = repo.first_parents(head, since=verified)
-    report.refused = reason
-    message = revert_message(commits, Comparison(), "", "", refusal=reason)
-    return _landed(repo, report, main_ref, head, commits, _revert_all(repo, head, commits,
-                                                                      message))
-
-
-def _landed(
-    repo: GitRepo, report: SafetyReport, main_ref: str, head: str, commits: list[str],
-    revert: str,
-) -> SafetyReport:  # fmt: skip
-    landing = land(repo, main_ref, head, revert, "evolve: safety-net revert")
-    if not landing.moved:
-        raise EnvironmentFailure(
-            landing.refused or "main moved while the safety net ran; run it again"
+    def _refusals(self) -> None:
+        """Refused commits, before any test runs: their proposals are reverted untested."""
+        candidate = Candidate(self.repo, self.verified, self.repo.tree_of(self.head),
+                              self.policy, self.automated, self.paths)  # fmt: skip
+        refusal = first_refusal(candidate)
+        if refusal is None:
+            return
+        refused = culprits.refused_commits(
+            self.repo, self.commits, self.verified, self.policy, self.undone
         )
-    report.status, report.reverted, report.revert_commit = "reverted", commits, revert
-    return report
+        if refused:
+            self.report.refused = refusal.reason
+        plan = []
+        for commit, why in refused:
+            if self._revertible(commit):
+                message = revert_message([commit], Comparison(), "", "", refusal=why.reason)
+                plan.append((commit, [], message))
+            else:
+                self._person(commit, [], f"a pre-test check refused it: {why.reason}")
+        self._revert(plan)
+
+    def _find_causes(self, regressions: list[Regression], tests: str, sandbox: str) -> None:
+        """Environmental ones set apart, the rest bisected; each culprit reverted alone,
+        or reported."""
+        environmental, caused = culprits.environmental(self.probe, self.verified, regressions)
+        if environmental:
+            names = [r.nodeid for r in environmental]
+            self.report.incidents.append(Incident(
+                "environmental", names, command=RESET,
+                detail=f"{', '.join(names)} also fail(s) on the verified commit "
+                f"{self.verified[:10]}, in the same sandbox: not caused by the new commits. "
+                f"The baseline's record of passing is in question: fix the environment "
+                f"(a shared folder, a variable, a service), or drop it on purpose: {RESET}",
+            ))  # fmt: skip
+        commits = self.repo.first_parents(self.tip, since=self.verified)
+        found = culprits.bisect(self.probe, commits, [r.nodeid for r in caused])
+        by_name = {r.nodeid: r for r in caused}
+        plan = []
+        for commit in reversed(commits):  # newest first: later changes revert cleanly
+            if commit not in found:
+                continue
+            broken = [by_name[name] for name in found[commit]]
+            if commit in self.undone or t.REVERTS in self.repo.trailers(commit):
+                self._unresolved([r.nodeid for r in broken], commit)
+            elif self._revertible(commit):
+                comparison = Comparison(regressions=broken)
+                plan.append((commit, found[commit],
+                             revert_message([commit], comparison, tests, sandbox)))  # fmt: skip
+            else:
+                deleted = [r.nodeid for r in broken if r.now == MISSING]
+                why = f"it broke {', '.join(found[commit])}"
+                if deleted:
+                    why += (f" ({', '.join(deleted)} no longer exist(s): if that was on "
+                            f"purpose, re-record the baseline: {RESET})")  # fmt: skip
+                self._person(commit, found[commit], why)
+        self._revert(plan)
+
+    def _unexplained(self) -> None:
+        """Tests still failing that no incident accounts for: said, never approved."""
+        accounted = {name for incident in self.report.incidents for name in incident.tests}
+        left = [name for name in self.report.still_failing if name not in accounted]
+        if left:
+            self._unresolved(left, "")
+
+    def _finish(self, judgement: Judgement) -> SafetyReport:
+        if self.tip != self.head:
+            landing = land(self.repo, self.main_ref, self.head, self.tip,
+                           "evolve: safety-net revert")  # fmt: skip
+            if not landing.moved:
+                raise EnvironmentFailure(
+                    landing.refused or "main moved while the safety net ran; run it again"
+                )
+            self.report.revert_commit = self.tip
+        result = judgement.result
+        tests = t.tests_value(len(result.outcomes), result.passed())
+        passing = len(self.baseline.passing())
+        if self.report.incidents:
+            note = incident_note(
+                head=self.tip, verified=self.verified, passing=passing,
+                incidents=[(i.kind, i.culprit, i.tests, i.line()) for i in self.report.incidents],
+                tests=tests, sandbox=result.sandbox, when=self.when,
+            )  # fmt: skip
+        else:
+            note = validated_note(
+                head=self.tip, verified=self.verified, tree=self.repo.tree_of(self.tip),
+                passing=passing, tests=tests, sandbox=result.sandbox, when=self.when,
+            )  # fmt: skip
+        self.repo.add_note(t.NOTES_REF, self.tip, note)
+        if self.report.reverts:
+            self.report.status = "reverted"
+        elif self.report.incidents:
+            self.report.status = "incident"
+        return self.report
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _judge(self, commit: str, *, automated: bool) -> Judgement:
+        return judge(self.repo, commit, self.repo.tree_of(commit), self.policy, self.baseline,
+                     self.blob, self.when, self.isolation, self.progress,
+                     automated=automated)  # fmt: skip
+
+    def _revertible(self, commit: str) -> bool:
+        """Automated proposals are reverted; a person's commit only when the policy says."""
+        return self.policy.revert_people or culprits.is_proposal(self.repo, commit)
+
+    def _person(self, commit: str, tests: list[str], why: str) -> None:
+        command = revert_command(self.repo, commit)
+        subject = self.repo.log_records(t.NOTES_REF, "-1", commit)[0][2]
+        self.report.incidents.append(Incident(
+            "person-commit", tests, commit, subject, command,
+            f'{commit[:10]} "{subject}" reached main by a person\'s hand and {why}. It is '
+            f"not a proposal, so it was not reverted (revert_people = true would); to "
+            f"revert it: {command}",
+        ))  # fmt: skip
+
+    def _unresolved(self, tests: list[str], commit: str) -> None:
+        blamed = (f" (bisection blames {commit[:10]}, which is a revert or was reverted "
+                  "already)" if commit else "")  # fmt: skip
+        self.report.incidents.append(Incident(
+            "unresolved", tests, commit, command="git bisect",
+            detail=f"{', '.join(tests)} still fail(s) and no single commit since "
+            f"{self.verified[:10]} could be reverted for it{blamed}: find the cause by "
+            "hand, then run: evolve validate --post-merge",
+        ))  # fmt: skip
+
+    def _revert(self, plan: list[tuple[str, list[str], str]]) -> None:
+        """Each (culprit, its tests, message) in its own revert commit on the tip,
+        built in a scratch worktree (git's own work: no test runs there). A culprit whose
+        revert does not apply cleanly is left, as an incident."""
+        if not plan:
+            return
+        with self.repo.scratch_worktree(self.tip) as worktree:
+            for commit, tests, message in plan:
+                try:
+                    self.repo.revert_into(worktree, commit)
+                except EnvironmentFailure as failure:
+                    self.repo.reset_scratch(worktree, self.tip)
+                    command = revert_command(self.repo, commit)
+                    self.report.incidents.append(Incident(
+                        "revert-conflict", tests, commit, command=command,
+                        detail=f"{commit[:10]} is a culprit but its revert does not apply "
+                        f"cleanly ({failure.message}): run {command} and resolve it",
+                    ))  # fmt: skip
+                    continue
+                revert = self.repo.commit_tree(self.repo.write_tree(worktree), [self.tip],
+                                               message)  # fmt: skip
+                self.repo.reset_scratch(worktree, revert)
+                self.report.reverts.append({"commit": revert, "reverts": commit, "tests": tests})
+                self.report.reverted.append(commit)
+                self.tip = revert
+
+
+def revert_command(repo: GitRepo, commit: str) -> str:
+    """The command a person runs to revert `commit` on main (`-m 1` for a merge)."""
+    mainline = "-m 1 " if len(repo.parents(commit)) > 1 else ""
+    return f"git revert --no-edit {mainline}{commit}"
 
 
 def verify(repo: GitRepo, commit: str) -> dict[str, Any]:

@@ -37,7 +37,8 @@ class FirstStage:
 
 @dataclass
 class Rejection:
-    """A first stage that decided: its run, re-runs and confirmed regressions."""
+    """A selection's run, re-runs and comparison: for the first stage, one that decided
+    (its regressions are confirmed)."""
 
     result: RunResult
     reruns: dict[str, dict[str, Any]]
@@ -69,10 +70,31 @@ def run_first(
 ) -> Rejection | None:
     """Run the first stage; a Rejection when it confirms a regression, else None."""
     try:
-        result = run_tests(policy, run, isolation, select=stage.tests)
+        judged = judge_selection(policy, run, isolation, stage.baseline, tree, when,
+                                 automated=stage.automated)  # fmt: skip
     except InvalidRun:
         return None  # the full run will say what is wrong, with the whole suite's context
-    picked = suspects(stage.baseline, result, policy)
+    return judged if judged.comparison.regressions else None
+
+
+def judge_selection(
+    policy: Policy,
+    run: RunFolder,
+    isolation: Isolation,
+    baseline: Baseline,
+    tree: str,
+    when: str,
+    *,
+    automated: bool,
+) -> Rejection:
+    """The tests of `baseline` (narrowed to a selection) on the run's tree, judged as the
+    gate judges any run: newly failing ones re-run, then compared. Whether it rejects is
+    the caller's to say (the comparison's regressions); InvalidRun when it cannot tell.
+    The first stage and the safety net's search for a cause both judge this way. A
+    selected test the tree lacks, or whose module no longer imports, is missing: a
+    regression, not a run that says nothing."""
+    result = run_tests(policy, run, isolation, select=sorted(baseline.tests), by_file=True)
+    picked = suspects(baseline, result, policy)
     reruns = rerun_suspects(policy, run, isolation, picked, result, tree, when) if picked else {}
-    comparison = compare(stage.baseline, result, policy, reruns, automated=stage.automated)
-    return Rejection(result, reruns, comparison) if comparison.regressions else None
+    comparison = compare(baseline, result, policy, reruns, automated=automated)
+    return Rejection(result, reruns, comparison)

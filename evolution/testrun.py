@@ -108,6 +108,15 @@ def install_probe(
     return variables
 
 
+def selection_files(tree: Path, select: Iterable[str]) -> list[str]:
+    """The selection's test files the tree has (the probe keeps only the selected ids):
+    a node id pytest cannot find ends the whole run (exit 4), or a module that no longer
+    imports, and a selection may name a test the tree lacks (bisecting over a deletion),
+    which must read as missing, a regression like any other."""
+    files = {nodeid.partition("::")[0] for nodeid in select}
+    return sorted(path for path in files if (tree / path).exists())
+
+
 def suite_command(policy: Policy, coverage_rc: Path | None = None) -> list[str]:
     """The policy's test command; a `python -m pytest` one under `coverage run` with
     `coverage_rc` (fault localisation, a coverage map)."""
@@ -252,6 +261,7 @@ def run_tests(
     contexts: bool = False,
     shard: Shard | None = None,
     record: dict[str, Any] | None = None,
+    by_file: bool = False,
 ) -> RunResult:
     """Run the policy's test command on `run.tree`; raise InvalidRun unless trustworthy.
 
@@ -259,7 +269,8 @@ def run_tests(
     configuration (and with `contexts`, each test's lines are recorded under its node
     id); any other command runs as it is. With `shard`, this is one process of a split
     run (`evolution.shards`), and runs only its part. With `record`, the probe records
-    the calls into the functions it names (`evolution.behaviour`).
+    the calls into the functions it names (`evolution.behaviour`). With `by_file`, pytest
+    is given the selection's files rather than its node ids (`selection_files`).
     """
     report = run.out / "report.json"
     report.unlink(missing_ok=True)
@@ -272,7 +283,7 @@ def run_tests(
         env["RATCHET_RECORD"] = json.dumps(record)
     argv = [*command, "-p", "_ratchet_probe", *pytest_flags(policy, report)]
     if select is not None:
-        argv += sorted(set(select))
+        argv += selection_files(run.tree, select) if by_file else sorted(set(select))
     channel = Channel()
     env["RATCHET_CHANNEL"] = channel.env_value
     output = run.path / "output.log"

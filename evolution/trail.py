@@ -4,6 +4,7 @@ Sources, all in the repository, none in runs/:
 - gate commits on main (verdict "accepted"), whose tested merge commit's second parent
   is the proposal, with its own trailers (proposer, model, cost, goal…);
 - baseline records (verdict "baseline") and safety-net reverts;
+- the safety net's notes on main: `validated`, and `incident` (what it left to a person);
 - factory builds;
 - rejection notes under refs/notes/evolve, attached to the rejected tip, which is kept
   under refs/evolve/rejected/<id>.
@@ -107,13 +108,17 @@ def _main_entries(repo: GitRepo, main_ref: str) -> list[Entry]:
     entries = []
     for sha, when, subject, trailers, note in rows:
         own = t.parse(trailers)
+        noted = t.parse(note) if note else {}
+        if t.last(noted, t.VERDICT) == t.INCIDENT:  # beside the commit's own verdict, if any
+            entry = _entry(t.INCIDENT, sha, t.last(noted, t.JUDGED_AT, when), subject, noted, own)
+            entry.note = note.strip()
+            entries.append(entry)
         verdict = t.last(own, t.VERDICT)
         if t.last(own, t.REVERTS):
             verdict = t.REVERTED
         elif t.last(own, t.FACTORY_BUILD):
             verdict = verdict or t.FACTORY
         elif not verdict and note:
-            noted = t.parse(note)
             if t.last(noted, t.VERDICT) == t.VALIDATED:
                 entry = _entry(t.VALIDATED, sha, when, subject, noted, own)
                 entry.note = note.strip()

@@ -30,12 +30,15 @@ SANDBOX = "Evolve-Sandbox"
 REGRESSED = "Evolve-Regressed"
 REVERTS = "Evolve-Reverts"
 JUDGED_AT = "Evolve-Judged-At"
+# The safety net's incidents: what it found and left for a person (see incident_value).
+INCIDENT_KEY = "Evolve-Incident"
 # The factory's commits of deploy/.
 FACTORY_BUILD = "Factory-Build"
 
 ACCEPTED, REJECTED, REVERTED = "accepted", "rejected", "reverted"
 BASELINE_RECORD, VALIDATED, FACTORY = "baseline", "validated", "factory"
-VERDICTS = (ACCEPTED, REJECTED, REVERTED, BASELINE_RECORD, VALIDATED, FACTORY)
+INCIDENT = "incident"  # a safety-net note: a regression on main that a person must act on
+VERDICTS = (ACCEPTED, REJECTED, REVERTED, BASELINE_RECORD, VALIDATED, FACTORY, INCIDENT)
 
 NOTES_REF = "refs/notes/evolve"
 REJECTED_PREFIX = "refs/evolve/rejected/"
@@ -117,3 +120,17 @@ def passing_of(value: str) -> int | None:
     else:
         return None
     return int(tail) if tail.isdigit() else None
+
+
+def incident_value(kind: str, culprit: str, tests: Iterable[str]) -> str:
+    """One incident as a trailer value: `<kind> <culprit sha, or -> <node id> …`, so that
+    `git log --notes=evolve` and a script can both read who broke what."""
+    return " ".join([kind, culprit or "-", *tests])
+
+
+def incident_of(value: str) -> tuple[str, str, list[str]]:
+    """(kind, culprit sha or "", node ids) from an `INCIDENT_KEY` value."""
+    parts = value.split()
+    kind = parts[0] if parts else ""
+    culprit = parts[1] if len(parts) > 1 and parts[1] != "-" else ""
+    return kind, culprit, parts[2:]

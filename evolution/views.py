@@ -89,17 +89,26 @@ def post_merge_report(report: SafetyReport) -> None:
             f"[bold green]PASSING[/] main {report.head[:10]} reached main without the gate "
             f"but regressed nothing against {report.validated[:10]}; noted as validated"
         )
-    else:
-        say(
-            f"[bold red]REVERTED[/] {len(report.reverted)} commit(s) since "
-            f"{report.validated[:10]}; main is now {report.revert_commit[:10]}"
-        )
-        if report.refused:
-            say(f"    refused before any test ran: {plain(report.refused)}")
+    if report.refused:
+        say(f"  refused before any test ran: {plain(report.refused)}")
+    if report.regressions:
+        say(f"  regressed against {report.validated[:10]}:")
         for regression in report.regressions:
             say(f"    {plain(regression['nodeid'])}: {plain(regression['first_line'])}")
-        for nodeid in report.still_failing:
-            say(f"  [red]still failing after the revert:[/] {plain(nodeid)}")
+    for revert in report.reverts:
+        tests = ", ".join(revert["tests"]) or "refused by a pre-test check"
+        say(f"[bold red]REVERTED[/] {revert['reverts'][:10]} alone ({plain(tests)}) in "
+            f"{revert['commit'][:10]}")  # fmt: skip
+    if report.reverts:
+        say(f"  main is now {report.revert_commit[:10]}; the other commits since "
+            f"{report.validated[:10]} stay")  # fmt: skip
+    for incident in report.incidents:
+        say(f"[bold yellow]INCIDENT[/] {plain(incident.line())}")
+    if report.incidents:
+        say("  main carries no verdict until a person acts; this check reports it again "
+            "until then")  # fmt: skip
+    for nodeid in report.still_failing:
+        say(f"  [red]still failing:[/] {plain(nodeid)}")
 
 
 def record_report(report: RecordReport) -> None:

@@ -78,6 +78,8 @@ def test_the_watchdog_alerts_on_failed_ticks_in_a_row(tmp_path: Path):
         assert code == expected, result
     assert result["failed_in_a_row"] == 3
     assert "3 failed ticks in a row (limit 3)" in result["reasons"]
+    # and why: the newest failed tick's required tasks, with what they said
+    assert result["reasons"][-1].endswith("one silent: exit 0 but nothing on stdout")
 
 
 def test_refusals_are_not_failures_but_do_not_count_as_success(tmp_path: Path):

@@ -165,6 +165,8 @@ def test_parse_without_an_evolution_table_gives_the_defaults() -> None:
         ("[evolution]\ntest_command = ['pytest']\n", "test_command has the wrong type"),
         ('[evolution]\nflaky = "sometimes"\n', "evolution.flaky must be"),
         ("[evolution]\nflaky = 1\n", "evolution.flaky has the wrong type"),
+        ('[evolution]\nrevert_people = "yes"\n', "evolution.revert_people has the wrong type"),
+        ("[evolution]\nrevert_people = 1\n", "evolution.revert_people has the wrong type"),
     ],
 )
 def test_parse_rejects_unusable_files(text: str, needle: str) -> None:
@@ -231,6 +233,18 @@ def test_digest_ignores_source() -> None:
     assert Policy(source="deploy/agent.toml@x").digest() == Policy().digest()
     parsed = parse_policy("[evolution]\nreruns = 3\n", ORIGIN)
     assert parsed.digest() == Policy().digest()
+
+
+def test_revert_people_is_off_by_default_and_read_from_the_table() -> None:
+    assert Policy().revert_people is False
+    assert parse_policy("[evolution]\nrevert_people = true\n", ORIGIN).revert_people is True
+    assert parse_policy("[evolution]\nrevert_people = false\n", ORIGIN) == Policy()
+
+
+def test_digest_ignores_revert_people() -> None:
+    """It changes what the safety net does with a verdict, not the verdict: switching it
+    on must not throw the verdict cache away."""
+    assert Policy(revert_people=True).digest() == Policy().digest()
 
 
 def test_digest_is_stable_and_short() -> None:

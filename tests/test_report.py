@@ -162,6 +162,16 @@ def test_since_takes_spans_and_dates() -> None:
     assert parse_since("2026-11-01", NOW) == datetime(2026, 11, 1, tzinfo=UTC)
 
 
+def test_safety_net_incidents_are_counted_apart_from_proposals() -> None:
+    from agent.report import proposals
+
+    since = NOW - timedelta(days=1)
+    stamp = (NOW - timedelta(hours=1)).isoformat()
+    entries = [{"verdict": v, "when": stamp} for v in ("accepted", "incident", "incident")]
+    made = proposals(entries, since)
+    assert (made["made"], made["accepted"], made["incidents"]) == (1, 1, 2)
+
+
 def test_proposals_and_the_baseline_come_from_git(sandbox: Sandbox) -> None:
     sandbox.branch("evolve/fix-mul", {"scripts/calc.py": FIXED_CALC}, proposal=True)
     assert sandbox.validate_json("evolve/fix-mul")[0] == 0

@@ -194,3 +194,31 @@ def test_the_map_state_says_how_old_it_is() -> None:
     assert MapState(found, 5, False).usable is found
     too_old = MapState(found, MAX_COMMITS + 1, True)
     assert too_old.usable is None and too_old.describe().endswith("too old to use")
+
+
+def test_a_selection_naming_tests_the_tree_lacks_reads_them_as_missing(sandbox: Sandbox) -> None:
+    """The selection path the first stage and the safety net's bisection share: a test
+    gone from the tree (its function, or its whole file) is missing, a regression, and
+    never an invalid run (pytest alone ends the whole run for a node id it cannot find)."""
+    from evolution.baseline import Baseline
+    from evolution.policy import Policy
+    from evolution.runfolder import RunFolder
+    from evolution.sandbox.isolation import choose
+    from evolution.staged import judge_selection
+
+    repo, policy, head = GitRepo(sandbox.path), Policy(), sandbox.head()
+    kept, gone, gone_file = (
+        "tests/test_calc.py::test_add",
+        "tests/test_calc.py::test_gone",
+        "tests/test_gone.py::test_gone",
+    )
+    baseline = Baseline(head, "", "", {kept: "passed", gone: "passed", gone_file: "passed"})
+    isolation = choose(policy, automated=False, unsandboxed=False)
+    with RunFolder(repo, head) as run:
+        judged = judge_selection(policy, run, isolation, baseline, repo.tree_of(head), "",
+                                 automated=False)  # fmt: skip
+    assert judged.result.outcomes == {kept: "passed"}
+    assert [(r.nodeid, r.now) for r in judged.comparison.regressions] == [
+        (gone, "missing"),
+        (gone_file, "missing"),
+    ]

@@ -63,8 +63,8 @@ def test_hand_merge_that_holds_is_recorded_and_counts_as_verified(hooked: Sandbo
     assert hooked.evolve("verify", "main").returncode == 0
 
 
-def test_fast_forward_of_a_regressing_commit_is_reverted(hooked: Sandbox) -> None:
-    bad = hooked.branch("ff", {"scripts/calc.py": BROKEN_ADD})
+def test_fast_forward_of_a_regressing_proposal_is_reverted(hooked: Sandbox) -> None:
+    bad = hooked.branch("ff", {"scripts/calc.py": BROKEN_ADD}, proposal=True)
 
     done = _git_with_hooks(hooked, "merge", "--ff-only", "ff")
 
@@ -79,6 +79,18 @@ def test_fast_forward_of_a_regressing_commit_is_reverted(hooked: Sandbox) -> Non
     assert "still failing" not in done.stdout + done.stderr  # the tests pass again
     again = hooked.evolve("validate", "--post-merge", "--json")
     assert again.returncode == 0 and json.loads(again.stdout)["status"] == "nothing-to-do"
+
+
+def test_fast_forward_of_a_persons_regressing_commit_raises_an_incident(hooked: Sandbox) -> None:
+    mine = hooked.branch("mine", {"scripts/calc.py": BROKEN_ADD})
+
+    done = _git_with_hooks(hooked, "merge", "--ff-only", "mine")
+
+    assert done.returncode == 0  # git's merge stands; the hook reports, it does not revert
+    output = (done.stdout + done.stderr).replace("\n", "")
+    assert "INCIDENT" in output and f"git revert --no-edit {mine}" in output
+    assert hooked.head() == mine
+    assert "Evolve-Verdict: incident" in hooked.git("notes", "--ref=evolve", "show", mine)
 
 
 def test_push_of_an_unvalidated_main_is_refused(hooked: Sandbox, tmp_path: Path) -> None:
@@ -108,7 +120,12 @@ def test_hooks_fail_closed_without_evolve(hooked: Sandbox) -> None:
     assert "'evolve' is not on PATH" in done.stderr and "--no-verify" in done.stderr
 
 
-def test_plain_commit_and_merge_commit_are_each_reverted(sandbox: Sandbox) -> None:
+def test_with_revert_people_a_plain_commit_and_a_merge_commit_are_each_reverted(
+    sandbox: Sandbox,
+) -> None:
+    # People's commits are reverted only when the policy asks (by default: an incident).
+    sandbox.policy(revert_people=True)
+    assert sandbox.evolve("validate", "--post-merge").returncode == 0
     verified = sandbox.head()
     sandbox.commit("a plain commit that breaks add", {"scripts/calc.py": BROKEN_ADD})
     plain = sandbox.head()
@@ -155,7 +172,9 @@ def _scripted_history(box: Sandbox) -> dict[str, str]:
     shas["rejected"] = box.branch("evolve/break-add", {"scripts/calc.py": broken}, proposal=True)
     assert box.evolve("validate", "evolve/break-add", "--reruns", "0").returncode == 1
     time.sleep(1.1)
-    box.commit("a person breaks add on main", {"scripts/calc.py": broken})
+    # an automated proposal committed straight to main: the safety net reverts it
+    box.commit("evolve: break add\n\nEvolve-Proposal: slipped-past\nEvolve-Proposer: test",
+               {"scripts/calc.py": broken})  # fmt: skip
     assert box.evolve("validate", "--post-merge").returncode == 1
     shas["reverted"] = box.head()
     return shas

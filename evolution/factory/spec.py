@@ -215,6 +215,9 @@ class Evolution(_Strict):
     # What a behaviour change no test asked for does to an automated proposal: "strict"
     # rejects it, "report" only reports it, "off" skips the replay (evolution.behaviour).
     behaviour: Literal["strict", "report", "off"] = "strict"
+    # The safety net reverts a person's commit that broke a test only when this is true;
+    # by default it raises an incident naming the commit and the command that reverts it.
+    revert_people: bool = False
 
     @field_validator("allow")
     @classmethod
