@@ -307,9 +307,11 @@ class _SafetyNet:
     # -- helpers -----------------------------------------------------------------------------
 
     def _judge(self, commit: str, *, automated: bool) -> Judgement:
+        """The safety net runs on every tick's critical path: it never pays for a due
+        coverage map (a multiple of a bare run); the gate's own full runs refresh it."""
         return judge(self.repo, commit, self.repo.tree_of(commit), self.policy, self.baseline,
                      self.blob, self.when, self.isolation, self.progress,
-                     automated=automated)  # fmt: skip
+                     automated=automated, refresh_map=False)  # fmt: skip
 
     def _revertible(self, commit: str) -> bool:
         """Automated proposals are reverted; a person's commit only when the policy says."""

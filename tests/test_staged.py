@@ -222,3 +222,15 @@ def test_a_selection_naming_tests_the_tree_lacks_reads_them_as_missing(sandbox: 
         (gone, "missing"),
         (gone_file, "missing"),
     ]
+
+
+def test_the_safety_net_never_pays_for_a_map_on_its_critical_path(staged: Sandbox) -> None:
+    """On a fresh clone the safety net ran the whole suite under coverage because the map
+    was due, and was killed at its timeout every tick (issue 23): it judges without one."""
+    repo = GitRepo(staged.path)
+    (repo.state_dir / MAP_FILE).unlink()
+    staged.commit("a person's tidy-up", {"scripts/beta.py": BETA + "\n# tidy\n"})
+    done = staged.evolve("validate", "--post-merge", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout)["status"] == "passing"
+    assert load(repo) is None  # the gate's next full run that passes makes it
