@@ -3,6 +3,13 @@
 It lives in the repository (`baseline/baseline.json`) so that it moves with main and is
 read from main's commit. The file is written one test per line, sorted, so that its
 diffs read well and concurrent updates rarely conflict.
+
+A quarantine entry is the evidence that a test is flaky: when it was seen (`seen`), on
+which commit and tree (`commit`, `tree`), the outcomes of its first run and re-runs
+(`outcomes`, with the counts `passed` of `runs` re-runs) and the first line of its
+failure, and until when it excuses anything (`expires`). An entry written before
+entries carried an expiry (no `expires`) expires its policy's quarantine length after
+it was seen; one that says neither when it was seen nor when it expires excuses nothing.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ import json
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from agent.errors import EnvironmentFailure, UsageError
@@ -23,6 +31,37 @@ SCHEMA = 1
 PASSED = "passed"
 OUTCOMES = frozenset({"passed", "failed", "error", "skipped", "xfailed", "xpassed", "rerun"})
 BROKEN = frozenset({"failed", "error"})
+QUARANTINE_DAYS = 30  # how long a quarantine entry excuses failures, by default
+
+
+def _instant(value: object) -> datetime | None:
+    """An ISO 8601 timestamp with its offset, as the gate writes them; None otherwise."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def expiry(evidence: dict[str, Any], days: int = QUARANTINE_DAYS) -> datetime | None:
+    """When a quarantine entry stops excusing failures: its `expires`, else (an entry
+    written before entries carried one) `days` after it was `seen`; None when it says
+    neither, and then it excuses nothing."""
+    stated = _instant(evidence.get("expires"))
+    if stated is not None:
+        return stated
+    seen = _instant(evidence.get("seen"))
+    return seen + timedelta(days=days) if seen is not None else None
+
+
+def quarantined(evidence: dict[str, Any], when: str, days: int = QUARANTINE_DAYS) -> dict[str, Any]:
+    """`evidence` as a new quarantine entry made at `when`: it expires `days` later."""
+    start = _instant(when) or _instant(evidence.get("seen"))
+    if start is None:
+        raise ValueError(f"a quarantine entry needs a timestamp, not {when!r}")
+    return {**evidence, "expires": (start + timedelta(days=days)).isoformat(timespec="seconds")}
 
 
 @dataclass
@@ -43,6 +82,19 @@ class Baseline:
         Python 3.8 on newer ones), and a repair that waited for it to pass never came."""
         return {nodeid: outcome for nodeid, outcome in sorted(self.tests.items())
                 if outcome in BROKEN}
+
+    def excuses(self, nodeid: str, now: str, days: int = QUARANTINE_DAYS) -> bool:
+        """Whether `nodeid` is quarantined at `now`: it has an entry, and the entry has not
+        expired (an entry whose expiry cannot be told has)."""
+        evidence = self.flaky.get(nodeid)
+        if evidence is None:
+            return False
+        ends, moment = expiry(evidence, days), _instant(now)
+        return ends is not None and moment is not None and moment < ends
+
+    def live_quarantine(self, now: str, days: int = QUARANTINE_DAYS) -> dict[str, dict[str, Any]]:
+        """The quarantine entries that still excuse failures at `now`."""
+        return {n: e for n, e in self.flaky.items() if self.excuses(n, now, days)}
 
     def only(self, nodeids: Iterable[str]) -> Baseline:
         """This baseline narrowed to some tests: what a run of only those is held to."""
@@ -91,6 +143,12 @@ class Baseline:
             raise EnvironmentFailure(f"{origin}: baseline needs 'tests' and 'flaky' objects")
         if not all(isinstance(evidence, dict) for evidence in flaky.values()):
             raise EnvironmentFailure(f"{origin}: each flaky entry must be an object of evidence")
+        for nodeid, evidence in sorted(flaky.items()):
+            if "expires" in evidence and _instant(evidence["expires"]) is None:
+                raise EnvironmentFailure(
+                    f"{origin}: the flaky entry of {nodeid} expires at "
+                    f"{evidence['expires']!r}, not an ISO 8601 time with its offset"
+                )
         unknown = sorted({str(v) for v in tests.values()} - OUTCOMES)
         if unknown:
             raise EnvironmentFailure(f"{origin}: unknown outcomes in baseline: {unknown}")

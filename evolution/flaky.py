@@ -5,6 +5,12 @@ re-run up to `policy.reruns` times; one that passes in any re-run is flaky, with
 counts as evidence. Suspects are re-run together in one pytest process per round,
 apart from the rest of the suite, which keeps the cost at one process start per round.
 A re-run that is itself invalid (it hangs, say) is no evidence of a pass.
+
+The evidence says what was seen, where and when: the commit and tree tested, the time,
+the first line of the first failure (and of the last re-run's, when one failed), and
+every outcome in order (the first run's, then each re-run's), with the counts. A test
+quarantined as flaky on main is re-run like any other: one that never passes is broken,
+not flaky (`evolution.ratchet`).
 """
 
 from __future__ import annotations
@@ -32,7 +38,9 @@ def rerun_suspects(
         nodeid: {
             "first_failure": result.first_line(nodeid) or result.outcomes.get(nodeid, ""),
             "tree": tree,
+            "commit": run.commit,
             "seen": when,
+            "outcomes": [result.outcomes.get(nodeid, "missing")],
             "passed": 0,
             "runs": 0,
         }
@@ -44,11 +52,16 @@ def rerun_suspects(
             break
         try:
             rerun = run_tests(policy, run, isolation, select=remaining)
-        except InvalidRun:
-            rerun = RunResult(outcomes={})
+        except InvalidRun as exc:
+            rerun = RunResult(outcomes=dict.fromkeys(remaining, "invalid"),
+                              failures=dict.fromkeys(remaining, exc.message))  # fmt: skip
         for nodeid in remaining:
+            outcome = rerun.outcomes.get(nodeid, "missing")
             evidence[nodeid]["runs"] += 1
-            if rerun.outcomes.get(nodeid) == "passed":
+            evidence[nodeid]["outcomes"].append(outcome)
+            if outcome == "passed":
                 evidence[nodeid]["passed"] += 1
+            else:
+                evidence[nodeid]["last_failure"] = rerun.first_line(nodeid) or outcome
         remaining = [nodeid for nodeid in remaining if evidence[nodeid]["passed"] == 0]
     return evidence

@@ -205,7 +205,8 @@ def _attempt(repo: GitRepo, options: GateOptions) -> GateReport:
             return _reject(repo, options, report, baseline, tip, comparison)
 
     report.verdict = "accepted"
-    new_baseline = advance(baseline, result, comparison, merge_commit, tree, when)
+    new_baseline = advance(baseline, result, comparison, merge_commit, tree, when,
+                           policy.quarantine_days)  # fmt: skip
     report.passing_after = len(new_baseline.passing())
     if not options.merge:
         return report

@@ -56,7 +56,7 @@ def judge(
     cached = cache.get(key)
     if cached is not None:
         result, reruns = cached
-        comparison = compare(baseline, result, policy, reruns, automated=automated)
+        comparison = compare(baseline, result, policy, reruns, automated=automated, now=when)
         return Judgement(result, comparison, True, cache.ignored, stage="cached")
     state = testmap.state(repo, commit)
     first = staged.plan(repo, commit, baseline, state, automated) if policy.staged else None
@@ -79,7 +79,7 @@ def judge(
                          "first", first_tests, described)  # fmt: skip
     result, reruns = tried.result, tried.reruns
     cache.put(key, result, reruns)
-    comparison = compare(baseline, result, policy, reruns, automated=automated)
+    comparison = compare(baseline, result, policy, reruns, automated=automated, now=when)
     if result.covers is not None and not comparison.regressions:
         testmap.save(repo, testmap.from_run(result.covers, commit, set(result.outcomes), when))
         described += "; refreshed by this run"

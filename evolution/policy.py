@@ -50,6 +50,7 @@ class Policy:
     protected: tuple[str, ...] = DEFAULT_PROTECTED
     reruns: int = 3
     flaky: str = "quarantine"  # or "strict"
+    quarantine_days: int = 30  # how long a flaky test's quarantine entry excuses failures
     require_improvement: bool = False
     max_rejections: int = 5
     test_timeout_s: float = 300.0
@@ -116,6 +117,7 @@ _KEYS = {
     "protected": list,
     "reruns": int,
     "flaky": str,
+    "quarantine_days": int,
     "require_improvement": bool,
     "max_rejections": int,
     "test_timeout_s": (int, float),
@@ -170,6 +172,11 @@ def parse_policy(text: str, origin: str) -> Policy:
         if key in values and values[key] not in choices:
             shown = " or ".join(f'"{choice}"' for choice in choices)
             raise EnvironmentFailure(f"{at('evolution', key)}: evolution.{key} must be {shown}")
+    if "quarantine_days" in values and values["quarantine_days"] < 1:
+        raise EnvironmentFailure(
+            f"{at('evolution', 'quarantine_days')}: evolution.quarantine_days must be a "
+            f"whole number of days from 1"
+        )
     if "workers" in values:
         where = f"{at('evolution', 'workers')}: evolution.workers"
         values["workers"] = _workers(values["workers"], EnvironmentFailure, where)

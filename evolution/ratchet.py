@@ -4,6 +4,12 @@ Nothing that passed may stop passing. A baseline-passing test that fails, errors
 skipped, xfails, xpasses, is deselected or is missing counts as a regression. New tests
 may fail; they never passed. A failing test that passes when re-run alone is flaky:
 quarantined (not a regression) or, under the `strict` policy, a regression all the same.
+
+Broken is not flaky. A test quarantined as flaky on main is re-run like any other when
+it fails, and it is excused only if it passes in one of its re-runs: one that fails in
+the run and in every re-run (or is never re-run) is a regression. A quarantine entry
+past its expiry excuses nothing, and a test new in the candidate is never excused: it
+was never in the baseline's passing set, so it is neither re-run nor quarantined.
 """
 
 from __future__ import annotations
@@ -11,7 +17,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from evolution.baseline import PASSED, Baseline
+from agent.clock import timestamp
+from evolution.baseline import PASSED, QUARANTINE_DAYS, Baseline, quarantined
 from evolution.policy import Policy
 from evolution.pytest_report import RunResult, first_line
 
@@ -36,6 +43,9 @@ class Comparison:
     new_failing: list[Regression] = field(default_factory=list)  # new tests that do not pass
     flaky: dict[str, dict[str, Any]] = field(default_factory=dict)  # found in this run
     quarantined_failures: list[str] = field(default_factory=list)  # known flaky, failed again
+    # quarantined on main, but failed in the run and every re-run: counted as regressions
+    broken_quarantined: list[str] = field(default_factory=list)
+    expired_quarantine: list[str] = field(default_factory=list)  # entries that excused nothing
 
     def accepted(self, require_improvement: bool) -> bool:
         if self.regressions:
@@ -49,6 +59,8 @@ class Comparison:
             "new_failing": [asdict(r) for r in self.new_failing],
             "flaky": self.flaky,
             "quarantined_failures": self.quarantined_failures,
+            "broken_quarantined": self.broken_quarantined,
+            "expired_quarantine": self.expired_quarantine,
         }
 
 
@@ -62,13 +74,25 @@ def _explain(result: RunResult, nodeid: str, now: str) -> str:
 
 
 def suspects(baseline: Baseline, result: RunResult, policy: Policy) -> list[str]:
-    """Baseline-passing tests that now fail in a way a re-run could explain."""
-    exempt = set(baseline.flaky) if policy.flaky == "quarantine" else set()
+    """Baseline-passing tests that now fail in a way a re-run could explain: the
+    quarantined ones too, since only a pass in a re-run shows that one is still flaky
+    rather than broken."""
     return sorted(
-        nodeid
-        for nodeid in baseline.passing() - exempt
-        if result.outcomes.get(nodeid) in RERUNNABLE
+        nodeid for nodeid in baseline.passing() if result.outcomes.get(nodeid) in RERUNNABLE
     )
+
+
+def _broken(nodeid: str, outcome: str, evidence: dict[str, Any] | None, text: str) -> Regression:
+    """The regression of a quarantined test that passed in no re-run."""
+    runs = int(evidence.get("runs", 0)) if evidence else 0
+    seen = f"in the run and in all {runs} re-run(s)" if runs else "and was not re-run"
+    why = f"quarantined as flaky, but it failed {seen}: broken, not flaky"
+    last = str(evidence.get("last_failure", "")) if evidence else ""
+    if last:
+        why += f" (last re-run: {last})"
+    line = first_line(text)
+    return Regression(nodeid, PASSED, outcome, f"{why}: {line}" if line else why,
+                      f"{why}\n{text}")  # fmt: skip
 
 
 def compare(
@@ -78,52 +102,77 @@ def compare(
     reruns: dict[str, dict[str, Any]],
     *,
     automated: bool = False,
+    now: str = "",
 ) -> Comparison:
-    """Judge `result` against `baseline`. `reruns` holds re-run evidence per node id.
+    """Judge `result` against `baseline` at time `now` (the gate's timestamp; the clock
+    when empty). `reruns` holds re-run evidence per node id.
 
     For an automated proposal a test that newly fails and then passes on re-run is not
     excused as flaky: the candidate's own code may be what makes it fail only sometimes
     (a first run broken, re-runs correct), and quarantining it would take the test out
-    of the ratchet for good. Tests already quarantined in the baseline stay excused.
+    of the ratchet for good. A test quarantined in the baseline, its entry not expired,
+    is excused if it passes in a re-run; one that passes in none is broken, not flaky.
     """
     comparison = Comparison()
     quarantine = policy.flaky == "quarantine" and not automated
+    now = now or timestamp()
     for nodeid in sorted(baseline.passing()):
-        now = result.outcomes.get(nodeid, MISSING)
-        if now == PASSED:
+        outcome = result.outcomes.get(nodeid, MISSING)
+        if outcome == PASSED:
             continue
         # Quarantine and re-run evidence excuse only failures that luck can explain; a
         # test that went missing, or is now skipped or xfail-marked, was hidden on purpose.
-        excusable = now in RERUNNABLE
+        excusable = outcome in RERUNNABLE
         evidence = reruns.get(nodeid)
+        passed_again = bool(evidence and evidence.get("passed", 0) > 0)
+        text = _explain(result, nodeid, outcome)
         if excusable and nodeid in baseline.flaky and policy.flaky == "quarantine":
-            comparison.quarantined_failures.append(nodeid)
-            continue
-        if excusable and evidence and evidence["passed"] > 0:
+            if not baseline.excuses(nodeid, now, policy.quarantine_days):
+                comparison.expired_quarantine.append(nodeid)
+            elif passed_again:
+                comparison.quarantined_failures.append(nodeid)
+                continue
+            else:
+                comparison.broken_quarantined.append(nodeid)
+                comparison.regressions.append(_broken(nodeid, outcome, evidence, text))
+                continue
+        if excusable and evidence and passed_again:
             comparison.flaky[nodeid] = evidence
             if quarantine:
                 continue
-        text = _explain(result, nodeid, now)
-        comparison.regressions.append(Regression(nodeid, PASSED, now, first_line(text), text))
+        comparison.regressions.append(Regression(nodeid, PASSED, outcome, first_line(text), text))
     for nodeid in sorted(result.outcomes):
-        now = result.outcomes[nodeid]
+        outcome = result.outcomes[nodeid]
         was = baseline.tests.get(nodeid)
-        if now == PASSED and was != PASSED:
+        if outcome == PASSED and was != PASSED:
             comparison.newly_passing.append(nodeid)
-        elif was is None and now != PASSED:
-            text = _explain(result, nodeid, now)
-            comparison.new_failing.append(Regression(nodeid, "new", now, first_line(text), text))
+        elif was is None and outcome != PASSED:
+            text = _explain(result, nodeid, outcome)
+            comparison.new_failing.append(
+                Regression(nodeid, "new", outcome, first_line(text), text)
+            )
     return comparison
 
 
 def advance(
-    old: Baseline, result: RunResult, comparison: Comparison, commit: str, tree: str, now: str
+    old: Baseline,
+    result: RunResult,
+    comparison: Comparison,
+    commit: str,
+    tree: str,
+    now: str,
+    days: int = QUARANTINE_DAYS,
 ) -> Baseline:
-    """The baseline after an accepted run: the passing set only grows."""
+    """The baseline after an accepted run: the passing set only grows. The quarantine
+    keeps the entries still live at `now` (an expired one excuses nothing, so it goes)
+    and gains the tests found flaky in this run, each expiring `days` from now."""
     tests = dict(result.outcomes)
     for nodeid in old.passing():
         tests[nodeid] = PASSED  # quarantined failures stay protected
-    flaky = {**old.flaky, **comparison.flaky}
+    flaky = {
+        **old.live_quarantine(now, days),
+        **{nodeid: quarantined(ev, now, days) for nodeid, ev in comparison.flaky.items()},
+    }
     new = Baseline(commit=commit, tree=tree, recorded_at=now, tests=tests, flaky=flaky)
     lost = old.passing() - new.passing()
     if lost:  # would be a bug in compare(): never let it reach main

@@ -16,7 +16,14 @@ from agent.clock import timestamp
 from agent.errors import InvalidRun, Refused
 from evolution import testmap
 from evolution.audit import baseline_record_message
-from evolution.baseline import BASELINE_PATH, Baseline, read_baseline, require_baseline
+from evolution.baseline import (
+    BASELINE_PATH,
+    Baseline,
+    expiry,
+    quarantined,
+    read_baseline,
+    require_baseline,
+)
 from evolution.gitrepo import GitRepo
 from evolution.landing import land
 from evolution.policy import load_policy
@@ -74,11 +81,14 @@ def record(
         if not result.outcomes:
             raise InvalidRun("the test command collected no tests; nothing to record")
         tests = dict(result.outcomes)
-        flaky = dict(previous.flaky) if previous else {}
+        # The quarantine keeps its live entries; an expired one excuses nothing any more.
+        days = policy.quarantine_days
+        flaky = previous.live_quarantine(when, days) if previous else {}
         for nodeid, evidence in reruns.items():
             if evidence["passed"] and policy.flaky == "quarantine":
                 tests[nodeid] = "passed"
-                flaky[nodeid] = evidence
+                if nodeid not in flaky:
+                    flaky[nodeid] = quarantined(evidence, when, days)
         flaky = {nodeid: ev for nodeid, ev in flaky.items() if tests.get(nodeid) == "passed"}
         baseline = Baseline(commit=head, tree=tree, recorded_at=when, tests=tests, flaky=flaky)
         before = previous.passing() if previous else None
@@ -132,6 +142,7 @@ def age(recorded_at: str) -> str:
 def show(repo: GitRepo, main: str | None = None) -> dict[str, Any]:
     _, head = repo.resolve_main(main)
     baseline, _ = require_baseline(repo, head)
+    days = load_policy(repo, head).quarantine_days
     return {
         "main": head,
         "commit": baseline.commit,
@@ -142,4 +153,9 @@ def show(repo: GitRepo, main: str | None = None) -> dict[str, Any]:
         "passing": len(baseline.passing()),
         "tests": len(baseline.tests),
         "flaky": baseline.flaky,
+        "quarantine_days": days,
+        "quarantine_expires": {
+            nodeid: ends.isoformat(timespec="seconds") if ends else None
+            for nodeid, ends in ((n, expiry(e, days)) for n, e in sorted(baseline.flaky.items()))
+        },
     }

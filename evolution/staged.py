@@ -96,5 +96,5 @@ def judge_selection(
     result = run_tests(policy, run, isolation, select=sorted(baseline.tests), by_file=True)
     picked = suspects(baseline, result, policy)
     reruns = rerun_suspects(policy, run, isolation, picked, result, tree, when) if picked else {}
-    comparison = compare(baseline, result, policy, reruns, automated=automated)
+    comparison = compare(baseline, result, policy, reruns, automated=automated, now=when)
     return Rejection(result, reruns, comparison)

@@ -8,8 +8,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from agent.clock import utc_now
 from agent.console import err, out, plain, say
 from evolution.audit import regression_line
+from evolution.baseline import QUARANTINE_DAYS, expiry
 
 if TYPE_CHECKING:
     from evolution.cycle import CycleReport, Iteration
@@ -67,6 +69,8 @@ def gate_report(report: GateReport) -> None:
         ("newly passing", comparison.newly_passing),
         ("flaky (passed on re-run)", sorted(comparison.flaky)),
         ("quarantined, failed again", comparison.quarantined_failures),
+        ("quarantined, but passed no re-run (broken, not flaky)", comparison.broken_quarantined),
+        ("quarantine expired (excused nothing)", comparison.expired_quarantine),
         ("new tests not passing yet", [regression_line(r) for r in comparison.new_failing]),
     ]
     for title, items in sections:
@@ -121,6 +125,15 @@ def record_report(report: RecordReport) -> None:
         say(f"  lowered on purpose (--reset): {len(report.dropped)} test(s) dropped")
 
 
+def quarantine_state(evidence: dict[str, Any], days: int) -> str:
+    """Until when a quarantine entry excuses failures, as a person reads it."""
+    ends = expiry(evidence, days)
+    if ends is None:
+        return "no expiry or time seen: excuses nothing"
+    when = ends.isoformat(timespec="seconds")
+    return f"expires {when}" if ends > utc_now() else f"expired {when}: excuses nothing"
+
+
 def baseline_info(info: dict[str, Any]) -> None:
     counts = ", ".join(f"{k} {v}" for k, v in info["counts"].items())
     say(f"baseline on main {info['main'][:10]}, recorded from {info['commit'][:10]}")
@@ -130,7 +143,8 @@ def baseline_info(info: dict[str, Any]) -> None:
     for nodeid, evidence in sorted(info["flaky"].items()):
         say(
             f"    {plain(nodeid)}: passed {evidence.get('passed')}/{evidence.get('runs')} "
-            f"re-runs; first failure: {plain(str(evidence.get('first_failure', '')))}"
+            f"re-runs; first failure: {plain(str(evidence.get('first_failure', '')))}; "
+            f"{plain(quarantine_state(evidence, info.get('quarantine_days', QUARANTINE_DAYS)))}"
         )
 
 

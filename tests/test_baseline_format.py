@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 
 from agent.errors import EnvironmentFailure
-from evolution.baseline import Baseline
+from evolution.baseline import Baseline, expiry, quarantined
 
 TESTS = {
     "tests/test_b.py::test_two": "failed",
@@ -140,3 +141,68 @@ def test_loads_rejects_flaky_evidence_that_is_not_an_object() -> None:
     text = '{"schema": 1, "tests": {"t::a": "passed"}, "flaky": {"t::a": 5}}'
     with pytest.raises(EnvironmentFailure):
         Baseline.loads(text, "baseline/baseline.json@abc")
+
+
+# --- quarantine entries: evidence and expiry ---------------------------------------------
+
+# A baseline written before quarantine entries carried an expiry, a commit or outcomes.
+OLD_ENTRY = json.dumps(
+    {"first_failure": "boom", "passed": 1, "runs": 3, "seen": "2026-11-01T00:00:00+00:00",
+     "tree": "t0"},
+    sort_keys=True,
+)  # fmt: skip
+OLD_STYLE = """{
+  "schema": 1,
+  "commit": "c0",
+  "tree": "t0",
+  "recorded_at": "2026-11-01T00:00:00+00:00",
+  "counts": {"passed": 2},
+  "tests": {
+    "t::a": "passed",
+    "t::flaky": "passed"
+  },
+  "flaky": {
+    "t::flaky": @ENTRY@
+  }
+}
+""".replace("@ENTRY@", OLD_ENTRY)
+
+
+def test_an_old_baseline_without_expiry_still_loads_and_its_entries_expire_from_seen() -> None:
+    old = Baseline.loads(OLD_STYLE, "baseline/baseline.json@old")
+    assert old.flaky["t::flaky"]["seen"] == "2026-11-01T00:00:00+00:00"
+    assert expiry(old.flaky["t::flaky"], days=30) == datetime(2026, 12, 1, tzinfo=UTC)
+    assert old.excuses("t::flaky", "2026-11-30T23:59:59+00:00", days=30)
+    assert not old.excuses("t::flaky", "2026-12-01T00:00:00+00:00", days=30)
+    assert old.excuses("t::flaky", "2026-12-01T00:00:00+00:00", days=31)
+    assert not old.excuses("t::a", "2026-11-02T00:00:00+00:00")  # not quarantined at all
+    assert old.dumps() == OLD_STYLE  # loaded and written back unchanged
+
+
+def test_a_new_entry_carries_its_expiry_and_round_trips() -> None:
+    evidence = {"first_failure": "boom", "tree": "t", "commit": "c", "passed": 1, "runs": 2,
+                "seen": "2026-12-01T10:00:00+00:00",
+                "outcomes": ["failed", "failed", "passed"]}  # fmt: skip
+    entry = quarantined(evidence, "2026-12-01T10:00:05+00:00", days=14)
+    assert entry == {**evidence, "expires": "2026-12-15T10:00:05+00:00"}
+    baseline = make({"t::a": "passed"}, {"t::a": entry})
+    again = Baseline.loads(baseline.dumps(), "origin")
+    assert again.flaky == {"t::a": entry}
+    assert again.live_quarantine("2026-12-15T10:00:04+00:00", days=1) == {"t::a": entry}
+    assert again.live_quarantine("2026-12-15T10:00:05+00:00", days=1000) == {}
+
+
+@pytest.mark.parametrize("evidence", [{}, {"seen": "yesterday"}, {"seen": "2026-12-01T00:00:00"}])
+def test_an_entry_that_cannot_say_when_it_ends_excuses_nothing(evidence: dict) -> None:
+    assert expiry(evidence) is None
+    baseline = make({"t::a": "passed"}, {"t::a": evidence})
+    assert not baseline.excuses("t::a", "2026-12-01T00:00:00+00:00")
+
+
+@pytest.mark.parametrize("expires", ['"next week"', "5", '"2026-12-01T00:00:00"'])
+def test_loads_rejects_an_expiry_that_is_not_a_time(expires: str) -> None:
+    text = ('{"schema": 1, "tests": {"t::a": "passed"}, '
+            f'"flaky": {{"t::a": {{"passed": 1, "expires": {expires}}}}}}}')  # fmt: skip
+    with pytest.raises(EnvironmentFailure) as caught:
+        Baseline.loads(text, "baseline/baseline.json@abc")
+    assert "t::a expires at" in caught.value.message

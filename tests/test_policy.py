@@ -167,6 +167,8 @@ def test_parse_without_an_evolution_table_gives_the_defaults() -> None:
         ("[evolution]\nflaky = 1\n", "evolution.flaky has the wrong type"),
         ('[evolution]\nrevert_people = "yes"\n', "evolution.revert_people has the wrong type"),
         ("[evolution]\nrevert_people = 1\n", "evolution.revert_people has the wrong type"),
+        ("[evolution]\nquarantine_days = 0\n", "quarantine_days must be a whole number"),
+        ("[evolution]\nquarantine_days = 1.5\n", "quarantine_days has the wrong type"),
     ],
 )
 def test_parse_rejects_unusable_files(text: str, needle: str) -> None:
@@ -174,6 +176,12 @@ def test_parse_rejects_unusable_files(text: str, needle: str) -> None:
         parse_policy(text, ORIGIN)
     assert needle in caught.value.message
     assert caught.value.message.startswith(ORIGIN)
+
+
+def test_parse_reads_the_quarantine_length() -> None:
+    policy = parse_policy("[evolution]\nquarantine_days = 7\n", ORIGIN)
+    assert policy.quarantine_days == 7
+    assert Policy().quarantine_days == 30
 
 
 def test_parse_rejects_non_string_patterns() -> None:
@@ -222,6 +230,7 @@ def test_default_argv_runs_pytest_with_this_interpreter() -> None:
         {"max_rejections": 9},
         {"test_timeout_s": 10.0},
         {"run_timeout_s": 60.0},
+        {"quarantine_days": 7},
     ],
     ids=lambda change: next(iter(change)),
 )

@@ -44,8 +44,15 @@ def run(
     )
 
 
-def evidence(passed: int, runs: int = 3) -> dict[str, Any]:
-    return {"first_failure": "boom", "tree": "t1", "seen": "now", "passed": passed, "runs": runs}
+SEEN = "2026-12-01T00:00:00+00:00"
+LIVE = "9999-12-31T00:00:00+00:00"  # a quarantine entry that has not expired
+
+
+def evidence(passed: int, runs: int = 3, expires: str | None = LIVE) -> dict[str, Any]:
+    found = {"first_failure": "boom", "tree": "t1", "commit": "c1", "seen": SEEN,
+             "outcomes": ["failed"] + ["passed"] * passed + ["failed"] * (runs - passed),
+             "passed": passed, "runs": runs}  # fmt: skip
+    return found if expires is None else {**found, "expires": expires}
 
 
 # --- regressions -------------------------------------------------------------------
@@ -138,11 +145,84 @@ def test_baseline_failure_that_still_fails_is_not_a_regression() -> None:
 # --- flaky tests ---------------------------------------------------------------------
 
 
-def test_quarantined_test_that_fails_is_tolerated_under_quarantine() -> None:
+@pytest.mark.parametrize("automated", [False, True], ids=["person", "automated"])
+def test_quarantined_test_that_fails_then_passes_a_rerun_is_tolerated_under_quarantine(
+    automated: bool,
+) -> None:
     baseline = base({A: "passed", F: "passed"}, flaky={F: evidence(1)})
-    comparison = compare(baseline, run({A: "passed", F: "failed"}), QUARANTINE, {})
+    reruns = {F: evidence(passed=1, runs=1, expires=None)}
+    comparison = compare(baseline, run({A: "passed", F: "failed"}), QUARANTINE, reruns,
+                         automated=automated)  # fmt: skip
     assert comparison.regressions == []
     assert comparison.quarantined_failures == [F]
+    assert comparison.broken_quarantined == []
+
+
+@pytest.mark.parametrize("automated", [False, True], ids=["person", "automated"])
+@pytest.mark.parametrize(
+    "reruns", [{F: evidence(passed=0, runs=3, expires=None)}, {}], ids=["reruns-fail", "none"]
+)
+def test_quarantined_test_that_passes_no_rerun_is_broken_not_flaky(
+    automated: bool, reruns: dict[str, dict[str, Any]]
+) -> None:
+    baseline = base({A: "passed", F: "passed"}, flaky={F: evidence(1)})
+    result = run({A: "passed", F: "failed"}, failures={F: "E   AssertionError: gone for good"})
+    comparison = compare(baseline, result, QUARANTINE, reruns, automated=automated)
+    assert [r.nodeid for r in comparison.regressions] == [F]
+    assert comparison.broken_quarantined == [F]
+    assert comparison.quarantined_failures == []
+    regression = comparison.regressions[0]
+    assert "broken, not flaky" in regression.first_line
+    assert "gone for good" in regression.text
+    assert not comparison.accepted(require_improvement=False)
+
+
+@pytest.mark.parametrize("automated", [False, True], ids=["person", "automated"])
+def test_an_expired_quarantine_excuses_nothing(automated: bool) -> None:
+    expired = evidence(1, expires="2026-12-02T00:00:00+00:00")
+    baseline = base({A: "passed", F: "passed"}, flaky={F: expired})
+    passes_again = {F: evidence(passed=1, runs=1, expires=None)}
+    before = compare(baseline, run({A: "passed", F: "failed"}), QUARANTINE, passes_again,
+                     automated=automated, now="2026-12-01T12:00:00+00:00")  # fmt: skip
+    assert before.quarantined_failures == [F] and before.regressions == []
+    after = compare(baseline, run({A: "passed", F: "failed"}), QUARANTINE, passes_again,
+                    automated=automated, now="2026-12-02T00:00:00+00:00")  # fmt: skip
+    assert after.expired_quarantine == [F]
+    assert after.quarantined_failures == []
+    # Seen flaky afresh: a person's commit quarantines it again (with new evidence); an
+    # automated proposal's flakiness is never excused.
+    assert after.flaky == passes_again
+    assert [r.nodeid for r in after.regressions] == ([F] if automated else [])
+
+
+def test_an_entry_without_expiry_expires_its_policy_length_after_it_was_seen() -> None:
+    legacy = evidence(1, expires=None)  # seen 2026-12-01, written before entries had one
+    baseline = base({A: "passed", F: "passed"}, flaky={F: legacy})
+    reruns = {F: evidence(passed=1, runs=1, expires=None)}
+    result = run({A: "passed", F: "failed"})
+    week = Policy(quarantine_days=7)
+    live = compare(baseline, result, week, reruns, now="2026-12-07T23:59:59+00:00")
+    assert live.quarantined_failures == [F]
+    gone = compare(baseline, result, week, reruns, now="2026-12-08T00:00:00+00:00")
+    assert gone.expired_quarantine == [F]
+    unknown = base({A: "passed", F: "passed"}, flaky={F: {"passed": 1, "runs": 3}})
+    assert compare(unknown, result, QUARANTINE, reruns).expired_quarantine == [F]
+
+
+@pytest.mark.parametrize("automated", [False, True], ids=["person", "automated"])
+def test_a_test_new_in_the_candidate_is_never_excused_as_flaky(automated: bool) -> None:
+    new = "tests/test_m.py::test_new"
+    baseline = base({A: "passed", F: "passed"}, flaky={F: evidence(1), new: evidence(1)})
+    result = run({A: "passed", F: "passed", new: "failed"})
+    assert new not in suspects(baseline, result, QUARANTINE)  # never re-run
+    # Even with evidence that it passes on a re-run, and an entry of the same name.
+    reruns = {new: evidence(passed=1, runs=1, expires=None)}
+    comparison = compare(baseline, result, QUARANTINE, reruns, automated=automated)
+    assert [r.nodeid for r in comparison.new_failing] == [new]
+    assert comparison.flaky == {} and comparison.quarantined_failures == []
+    advanced = advance(baseline, result, comparison, "c1", "t1", SEEN)
+    assert advanced.tests[new] == "failed"  # recorded as it is: not passing
+    assert new not in advanced.passing()
 
 
 def test_quarantined_test_that_fails_is_a_regression_under_strict() -> None:
@@ -233,8 +313,10 @@ def test_suspects_are_rerunnable_failures_of_baseline_passing_tests() -> None:
             F: "failed",
         }
     )
-    assert suspects(baseline, result, QUARANTINE) == ["t::error", "t::failed", "t::rerun"]
-    # Under strict, a quarantined test gets no exemption: it is re-run like any other.
+    # A quarantined test is re-run like any other: only a pass shows it is still flaky.
+    assert suspects(baseline, result, QUARANTINE) == sorted(
+        ["t::error", "t::failed", "t::rerun", F]
+    )
     assert suspects(baseline, result, STRICT) == sorted(["t::error", "t::failed", "t::rerun", F])
 
 
@@ -247,7 +329,7 @@ def test_advance_keeps_passing_tests_merges_flaky_and_drops_vanished() -> None:
         flaky={F: evidence(1)},
     )
     result = run({A: "failed", B: "passed", F: "failed", C: "passed", "t::new": "skipped"})
-    reruns = {A: evidence(passed=1)}
+    reruns = {A: evidence(passed=1, expires=None), F: evidence(passed=1, expires=None)}
     comparison = compare(old, result, QUARANTINE, reruns)
     assert comparison.regressions == []
     new = advance(old, result, comparison, "c1", "t1", "2024-01-02T00:00:00+00:00")
@@ -259,7 +341,11 @@ def test_advance_keeps_passing_tests_merges_flaky_and_drops_vanished() -> None:
         "t::new": "skipped",
     }
     assert OLD_FAIL not in new.tests  # vanished and never passed
-    assert new.flaky == {F: evidence(1), A: evidence(passed=1)}
+    # F keeps its entry (and its expiry); A enters the quarantine, expiring in 30 days.
+    assert new.flaky == {
+        F: evidence(1),
+        A: evidence(passed=1, expires="2024-02-01T00:00:00+00:00"),
+    }
     assert (new.commit, new.tree, new.recorded_at) == ("c1", "t1", "2024-01-02T00:00:00+00:00")
     assert old.passing() <= new.passing()
     assert new.passing() == {A, B, F, C}
@@ -298,9 +384,9 @@ def test_advance_after_an_accepted_compare_never_loses_a_passing_test(
     scenario: tuple[Baseline, RunResult, Policy, dict[str, dict[str, Any]]],
 ) -> None:
     old, result, policy, reruns = scenario
-    comparison = compare(old, result, policy, reruns)
+    comparison = compare(old, result, policy, reruns, now=SEEN)
     assume(not comparison.regressions)
-    new = advance(old, result, comparison, "c1", "t1", "now")
+    new = advance(old, result, comparison, "c1", "t1", SEEN)
     assert old.passing() <= new.passing()
     # Everything that passed in the run is protected from now on, too.
     assert {n for n, o in result.outcomes.items() if o == "passed"} <= new.passing()
@@ -310,3 +396,16 @@ def test_advance_after_an_accepted_compare_never_loses_a_passing_test(
         assert now != MISSING
         if now != "passed":
             assert nodeid in comparison.quarantined_failures or nodeid in comparison.flaky
+
+
+def test_advance_drops_expired_quarantine_entries_and_keeps_the_live_ones() -> None:
+    stale = "tests/test_m.py::test_stale"
+    old = base(
+        {A: "passed", F: "passed", stale: "passed"},
+        flaky={F: evidence(1), stale: evidence(1, expires="2026-12-05T00:00:00+00:00")},
+    )
+    result = run({A: "passed", F: "passed", stale: "passed"})
+    comparison = compare(old, result, QUARANTINE, {}, now="2026-12-06T00:00:00+00:00")
+    new = advance(old, result, comparison, "c1", "t1", "2026-12-06T00:00:00+00:00")
+    assert new.flaky == {F: evidence(1)}
+    assert new.passing() == {A, F, stale}
