@@ -59,6 +59,7 @@ class Policy:
     network: str = "loopback"  # or "host": what the sandboxed suite may reach
     writable: tuple[str, ...] = ()  # tree paths the sandboxed suite may write
     shared: tuple[str, ...] = ()  # folders outside the tree it may write, outliving runs
+    read_paths: tuple[str, ...] = ()  # folders it may read that it does not by default
     allow: tuple[str, ...] = ()  # static-guard rules lifted on purpose
     workers: int | str = "auto"  # test processes at once: a count, or "auto" (the cores)
     staged: bool = True  # run the tests the map ties to a change first; they may reject
@@ -126,6 +127,7 @@ _KEYS = {
     "network": str,
     "writable": list,
     "shared": list,
+    "read_paths": list,
     "allow": list,
     "workers": (int, str),
     "staged": bool,
@@ -177,6 +179,12 @@ def parse_policy(text: str, origin: str) -> Policy:
             f"{at('evolution', 'quarantine_days')}: evolution.quarantine_days must be a "
             f"whole number of days from 1"
         )
+    for path in values.get("read_paths", ()):
+        if not os.path.isabs(os.path.expanduser(path)) or os.path.normpath(path) == "/":
+            raise EnvironmentFailure(
+                f"{at('evolution', 'read_paths')}: evolution.read_paths takes absolute "
+                f"folders (or ~/...), and not / itself: {path!r}"
+            )
     if "workers" in values:
         where = f"{at('evolution', 'workers')}: evolution.workers"
         values["workers"] = _workers(values["workers"], EnvironmentFailure, where)

@@ -4,12 +4,13 @@ Each run folder lives outside the repository (so pytest never finds the user's
 conftest.py or ini files above it) and holds:
 - `tree/`: the commit under test, as a standalone repository of that one commit (not a
   linked worktree: nothing in it leads back to the user's repository);
-- `tmp/`: the suite's private temporary folder, and `out/`, where it writes what the
-  gate reads back (the JSON report, coverage data); the only places it may write;
+- `tmp/`: the suite's private temporary folder, `home/`, its private home folder (HOME,
+  emptied before each run), and `out/`, where it writes what the gate reads back (the
+  JSON report, coverage data); the only places it may write;
 - `probe/`: the gate's plugin, canaries and selection, read-only to the suite;
 - `pgid`: the running suite's group id, so the next run can end it after a SIGKILL;
 - `part-N/`: when the suite runs as several processes at once, each one's own `tmp/`,
-  `out/`, `probe/` and `pgid` (the tree is shared, read-only).
+  `home/`, `out/`, `probe/` and `pgid` (the tree is shared, read-only).
 All of a repository's run folders share one parent, which the suite can neither read
 nor write; holding the gate lock, the next run knows every folder there is a leftover.
 """
@@ -28,7 +29,7 @@ from types import TracebackType
 
 from agent.procgroup import end_orphaned_group
 from evolution.gitrepo import GitRepo
-from evolution.sandbox.plan import home_secrets
+from evolution.sandbox.plan import hidden_homes, home_secrets
 
 PGID_FILE = "pgid"
 IDENTITY_DEFAULT = "~/.config/ratchet/identity.txt"
@@ -65,12 +66,14 @@ class RunFolder:
         self.tmp = self.path / "tmp"
         self.out = self.path / "out"
         self.probe = self.path / "probe"
+        self.home = self.path / "home"
         self.forbidden = forbidden_paths(repo)
+        self.hidden = tuple(hidden_homes())  # the real homes: not the suite's world
         self.planted: list[Path] = []  # the canaries now in the tree
         self.planted_baseline: bytes | None = None  # the tree's baseline as committed
 
     def __enter__(self) -> RunFolder:
-        for folder in (self.tmp, self.out, self.probe):
+        for folder in (self.tmp, self.out, self.probe, self.home):
             folder.mkdir()
         try:
             self.repo.export_commit(self.commit, self.tree)
@@ -94,10 +97,23 @@ class RunFolder:
         process can see or change what another writes."""
         part = copy.copy(self)  # shares `planted`: the canaries are planted once
         part.path = self.path / f"part-{index}"
-        part.tmp, part.out, part.probe = (part.path / n for n in ("tmp", "out", "probe"))
-        for folder in (part.path, part.tmp, part.out, part.probe):
+        part.tmp, part.out, part.probe, part.home = (
+            part.path / n for n in ("tmp", "out", "probe", "home")
+        )
+        for folder in (part.path, part.tmp, part.out, part.probe, part.home):
             folder.mkdir(exist_ok=True)
         return part
+
+    def empty_home(self) -> None:
+        """Make the private home empty again: each run starts from nothing a previous
+        one left there (a re-run included). The folder itself stays: a sandbox already
+        entered (a fork server's) granted it by its inode."""
+        self.home.mkdir(mode=0o700, exist_ok=True)
+        for entry in os.scandir(self.home):
+            if entry.is_dir(follow_symlinks=False):
+                remove_run_folder(Path(entry.path))
+            else:
+                os.unlink(entry.path)
 
 
 def _new_run_folder(root: Path) -> Path:

@@ -5,9 +5,10 @@ The suite is untrusted code. It runs:
 - in its own process group, bounded per test (pytest-timeout's signal method) and as a
   whole (the group is killed);
 - inside the OS sandbox (`evolution.sandbox`), when the isolation chosen for it says so:
-  it can write only its private tmp and out folders, and cannot read the user's
-  checkout, the repository or the gate's state;
-- with an environment that names none of those, and no secret;
+  it can write only its private tmp, home and out folders, and cannot read the user's
+  checkout, the repository, the gate's state or anyone's home folder;
+- with an environment that names none of those, and no secret: HOME (and the XDG
+  folders) is its own private, empty home;
 - with the gate's probe, which streams every report over an authenticated pipe, and two
   canary tests at random places.
 The result is computed from the probe's frames and cross-checked against
@@ -19,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import site
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -37,7 +39,13 @@ from evolution.pytest_report import RunResult
 from evolution.runfolder import PGID_FILE, RunFolder
 from evolution.sandbox.enter import SETUP_FAILED, parse_status, undumpable
 from evolution.sandbox.isolation import Isolation
-from evolution.sandbox.plan import START_HINT, Confinement, launch_plan, start_failure
+from evolution.sandbox.plan import (
+    START_HINT,
+    Confinement,
+    launch_plan,
+    read_paths,
+    start_failure,
+)
 
 REPORT_OMIT = "keywords,streams,log,warnings,collectors"
 # The probe, and what it imports beside itself (standard library only, like the replay).
@@ -148,10 +156,18 @@ def _names_forbidden(value: str, forbidden: Iterable[Path]) -> bool:
     return any(str(path) in value for path in forbidden)
 
 
+# The XDG base folders, each in the run's private home (the cache in its tmp).
+_XDG_FOLDERS = {
+    "XDG_CONFIG_HOME": ".config",
+    "XDG_DATA_HOME": ".local/share",
+    "XDG_STATE_HOME": ".local/state",
+}
+
+
 def environment(run: RunFolder) -> dict[str, str]:
     """The suite's environment: no secret, nothing naming the checkout or the repository
-    (PATH keeps its other entries), no way back into the user's session, its own tmp,
-    and the tree first on the import path."""
+    (PATH keeps its other entries), no way back into the user's session, its own tmp
+    and private home, and the tree first on the import path."""
     env: dict[str, str] = {}
     for key, value in scrubbed_environment(os.environ).items():
         if key.startswith(_DROPPED_ENV_PREFIXES) or key in _SESSION_VARIABLES:
@@ -172,7 +188,16 @@ def environment(run: RunFolder) -> dict[str, str]:
     env["PWD"] = str(run.tree)
     for name in ("TMPDIR", "TEMP", "TMP"):
         env[name] = str(run.tmp)
-    env.setdefault("XDG_CACHE_HOME", str(run.tmp / ".cache"))
+    # The user's home is not the suite's: configuration (and the credentials in it) that
+    # a tool finds through HOME or XDG is the run's own, empty, home's.
+    env["HOME"] = str(run.home)
+    for name, folder in _XDG_FOLDERS.items():
+        env[name] = str(run.home / folder)
+    env["XDG_CACHE_HOME"] = str(run.tmp / ".cache")
+    if site.ENABLE_USER_SITE and os.path.isdir(site.getusersitepackages() or ""):
+        # Packages installed with `pip install --user` stay importable (the sandbox
+        # grants that folder): the user base is found through HOME otherwise.
+        env.setdefault("PYTHONUSERBASE", site.getuserbase())
     env.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(run.tmp / ".hypothesis"))
     return env
 
@@ -234,6 +259,9 @@ def sandboxed(argv: list[str], run: RunFolder, policy: Policy, status_fd: int) -
         shared=policy.shared,
         network=policy.network,
         command=tuple(argv[:1]),
+        hidden=run.hidden,
+        home=run.home,
+        read_paths=read_paths(policy.read_paths),
     )
     plan = launch_plan(confinement, run.path, status_fd)
     launcher = Path(__file__).with_name("sandbox") / "enter.py"
@@ -274,6 +302,7 @@ def run_tests(
     """
     report = run.out / "report.json"
     report.unlink(missing_ok=True)
+    run.empty_home()
     env = environment(run)
     env.update(install_probe(run, select, shard))
     command = suite_command(policy, coverage_rc)

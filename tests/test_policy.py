@@ -169,6 +169,9 @@ def test_parse_without_an_evolution_table_gives_the_defaults() -> None:
         ("[evolution]\nrevert_people = 1\n", "evolution.revert_people has the wrong type"),
         ("[evolution]\nquarantine_days = 0\n", "quarantine_days must be a whole number"),
         ("[evolution]\nquarantine_days = 1.5\n", "quarantine_days has the wrong type"),
+        ('[evolution]\nread_paths = "/opt/x"\n', "read_paths has the wrong type"),
+        ('[evolution]\nread_paths = ["data"]\n', "read_paths takes absolute"),
+        ('[evolution]\nread_paths = ["/"]\n', "read_paths takes absolute"),
     ],
 )
 def test_parse_rejects_unusable_files(text: str, needle: str) -> None:
@@ -178,10 +181,12 @@ def test_parse_rejects_unusable_files(text: str, needle: str) -> None:
     assert caught.value.message.startswith(ORIGIN)
 
 
-def test_parse_reads_the_quarantine_length() -> None:
-    policy = parse_policy("[evolution]\nquarantine_days = 7\n", ORIGIN)
+def test_parse_reads_the_quarantine_length_and_the_read_paths() -> None:
+    text = '[evolution]\nquarantine_days = 7\nread_paths = ["/opt/data", "~/corpus"]\n'
+    policy = parse_policy(text, ORIGIN)
     assert policy.quarantine_days == 7
-    assert Policy().quarantine_days == 30
+    assert policy.read_paths == ("/opt/data", "~/corpus")
+    assert Policy().quarantine_days == 30 and Policy().read_paths == ()
 
 
 def test_parse_rejects_non_string_patterns() -> None:
@@ -231,6 +236,7 @@ def test_default_argv_runs_pytest_with_this_interpreter() -> None:
         {"test_timeout_s": 10.0},
         {"run_timeout_s": 60.0},
         {"quarantine_days": 7},
+        {"read_paths": ("/opt/data",)},
     ],
     ids=lambda change: next(iter(change)),
 )

@@ -27,9 +27,12 @@ from evolution.sandbox.enter import GRANTED_ENV, SETUP_FAILED, landlock_abi
 from evolution.sandbox.isolation import choose
 from evolution.sandbox.plan import (
     Confinement,
+    hidden_homes,
     launch_plan,
     outer_grants,
+    read_paths,
     readable_roots,
+    rules,
 )
 from evolution.testrun import sandboxed
 
@@ -65,6 +68,21 @@ def test_inside_a_sandbox_the_plan_starts_from_what_that_sandbox_granted(
     for garbage in ("not json", '{"a": 1}', "[1, 2]", ""):
         monkeypatch.setenv(GRANTED_ENV, garbage)
         assert outer_grants() == [Path("/")]
+
+
+def test_the_homes_hidden_from_a_run_are_the_users_roots_and_those_under_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "me"))
+    hidden = hidden_homes()
+    assert {tmp_path / "me", Path("/root"), Path("/home")} <= set(hidden)
+    # A service account's HOME that is the system itself is never hidden.
+    for system in ("/", "/var", "/tmp", "/usr"):
+        monkeypatch.setenv("HOME", system)
+        assert Path(system) not in hidden_homes()
+    assert read_paths(["~/corpus", "/opt/data/"]) == (
+        Path(os.path.expanduser("~/corpus")), Path("/opt/data")
+    )
 
 
 def _confinement(root: Path, **extra: object) -> Confinement:
@@ -180,6 +198,71 @@ def test_a_sandbox_inside_a_sandbox_starts_its_command_and_keeps_both_boundaries
     assert inner["read tree"] == inner["read interpreter"] == inner["write tmp"] == "allowed"
 
 
+HOME_TRIES = """
+    import json, os, sys
+    home, private = sys.argv[1:3]
+    def attempt(action):
+        try:
+            action()
+            return "allowed"
+        except OSError:
+            return "blocked"
+    print(json.dumps({
+        "list home": attempt(lambda: os.listdir(home)),
+        "read .gitconfig": attempt(lambda: open(f"{home}/.gitconfig").read()),
+        "read pip.conf": attempt(lambda: open(f"{home}/.config/pip/pip.conf").read()),
+        "write home": attempt(lambda: open(f"{home}/new", "w").close()),
+        "read read path": attempt(lambda: open(f"{home}/data/corpus.txt").read()),
+        "read secret in read path": attempt(lambda: open(f"{home}/data/.ssh/id").read()),
+        "write read path": attempt(lambda: open(f"{home}/data/new", "w").close()),
+        "write private home": attempt(lambda: open(f"{private}/.gitconfig", "w").close()),
+        "prefix": sys.prefix,
+    }))
+"""
+
+
+@needs_landlock
+def test_a_hidden_home_is_unreadable_but_an_interpreter_and_read_paths_in_it_are_not(
+    tmp_path: Path,
+) -> None:
+    """Landlock grants are per path: an interpreter in a home folder the run does not
+    see (pyenv's, uv's, a venv in ~/src) still starts, and the policy's read paths are
+    readable (minus the forbidden paths in them), while the rest of the home is not."""
+    home = tmp_path / "home"
+    (home / ".config" / "pip").mkdir(parents=True)
+    (home / ".gitconfig").write_text("[github]\n\ttoken = planted-in-the-home\n")
+    (home / ".config" / "pip" / "pip.conf").write_text("[global]\npassword = planted\n")
+    (home / "data" / ".ssh").mkdir(parents=True)
+    (home / "data" / "corpus.txt").write_text("words")
+    (home / "data" / ".ssh" / "id").write_text("a key")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(home / "venv")],
+                   check=True, timeout=60)  # fmt: skip
+    python = home / "venv" / "bin" / "python"
+    private = tmp_path / "private-home"
+    private.mkdir()
+    base = _confinement(tmp_path)
+    confinement = Confinement(
+        tree=base.tree, tmp=base.tmp, out=base.out, probe=base.probe,
+        forbidden=(*base.forbidden, home / "data" / ".ssh"), hidden=(home,), home=private,
+        read_paths=(home / "data",), command=(str(python),),
+    )  # fmt: skip
+    plan = {"rules": rules(confinement), "keep": [str(tmp_path)], "network": "loopback"}
+    done, _ = launch(plan, [str(python), "-c", textwrap.dedent(HOME_TRIES), str(home),
+                            str(private)])  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {
+        "list home": "blocked",
+        "read .gitconfig": "blocked",
+        "read pip.conf": "blocked",
+        "write home": "blocked",
+        "read read path": "allowed",
+        "read secret in read path": "blocked",
+        "write read path": "blocked",
+        "write private home": "allowed",
+        "prefix": str(home / "venv"),
+    }
+
+
 def test_the_gate_is_not_dumpable_once_it_starts_a_sandboxed_suite(tmp_path: Path) -> None:
     """Where a suite shares /proc with the gate (no PID namespace of its own: inside
     another sandbox, or a container whose /proc cannot be mounted), a non-dumpable gate
@@ -187,7 +270,7 @@ def test_the_gate_is_not_dumpable_once_it_starts_a_sandboxed_suite(tmp_path: Pat
     tree = tmp_path / "tree"
     tree.mkdir()
     run = SimpleNamespace(tree=tree, tmp=tmp_path, out=tmp_path, probe=tmp_path,
-                          forbidden=(), path=tmp_path)  # fmt: skip
+                          forbidden=(), path=tmp_path, hidden=(), home=tmp_path)  # fmt: skip
     child = os.fork()
     if child == 0:  # the check changes the process for good: a child of the test's
         code = 2 if _dumpable() != 1 else 3
@@ -379,6 +462,11 @@ def test_doctor_reports_what_this_host_gives(tmp_path: Path) -> None:
         assert report["sandbox"] == "landlock" and report["landlock_abi"] >= 1
         assert report["checks"]["read_forbidden"] == "blocked"
         assert report["checks"]["write_tmp"] == "allowed"
+        assert report["checks"]["read_home"] in ("blocked", "absent", "not hidden")
+        assert report["checks"]["write_private_home"] == "allowed"
+        # This interpreter starts and imports its packages even where it lives in the
+        # home folder the suite cannot see (pyenv, uv-managed Pythons).
+        assert report["checks"]["packages"] == "importable"
         assert done.returncode == (0 if not report["problems"] else 1)
     without = run_evolve("doctor", "--json", cwd=tmp_path, env={"RATCHET_SANDBOX": "none"})
     assert without.returncode == 1

@@ -350,6 +350,7 @@ class CandidateRuns:
     def _evaluate(self, server: _Server, select: list[str], coverage_rc: Path | None) -> RunResult:
         run, policy = self.run, self.policy
         report = run.out / "report.json"
+        run.empty_home()
         env = environment(run)
         env.update(install_probe(run, select))
         if coverage_rc is not None:  # the server serves `python -m pytest` only: it is wrapped

@@ -3,8 +3,10 @@
 It does not trust feature flags: it enters the same sandbox a gate run would, with the
 same plan, around a small script started by this very interpreter (so a hidden
 interpreter or package folder is named, not guessed) that tries what a hostile suite
-would (read and write a forbidden folder, write the tested tree, signal a process
-outside, list its network interfaces, look at /run) and reports what was stopped.
+would (read and write a forbidden folder, write the tested tree, list the user's real
+home folder, signal a process outside, list its network interfaces, look at /run) and
+reports what was stopped. An interpreter that lives in the home folder (pyenv, uv)
+must still start and import its packages there.
 """
 
 from __future__ import annotations
@@ -22,11 +24,11 @@ from typing import Any
 from agent.errors import UsageError
 from evolution.sandbox.enter import SETUP_FAILED, parse_status
 from evolution.sandbox.isolation import SANDBOX_ENV, host_abi
-from evolution.sandbox.plan import Confinement, launch_plan, start_failure
+from evolution.sandbox.plan import Confinement, hidden_homes, launch_plan, start_failure
 
 _ATTEMPTS = r"""
 import json, os, signal, socket, sys
-forbidden, tree, tmp, parent = sys.argv[1:5]
+forbidden, tree, tmp, parent, home, private = sys.argv[1:7]
 try:
     import pytest  # the interpreter's own packages, found through site as a suite finds them
     packages = "importable"
@@ -43,6 +45,8 @@ results = {
     "write_forbidden": attempt(lambda: open(os.path.join(forbidden, "new"), "w").close()),
     "write_tree": attempt(lambda: open(os.path.join(tree, "new"), "w").close()),
     "write_tmp": attempt(lambda: open(os.path.join(tmp, "new"), "w").close()),
+    "read_home": attempt(lambda: os.listdir(home)) if os.path.isabs(home) else home,
+    "write_private_home": attempt(lambda: open(os.path.join(private, "new"), "w").close()),
     "signal_outside": attempt(lambda: os.kill(int(parent), 0)),
     "interfaces": sorted(name for _, name in socket.if_nameindex()),
     "run_entries": len(os.listdir("/run")) if os.path.isdir("/run") else 0,
@@ -83,7 +87,21 @@ _EXPECTED = {
     "write_forbidden": "blocked",
     "write_tree": "blocked",
     "write_tmp": "allowed",
+    "read_home": "blocked",
+    "write_private_home": "allowed",
 }
+
+
+def real_home() -> tuple[str, str]:
+    """The user's home folder to try to list inside the sandbox, or why there is none to
+    try: "absent" (HOME names no folder: nothing to hide), "not hidden" (a service
+    account whose HOME is a system folder: a run hides none of it)."""
+    home = os.path.realpath(os.path.expanduser("~"))
+    if not os.path.isdir(home):
+        return "", "absent"
+    if home not in {str(p) for p in hidden_homes()}:
+        return "", "not hidden"
+    return home, ""
 
 
 def diagnose(network: str = "loopback") -> Diagnosis:
@@ -102,21 +120,24 @@ def diagnose(network: str = "loopback") -> Diagnosis:
         return diagnosis
     with tempfile.TemporaryDirectory(prefix="ratchet-doctor-") as scratch:
         root = Path(scratch)
-        folders = {name: root / name for name in ("forbidden", "tree", "tmp", "out", "probe")}
+        folders = {name: root / name
+                   for name in ("forbidden", "tree", "tmp", "out", "probe", "home")}  # fmt: skip
+        home, why = real_home()
         for folder in folders.values():
             folder.mkdir()
         (folders["forbidden"] / "secret").write_text("secret")
         confinement = Confinement(
             tree=folders["tree"], tmp=folders["tmp"], out=folders["out"],
             probe=folders["probe"], forbidden=(folders["forbidden"],), network=network,
-            command=(sys.executable,),
+            command=(sys.executable,), hidden=tuple(hidden_homes()), home=folders["home"],
         )  # fmt: skip
         status_read, status_write = os.pipe()
         plan = launch_plan(confinement, root, status_write)
         launcher = Path(__file__).with_name("enter.py")
         argv = [sys.executable, "-I", "-S", str(launcher), json.dumps(plan), "--",
                 sys.executable, "-I", "-c", _ATTEMPTS, str(folders["forbidden"]),
-                str(folders["tree"]), str(folders["tmp"]), str(os.getpid())]  # fmt: skip
+                str(folders["tree"]), str(folders["tmp"]), str(os.getpid()), home or why,
+                str(folders["home"])]  # fmt: skip
         done = subprocess.run(argv, capture_output=True, text=True, pass_fds=(status_write,),
                               timeout=60, check=False)  # fmt: skip
         os.close(status_write)
@@ -136,6 +157,8 @@ def diagnose(network: str = "loopback") -> Diagnosis:
         return diagnosis
     diagnosis.checks = json.loads(done.stdout)
     for check, expected in _EXPECTED.items():
+        if check == "read_home" and diagnosis.checks.get(check) in ("absent", "not hidden"):
+            continue  # nothing to hide; or said below, and not the sandbox's failure
         if diagnosis.checks.get(check) != expected:
             diagnosis.problems.append(f"{check}: {diagnosis.checks.get(check)}, not {expected}")
     if diagnosis.checks.get("packages") != "importable":
@@ -144,6 +167,11 @@ def diagnose(network: str = "loopback") -> Diagnosis:
             f"{diagnosis.checks.get('packages')}): a folder they live in is hidden"
         )
     diagnosis.sandbox = "landlock" if not diagnosis.problems else "none"
+    if diagnosis.checks.get("read_home") == "not hidden":
+        diagnosis.problems.append(
+            f"home: HOME ({os.path.expanduser('~')}) is a system folder, so nothing of it "
+            "is hidden from the suite (which still gets a private home of its own)"
+        )
     if network == "loopback" and diagnosis.checks.get("interfaces") != ["lo"]:
         diagnosis.problems.append(
             "network: not isolated (no network namespace: needs root or unprivileged user "

@@ -1,25 +1,37 @@
 """What a sandboxed test run may reach: the plan `enter.py` applies.
 
 Landlock only grants; it cannot subtract a folder from a grant above it. So that the
-user's checkout, the repository's git directory, the gate's run folders and the
-credentials in the home folder are unreadable while the rest of the system stays
-readable, the plan grants `/` minus those paths: at each level on the way down to a
-forbidden path it grants every sibling instead of the parent. A symlink whose target
-leads into (or above) a forbidden path is not granted.
+user's checkout, the repository's git directory, the gate's run folders and the home
+folders are unreadable while the rest of the system stays readable, the plan grants `/`
+minus those paths: at each level on the way down to a hidden path it grants every
+sibling instead of the parent. A symlink whose target leads into (or above) a hidden
+path is not granted.
+
+Two kinds of hidden path. The forbidden ones (the checkouts, the git directory, the run
+folders, the well-known credential files) are never readable, and code imported from one
+makes the run invalid. The home folders (the user's, root's, everything under /home) are
+simply not part of a run's world: the suite gets a private, empty home of its own
+(`Confinement.home`), and what it needs from a real home is granted explicitly, path by
+path (Landlock grants are per path, so they work inside a hidden folder): interpreters
+and their packages (pyenv's, uv's, a venv in a checkout under ~/src), the folders their
+`.pth` files name, and the policy's `read_paths`. A deny-list of credential files is
+always one file behind; a home that is not there has nothing to read.
 
 Readable wherever they live: the interpreters and their packages (`reachable`); where
 the launcher gives the run a private /tmp, those under the host's are bound back into it
 read-only at their own paths (`kept`), and nothing else of the host's /tmp is seen.
 
-Writable: the run's private temporary folder, its output folder (the JSON report,
-coverage data), the tree paths the policy names, `/dev/shm` and the harmless devices.
-Nothing else, anywhere.
+Writable: the run's private temporary folder and home, its output folder (the JSON
+report, coverage data), the tree paths the policy names, `/dev/shm` and the harmless
+devices. Nothing else, anywhere.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import pwd
 import shutil
 import site
 import sys
@@ -33,11 +45,22 @@ from evolution.sandbox.enter import GRANTED_ENV
 Rule = tuple[str, str]  # (absolute path, "ro" | "rw" | "dev")
 
 # Credentials a suite has no business reading: a failing test could print them into the
-# verdict's failure text, and so into a git note.
+# verdict's failure text, and so into a git note. The home folders they live in are
+# hidden from the suite anyway (`hidden_homes`); these stay forbidden even where a policy
+# makes a home readable on purpose (`read_paths`).
 HOME_SECRETS = (
     ".ssh", ".gnupg", ".aws", ".azure", ".kube", ".docker", ".netrc", ".git-credentials",
     ".pypirc", ".config/gcloud", ".config/gh", ".config/ratchet", ".local/share/keyrings",
 )  # fmt: skip
+# Where homes live on a Unix host: hidden from every run whoever its user is.
+HOMES_ROOTS = ("/root", "/home")
+# Folders a home may be set to that are the system, not a home (a daemon's HOME=/ or
+# /var): never hidden, or the run could not start.
+_SYSTEM_FOLDERS = frozenset({
+    "/", "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/nix",
+    "/opt", "/proc", "/run", "/sbin", "/snap", "/srv", "/sys", "/tmp", "/usr", "/var",
+    "/var/tmp", "/var/lib",
+})  # fmt: skip
 DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom",
            "/dev/tty", "/dev/ptmx", "/dev/pts")  # fmt: skip
 
@@ -56,11 +79,36 @@ class Confinement:
     network: str = "loopback"  # or "host"
     readable: tuple[Path, ...] = field(default_factory=tuple)  # re-granted inside forbidden
     command: tuple[str, ...] = ()  # what the run starts: its interpreter is made reachable
+    hidden: tuple[Path, ...] = ()  # not readable, but what the run needs inside is granted
+    home: Path | None = None  # the run's private home: read-write
+    read_paths: tuple[Path, ...] = ()  # readable on purpose (the policy's), minus forbidden
 
 
 def home_secrets(home: Path | None = None) -> list[Path]:
     base = home or Path(os.path.expanduser("~"))
     return [base / name for name in HOME_SECRETS]
+
+
+def hidden_homes() -> list[Path]:
+    """The home folders a run does not see: this user's (as HOME says and as the
+    password database says), root's, and every one under /home; never a system folder a
+    service account's HOME may point at."""
+    homes = {os.path.expanduser("~"), *HOMES_ROOTS}
+    with contextlib.suppress(KeyError):  # a uid with no entry (a container's arbitrary user)
+        homes.add(pwd.getpwuid(os.getuid()).pw_dir)
+    found = set()
+    for home in homes:
+        if not home or not os.path.isabs(home):
+            continue
+        for path in (os.path.normpath(home), os.path.realpath(home)):
+            if path not in _SYSTEM_FOLDERS:
+                found.add(path)
+    return sorted(Path(p) for p in found)
+
+
+def read_paths(paths: Iterable[str]) -> tuple[Path, ...]:
+    """The policy's `read_paths` as absolute paths (`~` is the gate's user's home)."""
+    return tuple(Path(os.path.normpath(os.path.expanduser(p))) for p in paths)
 
 
 def interpreter_paths(command: Sequence[str] = ()) -> list[Path]:
@@ -248,10 +296,16 @@ def rules(confinement: Confinement, reach: Sequence[Path] | None = None) -> list
     """The Landlock rules of a run, in the order `enter.py` adds them (`reach`: what
     `reachable` says, when the caller has it already)."""
     forbidden = list(confinement.forbidden)
-    planned: list[Rule] = [(str(p), "ro") for p in readable_roots(forbidden)]
+    planned: list[Rule] = [
+        (str(p), "ro") for p in readable_roots([*forbidden, *confinement.hidden])
+    ]
+    if confinement.read_paths:
+        planned += [(str(p), "ro") for p in readable_roots(forbidden, confinement.read_paths)]
     planned += [(str(p), "ro") for p in (reachable(confinement) if reach is None else reach)]
     planned += [(str(confinement.tree), "ro"), (str(confinement.probe), "ro")]
     planned += [(str(confinement.tmp), "rw"), (str(confinement.out), "rw")]
+    if confinement.home is not None:
+        planned.append((str(confinement.home), "rw"))
     for rel in confinement.writable:
         target = (confinement.tree / rel).resolve()
         if target.is_relative_to(confinement.tree.resolve()):
@@ -268,12 +322,13 @@ def kept(
     folders (/tmp, /var/tmp, /dev/shm) with empty ones: the run's own folder, the tree
     (outside it when the folder is one process's part of a split run) and the shared
     paths as they are ("rw": Landlock alone decides what is writable there), and what the
-    run must read ("ro": its interpreters, their packages), bound read-only. The
+    run must read ("ro": its interpreters, their packages, the policy's read paths),
+    bound read-only. The
     launcher keeps only those that lie under a scratch folder; nothing else of it is
     seen."""
     tree = [] if confinement.tree.is_relative_to(run_folder) else [str(confinement.tree)]
     keep: list[Rule] = [(path, "rw") for path in (str(run_folder), *tree, *confinement.shared)]
-    for path in reachable(confinement) if reach is None else reach:
+    for path in [*(reachable(confinement) if reach is None else reach), *confinement.read_paths]:
         keep += [(str(path), "ro"), (os.path.realpath(path), "ro")]
     return list(dict.fromkeys(keep))
 
