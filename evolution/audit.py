@@ -4,15 +4,30 @@ Git is the audit trail. Every field a later `evolve log` or a person with plain 
 is in a trailer (`git log --format='%(trailers:key=Evolve-Verdict)'`) or a note under
 refs/notes/evolve (`git log --notes=evolve`); runs/ is telemetry, not the record. The
 keys and their format belong to `evolution.trailers`; this module composes with them.
+
+Notes are pushed with the repository, and their failure text was written by the code
+under test: it is redacted (again: `evolution.testrun` did it first) and capped, per
+test and per note, with a marker where it was cut.
 """
 
 from __future__ import annotations
 
+from agent.redact import Redactor
 from evolution import trailers as t
 from evolution.ratchet import Comparison, Regression
 
 SHOWN = 20  # regressions listed in a message body; the trailers name every one
 TEXT_LINES = 12  # lines of failure text kept per regression in a note
+TEXT_CHARS = 2000  # characters of failure text kept per regression in a note
+NOTE_TEXT_CHARS = 16000  # characters of failure text in one note, all regressions together
+LINE_CHARS = 300  # characters of a regression's first line in a listing
+
+
+def _cut(text: str, limit: int) -> str:
+    """`text`, at most `limit` characters of it, saying how much was cut."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}\n[… {len(text) - limit} more characters cut]"
 
 
 def _listing(title: str, items: list[str]) -> str:
@@ -28,17 +43,33 @@ def _message(subject: str, body: list[str], pairs: list[tuple[str, str]]) -> str
     return "\n\n".join([subject, *[part for part in body if part], t.block(pairs)]) + "\n"
 
 
-def regression_line(regression: Regression) -> str:
-    detail = f": {regression.first_line}" if regression.first_line else ""
+def regression_line(regression: Regression, redact: Redactor | None = None) -> str:
+    first = (redact or Redactor.from_environment(shapes=True))(regression.first_line)
+    if len(first) > LINE_CHARS:
+        first = first[:LINE_CHARS] + " […]"
+    detail = f": {first}" if first else ""
     return f"{regression.nodeid} ({regression.was} -> {regression.now}){detail}"
 
 
 def failure_texts(regressions: list[Regression]) -> str:
-    """Each regression's failure text, clipped, indented so it never parses as a trailer."""
-    blocks = []
-    for regression in regressions[:SHOWN]:
-        lines = regression.text.splitlines()[:TEXT_LINES] or [regression.now]
-        blocks.append(f"--- {regression.nodeid}\n" + "\n".join(f"    {line}" for line in lines))
+    """Each regression's failure text, redacted and clipped (lines and characters, per
+    test and for the note), indented so it never parses as a trailer."""
+    redact = Redactor.from_environment(shapes=True)
+    blocks: list[str] = []
+    budget = NOTE_TEXT_CHARS
+    for index, regression in enumerate(regressions[:SHOWN]):
+        if budget <= 0:
+            left = min(len(regressions), SHOWN) - index
+            blocks.append(f"[… the failure text of {left} more test(s) cut]")
+            break
+        lines = redact(regression.text).splitlines()
+        text = "\n".join(lines[:TEXT_LINES]) or regression.now
+        if len(lines) > TEXT_LINES:
+            text += f"\n[… {len(lines) - TEXT_LINES} more lines cut]"
+        text = _cut(text, min(TEXT_CHARS, budget))
+        budget -= len(text)
+        blocks.append(f"--- {regression.nodeid}\n" + "\n".join(f"    {line}" for line in
+                                                                text.splitlines()))  # fmt: skip
     return "Failure text:\n" + "\n".join(blocks) if blocks else ""
 
 
@@ -94,8 +125,9 @@ def rejection_note(
     regressed: list[str] = []
     if comparison is not None:
         regressed = [r.nodeid for r in comparison.regressions]
+        redact = Redactor.from_environment(shapes=True)
         body += [
-            _listing("Regressions", [regression_line(r) for r in comparison.regressions]),
+            _listing("Regressions", [regression_line(r, redact) for r in comparison.regressions]),
             _listing("Newly passing", comparison.newly_passing),
             _listing("Flaky", sorted(comparison.flaky)),
             failure_texts(comparison.regressions),

@@ -12,7 +12,9 @@ The suite is untrusted code. It runs:
 - with the gate's probe, which streams every report over an authenticated pipe, and two
   canary tests at random places.
 The result is computed from the probe's frames and cross-checked against
-pytest-json-report's file (`evolution.outcomes`).
+pytest-json-report's file (`evolution.outcomes`). Whatever the suite printed or raised
+leaves here redacted (`redacted`): every text of the result and of an invalid run's
+error is on its way to a git note, the gate's output, the verdict cache or a prompt.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from typing import Any
 
 from agent.errors import InvalidRun
 from agent.procgroup import GroupResult, run_in_group
-from agent.redact import scrubbed_environment
+from agent.redact import Redactor, scrubbed_environment
 from evolution.canaries import Canaries, plant
 from evolution.channel import Channel
 from evolution.outcomes import result_from_frames
@@ -235,6 +237,29 @@ def _tail(path: Path, lines: int = 15) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+def output_redactor() -> Redactor:
+    """What the suite's texts pass through: the gate's secret values (its environment's
+    secret-named variables and the vault secrets granted to it, which the suite never
+    had but may have found), and every value shaped like a credential."""
+    return Redactor.from_environment(shapes=True)
+
+
+def redacted(result: RunResult, redact: Redactor | None = None) -> RunResult:
+    """`result` with its failure and collection-error texts redacted (in place)."""
+    redact = redact or output_redactor()
+    result.failures = {nodeid: redact(text) for nodeid, text in result.failures.items()}
+    result.collector_errors = {c: redact(text) for c, text in result.collector_errors.items()}
+    return result
+
+
+def _redact_error(exc: InvalidRun, redact: Redactor) -> InvalidRun:
+    exc.message = redact(exc.message)
+    exc.args = (exc.message,)
+    exc.hint = redact(exc.hint) if exc.hint else exc.hint
+    exc.lines = [redact(line) for line in exc.lines]
+    return exc
+
+
 def _explain(exc: InvalidRun, output: Path) -> InvalidRun:
     tail = _tail(output)
     if "no such option: --json-report" in tail or "unrecognized arguments: --json" in tail:
@@ -316,6 +341,7 @@ def run_tests(
     channel = Channel()
     env["RATCHET_CHANNEL"] = channel.env_value
     output = run.path / "output.log"
+    redact = output_redactor()
     try:
         outcome, applied = confined(
             argv, run, policy, isolation, env=env, output=output,
@@ -340,10 +366,12 @@ def run_tests(
             )
         except InvalidRun as exc:
             raise _explain(exc, output) from None
+    except InvalidRun as exc:
+        raise _redact_error(exc, redact) from None
     finally:
         channel.close()
     result.sandbox = isolation.describe(applied)
-    return result
+    return redacted(result, redact)
 
 
 def coverage_report(

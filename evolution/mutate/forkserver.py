@@ -65,6 +65,7 @@ from evolution.testrun import (
     pytest_flags,
     read_json_object,
     read_status,
+    redacted,
     run_tests,
     sandboxed,
     suite_command,
@@ -377,7 +378,7 @@ class CandidateRuns:
         finally:
             channel.close()
         result.sandbox = self.isolation.describe(server.applied)
-        return result
+        return redacted(result)
 
     def _run(
         self,
