@@ -286,3 +286,51 @@ def test_a_note_redacts_what_the_run_did_not(monkeypatch: pytest.MonkeyPatch) ->
     )  # fmt: skip
     assert token not in note and "vendor-key-0123456789" not in note
     assert "«redacted:gitlab-token»" in note and "«redacted:RT_VENDOR_API_KEY»" in note
+
+
+CORPUS_TESTS = """\
+import os
+from pathlib import Path
+
+
+def test_the_corpus_the_policy_lets_it_read():
+    assert Path(os.environ["CORPUS"], "words.txt").read_text() == "alpha beta\\n"
+
+
+def test_the_rest_of_that_home_stays_hidden():
+    home = Path(os.environ["CORPUS"]).parent
+    for path in (home / ".gitconfig", home / ".ssh" / "id_ed25519"):
+        try:
+            path.read_text()
+        except OSError:
+            continue
+        raise AssertionError(f"read {path}")
+"""
+
+
+def test_read_paths_open_a_folder_of_a_home_on_purpose_and_nothing_else(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    planted = _planted_home(tmp_path)
+    corpus = Path(planted["home"]) / "corpus"
+    corpus.mkdir()
+    (corpus / "words.txt").write_text("alpha beta\n")
+    ssh = Path(planted["home"]) / ".ssh"
+    ssh.mkdir()
+    (ssh / "id_ed25519").write_text("a private key\n")
+    env = {"HOME": planted["home"], "CORPUS": str(corpus)}
+    sandbox.commit("tests that read a corpus", {"tests/test_corpus.py": CORPUS_TESTS})
+    done = sandbox.evolve("baseline", "record", "--reruns", "0", "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    before = sandbox.baseline()["tests"]
+    assert before["tests/test_corpus.py::test_the_corpus_the_policy_lets_it_read"] == "failed"
+    assert before["tests/test_corpus.py::test_the_rest_of_that_home_stays_hidden"] == "passed"
+    # The corpus, on purpose; the credentials folder too, by mistake: it stays forbidden.
+    sandbox.policy(read_paths=[str(corpus), str(ssh)])
+    sandbox.branch("neutral", {"scripts/notes.txt": "neutral\n"})
+    code, report, output = _validate(sandbox, "neutral", env)
+    assert code == 0 and report["merged"], output
+    assert report["newly_passing"] == [
+        "tests/test_corpus.py::test_the_corpus_the_policy_lets_it_read"
+    ]
+    assert report["regressions"] == []
