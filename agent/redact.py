@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 # The agent lists here the names of the vault secrets it handed a task, so that the
 # task's own children (`evolve` running the gate or a model call) treat them as secrets
@@ -80,7 +80,7 @@ CREDENTIAL_SHAPES: tuple[tuple[str, re.Pattern[str]], ...] = (
 )  # fmt: skip
 
 
-def _replace(kind: str) -> object:
+def _replace(kind: str) -> Callable[[re.Match[str]], str]:
     def substitute(match: re.Match[str]) -> str:
         if "secret" not in match.re.groupindex:
             return f"«redacted:{kind}»"
@@ -98,7 +98,7 @@ def _replace(kind: str) -> object:
 def redact_shapes(text: str) -> str:
     """`text` with every value shaped like a credential replaced by «redacted:KIND»."""
     for kind, pattern in CREDENTIAL_SHAPES:
-        text = pattern.sub(_replace(kind), text)  # type: ignore[arg-type]
+        text = pattern.sub(_replace(kind), text)
     return text
 
 
