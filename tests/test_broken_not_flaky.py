@@ -21,6 +21,10 @@ from pathlib import Path
 import pytest
 from repo_setup import Sandbox, make_sandbox
 
+from evolution.baseline import Baseline, quarantined
+from evolution.culprits import Probe
+from evolution.policy import Policy
+
 FLAKY = "tests/test_clock.py::test_ticks_sometimes"
 CLOCK = '''\
 """How many ticks a beat has."""
@@ -170,3 +174,35 @@ def test_a_test_new_in_the_candidate_is_never_excused_as_flaky(flaky: Flaky) -> 
     baseline = box.baseline()
     assert baseline["tests"][new] == "failed"  # never re-run into a pass
     assert new not in baseline["flaky"]
+
+
+@pytest.mark.parametrize(
+    ("automated", "flaky_policy", "selection", "reruns"),
+    [
+        (True, "quarantine", ["t::plain"], 0),  # new flakiness excuses nothing: not paid for
+        (True, "quarantine", ["t::plain", "t::quarantined"], 3),  # a pass shows flaky, not broken
+        (True, "quarantine", ["t::expired"], 0),  # an expired entry excuses nothing
+        (True, "strict", ["t::quarantined"], 0),  # strict excuses nothing
+        (False, "quarantine", ["t::plain"], 3),  # a person's flakiness is excused
+    ],
+)
+def test_the_safety_nets_search_for_a_cause_re_runs_a_quarantined_test(
+    automated: bool, flaky_policy: str, selection: list[str], reruns: int
+) -> None:
+    """Bisecting an automated range, a quarantined test that fails once at a midpoint
+    must get its re-runs: without them it would count as broken, and the flake would
+    be blamed on a commit."""
+    now = datetime.now(UTC)
+    entry = {"seen": now.isoformat(timespec="seconds"), "passed": 1, "runs": 1}
+    baseline = Baseline(
+        commit="c", tree="t", recorded_at=entry["seen"],
+        tests=dict.fromkeys(["t::plain", "t::quarantined", "t::expired"], "passed"),
+        flaky={"t::quarantined": quarantined(entry, entry["seen"]),
+               "t::expired": {**entry, "expires": (now - timedelta(days=1)).isoformat()}},
+    )  # fmt: skip
+    probe = Probe(
+        repo=None, policy=Policy(flaky=flaky_policy), baseline=baseline,  # type: ignore[arg-type]
+        isolation=None, when=now.isoformat(timespec="seconds"),  # type: ignore[arg-type]
+        automated=automated,
+    )  # fmt: skip
+    assert probe.selection_policy(selection, automated=automated).reruns == reruns
