@@ -123,9 +123,10 @@ def rejection_note(
 ) -> str:
     body: list[str] = []
     regressed: list[str] = []
+    redact = Redactor.from_environment(shapes=True)
+    reason = redact(reason)  # it may quote what the code under test returned
     if comparison is not None:
         regressed = [r.nodeid for r in comparison.regressions]
-        redact = Redactor.from_environment(shapes=True)
         body += [
             _listing("Regressions", [regression_line(r, redact) for r in comparison.regressions]),
             _listing("Newly passing", comparison.newly_passing),

@@ -48,7 +48,7 @@ from evolution.checks import Candidate
 from evolution.policy import Policy
 from evolution.runfolder import RunFolder
 from evolution.sandbox.isolation import Isolation
-from evolution.testrun import confined, copy_probe_files, run_tests
+from evolution.testrun import confined, copy_probe_files, output_redactor, run_tests
 
 LIMIT = 50  # recorded calls per function
 
@@ -187,7 +187,8 @@ def _replay(
     }
     if outcome.timed_out or not frames.items or frames.items[-1].get("kind") != "end":
         log = (run.path / "replay.log").read_text(encoding="utf-8", errors="replace")
-        raise InvalidRun("the replay outside the harness did not finish", hint=log[-2000:])
+        raise InvalidRun("the replay outside the harness did not finish",
+                         hint=output_redactor()(log[-2000:]))  # fmt: skip
     if sorted(replayed) != list(range(len(calls))):
         raise InvalidRun("the replay outside the harness skipped or repeated calls")
     return [replayed[n] for n in range(len(calls))]
@@ -235,6 +236,11 @@ def check(
     behaviour.excluded = {k: v for k, v in excluded.items() if v}
     if not behaviour.compared:
         behaviour.note = "no behavioural evidence: no call into the changed functions compared"
+    # The results quoted come from the code under test: stored only redacted, like its
+    # failure text (a refusal's reason is a note's subject).
+    redact = output_redactor()
+    for name in ("under_test", "unasked", "flagged"):
+        setattr(behaviour, name, [redact(line) for line in getattr(behaviour, name)])
     return behaviour
 
 
