@@ -207,6 +207,9 @@ class Evolution(_Strict):
     network: Literal["loopback", "host"] = "loopback"
     writable: list[str] = Field(default_factory=list)  # tree paths the suite may write
     shared: list[str] = Field(default_factory=list)  # absolute folders it may write too
+    read_paths: list[str] = Field(default_factory=list)  # absolute folders it may read too
+    # How long a flaky test's quarantine entry excuses its failures, in days.
+    quarantine_days: int = Field(default=30, ge=1)
     allow: list[str] = Field(default_factory=list)  # static-guard rules lifted on purpose
     # Test processes at once for a full run: "auto" (the cores) or a count; 1 for a
     # suite whose tests cannot run beside each other (a fixed port, a shared file).
@@ -229,11 +232,12 @@ class Evolution(_Strict):
             raise ValueError(f"unknown static-guard rule(s): {', '.join(unknown)}")
         return value
 
-    @field_validator("shared", "writable")
+    @field_validator("shared", "writable", "read_paths")
     @classmethod
     def _plain_paths(cls, value: list[str], info: ValidationInfo) -> list[str]:
-        """`shared`: absolute folders; `writable`: paths inside the repository; never '..'."""
-        absolute = info.field_name == "shared"
+        """`shared`, `read_paths`: absolute folders; `writable`: paths inside the repository;
+        never '..'."""
+        absolute = info.field_name in ("shared", "read_paths")
         for path in value:
             if path.startswith("/") != absolute or ".." in path.split("/"):
                 where = "an absolute path" if absolute else "a path inside the repository"
