@@ -128,10 +128,23 @@ class Sandbox:
         return done.returncode, json.loads(done.stdout)
 
 
+# The Ratchet source this test process imports. At the top level the editable install
+# finds it anyway; inside Ratchet's own gate (this suite judged by its own ratchet) the
+# install points at the user's checkout, which the sandbox hides, and only the tree on
+# PYTHONPATH has it: a child given a PYTHONPATH of its own must keep this on it.
+SOURCE = str(Path(__file__).resolve().parent.parent)
+
+
+def with_source(pythonpath: str | None) -> str:
+    return os.pathsep.join(p for p in (pythonpath, SOURCE) if p)
+
+
 def run_evolve(
     *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
+    if env and "PYTHONPATH" in env:
+        full_env["PYTHONPATH"] = with_source(env["PYTHONPATH"])
     return subprocess.run(
         [sys.executable, "-m", "evolution.cli", *args],
         cwd=cwd,

@@ -15,13 +15,14 @@ from pathlib import Path
 
 import pytest
 from llm_server import ScriptedLLM, Step
-from repo_setup import CALC, Sandbox
+from repo_setup import CALC, SOURCE, Sandbox
 from test_propose import GOOD_REPLY
 
 from tests.agent_setup import AGENT, agent_env, toml_value
 
 SECRET = "tok-Q9v7Wm2Lr5Xc8Zp1"
-EVOLVE = f"{sys.executable} -m evolution.cli"
+# Agent tasks get an allow-listed environment: the source is named on the command line.
+EVOLVE = f"env PYTHONPATH={SOURCE} {sys.executable} -m evolution.cli"
 # A candidate that breaks `add` (a regression, so the gate rejects it and writes a note
 # quoting the failure), and whose failure message is the whole environment.
 LEAKY_CALC = CALC.replace(

@@ -212,8 +212,13 @@ def _describe(context):
 
 
 def _clip(text):
+    """At most _TEXT_LIMIT characters: the head (what failed) and the tail (the error
+    itself, last in pytest's text), with a marker where the middle was cut."""
     text = str(text or "")
-    return text if len(text) <= _TEXT_LIMIT else text[:_TEXT_LIMIT] + "\n[…]"
+    if len(text) <= _TEXT_LIMIT:
+        return text
+    head = _TEXT_LIMIT // 4
+    return text[:head] + "\n[…]\n" + text[-(_TEXT_LIMIT - head):]
 
 
 def _under(path, root):
