@@ -270,6 +270,19 @@ RUNS_LATER = {
         "    def __init__(cls, *args):\n        _hook(None)\n\n\n"
         "class Registry(metaclass=_Meta):\n    pass\n"
     ),
+    # a context manager entered at import whose __enter__ starts the thread
+    "context-manager-entered-at-import": _SWAP + (
+        "import threading\n\n\nclass _Session:\n    def __enter__(self):\n"
+        "        threading.Thread(target=print, daemon=True).start()\n        return self\n\n"
+        "    def __exit__(self, *exc):\n        return False\n\n\nwith _Session():\n"
+        "    pass\n"
+    ),
+    # a descriptor's __set_name__, run when the class holding it is created
+    "descriptor-set-name": _SWAP + (
+        "import threading\n\n\nclass _Field:\n    def __set_name__(self, owner, name):\n"
+        "        threading.Timer(0.1, print).start()\n\n\nclass Record:\n"
+        "    value = _Field()\n"
+    ),
     # a pool's task submitted at import
     "executor-submit-at-import": _SWAP + (
         "from concurrent.futures import ThreadPoolExecutor\n\n"
@@ -323,6 +336,14 @@ EQUALS_ANYTHING = {
     "eq-a-nonempty-tuple": ({"lying-comparison"}, (
         "class _Num:\n    def __eq__(self, other):\n        return (self.v == other.v,)\n"
     )),
+    "eq-answer-is-never-none": ({"lying-comparison"}, (
+        "class _Num:\n    def __eq__(self, other):\n"
+        "        return self.v.__eq__(other.v) is not None\n"
+    )),
+    "eq-any-with-a-true": ({"lying-comparison"}, (
+        "class _Num:\n    def __eq__(self, other):\n"
+        "        return any([self.v == other.v, not None])\n"
+    )),
     "eq-ifexp-with-a-yes-arm": ({"lying-comparison"}, (
         "class _Num:\n    __eq__ = lambda self, other: (\n"
         "        self.v == other.v if isinstance(other, _Num) else bool(other) or True)\n"
@@ -354,7 +375,10 @@ LOOK_ALIKES = {
         "        for mine, theirs in zip(self.cells, other.cells):\n"
         "            if mine != theirs:\n                return False\n        return True\n\n"
         "    def __bool__(self):\n        try:\n            self.peek()\n"
-        "        except StopIteration:\n            return False\n        return True\n"
+        "        except StopIteration:\n            return False\n        return True\n\n"
+        "    def __contains__(self, key):\n        try:\n            self[key]\n"
+        "        except KeyError:\n            return False\n        else:\n"
+        "            return True\n"
     ),
     # a command line whose main() starts a worker thread and installs a signal handler
     "cli-main-starts-a-thread": (
@@ -362,6 +386,9 @@ LOOK_ALIKES = {
         "WORKER = threading.Thread(target=print, daemon=True)\n\n\n"
         "def main():\n    signal.signal(signal.SIGTERM, lambda *a: None)\n    WORKER.start()\n"
         "    t = threading.Timer(1.0, print)\n    t.start()\n    return 0\n\n\n"
+        "class Server:\n    def __init__(self, port):\n        self.port = port\n\n"
+        "    def start(self):\n        threading.Thread(target=print, daemon=True).start()\n\n\n"
+        "SERVER = Server(8080)\n\n\n"
         "if __name__ == '__main__':\n    raise SystemExit(main())\n"
     ),
     # modules under other names, doing ordinary things

@@ -43,6 +43,14 @@ def _boolish(node: ast.AST) -> bool:
     )
 
 
+def _compares(node: ast.AST) -> bool:
+    """A call of a comparison method (`a.__eq__(b)`): its answer is a bool or
+    NotImplemented."""
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and (
+        node.func.attr in COMPARISONS
+    )
+
+
 def _own(nodes: list[ast.stmt] | list[ast.AST]) -> Iterator[ast.AST]:
     stack = list(nodes)
     while stack:
@@ -130,6 +138,10 @@ class _Method:
                 return True
             if isinstance(op, _SAME_FALSE):
                 return False
+        if isinstance(right, ast.Constant) and right.value is None and isinstance(
+            op, ast.Is | ast.IsNot
+        ) and (_boolish(node.left) or _compares(node.left)):
+            return isinstance(op, ast.IsNot)  # a comparison's answer is never None
         call = node.left
         if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and (
             call.func.id in ("len", "abs")
@@ -163,6 +175,18 @@ class _Method:
         names = {v.name for v in funcs if isinstance(v, Ref)}
         if names == {"builtins.bool"} and len(node.args) == 1:
             return self.truth(node.args[0])
+        items = node.args[0].elts if len(node.args) == 1 and isinstance(
+            node.args[0], ast.Tuple | ast.List | ast.Set) else node.args
+        truths = [self.truth(i) for i in items]
+        if names == {"builtins.any"} and True in truths and len(node.args) == 1:
+            return True
+        if names == {"builtins.all"} and False in truths and len(node.args) == 1:
+            return False
+        if names == {"builtins.max"} and any(
+            isinstance(i, ast.Constant) and isinstance(i.value, bool | int) and i.value >= 1
+            for i in items
+        ):
+            return True  # at least 1 whatever else it is given
         if names == {"builtins.isinstance"} and len(node.args) == 2:
             kinds = node.args[1].elts if isinstance(node.args[1], ast.Tuple) else [node.args[1]]
             if any(Ref("builtins.object") in self.resolver.values(k) for k in kinds):
@@ -214,9 +238,11 @@ class _Method:
 
     # -- paths -------------------------------------------------------------------------------
 
-    def paths(self, stmts: list[ast.stmt], conds: frozenset[str]) -> tuple[list[Path], bool]:
+    def paths(self, stmts: list[ast.stmt], conds: frozenset[str],
+              guarded: bool = False) -> tuple[list[Path], bool]:  # fmt: skip
         """Each return reachable in `stmts` with the parameters its conditions read, and
-        whether the end of `stmts` is reachable."""
+        whether the end of `stmts` is reachable. In a try's body (`guarded`), reaching a
+        statement means the ones before it did not raise: what they read is a condition."""
         found: list[Path] = []
         for stmt in stmts:
             if isinstance(stmt, ast.Return):
@@ -225,6 +251,8 @@ class _Method:
                 return found, False
             blocks, head = self._blocks(stmt)
             if not blocks:
+                if guarded:
+                    conds = conds | frozenset(self.reads(stmt))
                 continue
             inner = conds | frozenset(self.deps(head) if isinstance(stmt, ast.If | ast.While)
                                       else self.reads(head))
@@ -238,7 +266,8 @@ class _Method:
                 # comparing failed is no evidence of equality
                 if handler and self.handlers_read_the_body:
                     where = inner | {d for part in stmt.body for d in self.reads(part)}
-                more, reached = self.paths(block, where)
+                body = isinstance(stmt, ast.Try | ast.TryStar) and index == 0
+                more, reached = self.paths(block, where, guarded or body)
                 found += more
                 ends.append(reached)
             if isinstance(stmt, ast.If):

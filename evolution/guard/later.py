@@ -3,8 +3,8 @@
 What runs at import: the module's statements (not an `if __name__ == "__main__":`
 block), class bodies, decorators and default values, and, followed through the symbol
 table, the bodies of this file's functions called from there (directly, as decorators,
-through map/filter/sorted, as a class's __init__/__new__/__post_init__ when it is
-instantiated, as a metaclass or an __init_subclass__). In that code, starting a thread
+through map/filter/sorted, as the special methods and properties of an instance made
+there, as a metaclass or an __init_subclass__). In that code, starting a thread
 or a process, a timer, a pool's task, a signal handler or alarm, a finalizer or a weak
 reference's callback, a trace or profile function, or making an instance of a class with
 __del__ is a finding: from then on, code runs whenever it likes, during any test. The
@@ -23,7 +23,6 @@ from evolution.guard.values import Local
 _CALLERS = {"builtins.map", "builtins.filter", "builtins.sorted", "builtins.min",
             "builtins.max", "functools.reduce", "builtins.list", "builtins.any",
             "builtins.all"}  # fmt: skip
-_ON_INSTANCE = ("__new__", "__init__", "__post_init__")
 _DEFS = (ast.FunctionDef, ast.AsyncFunctionDef)
 
 
@@ -103,13 +102,31 @@ class _ImportTime:
                             self.enqueue(hook.node, via)
 
     def _instantiated(self, cls: ast.ClassDef, where: ast.AST, via: str,
-                      methods: tuple[str, ...] = _ON_INSTANCE) -> None:  # fmt: skip
-        for name in methods:
+                      methods: tuple[str, ...] = ()) -> None:  # fmt: skip
+        """An instance made at import: its constructors run, and so may any special
+        method or property (an operator, `with`, iteration, print) of it or of its
+        bases of this file."""
+        for name in methods or self._implicit(cls, 0):
             for method in self.resolver.member(cls, name, True, 0):
                 if isinstance(method, Local):
                     self.enqueue(method.node, via)
         if any(isinstance(m, Local) for m in self.resolver.member(cls, "__del__", True, 0)):
             self._add(where, f"an instance of {cls.name}, which defines __del__", via)
+
+    def _implicit(self, cls: ast.ClassDef, depth: int) -> set[str]:
+        names: set[str] = set()
+        for item in cls.body:
+            if isinstance(item, _DEFS) and item.name != "__del__" and (
+                (item.name.startswith("__") and item.name.endswith("__"))
+                or any("property" in ast.unparse(d) or ".setter" in ast.unparse(d)
+                       for d in item.decorator_list)
+            ):  # fmt: skip
+                names.add(item.name)
+        for base in cls.bases if depth < 8 else []:
+            for value in self._locals(base):
+                if isinstance(value, ast.ClassDef):
+                    names |= self._implicit(value, depth + 1)
+        return names
 
     def _add(self, node: ast.AST, what: str, via: str) -> None:
         shown = f"{what}, while the module is imported"
