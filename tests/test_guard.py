@@ -219,6 +219,10 @@ ALIASED_REFLECTION = {
     "sys-through-os-and-import-module": ({("sys-modules", "sys.modules")}, _SWAP + (
         "import importlib\n\n_m = importlib.import_module('o' + 's').sys.modules\n"
     )),
+    # sys as another module's private import, the frame function through it
+    "sys-as-threadings-private-import": ({("frames", "sys._getframe")}, _SWAP + (
+        "import threading\n\n\ndef _caller():\n    return threading._sys._getframe(2)\n"
+    )),
     # getattr handed to a helper: where it goes cannot be seen
     "getattr-handed-on": ({("computed-attribute", "getattr handed on")}, _SWAP + (
         "def _apply(f, *args):\n    return f(*args)\n\n\ndef _code(fn, name):\n"

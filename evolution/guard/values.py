@@ -126,11 +126,15 @@ _REEXPORTED = {"sys", "builtins", "os", "gc", "inspect", "importlib", "types", "
                "pkgutil"}  # fmt: skip
 
 def canonical(name: str) -> str:
+    """The one name of an object outside the file: a module reached as another module's
+    attribute is that module (`os.sys`, `threading._sys`, `f.__builtins__`), and the
+    aliases above are their originals."""
     parts = name.split(".")
     for index in range(1, len(parts)):
         part = parts[index]
-        if part == "__builtins__" or (part in _REEXPORTED and part != parts[index - 1]):
-            parts = ["builtins" if part == "__builtins__" else part, *parts[index + 1:]]
+        module = part if part in _REEXPORTED else part.lstrip("_")
+        if part == "__builtins__" or (module in _REEXPORTED and part != parts[index - 1]):
+            parts = ["builtins" if part == "__builtins__" else module, *parts[index + 1:]]
             break
     name = ".".join(parts)
     for old in sorted(_ALIASES, key=len, reverse=True):
