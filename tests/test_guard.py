@@ -510,3 +510,30 @@ def test_folding_strings_is_bounded(expression: str) -> None:
     code = f"def f(o):\n    return getattr(o, {expression})\n".encode()
     rules = {f.rule for f in check_file("scripts/x.py", None, code)}
     assert "computed-attribute" in rules
+
+
+_HELPERS = (
+    "import threading\n\n\ndef warm():\n"
+    "    threading.Thread(target=print, daemon=True).start()\n\n\n"
+    "class Cache:\n    def __init__(self):\n        self.data = {}\n\n    def __del__(self):\n"
+    "        pass\n"
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("code", [
+    "from scripts.helpers import warm\n\nwarm()\n",
+    "from .helpers import warm as _w\n\n_w()\n",
+    "import scripts.helpers as h\n\n\n@h.warm.__call__\ndef f():\n    pass\n",
+    "from scripts import helpers\n\n_c = helpers.Cache()\n",
+])  # fmt: skip
+def test_what_import_runs_is_followed_into_the_trees_other_modules(code: str) -> None:
+    """The function that starts the thread lives in another module of the tree, which
+    the proposal need not have changed; the call at import is in this one."""
+    tree = {"scripts/helpers.py": _HELPERS.encode()}
+    findings = check_file("scripts/calc.py", None, code.encode(), read=tree.get)
+    [finding] = [f for f in findings if f.rule == "runs-later"]
+    assert "scripts/helpers.py:" in finding.construct, finding
+    assert finding.path == "scripts/calc.py" and finding.line >= 3
+    lazy = "from scripts.helpers import warm\n\n\ndef main():\n    warm()\n\n\n"
+    lazy += "if __name__ == '__main__':\n    main()\n"
+    assert check_file("scripts/calc.py", None, lazy.encode(), read=tree.get) == []

@@ -19,7 +19,8 @@ main (the same rule on the same code) is not, so a proposal can touch a file tha
 legitimately uses, say, `atexit`, without being blamed for it.
 
 This is one layer of several. It cannot see code built at run time from data, nor what
-a subprocess runs, nor across files; the sandbox, the authenticated report channel, the
+a subprocess runs; across files it follows only what import runs (given a reader of
+the tree); the sandbox, the authenticated report channel, the
 probe's checks and the canaries are there for what it misses.
 """
 
@@ -32,6 +33,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from evolution.guard.later import runs_later
+from evolution.guard.modules import Modules, Reader
 from evolution.guard.names import Resolver
 from evolution.guard.table import RULES, STARTUP_FILES
 from evolution.guard.visitor import Visitor
@@ -50,13 +52,18 @@ class Finding:
         return f"{self.path}:{self.line}: {self.construct} ({self.rule}: {RULES[self.rule]})"
 
 
-def _findings(source: str) -> list[tuple[str, int, str, str]]:
+def _findings(source: str, path: str = "", read: Reader | None = None,
+              ) -> list[tuple[str, int, str, str]]:  # fmt: skip
     """(rule, line, construct, fingerprint) for each construct in `source`."""
     tree = ast.parse(source)
     resolver = Resolver(tree)
     visitor = Visitor(resolver)
     visitor.visit(tree)
-    later = [("runs-later", node, what) for node, what in runs_later(tree, resolver)]
+    modules = None
+    if read is not None:
+        modules = Modules(read)
+        modules.home(resolver, path)
+    later = [("runs-later", node, what) for node, what in runs_later(tree, resolver, modules)]
     found = visitor.found + later
     result = []
     for rule, node, construct in found:
@@ -72,9 +79,15 @@ def is_python(path: str, data: bytes) -> bool:
 
 
 def check_file(
-    path: str, old: bytes | None, new: bytes, allow: tuple[str, ...] = ()
+    path: str,
+    old: bytes | None,
+    new: bytes,
+    allow: tuple[str, ...] = (),
+    read: Reader | None = None,
 ) -> list[Finding]:
-    """What `new` adds over `old` (None for a new file) that the rules forbid."""
+    """What `new` adds over `old` (None for a new file) that the rules forbid. `read`
+    (a path in the tree -> its bytes, or None) lets the guard follow what import runs
+    into the tree's other modules."""
     findings: list[Finding] = []
     name = path.rsplit("/", 1)[-1]
     if "startup-hook" not in allow and (name in STARTUP_FILES or name.endswith(".pth")):
@@ -82,13 +95,14 @@ def check_file(
     if not is_python(path, new):
         return findings
     try:
-        added = _findings(new.decode("utf-8"))
+        added = _findings(new.decode("utf-8"), path, read)
     except (SyntaxError, UnicodeDecodeError, ValueError):
         return findings  # the suite will say what is wrong with it
     before: Counter[tuple[str, str]] = Counter()
     if old is not None and is_python(path, old):
         with contextlib.suppress(SyntaxError, UnicodeDecodeError, ValueError):
-            before.update((rule, fp) for rule, _line, _c, fp in _findings(old.decode("utf-8")))
+            found = _findings(old.decode("utf-8"), path, read)
+            before.update((rule, fp) for rule, _line, _c, fp in found)
     seen: set[tuple[str, int, str]] = set()
     for rule, line, construct, fingerprint in added:
         if before[(rule, fingerprint)] > 0:
