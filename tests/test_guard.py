@@ -418,6 +418,8 @@ LOOK_ALIKES = {
         "warn = functools.partial(print, file=sys.stderr)\n\n\n"
         "def report(name, used):\n    label = '-'.join(['disk', name]).upper()\n"
         "    return f'{label}: {used:.1f}%' + '!' * 3\n\n\n"
+        "def legacy(name, used):\n    line = '{name}: {used}'.format(**locals())\n"
+        "    return line + ' (%(name)s)' % locals()\n\n\n"
         "def send(alert, dry_run=False):\n    client = mock.MagicMock() if dry_run else None\n"
         "    if client is not None:\n        client.post(alert)\n    return dry_run\n"
     ),

@@ -9,10 +9,12 @@ purpose.
 
 The rules apply to what a name refers to, not to how it is spelled: a symbol table of
 the module's bindings and imports (`scopes.py`) and a small abstract evaluation over it
-(`names.py`, with constant folding in `fold.py`) resolve aliases, namespaces, partials
-and strings built from pieces; `visitor.py` applies the rules to the result,
-`equality.py` reads comparison methods path by path, and `later.py` finds what is
-started at import time to run later on its own.
+(`names.py` and `calls.py`, over the values of `values.py`, with bounded constant
+folding in `fold.py`) resolve aliases, namespaces, partials and strings built from
+pieces. `visitor.py` applies the rules to what it resolves, `reflection.py` follows the
+primitives of reflection, `equality.py` reads comparison methods path by path and finds
+values equal to anything, and `later.py` finds what importing the module starts to run
+later on its own, into the tree's other modules (`modules.py`).
 
 A construct is reported only if the proposal added it: what the file already held on
 main (the same rule on the same code) is not, so a proposal can touch a file that
@@ -20,8 +22,8 @@ legitimately uses, say, `atexit`, without being blamed for it.
 
 This is one layer of several. It cannot see code built at run time from data, nor what
 a subprocess runs; across files it follows only what import runs (given a reader of
-the tree); the sandbox, the authenticated report channel, the
-probe's checks and the canaries are there for what it misses.
+the tree). The sandbox, the authenticated report channel, the probe's checks and the
+canaries are there for what it misses.
 """
 
 from __future__ import annotations

@@ -40,6 +40,8 @@ KINDS = {"builtins.getattr": "get", "builtins.object.__getattribute__": "get",
 _WRAPPERS = {"functools.partial", "builtins.staticmethod", "builtins.classmethod"}
 _ODD_NAMES = INTERNAL_ATTRS | FRAME_ATTRS | {"_getframe", "_exit"}
 _PROTOCOL = {"__setattr__", "__getattribute__", "__delattr__", "__getattr__"}
+_READERS = {f"builtins.{name}" for name in ("dict", "list", "sorted", "len", "set", "tuple",
+                                            "frozenset", "repr", "str", "print", "iter")}
 
 
 def dotted(node: ast.AST) -> str:
@@ -110,8 +112,23 @@ class Reflection:
             n.id in scope.declared for n in names
         )
 
+    def _read_only(self, node: ast.AST) -> bool:
+        """A namespace only read where it stands: copied by `**`, formatted by `%`, or
+        given to a builtin that reads it (`dict(globals())`, `sorted(vars())`)."""
+        parent = self.r.parent(node)
+        if isinstance(parent, ast.keyword):
+            return parent.arg is None
+        if isinstance(parent, ast.BinOp) and parent.right is node:
+            return isinstance(parent.op, ast.Mod) and isinstance(parent.left, ast.Constant)
+        if isinstance(parent, ast.Call) and node in parent.args:
+            readers = {v.name for v in self.r.values(parent.func) if isinstance(v, Ref)}
+            return bool(readers) and readers <= _READERS
+        return False
+
     def _escape(self, node: ast.AST) -> None:
         shown = self._reflective(self.r.values(node))
+        if shown in ("globals()", "locals()") and self._read_only(node):
+            return
         if shown and not self._followed(node):
             self.add("computed-attribute", node,
                      f"{shown} handed on where the guard cannot follow it")  # fmt: skip
