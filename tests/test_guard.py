@@ -539,3 +539,13 @@ def test_what_import_runs_is_followed_into_the_trees_other_modules(code: str) ->
     lazy = "from scripts.helpers import warm\n\n\ndef main():\n    warm()\n\n\n"
     lazy += "if __name__ == '__main__':\n    main()\n"
     assert check_file("scripts/calc.py", None, lazy.encode(), read=tree.get) == []
+
+
+def test_code_too_deep_to_read_is_refused_not_let_through() -> None:
+    """The old guard crashed on a long chain of operators; a guard that let it through
+    unread would be a way round every rule."""
+    deep = ("x = " + " + ".join(["'a'"] * 3000) + "\n").encode()
+    [finding] = check_file("scripts/x.py", None, deep)
+    assert (finding.rule, finding.line) == ("too-deep", 1)
+    assert check_file("scripts/x.py", None, deep, allow=("too-deep",)) == []
+    assert check_file("scripts/x.py", deep, b"x = 1\n") == []

@@ -100,9 +100,12 @@ def check_file(
         added = _findings(new.decode("utf-8"), path, read)
     except (SyntaxError, UnicodeDecodeError, ValueError):
         return findings  # the suite will say what is wrong with it
+    except RecursionError:  # what the guard cannot read, it refuses
+        findings.append(Finding("too-deep", path, 1, "nesting deeper than the guard reads"))
+        return [f for f in findings if f.rule not in allow]
     before: Counter[tuple[str, str]] = Counter()
     if old is not None and is_python(path, old):
-        with contextlib.suppress(SyntaxError, UnicodeDecodeError, ValueError):
+        with contextlib.suppress(SyntaxError, UnicodeDecodeError, ValueError, RecursionError):
             found = _findings(old.decode("utf-8"), path, read)
             before.update((rule, fp) for rule, _line, _c, fp in found)
     seen: set[tuple[str, int, str]] = set()

@@ -50,6 +50,8 @@ RULES: dict[str, str] = {
     "of a class with __del__ (at module level, or in a function called from there)",
     "equals-anything": "refers to a value that equals anything (unittest.mock.ANY, "
     "dirty-equals, hamcrest matchers) or returns a mock object (Mock, MagicMock, …)",
+    "too-deep": "nests expressions or statements deeper than the guard reads (a chain of "
+    "a thousand operators): what it cannot read, it refuses",
 }
 
 MACHINERY = ("pytest", "_pytest", "pluggy", "py", "_ratchet_probe", "pytest_jsonreport",
