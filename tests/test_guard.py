@@ -549,3 +549,14 @@ def test_code_too_deep_to_read_is_refused_not_let_through() -> None:
     assert (finding.rule, finding.line) == ("too-deep", 1)
     assert check_file("scripts/x.py", None, deep, allow=("too-deep",)) == []
     assert check_file("scripts/x.py", deep, b"x = 1\n") == []
+
+
+def test_a_comparison_bound_to_a_function_of_another_module_is_read_there() -> None:
+    helpers = b"def agree(self, other):\n    other\n    return True\n\n\n"
+    helpers += b"def same(self, other):\n    return vars(self) == vars(other)\n"
+    tree = {"scripts/helpers.py": helpers}
+    lying = b"from scripts.helpers import agree\n\n\nclass Total:\n    __eq__ = agree\n"
+    [finding] = check_file("scripts/calc.py", None, lying, read=tree.get)
+    assert finding.rule == "lying-comparison" and "agree in scripts/helpers.py" in finding.construct
+    honest = lying.replace(b"agree", b"same")
+    assert check_file("scripts/calc.py", None, honest, read=tree.get) == []

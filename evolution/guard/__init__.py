@@ -59,12 +59,12 @@ def _findings(source: str, path: str = "", read: Reader | None = None,
     """(rule, line, construct, fingerprint) for each construct in `source`."""
     tree = ast.parse(source)
     resolver = Resolver(tree)
-    visitor = Visitor(resolver)
-    visitor.visit(tree)
     modules = None
     if read is not None:
         modules = Modules(read)
         modules.home(resolver, path)
+    visitor = Visitor(resolver, modules)
+    visitor.visit(tree)
     later = [("runs-later", node, what) for node, what in runs_later(tree, resolver, modules)]
     found = visitor.found + later
     result = []

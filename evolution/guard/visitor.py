@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 
 from evolution.guard.equality import anything_returned, comparison_lie
+from evolution.guard.modules import Modules
 from evolution.guard.names import Resolver
 from evolution.guard.reflection import KINDS, Reflection, dotted, short
 from evolution.guard.table import (
@@ -30,8 +31,9 @@ _IMPORTERS = {"builtins.__import__", "importlib.__import__", "importlib.import_m
 
 
 class Visitor(Reflection, ast.NodeVisitor):
-    def __init__(self, resolver: Resolver) -> None:
+    def __init__(self, resolver: Resolver, modules: Modules | None = None) -> None:
         self.r = resolver
+        self.modules = modules  # the tree's other modules, where a reader was given
         self.found: list[tuple[str, ast.AST, str]] = []
         self._rules: dict[int, set[str]] = {}  # rules already reported on a node
         self._hits: dict[int, dict[str, str]] = {}
@@ -310,13 +312,21 @@ class Visitor(Reflection, ast.NodeVisitor):
         self.generic_visit(node)
 
     def _bound(self, name: str, value: ast.AST, node: ast.AST) -> None:
-        """A method named `name` bound to `value` (a lambda, or a def of this file)."""
+        """A method named `name` bound to `value`: a lambda or a def of this file, or one
+        imported from another module of the tree (read there)."""
         if name not in COMPARISONS and name not in SELF_ONLY:
             return
         for function in self.r.values(value):
-            if isinstance(function, Local):
-                reason = comparison_lie(name, function.node, self.r)
+            found: list[tuple[Resolver, str, object]] = [(self.r, "", function)]
+            if isinstance(function, Ref) and self.modules is not None and not function.instance:
+                found = self.modules.find(function.name, self.r)
+            for resolver, path, target in found:
+                if not isinstance(target, Local):
+                    continue
+                reason = comparison_lie(name, target.node, resolver)
                 if reason:
-                    self.add("lying-comparison", node, reason)
+                    where = f" ({target.node.name} in {path})" if path and hasattr(
+                        target.node, "name") else ""  # fmt: skip
+                    self.add("lying-comparison", node, reason + where)
                     return
 
