@@ -105,11 +105,19 @@ def static_guard(candidate: Candidate) -> Refusal | None:
     """The guard on what proposals added to evolvable files, as merged."""
     assert candidate.tree is not None
     repo, findings = candidate.repo, []
+    tree, python = candidate.tree, set[str]()
+
+    def read(path: str) -> bytes | None:
+        """A module of the tree (the guard follows what import runs into it)."""
+        if not python:
+            python.update(p for p in repo.files_in(tree) if p.endswith(".py"))
+        return repo.read_file(tree, path) if path in python else None
+
     for path in sorted(candidate.proposed_paths):
         new = repo.read_file(candidate.tree, path)
         if new is not None:
             old = repo.read_file(candidate.main, path)
-            findings += check_file(path, old, new, candidate.policy.allow)
+            findings += check_file(path, old, new, candidate.policy.allow, read)
     if not findings:
         return None
     shown = "; ".join(f"{f.path}:{f.line}: {f.construct} ({f.rule})" for f in findings[:5])

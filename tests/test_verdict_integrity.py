@@ -139,6 +139,22 @@ def test_the_static_guard_rejects_before_any_test_runs_and_names_the_line(
     assert "static guard" in note
 
 
+def test_the_guard_follows_what_import_runs_into_a_module_the_proposal_did_not_change(
+    sandbox: Sandbox,
+) -> None:
+    """A person's helper starts a thread when called; harmless until a proposal calls it
+    at import time from the module under test (issue 24, item 4)."""
+    helper = "import threading\n\n\ndef warm(job):\n    threading.Thread(target=job).start()\n"
+    sandbox.commit("a person's helper", {"scripts/jobs.py": helper})
+    cheat = FIXED_CALC + "\n\nfrom scripts.jobs import warm\n\nwarm(print)\n"
+    sandbox.branch("evolve/warm", {"scripts/calc.py": cheat}, proposal=True)
+    code, report = sandbox.validate_json("evolve/warm")
+    assert code == 1 and report["tests_run"] == 0, report
+    line = cheat.splitlines().index("warm(print)") + 1
+    [finding] = [f for f in report["guard"] if "(runs-later:" in f]
+    assert f"scripts/calc.py:{line}: threading.Thread.start at scripts/jobs.py:5" in finding
+
+
 def test_a_rule_lifted_on_purpose_lets_the_construct_through(sandbox: Sandbox) -> None:
     sandbox.policy(allow=["atexit"])
     with_exit_hook = FIXED_CALC + "\n\nimport atexit\n\natexit.register(print, 'bye')\n"
