@@ -560,3 +560,16 @@ def test_a_comparison_bound_to_a_function_of_another_module_is_read_there() -> N
     assert finding.rule == "lying-comparison" and "agree in scripts/helpers.py" in finding.construct
     honest = lying.replace(b"agree", b"same")
     assert check_file("scripts/calc.py", None, honest, read=tree.get) == []
+
+
+def test_a_long_chain_of_aliases_is_read_or_refused_never_lost() -> None:
+    """`a1 = getattr; a2 = a1; …` two hundred deep: whatever the depth, the call at the
+    end is getattr with a computed name, or the file is refused as too deep."""
+    chain = "".join(f"    a{i} = a{i - 1}\n" for i in range(1, 200))
+    for order in (chain, "".join(reversed(chain.splitlines(keepends=True)))):
+        code = f"def f(fn, n):\n    a0 = getattr\n{order}    return a199(fn, n)\n"
+        rules = {f.rule for f in check_file("scripts/x.py", None, code.encode())}
+        assert rules & {"computed-attribute", "too-deep"}, rules
+    selfish = b"class C:\n    def read(self):\n        self.size = self.size - 8\n"
+    selfish += b"        return self.size\n"
+    assert check_file("scripts/x.py", None, selfish) == []

@@ -66,6 +66,8 @@ def _findings(source: str, path: str = "", read: Reader | None = None,
     visitor = Visitor(resolver, modules)
     visitor.visit(tree)
     later = [("runs-later", node, what) for node, what in runs_later(tree, resolver, modules)]
+    if resolver.exhausted:
+        raise RecursionError("the guard's evaluation went deeper than it reads")
     found = visitor.found + later
     result = []
     for rule, node, construct in found:

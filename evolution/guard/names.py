@@ -43,6 +43,8 @@ from evolution.guard.values import (
 
 _BUILTIN_NAMES = set(dir(builtins))
 _MUTABLE = (ast.List, ast.Dict, ast.Set, ast.ListComp, ast.DictComp, ast.SetComp)
+DEPTH = 120  # deepest evaluation; beyond it the module is refused, not read as unknown
+
 
 class Resolver(Calls):
     def __init__(self, tree: ast.Module) -> None:
@@ -52,6 +54,7 @@ class Resolver(Calls):
         self._partial: dict[tuple[int, str], set[object]] = {}
         self._returns: dict[ast.AST, Values] = {}
         self._depth = 0
+        self.exhausted = False  # an evaluation went deeper than DEPTH
 
     def scope(self, node: ast.AST) -> Scope:
         return self.table.scope_of.get(id(node), self.table.module)
@@ -60,6 +63,14 @@ class Resolver(Calls):
         return self.table.parent_of.get(id(node))
 
     def values(self, node: ast.AST) -> Values:
+        spine = [node]  # a long chain (a + b + …, a.b.c…, f()()…) is evaluated from its
+        while len(spine) < 10_000:  # innermost end, so that depth is not its length
+            inner = _spine(spine[-1])
+            if inner is None:
+                break
+            spine.append(inner)
+        for part in reversed(spine[1:]):
+            self.evaluate(part, self.scope(part))
         return self.evaluate(node, self.scope(node))
 
     # -- evaluation -------------------------------------------------------------------------
@@ -68,14 +79,19 @@ class Resolver(Calls):
         key = id(node)
         if env is None and key in self._memo:
             return self._memo[key]
-        if self._depth > 80:
+        if self._depth > DEPTH:
+            self.exhausted = True
             return NOTHING
         # Recursion ends at names (a binding that reads itself sees what its other
-        # bindings hold, and "unknown"), at defs' returns and at a depth limit.
+        # bindings hold, and "unknown"), at defs' returns and at a depth limit (an
+        # alias of an alias of … getattr, a hundred deep, must not read as unknown).
         self._depth += 1
         try:
             result = cap(self._evaluate(node, scope, env))
-        except (fold.Unfoldable, RecursionError, ValueError, TypeError):
+        except (fold.Unfoldable, ValueError, TypeError):
+            result = NOTHING
+        except RecursionError:
+            self.exhausted = True
             result = NOTHING
         finally:
             self._depth -= 1
@@ -252,14 +268,17 @@ class Resolver(Calls):
         return frozenset(found)
 
     def binding_values(self, scope: Scope, name: str) -> Values:
-        key = (id(scope), name)
+        return self._all((id(scope), name), scope.bindings[name], name in scope.mutated)
+
+    def _all(self, key: tuple[int, str], bindings: list[Binding], mutated: bool) -> Values:
+        """What any of `bindings` (of one name, or of one instance attribute) may hold."""
         if key in self._bound:
             return self._bound[key]
-        if key in self._partial:  # a binding that refers to itself (`s += "x"`)
+        if key in self._partial:  # a binding that reads itself (`s += "x"`, `self.n -= 8`)
             return frozenset(self._partial[key] | {UNKNOWN})
         self._partial[key] = set()
-        for binding in scope.bindings[name]:
-            self._partial[key] |= self._binding(binding, name in scope.mutated)
+        for binding in bindings:
+            self._partial[key] |= self._binding(binding, mutated)
         found = cap(self._partial.pop(key))
         self._bound[key] = found
         return found
@@ -328,8 +347,8 @@ class Resolver(Calls):
         if attr in body.bindings:
             found |= self.binding_values(body, attr)
         if instance and attr in self.table.instance_attrs.get(cls, {}):
-            for binding in self.table.instance_attrs[cls][attr]:
-                found |= self._binding(binding, False)
+            found |= self._all((id(cls), f"self.{attr}"), self.table.instance_attrs[cls][attr],
+                               False)  # fmt: skip
         return frozenset(found) if found else self._bases_member(cls, attr, instance, depth)
 
     def _bases_member(self, cls: ast.ClassDef, attr: str, instance: bool, depth: int) -> Values:
@@ -378,3 +397,12 @@ class Resolver(Calls):
                     found.add(UNKNOWN)
         return cap(found)
 
+
+def _spine(node: ast.AST) -> ast.AST | None:
+    if isinstance(node, ast.BinOp):
+        return node.left
+    if isinstance(node, ast.Attribute | ast.Subscript):
+        return node.value
+    if isinstance(node, ast.Call):
+        return node.func
+    return None
