@@ -25,9 +25,10 @@ accepted and that changes functions:
    (`behaviour = "report"` in the policy only reports it). Nearby inputs are what makes
    special-casing the tests' inputs visible.
 
-Calls that cannot be captured (arguments that do not pickle), or whose results a tree
-does not reproduce from one replay to the next (time, randomness, the host), are left
-out and counted, never counted as agreement; a verdict with no behavioural evidence
+Calls that cannot be captured (arguments that do not pickle), that name files or
+folders (what a test made in its temporary folder is gone by the replay), or whose
+results a tree does not reproduce from one replay to the next (time, randomness, the
+host), are left out and counted, never counted as agreement; a verdict with no behavioural evidence
 says so. Proposals that change no function pay nothing.
 """
 
@@ -255,6 +256,9 @@ def _compare(
     suspects = []
     for index, call in enumerate(calls):
         mine, main = ours[0][index], theirs[0][index]
+        if mine and mine[0][0] == "unreplayable":
+            excluded[f"arguments {mine[0][1]}"] += 1
+            continue
         if 0 not in ours_stable[index]:
             excluded["not reproducible on the candidate"] += 1
             continue
