@@ -182,3 +182,38 @@ def test_changed_functions_compares_code_not_positions() -> None:
     assert changed_functions(old, moved) == []
     assert changed_functions(old, old.replace("return x", "return -x")) == ["f"]
     assert changed_functions(None, old) == ["f", "g"]
+
+
+LINES = """\
+def count_lines(path):
+    with open(path, encoding="utf-8") as handle:
+        return len(handle.read().splitlines())
+"""
+LINES_TEST = """\
+from scripts.lines import count_lines
+
+
+def test_count_lines(tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("one\\ntwo\\n")
+    assert count_lines(notes) == 2
+"""
+
+
+def test_a_call_whose_arguments_name_files_is_left_out_and_counted(sandbox: Sandbox) -> None:
+    """What a test made in its tmp_path is gone when the calls are replayed: such a call
+    cannot be compared, so it is left out and counted (never taken for agreement, nor
+    for a difference), and the verdict says it had no behavioural evidence."""
+    sandbox.commit("count lines", {"scripts/lines.py": LINES, "tests/test_lines.py": LINES_TEST})
+    assert sandbox.evolve("baseline", "record", "--reruns", "0").returncode == 0
+    tidier = LINES.replace(
+        "        return len(handle.read().splitlines())",
+        "        return sum(1 for _line in handle)",
+    )
+    sandbox.branch("evolve/tidy", {"scripts/lines.py": tidier}, proposal=True)
+    code, report = sandbox.validate_json("evolve/tidy", "--reruns", "0")
+    assert code == 0, report
+    behaviour = report["behaviour"]
+    assert behaviour["excluded"].get("arguments names files", 0) >= 1, behaviour
+    assert behaviour["compared"] == 0, behaviour
+    assert "no behavioural evidence" in behaviour["note"], behaviour
