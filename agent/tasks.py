@@ -25,6 +25,9 @@ from agent.procgroup import run_in_group
 BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "RATCHET_SANDBOX_GRANTED")
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 TAIL_CHARS = 2000
+# When the runtime ends a task (seconds since the epoch): a task whose work may not fit
+# (the safety net) plans by it instead of being killed at the same point on every tick.
+DEADLINE_VAR = "AGENT_TASK_DEADLINE"
 RAN = ("ok", "silent", "failed", "timeout")  # the process ran: its duration means something
 
 
@@ -49,6 +52,15 @@ def task_environment(
     env.setdefault("PATH", DEFAULT_PATH)
     env.update(extra)
     return env
+
+
+def time_left(environ: Mapping[str, str]) -> float | None:
+    """Seconds until the runtime ends this task; None outside a task (or a bad value:
+    a task started by hand has no deadline)."""
+    try:
+        return float(environ[DEADLINE_VAR]) - time.time()
+    except (KeyError, ValueError):
+        return None
 
 
 def _stamp(path: Path) -> tuple[int, int, int, int] | None:

@@ -26,7 +26,7 @@ from agent.locks import LockBusy, ProcessLock
 from agent.ping import Pinger, kind_for
 from agent.procgroup import end_orphaned_group
 from agent.redact import SECRET_NAMES_VAR, Redactor
-from agent.tasks import RAN, TaskOutcome, run_task, task_environment
+from agent.tasks import DEADLINE_VAR, RAN, TaskOutcome, run_task, task_environment
 from agent.trace import Trace
 from agent.vault import Vault, VaultError
 
@@ -294,6 +294,7 @@ def _run_one(
         "AGENT_TASK": task.name,
         "AGENT_TICK_ID": str(tick_id),
         "AGENT_ROOT": str(runtime.config.root),
+        DEADLINE_VAR: f"{time.time() + task.timeout_s:.3f}",
     }
     if runtime.vault is not None:
         # Least privilege: only the secrets whose manifest names this task, each read

@@ -22,6 +22,10 @@ Sections:
   `pip download --no-binary :all: --no-deps more-itertools==10.8.0`; it is copied
   into a throwaway repository, so the source is untouched;
 - this repository's own suite (`--own`), on a temporary clone;
+- another version of the gate (`--against REV`, e.g. the commit before a round of new
+  checks): installed from that commit as the README installs, in a throwaway worktree,
+  and run beside the current one in the fixed-cost and accept sections (`gate at REV,
+  1 process`); the difference is what the checks added since cost every run;
 - the checks that only automated proposals pay (`--behaviour`): on 400 tests of 5 ms in
   20 modules, one function of one module refactored without changing a result, as a
   person's commit (no proposal checks) and as an automated proposal (the special-case
@@ -30,7 +34,7 @@ Sections:
 
 Usage: python benchmarks/gate_vs_pytest.py [--tests 2000] [--work-ms 0 5] [--repeat 3]
        [--workers auto] [--reject] [--behaviour] [--suite PATH_OR_SDIST ...] [--own]
-       [--only fixed|accept|reject|behaviour ...]
+       [--against REV] [--only fixed|accept|reject|behaviour ...]
 No timing is asserted anywhere: this prints figures for the README.
 """
 
@@ -59,6 +63,7 @@ ENV = {
     "GIT_COMMITTER_EMAIL": "bench@example.invalid",
 }
 EVOLVE = [sys.executable, "-m", "evolution.cli"]
+OTHER: dict[str, list[str]] = {}  # with --against: its name -> how to start its `evolve`
 BARE = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
 Figure = tuple[float, float]  # wall seconds, CPU seconds
 REGRESSING = "bench-regress"  # the one benchmark branch the gate must reject
@@ -173,8 +178,8 @@ def measure(repo: Path, ways: dict[str, Callable[[], Figure]], repeat: int) -> d
     }
 
 
-def validate_argv(branch: str, *extra: str) -> list[str]:
-    return [*EVOLVE, "validate", branch, "--no-merge", "--json", *extra]
+def validate_argv(branch: str, *extra: str, evolve: list[str] = EVOLVE) -> list[str]:
+    return [*evolve, "validate", branch, "--no-merge", "--json", *extra]
 
 
 def verdict_code(branch: str) -> tuple[int]:
@@ -183,15 +188,46 @@ def verdict_code(branch: str) -> tuple[int]:
 
 
 def fresh_gate(
-    repo: Path, branch: str, *extra: str, env: dict[str, str] | None = None
+    repo: Path,
+    branch: str,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    evolve: list[str] = EVOLVE,
 ) -> Callable[[], Figure]:
     """One timed gate run of `branch` with the verdict cache cleared first."""
 
     def run() -> Figure:
         shutil.rmtree(verdicts(repo), ignore_errors=True)
-        return timed(validate_argv(branch, *extra), repo, env=env, ok=verdict_code(branch))
+        argv = validate_argv(branch, *extra, evolve=evolve)
+        return timed(argv, repo, env=env, ok=verdict_code(branch))
 
     return run
+
+
+def other_gates(
+    repo: Path, branch: str, env: dict[str, str] | None = None
+) -> dict[str, Callable[[], Figure]]:
+    return {
+        f"gate at {name}, 1 process": fresh_gate(
+            repo, branch, "--workers", "1", env=env, evolve=evolve
+        )
+        for name, evolve in OTHER.items()
+    }
+
+
+def other_folder(rev: str) -> Path:
+    """Not under /tmp: a gate from before issue 22 cannot run from a venv there."""
+    return Path.home() / ".cache" / "ratchet-bench" / f"gate-at-{rev}"
+
+
+def install_other(rev: str) -> None:
+    """The gate as it was at `rev`, installed the README's way in a worktree of its own."""
+    from live_world import INSTALL  # the README's install command, owned there
+
+    folder = other_folder(rev)
+    sh(["git", "worktree", "add", "-q", "--detach", str(folder), rev], HERE)
+    sh(["sh", "-c", INSTALL], folder)
+    OTHER[rev] = [str(folder / ".venv" / "bin" / "python"), "-m", "evolution.cli"]
 
 
 def gate_ways(
@@ -206,6 +242,7 @@ def gate_ways(
         # the entry the run above wrote
         "cached": lambda: timed(validate_argv(branch), repo, env=env, ok=verdict_code(branch)),
         "gate, 1 process, no sandbox": fresh_gate(repo, branch, "--workers", "1", env=open_env),
+        **other_gates(repo, branch, env),
     }
 
 
@@ -223,11 +260,15 @@ def fixed_cost(scratch: Path, repeat: int) -> None:
     prepare(repo)
     branch = branch_with(repo, "bench-neutral", neutral)
     ways = gate_ways(repo, branch, "1")
-    figures = measure(repo, {k: ways[k] for k in ("bare", "gate, 1 process", "cached")}, repeat)
+    names = ("bare", "gate, 1 process", "cached", *(f"gate at {n}, 1 process" for n in OTHER))
+    figures = measure(repo, {k: ways[k] for k in names}, repeat)
     report("fixed cost (a suite of one test)", figures)
     (bare, bare_cpu), (gate, gate_cpu) = figures["bare"], figures["gate, 1 process"]
     added = f"{gate - bare:.2f} s wall, {gate_cpu - bare_cpu:.2f} s cpu"
     print(f"  the gate's fixed cost per run: {added}")
+    for name in OTHER:
+        other, other_cpu = figures[f"gate at {name}, 1 process"]
+        print(f"  added since {name}: {gate - other:.2f} s wall, {gate_cpu - other_cpu:.2f} s cpu")
 
 
 def rejection(scratch: Path, repeat: int, workers: str) -> None:
@@ -310,6 +351,8 @@ def main() -> None:
                         help="a real suite: a folder or an sdist")  # fmt: skip
     parser.add_argument("--own", action="store_true", help="also this repository's own suite")
     parser.add_argument("--behaviour", action="store_true", help="also the proposal-only checks")
+    parser.add_argument("--against", metavar="REV",
+                        help="also the gate as it was at this commit, side by side")  # fmt: skip
     parser.add_argument("--only", choices=("fixed", "accept", "reject", "behaviour"),
                         action="append", help="run only these sections (repeatable)")  # fmt: skip
     args = parser.parse_args()
@@ -319,6 +362,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ratchet-bench-") as folder:
         scratch = Path(folder)
         wanted = set(args.only or ("fixed", "accept", "reject", "behaviour"))
+        if args.against:
+            install_other(args.against)
         if "fixed" in wanted:
             fixed_cost(scratch, args.repeat)
         for work_ms in args.work_ms if "accept" in wanted else ():
@@ -334,6 +379,8 @@ def main() -> None:
             behaviour_cost(scratch, args.repeat, args.workers)
         for source in args.suite:
             real_suite(scratch, source, args.repeat, args.workers)
+        for name in OTHER:
+            sh(["git", "worktree", "remove", "--force", str(other_folder(name))], HERE)
         if args.own:
             own = scratch / "own"
             sh(["git", "clone", "-q", str(HERE), str(own)], scratch)

@@ -94,9 +94,9 @@ def prepare(name: str, repo: Path) -> str:
     return commit_and_record(repo, f"seeded bug: {name}")
 
 
-def commit_and_record(repo: Path, message: str) -> str:
+def commit_and_record(repo: Path, message: str, *, failing: bool = True) -> str:
     """Make the folder a repository with one commit and record its baseline, which must
-    have a failing test; '' or an error."""
+    have a failing test (unless `failing` is False: a pristine package); '' or an error."""
     for argv in (
         ["git", "init", "-q", "-b", "main"],
         ["git", "add", "-A"],
@@ -110,7 +110,7 @@ def commit_and_record(repo: Path, message: str) -> str:
         counts = json.loads(done.stdout)["counts"]
     except (ValueError, KeyError):
         return f"baseline record failed ({done.returncode}): {done.stderr.strip()[-300:]}"
-    if not counts.get("failed"):
+    if failing and not counts.get("failed"):
         return f"the baseline has no failing test: {counts}"
     return ""
 

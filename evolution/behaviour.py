@@ -221,6 +221,11 @@ def check(
     excluded: Counter[str] = Counter()
     with RunFolder(repo, merge_commit) as run:
         recorded = _record(policy, run, isolation, targets, select)
+        # Which functions a goal test reaches, from every call seen, replayed or not.
+        reached = {(c["file"], c["qualname"]) for c in recorded if c.get("test") in goals}
+        passed_over = [c for c in recorded if c.get("skipped")]
+        excluded.update(f"{c['skipped']} (first call per test)" for c in passed_over)
+        recorded = [c for c in recorded if not c.get("skipped")]
         calls = [c for c in recorded if c.get("args")]
         behaviour.calls = len(recorded)
         excluded["arguments not captured"] += len(recorded) - len(calls)
@@ -228,12 +233,14 @@ def check(
     if calls:
         with RunFolder(repo, candidate.main) as base:
             theirs = [_replay(policy, base, isolation, calls) for _ in range(2)]
-            suspects = _compare(behaviour, calls, ours, theirs, set(goals), excluded)
+            suspects = _compare(behaviour, calls, ours, theirs, reached, excluded)
             if suspects:
                 behaviour.under_test = _confirm(
                     policy, base, isolation, targets, calls, suspects, ours[0], theirs[0],
                     excluded,
                 )
+                # Left out after all: not evidence either way.
+                behaviour.compared -= excluded["harness-dependent on main too"]
     behaviour.excluded = {k: v for k, v in excluded.items() if v}
     if not behaviour.compared:
         behaviour.note = "no behavioural evidence: no call into the changed functions compared"
@@ -247,12 +254,12 @@ def check(
 
 def _compare(
     behaviour: Behaviour, calls: list[dict[str, Any]], ours: list[list[list[Any]]],
-    theirs: list[list[list[Any]]], goals: set[str], excluded: Counter[str],
+    theirs: list[list[list[Any]]], reached: set[tuple[str, str]], excluded: Counter[str],
 ) -> list[int]:  # fmt: skip
     """Fill in what the replays show; return the calls whose result under the tests
-    differs from the candidate's own result outside them."""
+    differs from the candidate's own result outside them. `reached`: the functions a
+    goal (newly passing) test calls, which may change."""
     ours_stable, theirs_stable = _stable(*ours), _stable(*theirs)
-    reached = {(c["file"], c["qualname"]) for c in calls if c.get("test") in goals}
     suspects = []
     for index, call in enumerate(calls):
         mine, main = ours[0][index], theirs[0][index]

@@ -8,6 +8,7 @@ they run, and nothing here imports litellm.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -145,6 +146,16 @@ def validate(
     staged: StagedOpt = None,
     wait: WaitOpt = False,
     unsandboxed: UnsandboxedOpt = False,
+    budget: Annotated[
+        float | None,
+        typer.Option(
+            "--budget-s",
+            min=1,
+            help="With --post-merge: the seconds this run may take; a suite expected to "
+            "outlast them is judged in parts kept for the next run. Default: what an "
+            "agent task has left (AGENT_TASK_DEADLINE), else none.",
+        ),
+    ] = None,
     repo: RepoOpt = Path("."),
     as_json: JsonOpt = False,
 ) -> None:
@@ -152,12 +163,14 @@ def validate(
     that passed stops passing.
 
     Exit codes: 0 accepted, 1 rejected, 2 usage error, 3 invalid run or environment failure.
-    With --post-merge: 0 nothing to do or passing, 1 reverted a culprit or raised an
-    incident a person must act on, 3 invalid run.
+    With --post-merge: 0 nothing to do or passing, 1 reverted a culprit, raised an
+    incident a person must act on, or unfinished (parts kept for the next run), 3
+    invalid run.
     """
 
     def body() -> int:
         from agent.errors import UsageError
+        from agent.tasks import time_left
         from evolution import views
         from evolution.console import test_progress
         from evolution.gate import GateOptions, validate_pending_merge
@@ -170,7 +183,8 @@ def validate(
         git_repo = GitRepo(repo)
         if post_merge:
             with test_progress("testing main after a merge") as progress:
-                safety = run_safety_net(git_repo, main=main, progress=progress)
+                safety = run_safety_net(git_repo, main=main, progress=progress,
+                                        budget_s=budget or time_left(os.environ))  # fmt: skip
             _show(as_json, safety, views.post_merge_report)
             if as_json and safety.exit_code:
                 # The agent keeps a task's last line of stderr as its detail (ledger,

@@ -14,6 +14,7 @@ from evolution.pytest_report import RunResult
 from evolution.ratchet import Comparison, compare, suspects
 from evolution.sandbox.isolation import Isolation
 from evolution.session import trial
+from evolution.shards import Installments
 from evolution.testrun import ProgressCallback
 from evolution.verdict_cache import VerdictCache, cache_key, environment_digest
 
@@ -42,13 +43,16 @@ def judge(
     *,
     automated: bool = False,
     refresh_map: bool = True,
+    deadline: float | None = None,
 ) -> Judgement:
     """Test `commit` (or reuse the gate's own run of its tree) and compare it with
     `baseline`; an automated proposal's new flakiness is never excused. With the policy's
     staged verdict, the tests the map ties to the change run first and may reject.
     Without `refresh_map` a due map is not collected on this run: the safety net's run
     is on every tick's critical path, and collecting a map costs a multiple of a bare
-    run (the gate's own full runs refresh it)."""
+    run (the gate's own full runs refresh it). With a `deadline` (`time.monotonic()`)
+    the full run is expected to miss, it goes in installments kept across calls
+    (`evolution.shards.Unfinished` until the last part has run)."""
     key = cache_key(
         tree, baseline_blob, policy.digest(), environment_digest(isolation.cache_tag)
     )
@@ -71,6 +75,7 @@ def judge(
         progress,
         first=first,
         with_map=state.refresh and refresh_map,
+        installments=None if deadline is None else Installments(cache, key, deadline),
     )
     described = state.describe()
     first_tests = len(first.tests) if first is not None else 0

@@ -24,6 +24,7 @@ environment, or re-records the baseline on purpose (`evolve baseline record --re
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -41,12 +42,16 @@ from evolution.policy import load_policy
 from evolution.ratchet import MISSING, Comparison, Regression
 from evolution.sandbox.isolation import choose
 from evolution.session import exclusive
+from evolution.shards import Unfinished
 from evolution.testrun import ProgressCallback
 
 # Verdicts a commit's own trailers can carry that make it a verified start. A revert
 # is not one by itself (see `verdict_of`).
 VERIFIED = frozenset({t.ACCEPTED, t.BASELINE_RECORD, t.VALIDATED})
 RESET = "evolve baseline record --reset"
+# Of a run's budget, what judging main may take: the rest is for finding causes (the
+# regressed tests on the verified commit, bisection), reverting and noting.
+JUDGE_SHARE = 0.75
 
 
 @dataclass
@@ -77,7 +82,7 @@ class Incident:
 
 @dataclass
 class SafetyReport:
-    status: str  # nothing-to-do | passing | reverted | incident
+    status: str  # nothing-to-do | passing | reverted | incident | unfinished
     head: str
     validated: str  # the verified commit whose baseline HEAD was judged against
     reverted: list[str] = field(default_factory=list)  # the culprits reverted
@@ -89,17 +94,22 @@ class SafetyReport:
     cached: bool = False
     sandbox: str = ""
     refused: str = ""  # why a pre-test check refused the commits, when one did
+    parts: list[int] = field(default_factory=list)  # unfinished: [judged, of]
 
     @property
     def exit_code(self) -> int:
         """1 when the safety net reverted something or left an incident: either way main
-        regressed, and an incident a person must act on must not read as success."""
-        return 1 if self.status in ("reverted", "incident") else 0
+        regressed, and an incident a person must act on must not read as success; and
+        when it is unfinished: main is not verified yet, so what depends on it waits."""
+        return 1 if self.status in ("reverted", "incident", "unfinished") else 0
 
     def summary(self) -> str:
         """One plain line for a task's detail, a ping or a log: what happened and, for
         an incident, what to run."""
         parts = [incident.short() for incident in self.incidents]
+        if self.status == "unfinished":
+            parts.append(f"unfinished: {self.parts[0]} of {self.parts[1]} parts of the "
+                         "suite judged, kept; the next run goes on")  # fmt: skip
         if self.reverts:
             parts.append("reverted " + ", ".join(r["reverts"][:10] for r in self.reverts))
         return "safety net: " + ("; ".join(parts) or self.status)
@@ -140,7 +150,12 @@ def post_merge(
     main: str | None = None,
     wait: bool = True,
     progress: ProgressCallback | None = None,
+    budget_s: float | None = None,
 ) -> SafetyReport:
+    """With `budget_s` (an agent task's timeout: the seconds this run may take, waiting
+    for the lock included), a suite expected to outlast it is judged in installments
+    kept across runs: this run reports `unfinished` and the next goes on."""
+    deadline = None if budget_s is None else time.monotonic() + budget_s * JUDGE_SHARE
     with exclusive(repo, wait=wait):
         main_ref, head = repo.resolve_main(main)
         checkout = main_checkout(repo, main_ref)
@@ -157,7 +172,12 @@ def post_merge(
             )
         if verified == head:
             return SafetyReport(status="nothing-to-do", head=head, validated=verified)
-        return _SafetyNet(repo, main_ref, head, verified, progress).run()
+        net = _SafetyNet(repo, main_ref, head, verified, progress, deadline)
+        try:
+            return net.run()
+        except Unfinished as unfinished:
+            return SafetyReport(status="unfinished", head=head, validated=verified,
+                                parts=[unfinished.done, unfinished.total])  # fmt: skip
 
 
 class _SafetyNet:
@@ -165,10 +185,10 @@ class _SafetyNet:
 
     def __init__(
         self, repo: GitRepo, main_ref: str, head: str, verified: str,
-        progress: ProgressCallback | None,
+        progress: ProgressCallback | None, deadline: float | None,
     ) -> None:  # fmt: skip
         self.repo, self.main_ref, self.head, self.verified = repo, main_ref, head, verified
-        self.progress = progress
+        self.progress, self.deadline = progress, deadline
         self.policy = load_policy(repo, verified)
         self.baseline, self.blob = require_baseline(repo, verified)
         self.when = timestamp()
@@ -311,7 +331,8 @@ class _SafetyNet:
         coverage map (a multiple of a bare run); the gate's own full runs refresh it."""
         return judge(self.repo, commit, self.repo.tree_of(commit), self.policy, self.baseline,
                      self.blob, self.when, self.isolation, self.progress,
-                     automated=automated, refresh_map=False)  # fmt: skip
+                     automated=automated, refresh_map=False,
+                     deadline=self.deadline)  # fmt: skip
 
     def _revertible(self, commit: str) -> bool:
         """Automated proposals are reverted; a person's commit only when the policy says."""

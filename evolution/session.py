@@ -20,7 +20,7 @@ from evolution.policy import Policy
 from evolution.pytest_report import RunResult
 from evolution.runfolder import RunFolder, prune_leftovers
 from evolution.sandbox.isolation import Isolation
-from evolution.shards import run_suite
+from evolution.shards import Installments, run_suite
 from evolution.staged import FirstStage, Rejection, run_first
 from evolution.testrun import ProgressCallback
 
@@ -64,16 +64,18 @@ def trial(
     *,
     first: FirstStage | None = None,
     with_map: bool = False,
+    installments: Installments | None = None,
 ) -> Trial:
     """Test `commit` in a fresh run folder (the first stage's tests first, when given),
-    then re-run the suspects the caller picks."""
+    then re-run the suspects the caller picks; with `installments`, maybe in parts over
+    several calls (`evolution.shards.Unfinished`)."""
     with RunFolder(repo, commit) as folder:
         if first is not None:
             early = run_first(policy, folder, isolation, first, tree, when)
             if early is not None:
                 return Trial(early.result, early.reruns, early)
         result = run_suite(repo, policy, folder, isolation, progress=progress,
-                           with_map=with_map)  # fmt: skip
+                           with_map=with_map, installments=installments)  # fmt: skip
         suspects = pick_suspects(result)
         reruns = (
             rerun_suspects(policy, folder, isolation, suspects, result, tree, when)

@@ -18,16 +18,28 @@ process); files it does not know go by a hash of their path. A suite that took u
 `MIN_SPLIT_S` of wall clock last time runs in one process: splitting it would only add
 a start-up.
 Flaky re-runs stay in one process, apart from everything else (`evolution.flaky`).
+
+A run given a deadline it cannot meet (`Installments`: the safety net, inside an agent
+task's timeout) goes in installments: the suite is split into more parts than processes,
+as many parts run as fit before the deadline, each finished part is kept in the verdict
+cache (signed, like a verdict), and the run stops with `Unfinished`. The next run of the
+same tree, baseline, policy and environment takes the kept parts and runs the rest: a
+suite longer than one task's timeout is judged over several ticks instead of being
+killed at the same point on every one. What a run is expected to take is derived from the
+last full run's wall time with a margin (`expected_s`), never a constant.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from agent.atomicio import atomic_write_text
 from agent.errors import InvalidRun
@@ -40,10 +52,40 @@ from evolution.runfolder import RunFolder
 from evolution.sandbox.isolation import Isolation
 from evolution.testmap import covers_from_reports
 from evolution.testrun import Progress, ProgressCallback, Shard, coverage_report, run_tests
+from evolution.verdict_cache import VerdictCache
 
 TIMINGS_FILE = "timings.json"
 MIN_SPLIT_S = 1.5  # a run shorter than this, wall clock, gains nothing from a split
 PER_TEST_S = 0.001  # pytest's own time per test, beyond the stages it reports
+MARGIN = 1.5  # what a run may take beyond the last full run's wall time: a loaded host
+START_S = 20.0  # and the start-up of the processes, the sandbox and collection
+UNKNOWN_ROUNDS = 4  # with no full run measured yet, parts this many times the processes
+
+
+@dataclass
+class Installments:
+    """A deadline (`time.monotonic()`) the run must not outlast, and where its finished
+    parts are kept: the verdict cache, under the verdict's own key."""
+
+    cache: VerdictCache
+    key: str
+    deadline: float
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+
+class Unfinished(Exception):
+    """The deadline came before every part ran: `done` of `total` are kept."""
+
+    def __init__(self, done: int, total: int) -> None:
+        super().__init__(f"{done} of {total} parts of the suite judged")
+        self.done, self.total = done, total
+
+
+def expected_s(timings: Timings) -> float | None:
+    """What a full run should take here, with a margin: None before any was measured."""
+    return None if timings.wall_s is None else timings.wall_s * MARGIN + START_S
 
 
 def run_suite(
@@ -54,12 +96,21 @@ def run_suite(
     progress: ProgressCallback | None = None,
     *,
     with_map: bool = False,
+    installments: Installments | None = None,
 ) -> RunResult:
     """The whole suite on `run.tree`, in as many processes as the policy allows; with
     `with_map`, under coverage with one context per test, for the staged verdict's map
-    (`result.covers`)."""
+    (`result.covers`). With `installments` whose deadline the run is not expected to
+    meet, in parts over several calls (`Unfinished` until the last)."""
     timings = load_timings(repo)
     count = policy.worker_count()
+    if installments is not None and not with_map:
+        expected = expected_s(timings)
+        if expected is None or expected > installments.left():
+            result = _in_installments(policy, run, isolation, installments, timings,
+                                      count, progress)  # fmt: skip
+            save_timings(repo, result)
+            return result
     if timings.files:
         count = min(count, len(timings.files))
     if timings.wall_s is not None and timings.wall_s < MIN_SPLIT_S:
@@ -125,6 +176,99 @@ def _split(
                 exc.message = f"worker {index + 1} of {count}: {exc.message}"
                 raise
     return merge(results, time.monotonic() - started)
+
+
+def _in_installments(
+    policy: Policy,
+    run: RunFolder,
+    isolation: Isolation,
+    installments: Installments,
+    timings: Timings,
+    workers: int,
+    progress: ProgressCallback | None,
+) -> RunResult:
+    """The parts kept by earlier calls, plus as many more as fit before the deadline
+    (after the first of this call, a part is started only while the slowest part so
+    far, or the estimate before any, fits in what is left); the merged result once every
+    part is there. The layout (how many parts, which files each) is kept with the first
+    call, so that later calls, with other timings, fill in the same parts."""
+    cache, key = installments.cache, installments.key
+    layout = cache.get_data(f"{key}-layout")
+    if layout is None or not isinstance(layout.get("plan"), dict):
+        expected = expected_s(timings)
+        rounds = (UNKNOWN_ROUNDS if expected is None
+                  else max(2, math.ceil(expected / max(installments.left(), 1.0))))  # fmt: skip
+        total = max(2, workers * rounds)
+        layout = {"total": total, "plan": balance(timings.files, total)}
+        cache.put_data(f"{key}-layout", layout)
+    total, plan = int(layout["total"]), {str(k): int(v) for k, v in layout["plan"].items()}
+    tag = hashlib.sha256(json.dumps(layout, sort_keys=True).encode()).hexdigest()[:12]
+
+    def part_key(index: int) -> str:
+        return f"{key}-part-{index}-of-{total}-{tag}"
+
+    kept = {i: _part_from(cache.get_data(part_key(i))) for i in range(total)}
+    done = {i: part for i, part in kept.items() if part is not None}
+    todo = [i for i in range(total) if i not in done]
+    expected = expected_s(timings)
+    estimate = [None if expected is None else expected * workers / total]
+    folders = {index: run.part(index) for index in todo}
+    canaries = plant(folders[todo[0]]) if todo else None
+    combined = _Combined(total, progress)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ratchet-part") as pool:
+        running: dict[Future[RunResult], tuple[int, float]] = {}
+
+        def start_more() -> None:
+            while todo and len(running) < workers:
+                guess = estimate[0]
+                # At least one part per call, whatever the guess: each run progresses.
+                if len(todo) < len(folders) and guess is not None and guess > installments.left():
+                    return
+                index = todo.pop(0)
+                assert canaries is not None
+                future = pool.submit(
+                    run_tests, policy, folders[index], isolation,
+                    progress=combined.sink(index), shard=Shard(index, total, plan, canaries),
+                )  # fmt: skip
+                running[future] = (index, time.monotonic())
+
+        start_more()
+        while running:
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                index, began = running.pop(future)
+                try:
+                    part = future.result()
+                except InvalidRun as exc:
+                    exc.message = f"part {index + 1} of {total}: {exc.message}"
+                    raise
+                took = time.monotonic() - began
+                estimate[0] = max(estimate[0] or 0.0, took * MARGIN)
+                done[index] = part
+                cache.put_data(part_key(index), _part_data(part))
+            start_more()
+    if len(done) < total:
+        raise Unfinished(len(done), total)
+    parts = [done[i] for i in range(total)]
+    # The parts ran at different times: as one full run, they took their sum shared
+    # among the processes (what the next expectation is derived from).
+    return merge(parts, sum(part.duration_s for part in parts) / workers)
+
+
+def _part_data(part: RunResult) -> dict[str, Any]:
+    return {"result": part.to_json(), "owners": part.owners, "durations": part.durations}
+
+
+def _part_from(data: dict[str, Any] | None) -> RunResult | None:
+    if data is None:
+        return None
+    try:
+        part = RunResult.from_json(data["result"])
+        part.owners = {str(k): int(v) for k, v in dict(data["owners"]).items()}
+        part.durations = {str(k): float(v) for k, v in dict(data["durations"]).items()}
+    except (KeyError, TypeError, ValueError):
+        return None
+    return part
 
 
 def merge(parts: list[RunResult], duration_s: float) -> RunResult:

@@ -77,6 +77,19 @@ class VerdictCache:
         return hmac.new(self._key(), key.encode() + b"\n" + payload, "sha256").hexdigest()
 
     def get(self, key: str) -> tuple[RunResult, dict[str, dict[str, Any]]] | None:
+        data = self.get_data(key)
+        try:
+            return (None if data is None
+                    else (RunResult.from_json(data["result"]), dict(data["reruns"])))  # fmt: skip
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    def put(self, key: str, result: RunResult, reruns: dict[str, dict[str, Any]]) -> None:
+        self.put_data(key, {"result": result.to_json(), "reruns": reruns})
+
+    def get_data(self, key: str) -> dict[str, Any] | None:
+        """The entry under `key` if the gate wrote it; a forged or edited one is removed
+        and reported (`ignored`)."""
         path = self.folder / f"{key}.json"
         try:
             mac, _, payload = path.read_bytes().partition(b"\n")
@@ -88,14 +101,13 @@ class VerdictCache:
             return None
         try:
             data = json.loads(payload)
-            return RunResult.from_json(data["result"]), dict(data["reruns"])
-        except (ValueError, KeyError, TypeError):
+        except ValueError:
             return None
+        return data if isinstance(data, dict) else None
 
-    def put(self, key: str, result: RunResult, reruns: dict[str, dict[str, Any]]) -> None:
-        payload = json.dumps({"result": result.to_json(), "reruns": reruns}, sort_keys=True)
-        data = payload.encode()
-        signed = self._mac(key, data).encode() + b"\n" + data
+    def put_data(self, key: str, data: dict[str, Any]) -> None:
+        payload = json.dumps(data, sort_keys=True).encode()
+        signed = self._mac(key, payload).encode() + b"\n" + payload
         atomic_write_bytes(self.folder / f"{key}.json", signed)
         self._trim()
 

@@ -93,6 +93,13 @@ def post_merge_report(report: SafetyReport) -> None:
             f"[bold green]PASSING[/] main {report.head[:10]} reached main without the gate "
             f"but regressed nothing against {report.validated[:10]}; noted as validated"
         )
+    elif report.status == "unfinished":
+        done, total = report.parts
+        say(
+            f"[bold yellow]UNFINISHED[/] main {report.head[:10]}: {done} of {total} parts of "
+            "the suite judged before this run's time was up; they are kept, and the next "
+            "run goes on from them"
+        )
     if report.refused:
         say(f"  refused before any test ran: {plain(report.refused)}")
     if report.regressions:

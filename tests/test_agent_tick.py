@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -189,7 +190,8 @@ def test_tasks_run_in_dependency_order_whatever_the_declared_order(root: Path):
 
 
 def test_a_task_sees_only_the_environment_it_declares(root: Path):
-    write_config(root, [task("env", "sh -c 'env > seen'", env=["WANTED"])])
+    write_config(root, [task("env", "sh -c 'env > seen'", env=["WANTED"], timeout_s=45)])
+    before = time.time()
     code, _ = tick(
         root, env={"WANTED": "yes", "UNWANTED": "no", "OPENAI_API_KEY": "sk-should-not-leak-1"}
     )
@@ -198,10 +200,12 @@ def test_a_task_sees_only_the_environment_it_declares(root: Path):
     assert seen["WANTED"] == "yes"
     assert "UNWANTED" not in seen and "OPENAI_API_KEY" not in seen
     assert seen["AGENT_TASK"] == "env"
+    # When the runtime will end it: a task whose work may not fit plans by it.
+    assert before + 45 <= float(seen["AGENT_TASK_DEADLINE"]) <= time.time() + 45
     assert set(seen) - {"PWD", "SHLVL", "_"} <= {
         "PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR",
         "RATCHET_SANDBOX_GRANTED",  # set only inside a sandbox: this suite under its gate
-        "WANTED", "AGENT_TASK", "AGENT_TICK_ID", "AGENT_ROOT",
+        "WANTED", "AGENT_TASK", "AGENT_TICK_ID", "AGENT_ROOT", "AGENT_TASK_DEADLINE",
     }  # fmt: skip
 
 

@@ -182,3 +182,137 @@ def test_changed_functions_compares_code_not_positions() -> None:
     assert changed_functions(old, moved) == []
     assert changed_functions(old, old.replace("return x", "return -x")) == ["f"]
     assert changed_functions(None, old) == ["f", "g"]
+
+
+LINES = """\
+def count_lines(path):
+    with open(path, encoding="utf-8") as handle:
+        return len(handle.read().splitlines())
+"""
+LINES_TEST = """\
+from scripts.lines import count_lines
+
+
+def test_count_lines(tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("one\\ntwo\\n")
+    assert count_lines(notes) == 2
+"""
+
+
+def test_a_call_whose_arguments_name_files_is_left_out_and_counted(sandbox: Sandbox) -> None:
+    """What a test made in its tmp_path is gone when the calls are replayed: such a call
+    cannot be compared, so it is left out and counted (never taken for agreement, nor
+    for a difference), and the verdict says it had no behavioural evidence."""
+    sandbox.commit("count lines", {"scripts/lines.py": LINES, "tests/test_lines.py": LINES_TEST})
+    assert sandbox.evolve("baseline", "record", "--reruns", "0").returncode == 0
+    tidier = LINES.replace(
+        "        return len(handle.read().splitlines())",
+        "        return sum(1 for _line in handle)",
+    )
+    sandbox.branch("evolve/tidy", {"scripts/lines.py": tidier}, proposal=True)
+    code, report = sandbox.validate_json("evolve/tidy", "--reruns", "0")
+    assert code == 0, report
+    behaviour = report["behaviour"]
+    assert behaviour["excluded"].get("arguments name files", 0) >= 1, behaviour
+    assert behaviour["compared"] == 0, behaviour
+    assert "no behavioural evidence" in behaviour["note"], behaviour
+
+
+# Honest changes on shapes of real code that the replay once refused (found by
+# benchmarks/false_refusals.py on real packages): a generator, a src layout whose
+# objects travel as arguments, a result too large for one frame, and a repair whose
+# goal test runs after the recording limit.
+EVENS = "def evens(n):\n    for i in range(n):\n        if i % 2 == 1:\n            yield i\n"
+EVENS_TEST = """\
+from scripts.evens import evens
+
+
+def test_evens():
+    assert list(evens(5)) == [0, 2, 4]
+    assert list(evens(3)) == [0, 2]
+"""
+BOX = '''\
+class Box:
+    def __init__(self, value):
+        self.value = value
+
+
+def unbox(box):
+    return box.value
+
+
+def make(value):
+    return Box(value)
+'''
+BOX_TEST = """\
+from pkg import Box, make, unbox
+
+
+def test_unbox():
+    assert unbox(Box(3)) == 3
+
+
+def test_make():
+    assert make(3).value == 3
+"""
+GRID = "def grid(n):\n    return [[i * j for j in range(n)] for i in range(n)]\n"
+GRID_TEST = (
+    "from scripts.grid import grid\n\n\ndef test_grid():\n    assert grid(400)[3][5] == 15\n"
+)
+CLAMP = "def clamp(x):\n    return max(0, min(x, 11))\n"
+CLAMP_TEST = """\
+import pytest
+
+from scripts.clamp import clamp
+
+
+@pytest.mark.parametrize("x", range(60))
+def test_clamp_keeps_small_values(x):
+    assert clamp(x % 10) == x % 10
+
+
+def test_that_clamp_caps_at_ten():
+    assert clamp(15) == 10
+"""
+REAL_SHAPES = {
+    # name: (files on main, the proposal's files, a note the report must hold)
+    "the repair of a generator": (
+        {"scripts/evens.py": EVENS, "tests/test_evens.py": EVENS_TEST},
+        {"scripts/evens.py": EVENS.replace("== 1", "== 0")},
+        "a generator or coroutine (first call per test)",
+    ),
+    "a refactoring in a src layout whose objects are arguments": (
+        {"src/pkg/__init__.py": BOX, "tests/test_box.py": BOX_TEST},
+        {"src/pkg/__init__.py": BOX.replace("return box.value", "got = box.value\n    return got")},
+        "",
+    ),
+    "a docstring on a function with a large result": (
+        {"scripts/grid.py": GRID, "tests/test_grid.py": GRID_TEST},
+        {"scripts/grid.py": GRID.replace("(n):\n", '(n):\n    """A table."""\n')},
+        "",
+    ),
+    "a repair whose goal test runs after the recording limit": (
+        {"scripts/clamp.py": CLAMP, "tests/test_clamp.py": CLAMP_TEST},
+        {"scripts/clamp.py": CLAMP.replace("11", "10")},
+        "beyond the recording limit (first call per test)",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REAL_SHAPES))
+def test_honest_changes_on_real_code_shapes_are_accepted(sandbox: Sandbox, name: str) -> None:
+    on_main, proposed, excluded = REAL_SHAPES[name]
+    sandbox.commit(name, on_main)
+    if any(path.startswith("src/") for path in on_main):
+        sandbox.policy(evolvable=["scripts/", "src/"])
+    assert sandbox.evolve("baseline", "record", "--reruns", "0").returncode == 0
+    sandbox.branch("evolve/honest", proposed, proposal=True)
+    code, report = sandbox.validate_json("evolve/honest", "--reruns", "0")
+    assert code == 0, report
+    behaviour = report["behaviour"]
+    assert not behaviour["under_test"] and not behaviour["unasked"], behaviour
+    if excluded:
+        assert behaviour["excluded"].get(excluded, 0) >= 1, behaviour
+    else:  # replayed and compared, not left out
+        assert behaviour["compared"] >= 1, behaviour

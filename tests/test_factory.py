@@ -302,6 +302,21 @@ def test_drift_in_each_class_is_detected(project: Path) -> None:
     assert states["systemd/ratchet-agent-tick.service"] == "stale"  # its timeout sum changed
 
 
+def test_a_change_of_the_spec_s_prose_alone_makes_the_manifest_stale(project: Path) -> None:
+    # The gate compares deploy/ with a build of the merge's SPEC.md byte for byte, the
+    # manifest's spec digest included: check must not call it clean.
+    (project / "SPEC.md").write_text(SPEC_TEXT + "\nA sentence for the operators.\n")
+
+    done = factory("check", "--json", cwd=project)
+
+    assert done.returncode == 1, done.stdout
+    states = {f["path"]: f["status"] for f in json.loads(done.stdout)["files"]}
+    assert states["MANIFEST.json"] == "stale"
+    assert {s for p, s in states.items() if p != "MANIFEST.json"} == {"clean"}
+    assert factory("build", cwd=project).returncode == 0
+    assert factory("check", cwd=project).returncode == 0
+
+
 def test_build_refuses_a_hand_edit_and_discard_drift_saves_it(project: Path) -> None:
     target = project / "deploy/systemd/ratchet-agent.service"
     edited = target.read_text().replace("RestartSec=10", "RestartSec=1")

@@ -131,3 +131,45 @@ def test_suites_that_wrap_patch_and_build_functions_are_judged_as_usual(
     report = json.loads(done.stdout)
     assert done.returncode == 0, report
     assert report["verdict"] == "accepted"
+
+
+# cachetools' suite keeps its cases in a mixin in tests/__init__.py, which each test
+# class of tests/test_*.py inherits next to unittest.TestCase: a look-alike. Swapping the
+# mixin's case for a no-op while a later module is collected is still an attack.
+CASES = """
+from scripts.calc import add
+
+
+class AddCases:
+    def test_add_inherited(self):
+        assert add(2, 2) == 4
+"""
+INHERITS = """
+import unittest
+
+from calc_cases import AddCases
+
+
+class TestAdd(unittest.TestCase, AddCases):
+    pass
+"""
+SWAPS_THE_CASE = "import calc_cases\n\ncalc_cases.AddCases.test_add_inherited = lambda self: None\n"
+
+
+def test_a_test_a_class_inherits_from_another_file_is_judged_and_still_guarded(
+    sandbox: Sandbox,
+) -> None:
+    files = {"tests/calc_cases.py": CASES, "tests/test_inherited.py": INHERITS}
+    sandbox.branch("person/mixin", files)
+    done = sandbox.evolve("validate", "person/mixin", "--json", "--reruns", "0")
+    report = json.loads(done.stdout)
+    assert done.returncode == 0, report
+    assert "tests/test_inherited.py::TestAdd::test_add_inherited" in report["newly_passing"]
+
+    failing = CASES.replace("add(2, 2) == 4", "add(2, 2) == 5")
+    swapped = {**files, "tests/calc_cases.py": failing, "tests/test_zz.py": SWAPS_THE_CASE}
+    sandbox.branch("person/swapped", swapped)
+    done = sandbox.evolve("validate", "person/swapped", "--json", "--reruns", "0", "--no-staged")
+    report = json.loads(done.stdout)
+    assert done.returncode == 3, report
+    assert "interfered with the test machinery" in report["error"], report

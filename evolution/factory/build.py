@@ -72,6 +72,11 @@ def classify(out: Path, rendered: Rendered) -> list[FileState]:
         else:
             status = "clean"
         states.append(FileState(path, status))
+    if disk.get(MANIFEST) != rendered.files.get(MANIFEST):
+        # The manifest names the spec and templates it was built from: a change of
+        # SPEC.md that no generated file shows (its prose) still makes deploy/ stale,
+        # and the gate refuses a deploy/ that is not byte for byte the build.
+        states.append(FileState(MANIFEST, "missing" if MANIFEST not in disk else "stale"))
     return states
 
 

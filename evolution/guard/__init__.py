@@ -17,8 +17,10 @@ values equal to anything, and `later.py` finds what importing the module starts 
 later on its own, into the tree's other modules (`modules.py`).
 
 A construct is reported only if the proposal added it: what the file already held on
-main (the same rule on the same code) is not, so a proposal can touch a file that
-legitimately uses, say, `atexit`, without being blamed for it.
+main (the same rule, the same construct, in the same definition, as many times) is not,
+so a proposal can touch a file that legitimately uses, say, `atexit`, or edit a line
+near a `.__self__` or inside a `tuple` subclass's `__radd__`, without being blamed for
+it.
 
 This is one layer of several. It cannot see code built at run time from data, nor what
 a subprocess runs; across files it follows only what import runs (given a reader of
@@ -69,11 +71,28 @@ def _findings(source: str, path: str = "", read: Reader | None = None,
     if resolver.exhausted:
         raise RecursionError("the guard's evaluation went deeper than it reads")
     found = visitor.found + later
-    result = []
-    for rule, node, construct in found:
-        shape = ast.dump(node, annotate_fields=False, include_attributes=False)
-        result.append((rule, getattr(node, "lineno", 0), construct, f"{shape}|{construct}"))
-    return result
+    scopes = _scopes(tree)
+    return [
+        (rule, getattr(node, "lineno", 0), construct, f"{scopes.get(id(node), '?')}|{construct}")
+        for rule, node, construct in found
+    ]
+
+
+def _scopes(tree: ast.AST) -> dict[int, str]:
+    """Each node's enclosing definitions (`Key.__radd__`, `groupby`; "" at the top):
+    a construct is the same one on main when the same definition holds it, however the
+    code around it was edited (a renamed variable, a changed line in its body)."""
+    scopes: dict[int, str] = {}
+    stack: list[tuple[ast.AST, str]] = [(tree, "")]
+    while stack:
+        node, scope = stack.pop()
+        scopes[id(node)] = scope
+        inner = scope
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            inner = f"{scope}.{node.name}" if scope else node.name
+            scopes[id(node)] = inner  # a definition's own finding is its own
+        stack.extend((child, inner) for child in ast.iter_child_nodes(node))
+    return scopes
 
 
 def is_python(path: str, data: bytes) -> bool:

@@ -14,6 +14,8 @@ Standard library only: the replay imports this in an interpreter with no test ma
 """
 
 import base64
+import hashlib
+import json
 import math
 import pickle
 
@@ -23,15 +25,28 @@ _SCALARS = (int, str, bytes, bool, type(None), complex)
 MAX_DEPTH = 12
 MAX_ITEMS = 2000
 MAX_ARGS = 65536  # bytes of pickled arguments kept for one call
+# Characters of one canonical form: a replay frame holds up to 13 of them, under 1 MiB.
+MAX_FORM = 49152
 
 
 def _name(kind):
     return f"{_TYPE_GET(kind, '__module__')}.{_TYPE_GET(kind, '__qualname__')}"
 
 
-def canon(value, _depth=0, _seen=None):
+def canon(value):
     """A JSON-able, type-tagged structure; equal only for values equal in type and
-    content, computed without calling any method the value's class could define."""
+    content, computed without calling any method the value's class could define. A form
+    longer than `MAX_FORM` (a module, a large table) is replaced by its digest: still
+    equal only for equal forms, and every frame stays within the channel's limit."""
+    form = _canon(value)
+    text = json.dumps(form, sort_keys=True)
+    if len(text) <= MAX_FORM:
+        return form
+    return ["digest", form[1] if len(form) > 1 and isinstance(form[1], str) else form[0],
+            hashlib.sha256(text.encode()).hexdigest()]
+
+
+def _canon(value, _depth=0, _seen=None):
     kind = type(value)
     if _depth > MAX_DEPTH:
         return ["deep", _name(kind)]
@@ -45,38 +60,38 @@ def canon(value, _depth=0, _seen=None):
     _seen = _seen | {id(value)}
     if kind in (list, tuple):
         items = list.__iter__(value) if kind is list else tuple.__iter__(value)
-        return [kind.__name__, [canon(v, _depth + 1, _seen) for v in _first(items)]]
+        return [kind.__name__, [_canon(v, _depth + 1, _seen) for v in _first(items)]]
     if kind in (set, frozenset):
-        parts = [canon(v, _depth + 1, _seen) for v in _first(frozenset.__iter__(frozenset(value)))]
+        parts = [_canon(v, _depth + 1, _seen) for v in _first(frozenset.__iter__(frozenset(value)))]
         return [kind.__name__, sorted(parts, key=repr)]
     if kind is dict:
         pairs = dict.items(value)
-        return ["dict", [[canon(k, _depth + 1, _seen), canon(v, _depth + 1, _seen)]
+        return ["dict", [[_canon(k, _depth + 1, _seen), _canon(v, _depth + 1, _seen)]
                          for k, v in _first(iter(pairs))]]
     if isinstance(value, type):
         return ["class", _name(value)]
     if isinstance(value, BaseException):
-        return ["raised", _name(kind), canon(BaseException.args.__get__(value), _depth + 1, _seen)]
+        return ["raised", _name(kind), _canon(BaseException.args.__get__(value), _depth + 1, _seen)]
     fields = []
     for base in (int, float, complex, str, bytes):  # a built-in's subclass: its own content
         if isinstance(value, base):  # read by the base's C method, not the subclass's
             fields.append([base.__name__, base.__repr__(value)])
     for base in (list, tuple):
         if isinstance(value, base):
-            fields.append(canon(list(base.__iter__(value)), _depth + 1, _seen))
+            fields.append(_canon(list(base.__iter__(value)), _depth + 1, _seen))
     if isinstance(value, dict):
-        fields.append(canon(dict(dict.items(value)), _depth + 1, _seen))
+        fields.append(_canon(dict(dict.items(value)), _depth + 1, _seen))
     try:
         state = _GET(value, "__dict__")
     except (AttributeError, TypeError):
         state = None
     if type(state) is dict:
-        fields.append(canon(state, _depth + 1, _seen))
+        fields.append(_canon(state, _depth + 1, _seen))
     for klass in _TYPE_GET(kind, "__mro__"):
         slots = _TYPE_GET(klass, "__dict__").get("__slots__", ())
         for slot in (slots,) if type(slots) is str else tuple(slots):
             try:
-                fields.append([slot, canon(_GET(value, slot), _depth + 1, _seen)])
+                fields.append([slot, _canon(_GET(value, slot), _depth + 1, _seen)])
             except AttributeError:
                 fields.append([slot, None])
     return ["object", _name(kind), fields]

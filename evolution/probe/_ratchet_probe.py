@@ -279,7 +279,7 @@ def _probe_class(emit, sha256=hashlib.sha256):
         owner = getattr(item, "parent", None)
         owner = getattr(owner, "obj", None) if owner is not None else None
         name = getattr(item, "originalname", None) or item.name
-        found = vars(owner).get(name, _MISSING) if hasattr(owner, "__dict__") else _MISSING
+        found = _written(owner, name)[0]
         return obj, tuple(functions), owner, name, found
 
     def rebound(item, collected):
@@ -303,7 +303,7 @@ def _probe_class(emit, sha256=hashlib.sha256):
                 return f"the code of {function.__qualname__} was replaced"
             if function.__defaults__ is not defaults or function.__kwdefaults__ is not kwdefaults:
                 return f"the defaults of {function.__qualname__} were replaced"
-        now = vars(owner).get(name, _MISSING) if owner is not None else _MISSING
+        now = _written(owner, name)[0]
         if found is not _MISSING and now is not found:
             return f"{name} of {getattr(owner, '__name__', owner)} was replaced"
         return ""
@@ -586,13 +586,37 @@ def _modules_outside(tree):
     return sorted(outside)
 
 
+def _written(owner, name):
+    """The attribute `name` as the test's module or class holds it, read without calling
+    anything: a class's own entry or, for a test it inherits (a unittest mixin), the
+    entry of the first base class in its MRO that defines it; and the class it was
+    found in (None for a module, or when it is not there)."""
+    if isinstance(owner, type):
+        for klass in type.__getattribute__(owner, "__mro__"):
+            entry = type.__getattribute__(klass, "__dict__").get(name, _MISSING)
+            if entry is not _MISSING:
+                return entry, klass
+        return _MISSING, None
+    if hasattr(owner, "__dict__"):
+        return vars(owner).get(name, _MISSING), None
+    return _MISSING, None
+
+
 def _compiled_from(function, item, _definitions={}):  # noqa: B006 - a cache per process
     """Whether `function` (the innermost of what a test item calls) was compiled from the
-    item's own file, where that file defines a function of its name: code built
-    elsewhere and bound to a test's name before collection would otherwise be the test
-    every later check compares against."""
+    file that defines it, where that file defines a function of its name: the item's own
+    file, or for a test its class inherits, the file of the base class that defines it
+    (cachetools keeps its cases in tests/__init__.py). Code built elsewhere and bound to
+    a test's name before collection would otherwise be the test every later check
+    compares against."""
     module = getattr(item, "module", None)
     path = getattr(module, "__file__", None)
+    owner = getattr(getattr(item, "parent", None), "obj", None)
+    name = getattr(item, "originalname", None) or getattr(item, "name", "")
+    klass = _written(owner, name)[1]
+    if klass is not None and klass is not owner:
+        defining = sys.modules.get(type.__getattribute__(klass, "__module__"))
+        path = getattr(defining, "__file__", None) or path
     if not path:
         return True
     code = function.__code__
@@ -746,6 +770,11 @@ def _install():
     return probe, _Counts(probe)
 
 
+# CO_GENERATOR, CO_COROUTINE, CO_ITERABLE_COROUTINE, CO_ASYNC_GENERATOR: a call event
+# for each resume, the yielded values as "results": not a call the replay can repeat.
+_SUSPENDS = 0x20 | 0x80 | 0x100 | 0x200
+
+
 def _record(emit, spec, settrace=sys.settrace, thread_settrace=None, getenv=os.environ.get):
     """Record the calls the suite makes into the functions a proposal changed (the
     gate's behavioural check): for each call of a target, its arguments as pickled at
@@ -761,17 +790,32 @@ def _record(emit, spec, settrace=sys.settrace, thread_settrace=None, getenv=os.e
     targets = {(path, name) for path, name in spec["targets"]}
     limit = int(spec.get("limit", 50))
     counts = {}
+    passed_over = set()
     returning = {dis.opmap[n] for n in ("RETURN_VALUE", "RETURN_CONST") if n in dis.opmap}
 
     def trace(frame, event, _arg):
         code = frame.f_code
         key = (code.co_filename, code.co_qualname)
-        if event != "call" or key not in targets or counts.get(key, 0) >= limit:
+        if event != "call" or key not in targets:
+            return None
+        test = (getenv("PYTEST_CURRENT_TEST") or "").split(" ")[0]
+        # Not replayed, but said once per test: which tests reach which functions must
+        # not depend on the order they ran in (a goal test after the limit).
+        why = ""
+        if code.co_flags & _SUSPENDS:
+            why = "a generator or coroutine"
+        elif counts.get(key, 0) >= limit:
+            why = "beyond the recording limit"
+        if why:
+            if (key, test) not in passed_over:
+                passed_over.add((key, test))
+                emit("call", file=key[0], qualname=key[1], args="", test=test, skipped=why)
             return None
         counts[key] = counts.get(key, 0) + 1
         args, kwargs = arguments(frame)
+        module = frame.f_globals.get("__name__")
         record = {"file": key[0], "qualname": key[1], "args": pack_args(args, kwargs),
-                  "test": (getenv("PYTEST_CURRENT_TEST") or "").split(" ")[0]}  # fmt: skip
+                  "test": test, "module": module if type(module) is str else ""}  # fmt: skip
         frame.f_trace_lines = False
         state = {}
 

@@ -1,7 +1,8 @@
 """Replay recorded calls outside the test harness: `python -I _ratchet_replay.py JOB TREE`.
 
 The gate starts this in its sandbox, in a clean interpreter: no pytest, no probe, no
-test environment variables, a plain command line, the tested tree first on the path.
+test environment variables, a plain command line, the tested tree first on the path
+(and its src/, as in the test run).
 For each call of the job it imports the function's module from TREE, calls it with the
 recorded arguments (and, with `perturb`, with arguments near them: each number, string
 and collection changed a little, the same way on every tree) and sends the canonical
@@ -28,16 +29,33 @@ from _ratchet_canon import canon, raised
 CALL_TIMEOUT_S = 5
 
 
-def _module_name(tree, path):
-    relative = os.path.relpath(path, tree)
-    parts = relative[:-3].split(os.sep) if relative.endswith(".py") else [relative]
-    if parts[-1] == "__init__":
-        parts = parts[:-1]
-    return ".".join(parts)
+def _roots(tree):
+    """The folders the test run put first on the path (`evolution.testrun`): the tree,
+    and its src/ folder when it has one (a src layout)."""
+    src = os.path.join(tree, "src")
+    return [tree, src] if os.path.isdir(src) else [tree]
 
 
-def _function(tree, path, qualname):
-    module = importlib.import_module(_module_name(tree, path))
+def _module_names(tree, path):
+    """The names the file at `path` is importable by from the roots, deepest first."""
+    names = []
+    for root in reversed(_roots(tree)):
+        relative = os.path.relpath(path, root)
+        if relative.startswith(os.pardir + os.sep):
+            continue
+        parts = relative[:-3].split(os.sep) if relative.endswith(".py") else [relative]
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        names.append(".".join(parts))
+    return names
+
+
+def _function(tree, path, qualname, recorded=""):
+    """The function as the test run imported it: under the module name the recorded
+    call ran under, when that name is one the file has (a name of another file is not
+    followed), else the deepest root's."""
+    names = _module_names(tree, path)
+    module = importlib.import_module(recorded if recorded in names else names[0])
     target = module
     for part in qualname.split("."):
         target = getattr(target, part)
@@ -114,16 +132,22 @@ def main(argv):
     job_path, tree = argv[1], argv[2]
     with open(job_path, encoding="utf-8") as handle:
         job = json.load(handle)
-    sys.path.insert(0, tree)
+    sys.path[0:0] = _roots(tree)
     signal.signal(signal.SIGALRM, _timeout)
     for number, call in enumerate(job["calls"]):
-        args, kwargs = pickle.loads(base64.b64decode(call["args"]))
-        if _names_files((args, kwargs)):
+        try:
+            args, kwargs = pickle.loads(base64.b64decode(call["args"]))
+        except BaseException:  # objects of a module that does not load here, say
+            args = kwargs = None
+        why = ("do not load" if args is None
+               else "name files" if _names_files((args, kwargs)) else "")  # fmt: skip
+        if why:
             if emit is not None:
-                emit("replayed", number=number, results=[["unreplayable", "names files"]])
+                emit("replayed", number=number, results=[["unreplayable", why]])
             continue
         try:
-            function = _function(tree, os.path.join(tree, call["file"]), call["qualname"])
+            function = _function(tree, os.path.join(tree, call["file"]), call["qualname"],
+                                 call.get("module", ""))  # fmt: skip
         except BaseException as exc:  # a function that is not there
             results = [["missing", raised(exc)]]
         else:
