@@ -108,7 +108,7 @@ def run_suite(
         expected = expected_s(timings)
         if expected is None or expected > installments.left():
             result = _in_installments(policy, run, isolation, installments, timings,
-                                      count, progress)  # fmt: skip
+                                      expected, count, progress)  # fmt: skip
             save_timings(repo, result)
             return result
     if timings.files:
@@ -184,6 +184,7 @@ def _in_installments(
     isolation: Isolation,
     installments: Installments,
     timings: Timings,
+    expected: float | None,
     workers: int,
     progress: ProgressCallback | None,
 ) -> RunResult:
@@ -195,7 +196,6 @@ def _in_installments(
     cache, key = installments.cache, installments.key
     layout = cache.get_data(f"{key}-layout")
     if layout is None or not isinstance(layout.get("plan"), dict):
-        expected = expected_s(timings)
         rounds = (UNKNOWN_ROUNDS if expected is None
                   else max(2, math.ceil(expected / max(installments.left(), 1.0))))  # fmt: skip
         total = max(2, workers * rounds)
@@ -210,43 +210,39 @@ def _in_installments(
     kept = {i: _part_from(cache.get_data(part_key(i))) for i in range(total)}
     done = {i: part for i, part in kept.items() if part is not None}
     todo = [i for i in range(total) if i not in done]
-    expected = expected_s(timings)
-    estimate = [None if expected is None else expected * workers / total]
-    folders = {index: run.part(index) for index in todo}
-    canaries = plant(folders[todo[0]]) if todo else None
-    combined = _Combined(total, progress)
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ratchet-part") as pool:
-        running: dict[Future[RunResult], tuple[int, float]] = {}
-
-        def start_more() -> None:
-            while todo and len(running) < workers:
-                guess = estimate[0]
-                # At least one part per call, whatever the guess: each run progresses.
-                if len(todo) < len(folders) and guess is not None and guess > installments.left():
-                    return
-                index = todo.pop(0)
-                assert canaries is not None
-                future = pool.submit(
-                    run_tests, policy, folders[index], isolation,
-                    progress=combined.sink(index), shard=Shard(index, total, plan, canaries),
-                )  # fmt: skip
-                running[future] = (index, time.monotonic())
-
-        start_more()
-        while running:
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in finished:
-                index, began = running.pop(future)
-                try:
-                    part = future.result()
-                except InvalidRun as exc:
-                    exc.message = f"part {index + 1} of {total}: {exc.message}"
-                    raise
-                took = time.monotonic() - began
-                estimate[0] = max(estimate[0] or 0.0, took * MARGIN)
-                done[index] = part
-                cache.put_data(part_key(index), _part_data(part))
-            start_more()
+    if todo:
+        folders = {index: run.part(index) for index in todo}
+        canaries = plant(folders[todo[0]])
+        combined = _Combined(total, progress)
+        estimate = None if expected is None else expected * workers / total
+        started = 0
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ratchet-part") as pool:
+            running: dict[Future[RunResult], tuple[int, float]] = {}
+            while True:
+                # At least one part per call, whatever the estimate: each run progresses.
+                while todo and len(running) < workers and (
+                    not started or estimate is None or estimate <= installments.left()
+                ):
+                    index = todo.pop(0)
+                    future = pool.submit(
+                        run_tests, policy, folders[index], isolation,
+                        progress=combined.sink(index), shard=Shard(index, total, plan, canaries),
+                    )  # fmt: skip
+                    running[future] = (index, time.monotonic())
+                    started += 1
+                if not running:
+                    break
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    index, began = running.pop(future)
+                    try:
+                        part = future.result()
+                    except InvalidRun as exc:
+                        exc.message = f"part {index + 1} of {total}: {exc.message}"
+                        raise
+                    estimate = max(estimate or 0.0, (time.monotonic() - began) * MARGIN)
+                    done[index] = part
+                    cache.put_data(part_key(index), _part_data(part))
     if len(done) < total:
         raise Unfinished(len(done), total)
     parts = [done[i] for i in range(total)]
