@@ -12,6 +12,18 @@ from typing import Any
 
 from evolution.sandbox.enter import parse_status
 
+# The head of a script the tests run inside a sandbox (dedented before use): each try
+# says whether the sandbox let it through.
+ATTEMPT = """
+    import json, os, sys
+    def attempt(action):
+        try:
+            action()
+            return "allowed"
+        except OSError:
+            return "blocked"
+"""
+
 LAUNCHER = Path(__file__).resolve().parent.parent / "evolution" / "sandbox" / "enter.py"
 
 

@@ -19,7 +19,7 @@ from types import SimpleNamespace
 
 import pytest
 from host_layers import requires_layers
-from launcher import LAUNCHER, launch
+from launcher import ATTEMPT, LAUNCHER, launch
 
 from agent.errors import EnvironmentFailure
 from evolution.policy import Policy
@@ -111,14 +111,7 @@ def _inside(confinement: Confinement, code: str, *args: str) -> tuple[dict, dict
     return json.loads(done.stdout), applied
 
 
-TRIES = """
-    import json, os, sys
-    def attempt(action):
-        try:
-            action()
-            return "allowed"
-        except OSError:
-            return "blocked"
+TRIES = ATTEMPT + """\
     root = sys.argv[1]
     print(json.dumps({
         "read forbidden": attempt(lambda: open(f"{root}/forbidden/secret").read()),
@@ -198,15 +191,8 @@ def test_a_sandbox_inside_a_sandbox_starts_its_command_and_keeps_both_boundaries
     assert inner["read tree"] == inner["read interpreter"] == inner["write tmp"] == "allowed"
 
 
-HOME_TRIES = """
-    import json, os, sys
+HOME_TRIES = ATTEMPT + """\
     home, private = sys.argv[1:3]
-    def attempt(action):
-        try:
-            action()
-            return "allowed"
-        except OSError:
-            return "blocked"
     print(json.dumps({
         "list home": attempt(lambda: os.listdir(home)),
         "read .gitconfig": attempt(lambda: open(f"{home}/.gitconfig").read()),

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from host_layers import requires_layers
-from launcher import launch
+from launcher import ATTEMPT, launch
 from repo_setup import Sandbox
 
 from evolution.sandbox.enter import landlock_abi
@@ -100,15 +100,8 @@ def test_a_venv_under_the_temporary_folder_runs_the_gate_and_accepts_a_neutral_b
     assert not [p for p in report["problems"] if "interpreter" in p or "packages" in p]
 
 
-PEEK = """
-    import json, os, sys
+PEEK = ATTEMPT + """\
     venv, sibling = sys.argv[1:3]
-    def attempt(action):
-        try:
-            action()
-            return "allowed"
-        except OSError:
-            return "blocked"
     print(json.dumps({
         "read venv": attempt(lambda: open(os.path.join(venv, "pyvenv.cfg")).read()),
         "write venv": attempt(lambda: open(os.path.join(venv, "new"), "w").close()),
