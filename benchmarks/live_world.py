@@ -209,6 +209,12 @@ def pytest_failures(
         "-rfE",
         "-o",
         "addopts=",
+        # The repository on sys.path as its own config says, not by `python -m` putting
+        # the working folder first (PYTHONSAFEPATH turns that off) nor by an ini file
+        # found above it.
+        f"--rootdir={repo}",
+        "-o",
+        "pythonpath=.",
         "-p",
         "no:cacheprovider",
         "-p",

@@ -494,18 +494,28 @@ def evaluate(
         return None
 
 
-def marked_processes(*needles: str) -> list[str]:
-    """Processes on this host whose command line holds one of `needles`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
-            except OSError:
-                continue
-            if any(needle in cmdline for needle in needles):
-                found.append(f"{entry.name}: {cmdline}")
-    return found
+def marked_processes(*needles: str, settle_s: float = 5.0) -> list[str]:
+    """Processes on this host whose command line holds one of `needles`, each with its
+    state and parent.
+
+    A process the sweep has just sent SIGKILL still shows its command line until the
+    kernel has torn it down, which a loaded machine takes its time over; what is left
+    after `settle_s` is a survivor (a leftover loops forever and never settles)."""
+    deadline = time.monotonic() + settle_s
+    while True:
+        found = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit() and int(entry.name) != os.getpid():
+                try:
+                    cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+                    state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:2]
+                except (OSError, IndexError):
+                    continue
+                if any(needle in cmdline for needle in needles):
+                    found.append(f"{entry.name} (state {state[0]}, parent {state[1]}): {cmdline}")
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
 
 
 CANDIDATES = {
