@@ -65,7 +65,7 @@ from mutate_pypi import PACKAGES, Package, covered_lines, draw_fault, unpack
 from mutate_pypi import Trial as Fault
 from mutate_repair import EVOLVE, commit_and_record, sh
 
-from evolution.behaviour import changed_functions
+from evolution.gate.behaviour import changed_functions
 from evolution.mutate.source import Edit, Source, apply_edits
 
 POLICY = 'behaviour = "strict"\nsandbox = "required"\n'

@@ -27,10 +27,10 @@ sys.path[:0] = [str(HERE), str(HERE / "benchmarks")]
 
 from faults import inject  # noqa: E402
 
-from evolution import trailers as t  # noqa: E402
 from evolution.factory.cron import cron_for_every  # noqa: E402
 from evolution.mutate.operators import mutations  # noqa: E402
 from evolution.mutate.source import apply_edits  # noqa: E402
+from evolution.trail import format as t  # noqa: E402
 
 # The README's install command, as a user runs it in a fresh clone.
 INSTALL = (

@@ -173,10 +173,10 @@ def validate(
         from agent.tasks import time_left
         from evolution import views
         from evolution.console import test_progress
-        from evolution.gate import GateOptions, validate_pending_merge
-        from evolution.gate import validate as run_gate
+        from evolution.gate.safety_net import post_merge as run_safety_net
+        from evolution.gate.validate import GateOptions, validate_pending_merge
+        from evolution.gate.validate import validate as run_gate
         from evolution.gitrepo import GitRepo
-        from evolution.safety_net import post_merge as run_safety_net
 
         if (branch is not None) + post_merge + pre_merge_commit != 1:
             raise UsageError("give one of: BRANCH, --post-merge, --pre-merge-commit")
@@ -239,8 +239,8 @@ def baseline_record(
     def body() -> int:
         from evolution import views
         from evolution.console import test_progress
+        from evolution.gate.record import record
         from evolution.gitrepo import GitRepo
-        from evolution.record import record
 
         overrides = _overrides(
             reruns=reruns,
@@ -264,7 +264,7 @@ def baseline_show(
     main: MainOpt = None, repo: RepoOpt = Path("."), as_json: JsonOpt = False
 ) -> None:
     """Summarise the baseline stored on main: counts, flaky tests, age and commit."""
-    from evolution.record import show
+    from evolution.gate.record import show
 
     _on_repo(repo, as_json, lambda git_repo: show(git_repo, main), "baseline_info")
 
@@ -452,7 +452,7 @@ def log(
         from agent.timespan import parse_since
         from evolution import views
         from evolution.gitrepo import GitRepo
-        from evolution.trail import read_trail
+        from evolution.trail.read import read_trail
 
         git_repo = GitRepo(repo)
         main_ref, _ = git_repo.resolve_main(main)
@@ -477,7 +477,7 @@ def show(
     as_json: JsonOpt = False,
 ) -> None:
     """One proposal's whole record: goal, diff, verdict, regressions, model and cost."""
-    from evolution.trail import proposal_record
+    from evolution.trail.read import proposal_record
 
     _on_repo(
         repo, as_json,
@@ -493,7 +493,7 @@ def verify(
     as_json: JsonOpt = False,
 ) -> None:
     """Exit 0 if COMMIT carries a verdict from the gate in git, 1 if not (the pre-push check)."""
-    from evolution.safety_net import verify as check
+    from evolution.gate.safety_net import verify as check
 
     _on_repo(repo, as_json, lambda git_repo: check(git_repo, commit), "verification",
              exit_code=lambda result: 0 if result["verified"] else 1)  # fmt: skip
@@ -502,7 +502,7 @@ def verify(
 @hooks_app.command("install")
 def hooks_install(repo: RepoOpt = Path("."), as_json: JsonOpt = False) -> None:
     """Point git at the gate's hooks (core.hooksPath, or copies that never overwrite yours)."""
-    from evolution.hooks import install
+    from evolution.gate.hooks import install
 
     _on_repo(repo, as_json, install, "hooks_installed")
 
@@ -510,7 +510,7 @@ def hooks_install(repo: RepoOpt = Path("."), as_json: JsonOpt = False) -> None:
 @hooks_app.command("uninstall")
 def hooks_uninstall(repo: RepoOpt = Path("."), as_json: JsonOpt = False) -> None:
     """Undo `evolve hooks install`; hooks that are not Ratchet's are left alone."""
-    from evolution.hooks import uninstall
+    from evolution.gate.hooks import uninstall
 
     _on_repo(repo, as_json, uninstall, "hooks_removed")
 

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from agent.console import err
-from evolution.testrun import Progress, ProgressCallback
+from evolution.run.launch import Progress, ProgressCallback
 
 
 class LiveProgress:

@@ -24,7 +24,7 @@ from typing import Any
 
 from agent.errors import RatchetError, UsageError
 from agent.ledger import CAP_TOLERANCE_USD, Ledger
-from evolution.gate import GateOptions, validate
+from evolution.gate.validate import GateOptions, validate
 from evolution.gitrepo import GitRepo
 from evolution.mutate.search import SearchLimits
 from evolution.policy import CONFIG_PATH, matches

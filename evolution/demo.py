@@ -19,16 +19,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from agent.errors import EnvironmentFailure
-from evolution import trailers as t
 from evolution.cycle import Iteration, run_cycle
-from evolution.gate import GateOptions, GateReport, validate
+from evolution.gate.record import RecordReport, record
+from evolution.gate.validate import GateOptions, GateReport, validate
 from evolution.gitrepo import GitRepo
 from evolution.propose import propose
-from evolution.record import RecordReport, record
-from evolution.trail import Entry, read_trail, rejected_refs
+from evolution.trail import format as t
+from evolution.trail.read import Entry, read_trail, rejected_refs
 
 if TYPE_CHECKING:
-    from evolution.testrun import ProgressCallback
+    from evolution.run.launch import ProgressCallback
 
 EXAMPLE = "demo_agent"
 TARGET = "scripts/disk_report.py"

@@ -19,7 +19,7 @@ from pathlib import Path
 import git
 
 from agent.errors import EnvironmentFailure, UsageError
-from evolution import trailers
+from evolution.trail import format as trailers
 
 # Commits the gate writes carry this identity unless the caller's environment names
 # one: an unattended host often has no user.name configured at all.

@@ -20,7 +20,7 @@ from typing import Any
 from agent.clock import timestamp
 from evolution.baseline import PASSED, QUARANTINE_DAYS, Baseline, quarantined
 from evolution.policy import Policy
-from evolution.pytest_report import RunResult, first_line
+from evolution.run.report import RunResult, first_line
 
 MISSING = "missing"
 # Outcomes worth a re-run: the others (skip, xfail, xpass) come from markers, not luck.

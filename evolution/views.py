@@ -10,18 +10,18 @@ from typing import TYPE_CHECKING, Any
 
 from agent.clock import utc_now
 from agent.console import err, out, plain, say
-from evolution.audit import regression_line
 from evolution.baseline import QUARANTINE_DAYS, expiry
+from evolution.trail.write import regression_line
 
 if TYPE_CHECKING:
     from evolution.cycle import CycleReport, Iteration
-    from evolution.gate import GateReport
+    from evolution.gate.record import RecordReport
+    from evolution.gate.safety_net import SafetyReport
+    from evolution.gate.validate import GateReport
     from evolution.propose import ProposalResult
-    from evolution.record import RecordReport
-    from evolution.safety_net import SafetyReport
+    from evolution.run.launch import ProgressCallback
     from evolution.sandbox.doctor import Diagnosis
-    from evolution.testrun import ProgressCallback
-    from evolution.trail import Entry
+    from evolution.trail.read import Entry
 
 SHOWN = 20
 

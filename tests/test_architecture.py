@@ -114,7 +114,7 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
 
 def test_only_the_format_module_spells_a_trailer_key() -> None:
     key = re.compile(r"""["'](Evolve-[A-Z][A-Za-z0-9-]*|Factory-Build)""")
-    owners = {"evolution.trailers"}
+    owners = {"evolution.trail.format"}
     spelled = {
         name: key.findall(path.read_text(encoding="utf-8"))
         for name, path in MODULES.items()
@@ -140,3 +140,61 @@ def test_the_agent_passes_the_sandbox_grants_to_its_tasks() -> None:
     from evolution.sandbox.enter import GRANTED_ENV
 
     assert GRANTED_ENV in BASE_ENV
+
+
+def _imported_roots(path: Path) -> set[str]:
+    """The top-level names of everything `path` imports (absolute imports only)."""
+    roots = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            roots.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+@pytest.mark.parametrize(
+    ("lower", "upper"),
+    [
+        ("evolution.run", "evolution.gate"),  # a run knows nothing of verdicts
+        ("evolution.trail", "evolution.gate"),  # the trail is written by the gate, not the reverse
+        ("evolution.trail", "evolution.run"),
+        ("evolution.sandbox", "evolution.gate"),
+        ("evolution.sandbox", "evolution.run"),
+    ],
+)
+def test_a_lower_package_never_imports_a_higher_one(lower: str, upper: str) -> None:
+    offenders = {
+        name: sorted(dep for dep in _imports(path) if dep == upper or dep.startswith(upper + "."))
+        for name, path in MODULES.items()
+        if name == lower or name.startswith(lower + ".")
+    }
+    assert {name: deps for name, deps in offenders.items() if deps} == {}
+
+
+def test_the_probe_and_the_launcher_use_the_standard_library_only() -> None:
+    """They run inside the sandbox, next to the code under test, before (the launcher) or
+    without (the probe) the project's packages: what they import must be there already."""
+    probe = sorted((ROOT / "evolution" / "probe").glob("*.py"))
+    # The launcher is copied beside them as `_ratchet_enter`; pytest is the suite's own,
+    # and coverage is used only when the run is under it (imported inside a try).
+    siblings = {path.stem for path in probe} | {"_ratchet_enter"}
+    allowed = set(sys.stdlib_module_names) | siblings | {"__future__"}
+    found = {
+        str(path.relative_to(ROOT)): sorted(
+            _imported_roots(path) - allowed - {"pytest", "coverage"}
+        )
+        for path in probe
+    }
+    launcher = ROOT / "evolution" / "sandbox" / "enter.py"
+    found[str(launcher.relative_to(ROOT))] = sorted(_imported_roots(launcher) - allowed)
+    assert {path: roots for path, roots in found.items() if roots} == {}
+    assert probe, "the probe's files moved: this test must follow them"
+
+
+def test_the_top_of_the_evolution_layer_holds_only_the_shared_nouns_and_the_commands() -> None:
+    """New modules go into the folder that names their part of the architecture."""
+    top = {path.stem for path in (ROOT / "evolution").glob("*.py")}
+    nouns = {"__init__", "policy", "baseline", "ratchet", "gitrepo"}
+    commands = {"cli", "views", "console", "demo", "cycle"}
+    assert top == nouns | commands

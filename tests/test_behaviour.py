@@ -18,7 +18,7 @@ import textwrap
 import pytest
 from repo_setup import CALC, FIXED_CALC, Sandbox
 
-from evolution.behaviour import changed_functions
+from evolution.gate.behaviour import changed_functions
 
 ADD = "def add(a, b):\n    return a + b\n"
 SUB = "def sub(a, b):\n    return a - b\n"

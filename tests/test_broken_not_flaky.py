@@ -22,7 +22,7 @@ import pytest
 from repo_setup import Sandbox, make_sandbox
 
 from evolution.baseline import Baseline, quarantined
-from evolution.culprits import Probe
+from evolution.gate.culprits import Probe
 from evolution.policy import Policy
 
 FLAKY = "tests/test_clock.py::test_ticks_sometimes"

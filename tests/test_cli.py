@@ -37,14 +37,14 @@ def test_importing_the_cli_stays_light() -> None:
     code = (
         "import sys\n"
         "import evolution.cli\n"
-        "heavy = [m for m in ('litellm', 'git', 'evolution.gate') if m in sys.modules]\n"
+        "heavy = [m for m in ('litellm', 'git', 'evolution.gate.validate') if m in sys.modules]\n"
         "print('AFTER-IMPORT', heavy)\n"
         "sys.argv = ['evolve', '--help']\n"
         "try:\n"
         "    evolution.cli.main()\n"
         "except SystemExit:\n"
         "    pass\n"
-        "heavy = [m for m in ('litellm', 'git', 'evolution.gate') if m in sys.modules]\n"
+        "heavy = [m for m in ('litellm', 'git', 'evolution.gate.validate') if m in sys.modules]\n"
         "print('AFTER-HELP', heavy)\n"
     )
     done = subprocess.run(

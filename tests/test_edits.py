@@ -8,7 +8,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from evolution.edits import EditBlock, MalformedReply, apply_blocks, parse_blocks
+from evolution.propose.edits import EditBlock, MalformedReply, apply_blocks, parse_blocks
 
 
 def block(path: str, search: str, replace: str) -> str:

@@ -17,7 +17,7 @@ from repo_setup import CALC, FIXED_CALC, Sandbox, make_sandbox, run_evolve
 
 from agent.procgroup import group_alive
 from evolution.gitrepo import GitRepo
-from evolution.runfolder import runs_root
+from evolution.run.folder import runs_root
 from tests.agent_setup import wait_for
 
 

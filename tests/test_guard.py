@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from evolution.guard import RULES, check_file, unknown_rules
+from evolution.gate.guard import RULES, check_file, unknown_rules
 
 ROOT = Path(__file__).resolve().parent.parent
 

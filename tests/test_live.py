@@ -26,8 +26,8 @@ import live_summary  # noqa: E402
 import live_world as w  # noqa: E402
 
 from agent.ledger import Ledger  # noqa: E402
-from evolution import trailers as t  # noqa: E402
 from evolution.factory.spec import SpecError, parse_spec_text  # noqa: E402
+from evolution.trail import format as t  # noqa: E402
 
 SCRIPT = """\
 def clamp(value, low, high):

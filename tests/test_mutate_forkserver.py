@@ -31,11 +31,11 @@ from evolution.mutate.localise import localise
 from evolution.mutate.search import SearchLimits, search
 from evolution.policy import Policy
 from evolution.probe._ratchet_forkserver import foreign_modules
-from evolution.pytest_report import RunResult
-from evolution.runfolder import PGID_FILE, RunFolder
+from evolution.run.folder import PGID_FILE, RunFolder
+from evolution.run.launch import run_tests
+from evolution.run.report import RunResult
 from evolution.sandbox.enter import DROPPED_CAPS, landlock_abi
 from evolution.sandbox.isolation import Isolation, choose
-from evolution.testrun import run_tests
 
 # One xdist worker runs this whole module: its checks look for leftover processes across
 # the host by MARKER, and an attack running at the same time in another worker would be

@@ -31,7 +31,7 @@ from evolution.mutate.search import (
     self_comparisons,
 )
 from evolution.policy import Policy
-from evolution.runfolder import RunFolder
+from evolution.run.folder import RunFolder
 from evolution.sandbox.isolation import choose
 
 # operator -> (buggy module, the fixed line (after its context line), its tests)

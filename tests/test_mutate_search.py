@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from repo_setup import SAMPLE_PYTEST_INI, Sandbox
 
-from evolution import overfit
+from evolution.gate import overfit
 from evolution.gitrepo import GitRepo
 from evolution.mutate.evaluator import CandidateEvaluator, module_name
 from evolution.mutate.forkserver import CandidateRuns
@@ -30,7 +30,7 @@ from evolution.mutate.search import (
 )
 from evolution.policy import Policy
 from evolution.propose.context import module_pattern
-from evolution.runfolder import RunFolder
+from evolution.run.folder import RunFolder
 from evolution.sandbox.isolation import choose
 
 

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from agent.errors import InvalidRun
-from evolution.channel import Channel, Frames
-from evolution.outcomes import INTERFERED, result_from_frames
+from evolution.run.channel import Channel, Frames
+from evolution.run.outcomes import INTERFERED, result_from_frames
 
 PASS_CANARY, FAIL_CANARY = "::canary.py::test_holds_x", "::canary.py::test_breaks_x"
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from agent.errors import InvalidRun
-from evolution.pytest_report import RunResult, parse_report, stage_outcome
+from evolution.run.report import RunResult, parse_report, stage_outcome
 
 SUITE = """\
 import pytest

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from evolution.baseline import OUTCOMES, Baseline
 from evolution.policy import Policy
-from evolution.pytest_report import RunResult
 from evolution.ratchet import MISSING, advance, compare, suspects
+from evolution.run.report import RunResult
 
 QUARANTINE = Policy()
 STRICT = Policy(flaky="strict")

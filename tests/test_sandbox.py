@@ -23,6 +23,7 @@ from launcher import ATTEMPT, LAUNCHER, launch
 
 from agent.errors import EnvironmentFailure
 from evolution.policy import Policy
+from evolution.run.launch import sandboxed
 from evolution.sandbox.enter import GRANTED_ENV, SETUP_FAILED, landlock_abi
 from evolution.sandbox.isolation import choose
 from evolution.sandbox.plan import (
@@ -34,7 +35,6 @@ from evolution.sandbox.plan import (
     readable_roots,
     rules,
 )
-from evolution.testrun import sandboxed
 
 needs_landlock = pytest.mark.skipif(landlock_abi() < 1, reason="this kernel has no Landlock")
 

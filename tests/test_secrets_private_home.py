@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 from repo_setup import CALC, Sandbox
 
-from evolution.audit import NOTE_TEXT_CHARS, TEXT_CHARS, failure_texts, rejection_note
 from evolution.ratchet import Comparison, Regression
+from evolution.trail.write import NOTE_TEXT_CHARS, TEXT_CHARS, failure_texts, rejection_note
 
 ADD = "tests/test_calc.py::test_add"
 

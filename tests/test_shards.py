@@ -20,10 +20,10 @@ from repo_setup import (
 from agent.errors import EnvironmentFailure, InvalidRun, UsageError
 from evolution.gitrepo import GitRepo
 from evolution.policy import Policy, parse_policy
-from evolution.pytest_report import RunResult
-from evolution.runfolder import RunFolder
+from evolution.run.folder import RunFolder
+from evolution.run.report import RunResult
+from evolution.run.shards import TIMINGS_FILE, balance, load_timings, merge, run_suite
 from evolution.sandbox.isolation import Isolation
-from evolution.shards import TIMINGS_FILE, balance, load_timings, merge, run_suite
 
 # A suite with every outcome the gate distinguishes, spread over several files and a
 # sub-folder, so that each process of a split run gets a mix.

@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 from repo_setup import CALC, FIXED_CALC, Sandbox
 
-from evolution.overfit import special_cases
+from evolution.gate.overfit import special_cases
 
 BROKEN_MUL = "def mul(a, b):\n    # seeded bug: should multiply\n    return a + b\n"
 

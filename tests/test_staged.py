@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from repo_setup import Sandbox, copy_sandbox, git_identity, make_sandbox
 
+from evolution.gate.testmap import MAP_FILE, MAX_COMMITS, CoverageMap, MapState, load
 from evolution.gitrepo import GitRepo
-from evolution.testmap import MAP_FILE, MAX_COMMITS, CoverageMap, MapState, load
 
 ALPHA = "def double(x):\n    return 2 * x\n"
 BETA = "def square(x):\n    return x * x\n"
@@ -201,10 +201,10 @@ def test_a_selection_naming_tests_the_tree_lacks_reads_them_as_missing(sandbox: 
     gone from the tree (its function, or its whole file) is missing, a regression, and
     never an invalid run (pytest alone ends the whole run for a node id it cannot find)."""
     from evolution.baseline import Baseline
+    from evolution.gate.staged import judge_selection
     from evolution.policy import Policy
-    from evolution.runfolder import RunFolder
+    from evolution.run.folder import RunFolder
     from evolution.sandbox.isolation import choose
-    from evolution.staged import judge_selection
 
     repo, policy, head = GitRepo(sandbox.path), Policy(), sandbox.head()
     kept, gone, gone_file = (

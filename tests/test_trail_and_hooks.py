@@ -248,7 +248,7 @@ def test_a_repository_with_its_own_hooks_folder_uses_core_hooks_path(tmp_path: P
 def test_this_repository_ships_its_own_hooks() -> None:
     for name in HOOKS:
         shipped = REPO_ROOT / "hooks" / name
-        packaged = REPO_ROOT / "evolution" / "hookshims" / name
+        packaged = REPO_ROOT / "evolution" / "gate" / "hookshims" / name
         assert shipped.read_bytes() == packaged.read_bytes()
         assert os.access(shipped, os.X_OK)
         assert b"evolve" in shipped.read_bytes()

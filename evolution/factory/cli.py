@@ -59,8 +59,8 @@ def build(
 
 
 def _commit(out: Path, build_id: str) -> None:
-    from evolution.audit import factory_message
     from evolution.gitrepo import GitRepo
+    from evolution.trail.write import factory_message
 
     repo = GitRepo(out.resolve().parent)
     repo.commit_paths(out.resolve(), factory_message(build_id))

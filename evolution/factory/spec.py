@@ -216,7 +216,7 @@ class Evolution(_Strict):
     workers: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
     staged: bool = True  # the tests the map ties to a change run first and may reject
     # What a behaviour change no test asked for does to an automated proposal: "strict"
-    # rejects it, "report" only reports it, "off" skips the replay (evolution.behaviour).
+    # rejects it, "report" only reports it, "off" skips the replay (evolution.gate.behaviour).
     behaviour: Literal["strict", "report", "off"] = "strict"
     # The safety net reverts a person's commit that broke a test only when this is true;
     # by default it raises an incident naming the commit and the command that reverts it.
@@ -225,7 +225,7 @@ class Evolution(_Strict):
     @field_validator("allow")
     @classmethod
     def _known_rules(cls, value: list[str]) -> list[str]:
-        from evolution.guard import unknown_rules
+        from evolution.gate.guard import unknown_rules
 
         unknown = unknown_rules(tuple(value))
         if unknown:

@@ -2,7 +2,7 @@
 
 It runs on the merge result, from git objects alone (no checkout): a candidate that
 edits deploy/ by hand, or changes SPEC.md without rebuilding, is rejected. The factory
-contributes it to the gate's pre-test checks (`evolution.checks.PRE_TEST_CHECKS`); the
+contributes it to the gate's pre-test checks (`evolution.gate.checks.PRE_TEST_CHECKS`); the
 spec parser and renderer load only for a tree that has a SPEC.md.
 """
 
@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING
 from evolution.gitrepo import GitRepo
 
 if TYPE_CHECKING:
-    from evolution.checks import Candidate, Refusal
+    from evolution.gate.checks import Candidate, Refusal
 
 SPEC = "SPEC.md"
 OUT = "deploy"
 
 
 def deploy_matches_spec(candidate: Candidate) -> Refusal | None:
-    from evolution.checks import Refusal
+    from evolution.gate.checks import Refusal
 
     assert candidate.tree is not None
     drift = deploy_mismatches(candidate.repo, candidate.tree)

@@ -18,7 +18,7 @@ from typing import Protocol
 from agent.errors import InvalidRun
 from evolution.mutate.forkserver import CandidateRuns
 from evolution.policy import Policy
-from evolution.testrun import imports
+from evolution.run.launch import imports
 
 
 class Evaluator(Protocol):

@@ -50,14 +50,10 @@ from typing import Any
 
 from agent.errors import InvalidRun
 from agent.procgroup import die_with_parent, group_is_ours, kill_group
-from evolution.channel import Channel
-from evolution.outcomes import result_from_frames
 from evolution.policy import Policy
-from evolution.pytest_report import RunResult
-from evolution.runfolder import PGID_FILE, RunFolder, remove_run_folder
-from evolution.sandbox.isolation import Isolation
-from evolution.sandbox.plan import start_failure
-from evolution.testrun import (
+from evolution.run.channel import Channel
+from evolution.run.folder import PGID_FILE, RunFolder, remove_run_folder
+from evolution.run.launch import (
     coverage_json_args,
     coverage_report,
     environment,
@@ -70,6 +66,10 @@ from evolution.testrun import (
     sandboxed,
     suite_command,
 )
+from evolution.run.outcomes import result_from_frames
+from evolution.run.report import RunResult
+from evolution.sandbox.isolation import Isolation
+from evolution.sandbox.plan import start_failure
 
 PROBE_DIR = Path(__file__).resolve().parent.parent / "probe"
 SERVER = "_ratchet_forkserver.py"

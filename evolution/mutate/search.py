@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from types import CodeType
 
-from evolution import overfit
+from evolution.gate import overfit
 from evolution.mutate.evaluator import Evaluator
 from evolution.mutate.localise import Localisation
 from evolution.mutate.priors import priors

@@ -1,5 +1,5 @@
 """The writing end of the gate's authenticated report channel, for the probe and the
-replay: the one owner of the frame format the gate's `evolution.channel` reads.
+replay: the one owner of the frame format the gate's `evolution.run.channel` reads.
 
 Standard library only: the replay runs where no test machinery may be loaded.
 """

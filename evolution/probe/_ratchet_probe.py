@@ -841,7 +841,7 @@ def pytest_configure(config):
     # A suite whose configuration asks pytest-xdist to spread its tests over worker
     # processes (`-n` in addopts) runs in this process all the same: this probe vouches
     # only for the process it is loaded in, and the gate splits a run itself
-    # (`evolution.shards`). xdist's own pytest_configure (trylast) comes after this one
+    # (`evolution.run.shards`). xdist's own pytest_configure (trylast) comes after this one
     # and starts its workers only when `dist` is not "no".
     if getattr(config.option, "dist", "no") != "no":
         config.option.dist = "no"

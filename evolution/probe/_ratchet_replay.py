@@ -30,7 +30,7 @@ CALL_TIMEOUT_S = 5
 
 
 def _roots(tree):
-    """The folders the test run put first on the path (`evolution.testrun`): the tree,
+    """The folders the test run put first on the path (`evolution.run.launch`): the tree,
     and its src/ folder when it has one (a src layout)."""
     src = os.path.join(tree, "src")
     return [tree, src] if os.path.isdir(src) else [tree]

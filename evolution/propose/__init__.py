@@ -26,12 +26,12 @@ from typing import Any
 
 from agent.errors import UsageError
 from agent.llm import LLMRefused, LLMUnavailable
-from evolution.audit import proposal_message
-from evolution.edits import MalformedReply
 from evolution.gitrepo import GitRepo, slug
 from evolution.mutate.search import SearchLimits
 from evolution.propose.base import Change, NoChange, Proposer, Request, Spend
 from evolution.propose.context import Context, check_paths, normalise, open_context
+from evolution.propose.edits import MalformedReply
+from evolution.trail.write import proposal_message
 
 REGISTRY = {
     "llm": "evolution.propose.llm:LLMProposer",

@@ -10,8 +10,8 @@ from pathlib import PurePosixPath
 from agent.config import SPEC_PATH, RuntimeConfig, load_runtime
 from agent.errors import UsageError
 from agent.redact import Redactor
-from evolution import testmap
 from evolution.baseline import read_baseline
+from evolution.gate import testmap
 from evolution.gitrepo import GitRepo
 from evolution.mutate.localise import ochiai
 from evolution.policy import CONFIG_PATH, Policy, load_policy, matches

@@ -18,11 +18,11 @@ from typing import Any
 from agent.config import ModelConfig
 from agent.ledger import Ledger
 from agent.llm import LLMClient
-from evolution import trailers as t
-from evolution.edits import MalformedReply, apply_blocks, parse_blocks
 from evolution.propose.base import Change, Request, Spend
 from evolution.propose.context import Context, clip, failing_for
-from evolution.trail import read_trail
+from evolution.propose.edits import MalformedReply, apply_blocks, parse_blocks
+from evolution.trail import format as t
+from evolution.trail.read import read_trail
 
 REFLECTIONS = 3
 CONVENTION_FILES = ("CONVENTIONS.md", "AGENTS.md")

@@ -28,7 +28,7 @@ from evolution.mutate.search import (
 )
 from evolution.propose.base import Change, NoChange, Request, Spend
 from evolution.propose.context import Context, failing_for, module_pattern
-from evolution.runfolder import RunFolder
+from evolution.run.folder import RunFolder
 from evolution.sandbox.isolation import choose
 
 

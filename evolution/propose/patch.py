@@ -6,10 +6,10 @@ from __future__ import annotations
 import hashlib
 
 from agent.errors import UsageError
-from evolution.edits import MalformedReply, apply_blocks, parse_blocks
 from evolution.gitrepo import GitFailed
 from evolution.propose.base import Change, Request, Spend
 from evolution.propose.context import Context, check_paths, normalise
+from evolution.propose.edits import MalformedReply, apply_blocks, parse_blocks
 
 
 class PatchProposer:

@@ -23,7 +23,7 @@ from typing import Any
 
 from agent.errors import UsageError
 from evolution.sandbox.enter import SETUP_FAILED, parse_status
-from evolution.sandbox.isolation import SANDBOX_ENV, host_abi
+from evolution.sandbox.isolation import SANDBOX_ENV, host_abi, launcher_argv
 from evolution.sandbox.plan import Confinement, hidden_homes, launch_plan, start_failure
 
 _ATTEMPTS = r"""
@@ -133,11 +133,11 @@ def diagnose(network: str = "loopback") -> Diagnosis:
         )  # fmt: skip
         status_read, status_write = os.pipe()
         plan = launch_plan(confinement, root, status_write)
-        launcher = Path(__file__).with_name("enter.py")
-        argv = [sys.executable, "-I", "-S", str(launcher), json.dumps(plan), "--",
-                sys.executable, "-I", "-c", _ATTEMPTS, str(folders["forbidden"]),
-                str(folders["tree"]), str(folders["tmp"]), str(os.getpid()), home or why,
-                str(folders["home"])]  # fmt: skip
+        argv = launcher_argv(plan, [
+            sys.executable, "-I", "-c", _ATTEMPTS, str(folders["forbidden"]),
+            str(folders["tree"]), str(folders["tmp"]), str(os.getpid()), home or why,
+            str(folders["home"]),
+        ])  # fmt: skip
         done = subprocess.run(argv, capture_output=True, text=True, pass_fds=(status_write,),
                               timeout=60, check=False)  # fmt: skip
         os.close(status_write)
@@ -176,6 +176,7 @@ def diagnose(network: str = "loopback") -> Diagnosis:
             "namespaces)"
         )
     if diagnosis.checks.get("signal_outside") != "blocked":
-        diagnosis.problems.append("signals: the suite can signal processes outside "
-                                  "(Landlock ABI 6 scopes them)")
+        diagnosis.problems.append(
+            "signals: the suite can signal processes outside (Landlock ABI 6 scopes them)"
+        )
     return diagnosis

@@ -11,10 +11,12 @@ The code under test is untrusted: every run the gate starts goes through `enter.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from agent.errors import EnvironmentFailure
 from evolution.policy import Policy
@@ -24,6 +26,17 @@ from evolution.sandbox.enter import landlock_abi
 # whose Landlock misbehaves). It can only take isolation away, never add trust: without
 # a sandbox, proposals are refused unless --unsandboxed is given.
 SANDBOX_ENV = "RATCHET_SANDBOX"
+# The one launcher every sandboxed start runs (a gate run, a re-run, the fork server,
+# `evolve doctor`): standard library only, started isolated (-I -S) so nothing of the
+# candidate's tree or site can run before the confinement is in place.
+LAUNCHER = Path(__file__).with_name("enter.py")
+
+
+def launcher_argv(plan: dict[str, Any], argv: list[str]) -> list[str]:
+    """`argv` started by the launcher under `plan`."""
+    return [sys.executable, "-I", "-S", str(LAUNCHER), json.dumps(plan), "--", *argv]
+
+
 HOW_TO_ENABLE = (
     "enable Landlock (Linux 5.13 or newer booted with landlock in its lsm= list; "
     "`evolve doctor` shows what this host offers), or accept the risk for this run on "
@@ -39,7 +52,7 @@ class Isolation:
 
     @property
     def launcher(self) -> Path:
-        return Path(__file__).with_name("enter.py")
+        return LAUNCHER
 
     @property
     def cache_tag(self) -> str:
@@ -77,8 +90,10 @@ def choose(policy: Policy, *, automated: bool, unsandboxed: bool) -> Isolation:
     """The isolation for a run of `policy`'s suite, or EnvironmentFailure (exit 3)."""
     if host_abi() >= 1:
         return Isolation(sandboxed=True, network=policy.network)
-    platform = "this host has no Landlock" if sys.platform.startswith("linux") else (
-        f"{sys.platform} has no sandbox Ratchet can use"
+    platform = (
+        "this host has no Landlock"
+        if sys.platform.startswith("linux")
+        else (f"{sys.platform} has no sandbox Ratchet can use")
     )
     if policy.sandbox == "required":
         raise EnvironmentFailure(

@@ -1,0 +1,161 @@
+"""`evolve baseline record` and `evolve baseline show`.
+
+Recording runs the suite on main's commit in a temporary worktree and commits the result
+to main with trailers. It refuses to lower the ratchet: a test that passed in the
+previous baseline and does not pass now stops the recording unless `--reset` is given,
+because a silently shrunk baseline would let the next candidate break that test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from agent.clock import timestamp
+from agent.errors import InvalidRun, Refused
+from evolution.baseline import (
+    BASELINE_PATH,
+    Baseline,
+    expiry,
+    quarantined,
+    read_baseline,
+    require_baseline,
+)
+from evolution.gate import testmap
+from evolution.gate.landing import land
+from evolution.gate.session import exclusive, trial
+from evolution.gitrepo import GitRepo
+from evolution.policy import load_policy
+from evolution.run.launch import ProgressCallback
+from evolution.sandbox.isolation import choose
+from evolution.trail.write import baseline_record_message
+
+
+@dataclass
+class RecordReport:
+    commit: str
+    main_before: str
+    tested_tree: str
+    counts: dict[str, int]
+    passing_before: int | None
+    passing_after: int
+    flaky: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+    sandbox: str = ""
+    duration_s: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def record(
+    repo: GitRepo,
+    *,
+    main: str | None = None,
+    wait: bool = False,
+    reset: bool = False,
+    overrides: dict[str, Any] | None = None,
+    progress: ProgressCallback | None = None,
+) -> RecordReport:
+    with exclusive(repo, wait=wait):
+        main_ref, head = repo.resolve_main(main)
+        policy = load_policy(repo, head).with_overrides(**(overrides or {}))
+        found = read_baseline(repo, head)
+        previous = found[0] if found else None
+        tree = repo.tree_of(head)
+        when = timestamp()
+        isolation = choose(policy, automated=False, unsandboxed=False)
+        tried = trial(
+            repo,
+            head,
+            tree,
+            policy,
+            lambda run: sorted(n for n, o in run.outcomes.items() if o in ("failed", "error")),
+            when,
+            isolation,
+            progress,
+            with_map=True,
+        )
+        result, reruns = tried.result, tried.reruns
+        if not result.outcomes:
+            raise InvalidRun("the test command collected no tests; nothing to record")
+        tests = dict(result.outcomes)
+        # The quarantine keeps its live entries; an expired one excuses nothing any more.
+        days = policy.quarantine_days
+        flaky = previous.live_quarantine(when, days) if previous else {}
+        for nodeid, evidence in reruns.items():
+            if evidence["passed"] and policy.flaky == "quarantine":
+                tests[nodeid] = "passed"
+                if nodeid not in flaky:
+                    flaky[nodeid] = quarantined(evidence, when, days)
+        flaky = {nodeid: ev for nodeid, ev in flaky.items() if tests.get(nodeid) == "passed"}
+        baseline = Baseline(commit=head, tree=tree, recorded_at=when, tests=tests, flaky=flaky)
+        before = previous.passing() if previous else None
+        dropped = sorted(before - baseline.passing()) if before is not None else []
+        if dropped and not reset:
+            shown = ", ".join(dropped[:10]) + (" …" if len(dropped) > 10 else "")
+            raise Refused(
+                f"{len(dropped)} test(s) passed in the stored baseline but not now: {shown}",
+                hint="fix them, or pass --reset to lower the ratchet on purpose",
+            )
+        blob = repo.hash_blob(baseline.dumps().encode())
+        message = baseline_record_message(
+            tree=tree,
+            passing_before=None if before is None else len(before),
+            passing_after=len(baseline.passing()),
+            flaky=flaky,
+            sandbox=result.sandbox,
+        )
+        commit = repo.commit_tree(repo.tree_with_file(tree, BASELINE_PATH, blob), [head], message)
+        landing = land(repo, main_ref, head, commit, "evolve: record baseline")
+        if not landing.moved:
+            raise Refused(landing.refused or "main moved while the baseline was being recorded")
+        if result.covers is not None:
+            testmap.save(repo, testmap.from_run(result.covers, head, set(result.outcomes), when))
+        return RecordReport(
+            commit=commit,
+            main_before=head,
+            tested_tree=tree,
+            counts=baseline.counts(),
+            passing_before=None if before is None else len(before),
+            passing_after=len(baseline.passing()),
+            flaky=sorted(flaky),
+            dropped=dropped,
+            sandbox=result.sandbox,
+            duration_s=result.duration_s,
+        )
+
+
+def age(recorded_at: str) -> str:
+    try:
+        then = datetime.fromisoformat(recorded_at)
+    except ValueError:
+        return "unknown"
+    seconds = int((datetime.now(UTC) - then).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{max(seconds, 0)}s"
+
+
+def show(repo: GitRepo, main: str | None = None) -> dict[str, Any]:
+    _, head = repo.resolve_main(main)
+    baseline, _ = require_baseline(repo, head)
+    days = load_policy(repo, head).quarantine_days
+    return {
+        "main": head,
+        "commit": baseline.commit,
+        "tree": baseline.tree,
+        "recorded_at": baseline.recorded_at,
+        "age": age(baseline.recorded_at),
+        "counts": baseline.counts(),
+        "passing": len(baseline.passing()),
+        "tests": len(baseline.tests),
+        "flaky": baseline.flaky,
+        "quarantine_days": days,
+        "quarantine_expires": {
+            nodeid: ends.isoformat(timespec="seconds") if ends else None
+            for nodeid, ends in ((n, expiry(e, days)) for n, e in sorted(baseline.flaky.items()))
+        },
+    }
