@@ -84,6 +84,19 @@ def gate_report(report: GateReport) -> None:
         say(f"  kept as {report.archived_as}; the verdict is in git log --notes=evolve")
 
 
+def task_detail(report: SafetyReport) -> None:
+    """With --json, the safety net's outcome as the last line of stderr too: an agent keeps
+    a task's last stderr line as its detail (ledger, ping, `agent status`), and that
+    must be the incident, not the JSON's closing brace."""
+    if report.exit_code:
+        err.print(report.summary(), markup=False, highlight=False)
+
+
+def deprecated(old: str, new: str) -> None:
+    err.print(f"note: `{old}` is now `{new}`; the old spelling will be removed",
+              markup=False, highlight=False)  # fmt: skip
+
+
 def post_merge_report(report: SafetyReport) -> None:
     warn_if_unsandboxed(report.sandbox)
     if report.status == "nothing-to-do":

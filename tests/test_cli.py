@@ -153,3 +153,27 @@ def test_demo_runs_offline(tmp_path: Path) -> None:
     assert iteration["proposal"]["search"]["edits"] == ["line 26: > -> >="]
     assert (iteration["gate"]["passing_before"], iteration["gate"]["passing_after"]) == (8, 9)
     assert [e["verdict"] for e in report["trail"]] == ["rejected", "accepted", "baseline"]
+
+
+def test_a_reset_with_a_reason_names_what_it_lets_go_and_why(sandbox: Sandbox) -> None:
+    """Lowering the ratchet on purpose leaves the reason and every dropped test in git."""
+    sandbox.commit("break add on main", {"scripts/calc.py": BROKEN_ADD})
+    why = "the add test is retired with its feature"
+    done = sandbox.evolve("baseline", "record", "--reruns", "0", "--reset", "--reason", why)
+    assert done.returncode == 0, done.stderr
+    body = sandbox.git("log", "-1", "--format=%B", "main")
+    assert f"Reason: {why}" in body
+    assert f"No longer counted as passing (1):\n  {ADD}" in body
+    assert _trailer(sandbox, "Evolve-Verdict") == "baseline"  # the trailers still parse
+
+
+def test_the_old_spellings_of_the_safety_net_still_work_with_a_note(sandbox: Sandbox) -> None:
+    new = sandbox.evolve("safety-net", "--json")
+    old = sandbox.evolve("validate", "--post-merge", "--json")
+    assert new.returncode == old.returncode == 0, new.stderr + old.stderr
+    assert json.loads(new.stdout)["status"] == json.loads(old.stdout)["status"]
+    assert "`evolve validate --post-merge` is now `evolve safety-net`" in old.stderr
+    assert "is now" not in new.stderr
+    listed = run_evolve("--help", cwd=sandbox.path).stdout
+    assert "safety-net" in listed and "pre-merge-commit" in listed
+    assert "--post-merge" not in run_evolve("validate", "--help", cwd=sandbox.path).stdout

@@ -479,7 +479,7 @@ def test_a_hand_merge_with_a_mismatched_deploy_is_blocked_before_it_is_recorded(
     hand_edited.git("merge", "--no-ff", "--no-commit", "hand-edit")
     env = {f"GITHEAD_{hand_edited.head('hand-edit')}": "hand-edit"}
 
-    done = hand_edited.evolve("validate", "--pre-merge-commit", "--json", env=env)
+    done = hand_edited.evolve("pre-merge-commit", "--json", env=env)
 
     assert done.returncode == 1, done.stderr
     report = json.loads(done.stdout)

@@ -864,7 +864,7 @@ def test_safety_net_quarantines_a_fast_forwarded_proposals_tailored_flakiness(
     assert behaviour(rich, tip, *ADD_TRUTH[:2]) != ADD_TRUTH[2]
     rich.git("merge", "--ff-only", "-q", "evolve/warm-cache")  # a person, by hand
     assert rich.head() == tip
-    done = rich.evolve("validate", "--post-merge", "--json")
+    done = rich.evolve("safety-net", "--json")
     try:
         report = json.loads(done.stdout)
     except ValueError:

@@ -29,7 +29,7 @@ def proposal(box: Sandbox, name: str, files: dict[str, str]) -> str:
 
 
 def post_merge(box: Sandbox) -> tuple[int, dict, str]:
-    done = box.evolve("validate", "--post-merge", "--json", timeout=300)
+    done = box.evolve("safety-net", "--json", timeout=300)
     try:
         report = json.loads(done.stdout)
     except ValueError:
@@ -173,7 +173,7 @@ def test_a_persons_breaking_commit_raises_an_incident_not_a_revert(sandbox: Sand
     assert [e["commit"] for e in logged["entries"]] == [person]
 
     # Said plainly, and again on every run until a person acts.
-    text = sandbox.evolve("validate", "--post-merge")
+    text = sandbox.evolve("safety-net")
     assert text.returncode == 1
     assert "INCIDENT" in text.stdout and command in text.stdout.replace("\n", "")
     assert sandbox.head() == person

@@ -28,7 +28,7 @@ SLOW = {
 
 
 def post_merge(box: Sandbox, *args: str) -> tuple[int, dict]:
-    done = box.evolve("validate", "--post-merge", "--json", *args, timeout=300)
+    done = box.evolve("safety-net", "--json", *args, timeout=300)
     try:
         return done.returncode, json.loads(done.stdout)
     except ValueError:

@@ -230,7 +230,7 @@ def test_the_safety_net_never_pays_for_a_map_on_its_critical_path(staged: Sandbo
     repo = GitRepo(staged.path)
     (repo.state_dir / MAP_FILE).unlink()
     staged.commit("a person's tidy-up", {"scripts/beta.py": BETA + "\n# tidy\n"})
-    done = staged.evolve("validate", "--post-merge", "--json")
+    done = staged.evolve("safety-net", "--json")
     assert done.returncode == 0, done.stdout + done.stderr
     assert json.loads(done.stdout)["status"] == "passing"
     assert load(repo) is None  # the gate's next full run that passes makes it

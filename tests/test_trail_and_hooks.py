@@ -77,7 +77,7 @@ def test_fast_forward_of_a_regressing_proposal_is_reverted(hooked: Sandbox) -> N
     assert hooked.git("rev-parse", f"{head}^") == bad  # history kept, not rewritten
     assert (hooked.path / "scripts/calc.py").read_text() == CALC
     assert "still failing" not in done.stdout + done.stderr  # the tests pass again
-    again = hooked.evolve("validate", "--post-merge", "--json")
+    again = hooked.evolve("safety-net", "--json")
     assert again.returncode == 0 and json.loads(again.stdout)["status"] == "nothing-to-do"
 
 
@@ -107,7 +107,7 @@ def test_push_of_an_unvalidated_main_is_refused(hooked: Sandbox, tmp_path: Path)
     assert hooked.git("rev-parse", "origin/main") != hooked.head()
 
     # once the safety net has checked it, the same main may go
-    assert hooked.evolve("validate", "--post-merge").returncode == 0
+    assert hooked.evolve("safety-net").returncode == 0
     assert _git_with_hooks(hooked, "push", "-q", "origin", "main").returncode == 0
 
 
@@ -125,11 +125,11 @@ def test_with_revert_people_a_plain_commit_and_a_merge_commit_are_each_reverted(
 ) -> None:
     # People's commits are reverted only when the policy asks (by default: an incident).
     sandbox.policy(revert_people=True)
-    assert sandbox.evolve("validate", "--post-merge").returncode == 0
+    assert sandbox.evolve("safety-net").returncode == 0
     verified = sandbox.head()
     sandbox.commit("a plain commit that breaks add", {"scripts/calc.py": BROKEN_ADD})
     plain = sandbox.head()
-    done = sandbox.evolve("validate", "--post-merge", "--json")
+    done = sandbox.evolve("safety-net", "--json")
     assert done.returncode == 1, done.stderr
     report = json.loads(done.stdout)
     assert report["reverted"] == [plain]
@@ -141,7 +141,7 @@ def test_with_revert_people_a_plain_commit_and_a_merge_commit_are_each_reverted(
     sandbox.branch("side", {"scripts/calc.py": BROKEN_ADD})
     sandbox.git("merge", "--no-ff", "--no-verify", "-q", "-m", "a hand merge", "side")
     merge = sandbox.head()
-    done = sandbox.evolve("validate", "--post-merge", "--json")
+    done = sandbox.evolve("safety-net", "--json")
     assert done.returncode == 1, done.stderr
     assert json.loads(done.stdout)["reverted"] == [merge]
     assert sandbox.git("rev-parse", "main^{tree}") == sandbox.git(
@@ -154,7 +154,7 @@ def test_post_merge_refuses_a_dirty_tree(sandbox: Sandbox) -> None:
     sandbox.commit("breaks add", {"scripts/calc.py": BROKEN_ADD})
     head = sandbox.head()
     (sandbox.path / "scripts/calc.py").write_text("# my unsaved work\n")
-    done = sandbox.evolve("validate", "--post-merge")
+    done = sandbox.evolve("safety-net")
     assert done.returncode == 2 and "uncommitted changes" in done.stderr
     assert sandbox.head() == head
     assert (sandbox.path / "scripts/calc.py").read_text() == "# my unsaved work\n"
@@ -175,7 +175,7 @@ def _scripted_history(box: Sandbox) -> dict[str, str]:
     # an automated proposal committed straight to main: the safety net reverts it
     box.commit("evolve: break add\n\nEvolve-Proposal: slipped-past\nEvolve-Proposer: test",
                {"scripts/calc.py": broken})  # fmt: skip
-    assert box.evolve("validate", "--post-merge").returncode == 1
+    assert box.evolve("safety-net").returncode == 1
     shas["reverted"] = box.head()
     return shas
 

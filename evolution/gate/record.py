@@ -55,6 +55,7 @@ def record(
     main: str | None = None,
     wait: bool = False,
     reset: bool = False,
+    reason: str | None = None,
     overrides: dict[str, Any] | None = None,
     progress: ProgressCallback | None = None,
 ) -> RecordReport:
@@ -106,6 +107,8 @@ def record(
             passing_after=len(baseline.passing()),
             flaky=flaky,
             sandbox=result.sandbox,
+            reason=reason,
+            dropped=dropped,
         )
         commit = repo.commit_tree(repo.tree_with_file(tree, BASELINE_PATH, blob), [head], message)
         landing = land(repo, main_ref, head, commit, "evolve: record baseline")

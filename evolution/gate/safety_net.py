@@ -1,4 +1,4 @@
-"""`evolve validate --post-merge` and `evolve verify`: the second line of defence.
+"""`evolve safety-net` and `evolve verify`: the second line of defence.
 
 The gate stops bad proposals before they merge, but a person can still fast-forward,
 merge by hand, or pull. After such a change main's HEAD is tested against the baseline
@@ -162,7 +162,7 @@ def post_merge(
         if checkout is not None and not repo.is_clean(checkout):
             raise UsageError(
                 f"{checkout} has uncommitted changes; the safety net will not move main under them",
-                hint="commit or stash them, then run: evolve validate --post-merge",
+                hint="commit or stash them, then run: evolve safety-net",
             )
         verified = last_verified(repo, head)
         if verified is None:
@@ -355,7 +355,7 @@ class _SafetyNet:
             "unresolved", tests, commit, command="git bisect",
             detail=f"{', '.join(tests)} still fail(s) and no single commit since "
             f"{self.verified[:10]} could be reverted for it{blamed}: find the cause by "
-            "hand, then run: evolve validate --post-merge",
+            "hand, then run: evolve safety-net",
         ))  # fmt: skip
 
     def _revert(self, plan: list[tuple[str, list[str], str]]) -> None:

@@ -157,10 +157,23 @@ def baseline_record_message(
     passing_after: int,
     flaky: dict[str, object],
     sandbox: str,
+    reason: str | None = None,
+    dropped: list[str] | None = None,
 ) -> str:
+    """A re-recording that lets passing tests go (`--reset`) names them and says why, so
+    the trail shows the ratchet was lowered on purpose and by how much."""
+    why = f"Reason: {Redactor.from_environment(shapes=True)(reason.strip())}" if reason else ""
+    shown = (dropped or [])[:SHOWN]
+    lost = (
+        f"No longer counted as passing ({len(dropped)}):\n"
+        + "\n".join(f"  {nodeid}" for nodeid in shown)
+        + (f"\n  [… {len(dropped) - len(shown)} more]" if len(dropped) > len(shown) else "")
+        if dropped
+        else ""
+    )
     return _message(
         f"evolve: record baseline ({passing_after} passing)",
-        [],
+        [why, lost],
         [
             (t.VERDICT, t.BASELINE_RECORD),
             (t.TESTED_TREE, tree),
