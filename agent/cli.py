@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -95,19 +95,6 @@ def _run(root: Path, as_json: bool, body: Callable[[Runtime], int]) -> None:
     run_command(as_json, command)
 
 
-def _print_tick(result: TickResult) -> None:
-    from agent.console import plain, say
-
-    colour = {"ok": "green", "degraded": "yellow", "refused-kill": "yellow"}.get(
-        result.status, "red"
-    )
-    headline = f"tick {result.tick_id}: [{colour}]{result.status}[/]"
-    say(headline + (f" — {plain(result.reason)}" if result.reason else ""))
-    for task in result.tasks:
-        detail = f"  {plain(task['detail'])}" if task["detail"] else ""
-        say(f"  {task['status']:<11} {task['task']:<24} {task['duration_s']:>8.2f} s{detail}")
-
-
 @app.command()
 def tick(root: RootOpt = Path("."), as_json: JsonOpt = False) -> None:
     """Run one guarded tick (for cron or a systemd timer).
@@ -117,15 +104,13 @@ def tick(root: RootOpt = Path("."), as_json: JsonOpt = False) -> None:
     """
 
     def body(runtime: Runtime) -> int:
-        from agent.console import emit_json
+        from agent import views
+        from agent.console import show
         from agent.tick import run_tick
 
         with _stop_on_signals() as stop:
             result = run_tick(runtime, "tick", lock=runtime.lock, stop=stop)
-        if as_json:
-            emit_json(result.to_json())
-        else:
-            _print_tick(result)
+        show(as_json, result, views.tick)
         return result.exit_code
 
     _run(root, as_json, body)
@@ -148,6 +133,7 @@ def run(
     def body(runtime: Runtime) -> int:
         import json
 
+        from agent import views
         from agent.errors import Refused
         from agent.locks import LockBusy
         from agent.loop import run_loop
@@ -157,7 +143,7 @@ def run(
             if as_json:
                 print(json.dumps(result.to_json(), sort_keys=True), flush=True)
             else:
-                _print_tick(result)
+                views.tick(result)
 
         with _stop_on_signals() as stop:
             try:
@@ -184,95 +170,14 @@ def status(
     """The one-glance dashboard: last tick, tasks, spend, kill and cap, watchdog, gate."""
 
     def body(runtime: Runtime) -> int:
-        from agent.console import emit_json
+        from agent import views
+        from agent.console import show
         from agent.status import collect
 
-        report = collect(runtime, window)
-        if as_json:
-            emit_json(report)
-        else:
-            _print_status(report)
+        show(as_json, collect(runtime, window), views.status)
         return 0
 
     _run(root, as_json, body)
-
-
-def _seconds(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f} s"
-
-
-TASK_COLUMNS = ("task", "last", "success", "p50", "p95", "p99", "detail")
-
-
-def _task_row(task: dict[str, Any]) -> tuple[str, ...]:
-    last_run = task["last"] or {}
-    rate = "-" if task["success_rate"] is None else f"{task['success_rate']:.0%}"
-    return (
-        task["task"], last_run.get("status", "never run"), f"{rate} of {task['runs']}",
-        _seconds(task["p50_s"]), _seconds(task["p95_s"]), _seconds(task["p99_s"]),
-        last_run.get("detail", ""),
-    )  # fmt: skip
-
-
-def _print_status(report: dict[str, Any]) -> None:
-    from rich.table import Table
-
-    from agent.console import out, plain, say
-
-    runner = report["runner"]
-    say(f"runner: {'running, pid ' + str(runner['pid']) if runner['running'] else 'not running'}")
-    last = report["last_tick"]
-    if last is None:
-        say("last tick: none yet")
-    else:
-        reason = f" — {plain(last['reason'])}" if last["reason"] else ""
-        say(f"last tick: #{last['id']} {last['status']} at {last['started'][:19]}Z{reason}")
-    spend = report["spend"]
-    cap = "no cap" if spend["cap_usd"] is None else f"cap ${spend['cap_usd']:.2f}"
-    if spend["cap_usd"] == 0:
-        cap += ": spend nothing, priced calls are refused"
-    say(f"spend today: ${spend['today_usd']:.4f} ({cap})" +
-        (" — [red]cap reached[/]" if report["cap_reached"] else ""))
-    kill = report["kill"]
-    say(f"kill flag: [red]present[/] ({plain(kill['note'])})" if kill["present"] else
-        "kill flag: absent")
-    watchdog = report["watchdog"]
-    if watchdog["alert"]:
-        say(f"watchdog: [red]ALERT[/] since {watchdog['alert'].get('since', '?')[:19]}Z: "
-            + plain("; ".join(watchdog["alert"].get("reasons", []))))
-    elif watchdog["last_check"]:
-        say(f"watchdog: ok (checked {watchdog['last_check']['ts'][:19]}Z)")
-    else:
-        say("watchdog: never run")
-    secrets = report["secrets"]
-    if secrets["problem"]:
-        say(f"secrets: [red]{plain(secrets['problem'])}[/]")
-    else:
-        say("secrets: vault present, access log verified" if secrets["vault"] else
-            "secrets: no vault")
-    rows = [_task_row(task) for task in report["tasks"]]
-    if out.is_terminal:
-        table = Table(title=f"tasks (last {report['window']} runs)", title_justify="left")
-        for column in TASK_COLUMNS:
-            table.add_column(column)
-        for row in rows:
-            table.add_row(*(plain(cell) for cell in row))
-        out.print(table)
-    else:  # piped: one whole line per task, nothing wrapped or cut at 80 columns
-        say(f"tasks (last {report['window']} runs):")
-        for name, *cells in rows:
-            named = zip(TASK_COLUMNS[1:-1], cells[:-1], strict=True)
-            pairs = ", ".join(f"{column} {value}" for column, value in named)
-            detail = f" — {plain(cells[-1])}" if cells[-1] else ""
-            say(f"  {plain(name)}: {pairs}{detail}")
-    gate = report["gate"]
-    if "error" in gate:
-        say(f"gate verdicts: unavailable ({plain(gate['error'])})")
-    else:
-        say("gate verdicts:" + ("" if gate["entries"] else " none yet"))
-        for entry in gate["entries"]:
-            when = entry["when"][:16].replace("T", " ")
-            say(f"  {when}  {entry['verdict']:<9} {plain(entry['proposal'] or entry['subject'])}")
 
 
 @app.command()
@@ -290,25 +195,12 @@ def kill(
     """
 
     def body(runtime: Runtime) -> int:
-        from agent.console import emit_json, plain, say
+        from agent import views
+        from agent.console import show
         from agent.kill import kill as do_kill
 
         report = do_kill(runtime, reason=reason, grace_s=grace)
-        if as_json:
-            emit_json(report.to_json())
-            return report.exit_code
-        say(f"kill flag set: {plain(report.flag)}")
-        if not report.signalled:
-            say("nothing was running")
-        for line in report.signalled:
-            say(f"  sent {line}")
-        for line in report.errors:
-            say(f"  [red]{plain(line)}[/]")
-        if report.survivors:
-            say("[red]still running:[/] " + ", ".join(report.survivors))
-        elif report.signalled:
-            say("verified: every process is gone")
-        say("`agent resume` clears the flag")
+        show(as_json, report, views.kill)
         return report.exit_code
 
     _run(root, as_json, body)
@@ -319,14 +211,12 @@ def resume(root: RootOpt = Path("."), as_json: JsonOpt = False) -> None:
     """Clear the kill flag; the next tick runs."""
 
     def body(runtime: Runtime) -> int:
-        from agent.console import emit_json, say
+        from agent import views
+        from agent.console import show
         from agent.kill import resume as do_resume
 
         had = do_resume(runtime)
-        if as_json:
-            emit_json({"cleared": had, "flag": str(runtime.config.kill_flag_path)})
-        else:
-            say("kill flag cleared" if had else "there was no kill flag")
+        show(as_json, {"cleared": had, "flag": str(runtime.config.kill_flag_path)}, views.resumed)
         return 0
 
     _run(root, as_json, body)
@@ -349,18 +239,12 @@ def watchdog(
     """
 
     def body(runtime: Runtime) -> int:
-        from agent.console import emit_json, plain, say
+        from agent import views
+        from agent.console import show
         from agent.watchdog import run_watchdog
 
         result = run_watchdog(runtime, ping=not no_ping)
-        if as_json:
-            emit_json(result.to_json())
-        elif result.status == "ok":
-            last = result.last_success
-            when = f"last success {last[:19]}Z" if last else "no successful tick yet"
-            say(f"watchdog: ok ({when})")
-        else:
-            say("[red]ALERT[/]: " + plain("; ".join(result.reasons)))
+        show(as_json, result, views.watchdog)
         return result.exit_code
 
     _run(root, as_json, body)
@@ -382,27 +266,19 @@ def report(
     tasks, spend against the cap, proposals, the baseline, incidents, weekly ratios."""
 
     def body(runtime: Runtime) -> int:
-        from agent.atomicio import atomic_write_text
-        from agent.console import emit_json, plain, say
-        from agent.errors import EnvironmentFailure
+        from agent import views
+        from agent.console import show
         from agent.report import build
+        from agent.report_html import write_html
         from agent.report_view import print_report
         from agent.timespan import parse_since
 
         figures = build(runtime, parse_since(since))
         if html is not None:
-            from agent.report_html import render_html
-
-            try:
-                atomic_write_text(html, render_html(figures, runtime.config.root.name))
-            except OSError as error:
-                raise EnvironmentFailure(f"cannot write {html}: {error.strerror}") from None
-        if as_json:
-            emit_json(figures)
-        else:
-            print_report(figures)
-            if html is not None:
-                say(f"page written to {plain(str(html))}")
+            write_html(html, figures, runtime.config.root.name)
+        show(as_json, figures, print_report)
+        if html is not None and not as_json:
+            views.page_written(html)
         return 0
 
     _run(root, as_json, body)
@@ -422,28 +298,12 @@ def ping(
     """
 
     def body(runtime: Runtime) -> int:
-        from agent.console import emit_json, plain, say
-        from agent.errors import EnvironmentFailure, UsageError
-        from agent.ping import SUFFIXES, PingFailed, deliver, ping_address
+        from agent import views
+        from agent.console import show
+        from agent.ping import send_by_hand
 
-        if kind not in SUFFIXES:
-            raise UsageError(f"unknown ping {kind!r}: give " + ", ".join(SUFFIXES))
-        url = runtime.config.ping_url
-        if url is None:
-            if as_json:
-                emit_json({"sent": False, "kind": kind, "exit_code": 0})
-            else:
-                say("no [watchdog] ping_url in deploy/agent.toml: nothing sent")
-            return 0
-        try:
-            status = deliver(url, kind, runtime.redact(reason))
-        except PingFailed as failed:
-            raise EnvironmentFailure(f"ping {kind} did not get through: {failed}") from None
-        runtime.trace.event("ping.sent", kind=kind, status=status)
-        if as_json:
-            emit_json({"sent": True, "kind": kind, "status": status, "exit_code": 0})
-        else:
-            say(f"ping {kind}: {plain(ping_address(url, kind))} answered {status}")
+        sent = send_by_hand(runtime.config.ping_url, kind, runtime.redact(reason), runtime.trace)
+        show(as_json, sent, views.ping)
         return 0
 
     _run(root, as_json, body)

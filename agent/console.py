@@ -38,6 +38,14 @@ def emit_json(payload: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+def show(as_json: bool, data: Any, view: Callable[[Any], None]) -> None:
+    """A command's result: as JSON (its `to_json()` when it has one), or through a view."""
+    if as_json:
+        emit_json(data.to_json() if hasattr(data, "to_json") else data)
+    else:
+        view(data)
+
+
 def report_error(error: RatchetError, as_json: bool) -> int:
     if as_json:
         emit_json({"error": error.message, "hint": error.hint, "exit_code": error.exit_code,

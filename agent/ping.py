@@ -22,6 +22,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from agent.ledger import TICK_SUCCESS
 from agent.trace import Trace
@@ -125,3 +127,37 @@ class Pinger:
         done = not self._thread.is_alive()
         self._thread = None
         return done
+
+
+@dataclass(frozen=True)
+class PingSent:
+    """One ping sent by hand (`agent ping`); `address` is for the person at the terminal
+    only, never in --json (whoever collects the JSON need not learn the check's URL)."""
+
+    kind: str
+    sent: bool
+    status: int | None = None
+    address: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        found: dict[str, Any] = {"sent": self.sent, "kind": self.kind, "exit_code": 0}
+        if self.sent:
+            found["status"] = self.status
+        return found
+
+
+def send_by_hand(url: str | None, kind: str, body: str, trace: Trace) -> PingSent:
+    """One ping now, for the operator or the systemd alert unit: UsageError for an
+    unknown kind, EnvironmentFailure if it did not get through; no URL sends nothing."""
+    from agent.errors import EnvironmentFailure, UsageError
+
+    if kind not in SUFFIXES:
+        raise UsageError(f"unknown ping {kind!r}: give " + ", ".join(SUFFIXES))
+    if url is None:
+        return PingSent(kind, sent=False)
+    try:
+        status = deliver(url, kind, body)
+    except PingFailed as failed:
+        raise EnvironmentFailure(f"ping {kind} did not get through: {failed}") from None
+    trace.event("ping.sent", kind=kind, status=status)
+    return PingSent(kind, sent=True, status=status, address=ping_address(url, kind))

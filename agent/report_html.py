@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from html import escape
+from pathlib import Path
 from typing import Any
 
 from agent.report_view import dollars, percent, seconds
@@ -186,3 +187,14 @@ to a person.</p>
 </section>
 </main></body></html>
 """
+
+
+def write_html(path: Path, report: dict[str, Any], title: str) -> None:
+    """The page, written whole or not at all (a full disk is an environment failure)."""
+    from agent.atomicio import atomic_write_text
+    from agent.errors import EnvironmentFailure
+
+    try:
+        atomic_write_text(path, render_html(report, title))
+    except OSError as error:
+        raise EnvironmentFailure(f"cannot write {path}: {error.strerror}") from None

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from agent.console import new_app, run_command
+from agent.console import new_app, run_command, show
 
 app = new_app(
     "evolve",
@@ -93,15 +93,6 @@ BudgetOpt = Annotated[
 def overrides(**values: Any) -> dict[str, Any]:
     """The policy keys given on the command line (None: not given, the policy decides)."""
     return {key: value for key, value in values.items() if value is not None}
-
-
-def show(as_json: bool, data: Any, view: Callable[[Any], None]) -> None:
-    from agent.console import emit_json
-
-    if as_json:
-        emit_json(data.to_json() if hasattr(data, "to_json") else data)
-    else:
-        view(data)
 
 
 def on_repo(
