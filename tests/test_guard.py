@@ -135,11 +135,11 @@ def test_startup_files_and_python_without_a_py_suffix() -> None:
     assert check_file("scripts/broken.py", None, b"def (:") == []  # the suite reports it
 
 
-def test_unknown_rules_are_named_and_the_readme_lists_every_rule() -> None:
+def test_unknown_rules_are_named_and_the_threat_model_lists_every_rule() -> None:
     assert unknown_rules(("frames", "no-such-rule")) == ["no-such-rule"]
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    page = (ROOT / "docs" / "explanation" / "threat-model.md").read_text(encoding="utf-8")
     for rule, text in RULES.items():
-        assert f"| `{rule}` | {text} |" in readme, rule
+        assert f"| `{rule}` | {text} |" in page, rule
 
 
 # -- issue 24, item 4: rules on what names refer to, not on how they are spelled ----------------
