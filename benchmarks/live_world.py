@@ -76,7 +76,10 @@ def run(
     timeout: float | None = None,
     plugins: bool = True,
 ) -> subprocess.CompletedProcess[str]:
-    env = identity_env(who) | ({} if plugins else {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"})
+    env = identity_env(who)
+    if not plugins:  # plain pytest on one file: nothing of the caller's pytest or Python set-up
+        env = {k: v for k, v in env.items() if not k.startswith(("PYTEST_", "PYTHON"))}
+        env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     return subprocess.run(
         argv,
         cwd=cwd,
@@ -197,39 +200,49 @@ def test_file_for(script: str) -> str:
     return f"tests/test_scripts_{Path(script).stem}.py"
 
 
+def plain_pytest(
+    repo: Path, python: str, test_file: str, *extra: str
+) -> subprocess.CompletedProcess[str]:
+    """One test file in one process, with no plugin and none of the caller's pytest or
+    Python settings (hypothesis alone costs 0.5 s a start)."""
+    argv = [
+        python, "-m", "pytest", "-q", "-rfE", "-o", "addopts=",
+        # The repository on sys.path as its own config says, not by `python -m` putting
+        # the working folder first (PYTHONSAFEPATH turns that off) nor by an ini file
+        # found above it.
+        f"--rootdir={repo}", "-o", "pythonpath=.",
+        "-p", "no:cacheprovider", "-p", "no:randomly", test_file, *extra,
+    ]  # fmt: skip
+    return run(argv, repo, timeout=300, plugins=False)
+
+
 def pytest_failures(
     repo: Path, python: str, test_file: str, collect_only: bool = False
 ) -> tuple[int, list[str]]:
     """(exit code, failed or erroring node ids) of one test file, in one process."""
-    argv = [
-        python,
-        "-m",
-        "pytest",
-        "-q",
-        "-rfE",
-        "-o",
-        "addopts=",
-        # The repository on sys.path as its own config says, not by `python -m` putting
-        # the working folder first (PYTHONSAFEPATH turns that off) nor by an ini file
-        # found above it.
-        f"--rootdir={repo}",
-        "-o",
-        "pythonpath=.",
-        "-p",
-        "no:cacheprovider",
-        "-p",
-        "no:randomly",
-        test_file,
-        *(["--collect-only"] if collect_only else []),
-    ]
-    # Plugins stay out (hypothesis alone costs 0.5 s a start): one file's plain tests.
-    done = run(argv, repo, timeout=300, plugins=False)
+    done = plain_pytest(repo, python, test_file, *(["--collect-only"] if collect_only else []))
+    if done.returncode not in (0, 1, 2, 5):  # 3, 4: pytest itself, not the code, failed
+        raise RuntimeError(
+            f"pytest could not run {test_file} in {repo} (exit {done.returncode}): "
+            + (done.stdout + done.stderr).strip()[-1500:]
+        )
     found = [
         line.split(" ", 1)[1].split(" - ", 1)[0].strip()
         for line in done.stdout.splitlines()
         if line.startswith(("FAILED ", "ERROR "))
     ]
     return done.returncode, found
+
+
+def require_passing(repo: Path, python: str, test_file: str) -> None:
+    """A fault is seen only against a file whose tests pass untouched: otherwise say why
+    (what pytest printed), rather than finding no fault and no reason."""
+    done = plain_pytest(repo, python, test_file)
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"{test_file} does not pass untouched in {repo} (exit {done.returncode}): "
+            + (done.stdout + done.stderr).strip()[-1500:]
+        )
 
 
 def _lines(source: str) -> list[int]:
@@ -270,6 +283,8 @@ def seed_fault(
     """Write one fault into one of `files` that makes at least one test of its script's
     test file fail (and breaks no collection), and, when `repairable`, whose repair is
     one of mutate's own edits; the file is left faulty. None after `tries` test runs."""
+    for file in files:
+        require_passing(repo, python, test_file_for(file))
     draws = [(f, line, k) for f in files for line in _lines((repo / f).read_text()) for k in kinds]
     rng.shuffle(draws)
     for file, line, kind in draws:

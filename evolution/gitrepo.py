@@ -3,6 +3,11 @@
 Everything the gate writes goes through plumbing (merge-tree, commit-tree, update-ref,
 a private index file) so that the user's working tree, index and stash are never
 touched, no hook fires, and main moves only by a compare-and-swap ref update.
+
+Over 400 lines on purpose: this class is the one owner of git (as aider's GitRepo is),
+so that no other module spells a git command (tests/test_architecture.py checks it);
+each method is one git operation, and splitting them by caller would put git back in
+several places.
 """
 
 from __future__ import annotations

@@ -101,3 +101,13 @@ def wait_for(condition: Callable[[], bool], timeout: float = 20.0, what: str = "
 
 def read_pids(path: Path) -> list[int]:
     return [int(line) for line in path.read_text().split() if line.strip()]
+
+
+# A task that leaves a process tree behind (a background sleep, a subshell with its own):
+# every pid goes into ./pids, for the test to check that none survives its tick.
+SPAWN = """\
+sleep 300 & echo $! >> pids
+sh -c 'sleep 300 & echo $! >> pids; wait' & echo $! >> pids
+echo $$ >> pids
+wait
+"""

@@ -3,9 +3,11 @@ test module."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from llm_server import ScriptedLLM
 from repo_setup import IDENTITY, Sandbox, copy_sandbox, git_identity, make_sandbox
 
 
@@ -39,3 +41,10 @@ def shared_dir(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.fixture
+def llm() -> Iterator[ScriptedLLM]:
+    """An OpenAI-compatible server on 127.0.0.1 that answers what a test scripts."""
+    server = ScriptedLLM()
+    server.start()
+    yield server
+    server.stop()

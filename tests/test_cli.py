@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from repo_setup import BROKEN_ADD, Sandbox, copy_sandbox, make_sandbox, run_evolve
 
+pytestmark = pytest.mark.e2e  # real gate runs: `pytest -m "not e2e"` skips them
+
 ANSI = re.compile(r"\x1b\[")
 ADD = "tests/test_calc.py::test_add"
 

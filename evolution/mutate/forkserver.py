@@ -26,7 +26,7 @@ candidate left); the server kills every process the candidate left, empties its 
 the server's docstring). A server that died or could not put itself back is replaced
 for the next candidate. Where a fork server cannot serve (a test command other than
 `python -m pytest`, no Linux pidfds, a server that does not start) every candidate runs
-through `run_tests`, one process each, as before; `tests/test_mutate_forkserver.py`
+through `run_tests`, one process each, as before; `tests/mutate/test_mutate_forkserver.py`
 holds both ways to the same outcomes and the same search.
 """
 

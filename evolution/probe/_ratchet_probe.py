@@ -1,5 +1,11 @@
 """The gate's pytest plugin, loaded into every test run (`-p _ratchet_probe`).
 
+One file of standard library only, on purpose and whatever its length: it is copied
+into each run's private probe folder and loaded by pytest inside the sandbox, beside
+code that may be hostile, so it cannot import the project's packages, and every module
+it shares the run with (the channel, the replay, the canon) is one more thing to copy
+and authenticate.
+
 The verdict is computed from what this plugin sends, as it happens, over a pipe the gate
 handed to the run: one frame per collected test list, per test report (setup, call,
 teardown, every subtest) and per collection error, then an end-of-session record. Each

@@ -11,7 +11,10 @@ visitor) consult it instead of reading spellings.
 
 `Resolver.invocations(call)` (from `calls.py`) says which primitive of reflection a
 call reaches and with what arguments, through bound methods, functools.partial,
-attrgetter and methodcaller."""
+attrgetter and methodcaller.
+
+Slightly over 400 lines: the symbol table, the assignments it follows and the folding
+of built strings are one evaluation over the same scopes."""
 
 from __future__ import annotations
 
