@@ -28,6 +28,15 @@ for the next candidate. Where a fork server cannot serve (a test command other t
 `python -m pytest`, no Linux pidfds, a server that does not start) every candidate runs
 through `run_tests`, one process each, as before; `tests/test_mutate_forkserver.py`
 holds both ways to the same outcomes and the same search.
+
+Nothing here starts or judges a suite its own way: the server is started by
+`evolution.run.confine.starting` (the launcher, the plan and the status a gate run
+gets), and each candidate is prepared by `suite_start` and judged by `judged`, as
+`run_tests` does; only the execution (a child of the server) is this module's.
+
+Why about 440 lines, over the project's 400: this is one protocol's gate end (start a
+server, send a request, wait for its end, retire a server that cannot go on), and each
+step reads and replaces the same server; split, each half would reach into the other's.
 """
 
 from __future__ import annotations

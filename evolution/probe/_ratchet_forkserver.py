@@ -46,7 +46,14 @@ candidate can still kill the server: the gate then counts the candidate as unusa
 and the next one gets a new server.
 
 Standard library only until the warm-up session imports pytest; `_ratchet_enter` is the
-sandbox launcher, copied beside this script by the gate.
+sandbox launcher, copied beside this script by the gate: each candidate is isolated with
+the launcher's own public helpers (its namespaces, capabilities, Landlock domain), never
+a copy of them.
+
+Why about 510 lines, over the project's 400: the gate copies this script alone into the
+run's probe folder and starts it there, and the gate's tests import it as a module of
+the package, where no sibling copy exists; the clean-up between candidates (the sweep,
+/dev/shm, System V objects, the server's own state) is a section of it, not a module.
 """
 
 import contextlib
