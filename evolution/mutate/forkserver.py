@@ -28,6 +28,15 @@ for the next candidate. Where a fork server cannot serve (a test command other t
 `python -m pytest`, no Linux pidfds, a server that does not start) every candidate runs
 through `run_tests`, one process each, as before; `tests/mutate/test_mutate_forkserver.py`
 holds both ways to the same outcomes and the same search.
+
+Nothing here starts or judges a suite its own way: the server is started by
+`evolution.run.confine.starting` (the launcher, the plan and the status a gate run
+gets), and each candidate is prepared by `suite_start` and judged by `judged`, as
+`run_tests` does; only the execution (a child of the server) is this module's.
+
+Why about 440 lines, over the project's 400: this is one protocol's gate end (start a
+server, send a request, wait for its end, retire a server that cannot go on), and each
+step reads and replaces the same server; split, each half would reach into the other's.
 """
 
 from __future__ import annotations
@@ -52,31 +61,26 @@ from agent.errors import InvalidRun
 from agent.procgroup import die_with_parent, group_is_ours, kill_group
 from evolution.policy import Policy
 from evolution.run.channel import Channel
+from evolution.run.confine import start_error, starting
+from evolution.run.environment import environment
 from evolution.run.folder import PGID_FILE, RunFolder, remove_run_folder
 from evolution.run.launch import (
-    coverage_json_args,
+    Ended,
+    SuiteStart,
     coverage_report,
-    environment,
-    install_probe,
+    judged,
     pytest_flags,
-    read_json_object,
-    read_status,
-    redacted,
     run_tests,
-    sandboxed,
-    suite_command,
+    suite_start,
 )
-from evolution.run.outcomes import result_from_frames
 from evolution.run.report import RunResult
-from evolution.sandbox.isolation import Isolation
-from evolution.sandbox.plan import start_failure
+from evolution.sandbox.isolation import LAUNCHER, Isolation
 
 PROBE_DIR = Path(__file__).resolve().parent.parent / "probe"
 SERVER = "_ratchet_forkserver.py"
-# The launcher, copied beside the server under a name no tree uses (the server imports
-# it for the candidates' Landlock domains and namespaces; a copy, because the package
-# may sit in a checkout the sandbox cannot read).
-LAUNCHER = Path(__file__).resolve().parent.parent / "sandbox" / "enter.py"
+# The launcher (`isolation.LAUNCHER`), copied beside the server under a name no tree uses
+# (the server imports its public helpers for the candidates' Landlock domains and
+# namespaces; a copy, because the package may sit in a checkout the sandbox cannot read).
 LAUNCHER_COPY = "_ratchet_enter.py"
 WARM_UP = "ratchet-warm-up"  # in probe/: a folder no candidate can write
 START_TIMEOUT_S = 120.0  # importing pytest, its plugins and hypothesis on a loaded host
@@ -282,38 +286,33 @@ class CandidateRuns:
         ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, MAX_MESSAGE)  # the host caps it
         argv = [policy.argv()[0], str(run.probe / SERVER), str(theirs.fileno()),
                 json.dumps(settings)]  # fmt: skip
-        status_read, status_write = os.pipe() if self.isolation.sandboxed else (-1, -1)
-        if self.isolation.sandboxed:
-            argv = sandboxed(argv, run, policy, status_write)
         # The server never sees the tree on its path; each candidate gets the full one.
         env = {k: v for k, v in environment(run).items() if k != "PYTHONPATH"}
-        try:
-            with open(run.path / "forkserver.log", "wb") as log:
-                process = subprocess.Popen(
-                    argv,
-                    cwd=warm,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                    preexec_fn=die_with_parent,
-                    pass_fds=(theirs.fileno(), *([status_write] if status_write >= 0 else [])),
-                )
-        except OSError as exc:
-            ours.close()
-            raise ServerUnavailable(f"{argv[0]}: {exc}") from None
-        finally:
-            theirs.close()
-            if status_write >= 0:
-                os.close(status_write)
-        (run.path / PGID_FILE).write_text(str(process.pid))
-        server = _Server(process, ours, read_status(status_read) if status_read >= 0 else {})
-        failure = start_failure(server.applied)
-        if "error" in server.applied or failure:
+        with starting(argv, run, policy, self.isolation) as start:  # as a gate run starts
+            try:
+                with open(run.path / "forkserver.log", "wb") as log:
+                    process = subprocess.Popen(
+                        start.argv,
+                        cwd=warm,
+                        env=env,
+                        stdin=subprocess.DEVNULL,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                        preexec_fn=die_with_parent,
+                        pass_fds=(theirs.fileno(), *start.fds),
+                    )
+            except OSError as exc:
+                ours.close()
+                raise ServerUnavailable(f"{start.argv[0]}: {exc}") from None
+            finally:
+                theirs.close()
+            (run.path / PGID_FILE).write_text(str(process.pid))
+            server = _Server(process, ours, start.applied())
+        error = start_error(server.applied)
+        if error is not None:
             server.stop()
-            entered = f"could not enter the sandbox: {server.applied.get('error')}"
-            raise ServerUnavailable(failure or entered)
+            raise ServerUnavailable(error.message)
         return server
 
     def _await_ready(self, server: _Server) -> None:
@@ -339,46 +338,32 @@ class CandidateRuns:
         server = self._server
         if server is None or not server.ready or server.process.poll() is not None:
             return coverage_report(self.policy, self.run, self.isolation, rc)
-        target = self.run.out / "coverage.json"
-        target.unlink(missing_ok=True)
-        argv = coverage_json_args(rc, target)[1:]
-        try:
-            done = self._run(server, argv, environment(self.run), self.run.path / "coverage.log")
-        except (InvalidRun, _TooLong):
-            return None
-        return read_json_object(target) if done["status"] == 0 else None
+
+        def in_child(argv: list[str], env: dict[str, str], output: Path) -> int:
+            try:
+                return int(self._run(server, argv[1:], env, output)["status"])
+            except _TooLong:
+                raise InvalidRun("the request is too long for the fork server") from None
+
+        return coverage_report(self.policy, self.run, self.isolation, rc, in_child)
 
     def _evaluate(self, server: _Server, select: list[str], coverage_rc: Path | None) -> RunResult:
-        run, policy = self.run, self.policy
-        report = run.out / "report.json"
-        run.empty_home()
-        env = environment(run)
-        env.update(install_probe(run, select))
-        if coverage_rc is not None:  # the server serves `python -m pytest` only: it is wrapped
-            env["RATCHET_CONTEXTS"] = "1"
-        command = suite_command(policy, coverage_rc)[1:]  # -m pytest ..., after the interpreter
-        argv = [*command, "-p", "_ratchet_probe", *pytest_flags(policy, report), *select]
-        channel = Channel()
-        started = time.monotonic()
+        """One candidate as `run_tests` would run it (the same start, channel, checks and
+        redaction), executed by a child of the server instead of a process of its own."""
+        start = suite_start(self.policy, self.run, select=select, coverage_rc=coverage_rc,
+                            contexts=coverage_rc is not None)  # fmt: skip
+
+        def in_child(start: SuiteStart, channel: Channel, output: Path) -> Ended:
+            began = time.monotonic()
+            # The server serves `python -m pytest` only: what follows the interpreter.
+            done = self._run(server, start.argv[1:], start.env, output, channel.child_fds,
+                             on_sent=channel.started)  # fmt: skip
+            return Ended(done["status"], time.monotonic() - began, server.applied)
+
         try:
-            try:
-                done = self._run(server, argv, env, run.path / "output.log",
-                                 channel.child_fds, on_sent=channel.started)  # fmt: skip
-            except _TooLong:
-                return self._one_process(select, coverage_rc)
-            frames = channel.finish()
-            result = result_from_frames(
-                frames,
-                returncode=done["status"],
-                report=report,
-                tree=run.tree,
-                forbidden=run.forbidden,
-                duration_s=time.monotonic() - started,
-            )
-        finally:
-            channel.close()
-        result.sandbox = self.isolation.describe(server.applied)
-        return redacted(result)
+            return judged(self.run, self.isolation, start, in_child)
+        except _TooLong:
+            return self._one_process(select, coverage_rc)
 
     def _run(
         self,

@@ -46,7 +46,14 @@ candidate can still kill the server: the gate then counts the candidate as unusa
 and the next one gets a new server.
 
 Standard library only until the warm-up session imports pytest; `_ratchet_enter` is the
-sandbox launcher, copied beside this script by the gate.
+sandbox launcher, copied beside this script by the gate: each candidate is isolated with
+the launcher's own public helpers (its namespaces, capabilities, Landlock domain), never
+a copy of them.
+
+Why about 510 lines, over the project's 400: the gate copies this script alone into the
+run's probe folder and starts it there, and the gate's tests import it as a module of
+the package, where no sibling copy exists; the clean-up between candidates (the sweep,
+/dev/shm, System V objects, the server's own state) is a section of it, not a module.
 """
 
 import contextlib
@@ -66,9 +73,7 @@ import time
 
 MAX_MESSAGE = 1 << 22
 SWEEP_LIMIT_S = 10.0  # a fork bomb that outlives this many seconds of killing: give up
-SETUP_FAILED = 121  # the child could not enter its namespaces; the tests never ran
-_PR_SET_PDEATHSIG, _PR_SET_DUMPABLE, _PR_SET_CHILD_SUBREAPER = 1, 4, 36
-_PR_CAPBSET_DROP, _PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL = 24, 47, 4
+_PR_SET_CHILD_SUBREAPER = 36
 _CAP_LAST = 63  # every capability number a kernel may know (unknown ones fail, harmlessly)
 _IPC_RMID = 0
 _IOPRIO = {"x86_64": (252, 251), "aarch64": (31, 30)}  # ioprio_get, ioprio_set
@@ -268,6 +273,9 @@ def foreign_modules(writable):
 
 
 def _enter():
+    """The sandbox launcher's module, for its public namespace and Landlock helpers: the
+    gate copies it beside this script, and imports of it wait until the server runs
+    (the gate's own tests import this module where there is no copy)."""
     import _ratchet_enter
 
     return _ratchet_enter
@@ -275,25 +283,16 @@ def _enter():
 
 def _fresh_namespaces(network):
     """Network (loopback only, up, unless the policy says host), IPC and UTS
-    namespaces of the candidate's own. Root in the sandbox makes them directly; a
-    sandbox that is itself a user namespace has no capabilities left after exec, so the
-    candidate first makes a user namespace of its own, mapping only its own ids, and
-    drops every capability that gave it once the namespaces are made."""
+    namespaces of the candidate's own, made as the launcher makes the sandbox's. Root in
+    the sandbox makes them directly; a sandbox that is itself a user namespace has no
+    capabilities left after exec, so the candidate first makes a user namespace of its
+    own, mapping only its own ids, and drops every capability that gave it once the
+    namespaces are made."""
     enter = _enter()
-    flags = enter._CLONE_NEWUTS | enter._CLONE_NEWIPC
+    made = enter.new_namespaces(_LIBC, enter.namespace_flags(network, mounts=False))
     if network == "loopback":
-        flags |= enter._CLONE_NEWNET
-    if os.geteuid() == 0:
-        enter._unshare(_LIBC, flags)
-    else:
-        uid, gid = os.getuid(), os.getgid()
-        enter._unshare(_LIBC, enter._CLONE_NEWUSER | flags)
-        enter._write("/proc/self/setgroups", "deny")
-        enter._write("/proc/self/uid_map", f"{uid} {uid} 1")
-        enter._write("/proc/self/gid_map", f"{gid} {gid} 1")
-    if network == "loopback":
-        enter._loopback_up()
-    if os.geteuid() != 0:
+        enter.loopback_up()
+    if made == "user-namespace":
         _drop_every_capability()
 
 
@@ -308,9 +307,7 @@ class _CapData(ctypes.Structure):
 
 def _drop_every_capability():
     """No capability at all, as the suite has after exec in a user-namespace sandbox."""
-    for cap in range(_CAP_LAST + 1):
-        _LIBC.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0)
-    _LIBC.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    _enter().drop_capabilities(_LIBC, range(_CAP_LAST + 1))
     header = _CapHeader(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3: two data words
     data = (_CapData * 2)()
     if _LIBC.capset(ctypes.byref(header), data) != 0:
@@ -384,8 +381,8 @@ def _candidate(request, fds, base_path, setup):
         _isolate(*setup)
     except OSError as exc:
         os.write(output, f"ratchet fork server: could not isolate the candidate: {exc}\n".encode())
-        os._exit(SETUP_FAILED)
-    _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        os._exit(_enter().SETUP_FAILED)
+    _enter().die_with_parent(_LIBC)
     os.setpgid(0, 0)
     os.dup2(output, 1)
     os.dup2(output, 2)
@@ -485,7 +482,7 @@ def _ready(settings):
 def main(argv):
     control = socket.socket(fileno=int(argv[1]))
     settings = json.loads(argv[2])
-    _LIBC.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+    _enter().undumpable()
     _LIBC.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     base_path = list(sys.path[1:])  # without this script's folder
     try:

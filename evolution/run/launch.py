@@ -6,23 +6,26 @@ The suite is untrusted code. It runs:
   whole (the group is killed);
 - inside the OS sandbox (`evolution.sandbox`), when the isolation chosen for it says so:
   it can write only its private tmp, home and out folders, and cannot read the user's
-  checkout, the repository, the gate's state or anyone's home folder;
+  checkout, the repository, the gate's state or anyone's home folder
+  (`evolution.run.confine`, the one way any start on a run's tree is made);
 - with an environment that names none of those, and no secret: HOME (and the XDG
-  folders) is its own private, empty home;
+  folders) is its own private, empty home (`evolution.run.environment`);
 - with the gate's probe, which streams every report over an authenticated pipe, and two
   canary tests at random places.
 The result is computed from the probe's frames and cross-checked against
 pytest-json-report's file (`evolution.run.outcomes`). Whatever the suite printed or raised
 leaves here redacted (`redacted`): every text of the result and of an invalid run's
 error is on its way to a git note, the gate's output, the verdict cache or a prompt.
+
+A suite is prepared (`suite_start`) and judged (`judged`) the same way whether it runs as
+a process of its own (`run_tests`) or as a fork server's candidate
+(`evolution.mutate.forkserver`): only how it is executed differs.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import site
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -31,41 +34,23 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import InvalidRun
-from agent.procgroup import GroupResult, run_in_group
-from agent.redact import Redactor, scrubbed_environment
+from agent.redact import Redactor
 from evolution.policy import Policy
 from evolution.run.canaries import Canaries, plant
 from evolution.run.channel import Channel
+from evolution.run.confine import confined as confined
+from evolution.run.confine import sandboxed as sandboxed
+from evolution.run.environment import environment
 from evolution.run.folder import PGID_FILE, RunFolder
 from evolution.run.outcomes import result_from_frames
 from evolution.run.report import RunResult
-from evolution.sandbox.enter import SETUP_FAILED, parse_status, undumpable
-from evolution.sandbox.isolation import Isolation, launcher_argv
-from evolution.sandbox.plan import (
-    START_HINT,
-    Confinement,
-    launch_plan,
-    read_paths,
-    start_failure,
-)
+from evolution.sandbox.isolation import Isolation
 
 REPORT_OMIT = "keywords,streams,log,warnings,collectors"
 # The probe, and what it imports beside itself (standard library only, like the replay).
 PROBE_FILES = (
     "_ratchet_probe.py", "_ratchet_channel.py", "_ratchet_canon.py", "_ratchet_replay.py",
 )  # fmt: skip
-# Variables from the caller's own pytest session (or a user's shell) that would change
-# what runs: the policy on main decides the test command, nothing else does.
-_DROPPED_ENV_PREFIXES = ("PYTEST_", "RATCHET_")
-# Variables that point at services of the user's session outside the sandbox (a
-# terminal multiplexer, an ssh agent, a desktop bus, a display, the terminal itself):
-# each is a way to ask something outside to act.
-_SESSION_VARIABLES = frozenset({
-    "TMUX", "TMUX_PANE", "TMUX_TMPDIR", "STY", "SSH_TTY", "SSH_AUTH_SOCK", "SSH_AGENT_PID",
-    "SSH_CONNECTION", "SSH_CLIENT", "DBUS_SESSION_BUS_ADDRESS", "XDG_RUNTIME_DIR",
-    "DISPLAY", "WAYLAND_DISPLAY", "XAUTHORITY", "GPG_AGENT_INFO", "KRB5CCNAME", "WINDOWID",
-    "NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "INVOCATION_ID", "JOURNAL_STREAM",
-})  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -141,67 +126,11 @@ def pytest_flags(policy: Policy, report: Path | str) -> list[str]:
     loads pytest's plugins with these before any candidate, but never the probe;
     `report` "none" writes no JSON report)."""
     return [
-        "-p",
-        "no:cacheprovider",
-        "-p",
-        "no:rerunfailures",
-        "--json-report",
-        f"--json-report-file={report}",
-        f"--json-report-omit={REPORT_OMIT}",
+        "-p", "no:cacheprovider", "-p", "no:rerunfailures",
+        "--json-report", f"--json-report-file={report}", f"--json-report-omit={REPORT_OMIT}",
         "--continue-on-collection-errors",
-        f"--timeout={policy.test_timeout_s:g}",
-        "--timeout-method=signal",
-    ]
-
-
-def _names_forbidden(value: str, forbidden: Iterable[Path]) -> bool:
-    return any(str(path) in value for path in forbidden)
-
-
-# The XDG base folders, each in the run's private home (the cache in its tmp).
-_XDG_FOLDERS = {
-    "XDG_CONFIG_HOME": ".config",
-    "XDG_DATA_HOME": ".local/share",
-    "XDG_STATE_HOME": ".local/state",
-}
-
-
-def environment(run: RunFolder) -> dict[str, str]:
-    """The suite's environment: no secret, nothing naming the checkout or the repository
-    (PATH keeps its other entries), no way back into the user's session, its own tmp
-    and private home, and the tree first on the import path."""
-    env: dict[str, str] = {}
-    for key, value in scrubbed_environment(os.environ).items():
-        if key.startswith(_DROPPED_ENV_PREFIXES) or key in _SESSION_VARIABLES:
-            continue
-        if key == "PATH":
-            entries = [p for p in value.split(os.pathsep) if not _names_forbidden(p, run.forbidden)]
-            value = os.pathsep.join(entries)
-        elif _names_forbidden(value, run.forbidden):
-            continue
-        env[key] = value
-    paths = [str(run.probe), str(run.tree)]
-    if (run.tree / "src").is_dir():
-        paths.append(str(run.tree / "src"))
-    if env.get("PYTHONPATH"):
-        paths.append(env["PYTHONPATH"])
-    env["PYTHONPATH"] = os.pathsep.join(paths)
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    env["PWD"] = str(run.tree)
-    for name in ("TMPDIR", "TEMP", "TMP"):
-        env[name] = str(run.tmp)
-    # The user's home is not the suite's: configuration (and the credentials in it) that
-    # a tool finds through HOME or XDG is the run's own, empty, home's.
-    env["HOME"] = str(run.home)
-    for name, folder in _XDG_FOLDERS.items():
-        env[name] = str(run.home / folder)
-    env["XDG_CACHE_HOME"] = str(run.tmp / ".cache")
-    if site.ENABLE_USER_SITE and os.path.isdir(site.getusersitepackages() or ""):
-        # Packages installed with `pip install --user` stay importable (the sandbox
-        # grants that folder): the user base is found through HOME otherwise.
-        env.setdefault("PYTHONUSERBASE", site.getuserbase())
-    env.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(run.tmp / ".hypothesis"))
-    return env
+        f"--timeout={policy.test_timeout_s:g}", "--timeout-method=signal",
+    ]  # fmt: skip
 
 
 def _watch_progress(channel: Channel, sink: ProgressCallback | None) -> Callable[[], None]:
@@ -270,36 +199,98 @@ def _explain(exc: InvalidRun, output: Path) -> InvalidRun:
     return exc
 
 
-def sandboxed(argv: list[str], run: RunFolder, policy: Policy, status_fd: int) -> list[str]:
-    """`argv` wrapped in the launcher with this run's plan. Every sandboxed start goes
-    through here, so it is also where the gate makes itself unreadable to the suite."""
-    undumpable()
-    confinement = Confinement(
-        tree=run.tree,
-        tmp=run.tmp,
-        out=run.out,
-        probe=run.probe,
-        forbidden=run.forbidden,
-        writable=policy.writable,
-        shared=policy.shared,
-        network=policy.network,
-        command=tuple(argv[:1]),
-        hidden=run.hidden,
-        home=run.home,
-        read_paths=read_paths(policy.read_paths),
-    )
-    plan = launch_plan(confinement, run.path, status_fd)
-    return launcher_argv(plan, argv)
+@dataclass
+class SuiteStart:
+    """One start of the suite on a run's tree: the command (the probe loaded, the gate's
+    flags, the selection), its environment, and where its JSON report goes."""
+
+    argv: list[str]
+    env: dict[str, str]
+    report: Path
 
 
-def read_status(fd: int) -> dict[str, Any]:
-    """What the launcher applied (a line before exec; another if the exec failed), read
-    until every copy of the pipe is closed: at the command's exec, or its end."""
-    data = b""
-    while chunk := os.read(fd, 65536):
-        data += chunk
-    os.close(fd)
-    return parse_status(data)
+@dataclass(frozen=True)
+class Ended:
+    """How a start ended: its exit status, its time, and what the launcher applied."""
+
+    returncode: int
+    duration_s: float
+    applied: dict[str, Any]
+
+
+# Runs a SuiteStart with a fresh channel, both streams to the path given; InvalidRun
+# when the start is no run (a gate run's `confined`, or a fork server's candidate).
+Execute = Callable[[SuiteStart, Channel, Path], Ended]
+
+
+def suite_start(
+    policy: Policy,
+    run: RunFolder,
+    *,
+    select: Iterable[str] | None = None,
+    coverage_rc: Path | None = None,
+    contexts: bool = False,
+    shard: Shard | None = None,
+    record: dict[str, Any] | None = None,
+    by_file: bool = False,
+) -> SuiteStart:
+    """Prepare the run folder for one start of the suite (no report left, an empty home,
+    the probe and fresh canaries) and say how to start it. The arguments are
+    `run_tests`'s; every start of the suite, one process or a fork server's candidate,
+    is prepared here."""
+    report = run.out / "report.json"
+    report.unlink(missing_ok=True)
+    run.empty_home()
+    env = environment(run)
+    env.update(install_probe(run, select, shard))
+    command = suite_command(policy, coverage_rc)
+    if contexts and command != policy.argv():
+        env["RATCHET_CONTEXTS"] = "1"
+    if record is not None:
+        env["RATCHET_RECORD"] = json.dumps(record)
+    argv = [*command, "-p", "_ratchet_probe", *pytest_flags(policy, report)]
+    if select is not None:
+        argv += selection_files(run.tree, select) if by_file else sorted(set(select))
+    return SuiteStart(argv, env, report)
+
+
+def judged(
+    run: RunFolder,
+    isolation: Isolation,
+    start: SuiteStart,
+    execute: Execute,
+    *,
+    shard: Shard | None = None,
+) -> RunResult:
+    """Run `start` through `execute` with a fresh channel, and compute the result from
+    the channel's frames, cross-checked (`result_from_frames`); InvalidRun unless it is
+    trustworthy. Every text of the result, and of the error, leaves redacted: however
+    the suite was started, what it printed takes the same way out."""
+    channel = Channel()
+    start.env["RATCHET_CHANNEL"] = channel.env_value
+    output = run.path / "output.log"
+    redact = output_redactor()
+    try:
+        ended = execute(start, channel, output)
+        frames = channel.finish()
+        try:
+            result = result_from_frames(
+                frames,
+                returncode=ended.returncode,
+                report=start.report,
+                tree=run.tree,
+                forbidden=run.forbidden,
+                duration_s=ended.duration_s,
+                shard=(shard.index, shard.count) if shard is not None else None,
+            )
+        except InvalidRun as exc:
+            raise _explain(exc, output) from None
+    except InvalidRun as exc:
+        raise _redact_error(exc, redact) from None
+    finally:
+        channel.close()
+    result.sandbox = isolation.describe(ended.applied)
+    return redacted(result, redact)
 
 
 def run_tests(
@@ -324,26 +315,12 @@ def run_tests(
     the calls into the functions it names (`evolution.gate.behaviour`). With `by_file`, pytest
     is given the selection's files rather than its node ids (`selection_files`).
     """
-    report = run.out / "report.json"
-    report.unlink(missing_ok=True)
-    run.empty_home()
-    env = environment(run)
-    env.update(install_probe(run, select, shard))
-    command = suite_command(policy, coverage_rc)
-    if contexts and command != policy.argv():
-        env["RATCHET_CONTEXTS"] = "1"
-    if record is not None:
-        env["RATCHET_RECORD"] = json.dumps(record)
-    argv = [*command, "-p", "_ratchet_probe", *pytest_flags(policy, report)]
-    if select is not None:
-        argv += selection_files(run.tree, select) if by_file else sorted(set(select))
-    channel = Channel()
-    env["RATCHET_CHANNEL"] = channel.env_value
-    output = run.path / "output.log"
-    redact = output_redactor()
-    try:
+    start = suite_start(policy, run, select=select, coverage_rc=coverage_rc, contexts=contexts,
+                        shard=shard, record=record, by_file=by_file)  # fmt: skip
+
+    def in_group(start: SuiteStart, channel: Channel, output: Path) -> Ended:
         outcome, applied = confined(
-            argv, run, policy, isolation, env=env, output=output,
+            start.argv, run, policy, isolation, env=start.env, output=output,
             timeout_s=policy.run_timeout_s, pgid_file=run.path / PGID_FILE,
             poll=_watch_progress(channel, progress), fds=channel.child_fds,
             on_start=channel.started,
@@ -352,43 +329,38 @@ def run_tests(
             raise InvalidRun(
                 f"the test run exceeded its {policy.run_timeout_s:g} s limit and was killed"
             )
-        frames = channel.finish()
-        try:
-            result = result_from_frames(
-                frames,
-                returncode=outcome.returncode,
-                report=report,
-                tree=run.tree,
-                forbidden=run.forbidden,
-                duration_s=outcome.duration_s,
-                shard=(shard.index, shard.count) if shard is not None else None,
-            )
-        except InvalidRun as exc:
-            raise _explain(exc, output) from None
-    except InvalidRun as exc:
-        raise _redact_error(exc, redact) from None
-    finally:
-        channel.close()
-    result.sandbox = isolation.describe(applied)
-    return redacted(result, redact)
+        return Ended(outcome.returncode, outcome.duration_s, applied)
+
+    return judged(run, isolation, start, in_group, shard=shard)
+
+
+# Runs a command (argv, env, output) on the run's tree to its end: its exit status, or
+# InvalidRun when it could not run.
+Command = Callable[[list[str], dict[str, str], Path], int]
 
 
 def coverage_report(
-    policy: Policy, run: RunFolder, isolation: Isolation, rc: Path
+    policy: Policy, run: RunFolder, isolation: Isolation, rc: Path, command: Command | None = None
 ) -> dict[str, Any] | None:
     """coverage's JSON report, with contexts, of the data the last run wrote; None if
     there is none. The data was written by the code under test, so it is read inside
-    the run's sandbox, like the suite itself; what comes out is plain JSON."""
+    the run's sandbox, like the suite itself (by `command`: a fork server's child, or a
+    confined process of its own); what comes out is plain JSON."""
+
+    def one_process(argv: list[str], env: dict[str, str], output: Path) -> int:
+        outcome, _ = confined(argv, run, policy, isolation, env=env, output=output,
+                              timeout_s=policy.run_timeout_s)  # fmt: skip
+        return outcome.returncode
+
     target = run.out / "coverage.json"
     target.unlink(missing_ok=True)
     try:
-        outcome, _ = confined(
-            coverage_json_args(rc, target), run, policy, isolation, env=environment(run),
-            output=run.path / "coverage.log", timeout_s=policy.run_timeout_s,
-        )  # fmt: skip
+        status = (command or one_process)(
+            coverage_json_args(rc, target), environment(run), run.path / "coverage.log"
+        )
     except InvalidRun:
         return None
-    return read_json_object(target) if outcome.returncode == 0 else None
+    return read_json_object(target) if status == 0 else None
 
 
 def imports(policy: Policy, run: RunFolder, isolation: Isolation, module: str) -> bool:
@@ -424,51 +396,3 @@ def read_json_object(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
-
-
-def confined(
-    argv: list[str],
-    run: RunFolder,
-    policy: Policy,
-    isolation: Isolation,
-    *,
-    env: dict[str, str],
-    output: Path,
-    timeout_s: float,
-    pgid_file: Path | None = None,
-    poll: Callable[[], None] | None = None,
-    fds: Iterable[int] = (),
-    on_start: Callable[[], None] | None = None,
-) -> tuple[GroupResult, dict[str, Any]]:
-    """Run `argv` on the run's tree in its own group, inside the sandbox when the
-    isolation says so: the outcome, and what the launcher applied."""
-    status_read, status_write = os.pipe() if isolation.sandboxed else (-1, -1)
-    if isolation.sandboxed:
-        argv = sandboxed(argv, run, policy, status_write)
-    try:
-        try:
-            outcome = run_in_group(
-                argv, cwd=run.tree, env=env, output=output, timeout_s=timeout_s,
-                pgid_file=pgid_file, poll=poll, on_start=on_start,
-                pass_fds=[*fds, *([status_write] if status_write >= 0 else [])],
-            )  # fmt: skip
-        except OSError as exc:
-            raise InvalidRun(f"could not start the test command {argv[0]!r}: {exc}") from None
-        _close(status_write)
-        status_write = -1
-        applied = read_status(status_read) if status_read >= 0 else {}
-        status_read = -1
-    finally:
-        _close(status_write)
-        _close(status_read)
-    if outcome.returncode == SETUP_FAILED and "error" in applied:
-        raise InvalidRun(f"could not enter the sandbox: {applied['error']}")
-    failure = start_failure(applied)
-    if failure is not None:
-        raise InvalidRun(failure, hint=START_HINT)
-    return outcome, applied
-
-
-def _close(fd: int) -> None:
-    if fd >= 0:
-        os.close(fd)

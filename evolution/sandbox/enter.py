@@ -25,7 +25,17 @@ in that process. In order, it:
 Each layer the host lacks is reported, not hidden; Landlock itself is not optional: when
 it cannot be applied the launcher exits 121 before the command runs.
 
-It is also imported by the gate (`landlock_abi`) so that the constants live in one place.
+Shared: the gate imports it (`landlock_abi`, `parse_status`, `undumpable`) so that the
+constants live in one place, and the fork server imports a copy of it, `_ratchet_enter`
+beside the probe, to isolate each candidate the way this file isolates the run
+(`new_namespaces`, `namespace_flags`, `loopback_up`, `drop_capabilities`, `nest`,
+`die_with_parent`, `undumpable`). What either uses is public; the rest is this file's.
+
+Why one file of about 700 lines, over the project's 400: it starts as a script under
+`python -I -S`, where its own folder is not on `sys.path`, so it cannot import a sibling
+without editing the path of a process that still holds the gate's rights; and the fork
+server gets it as one copied file. Its parts (Landlock, namespaces and mounts, seccomp,
+the PID namespace's init) are sections of this file, in the order `main` applies them.
 """
 
 import contextlib
@@ -76,9 +86,11 @@ _PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
 # already refuses mount(2) inside the domain.
 DROPPED_CAPS = (2, 9, 16, 17, 19, 20, 22, 25, 26, 27, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40)
 
-_CLONE_NEWNS, _CLONE_NEWUTS, _CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
+# Namespace flags of unshare(2); public, with the helpers below that take them, because
+# the fork server makes each candidate's namespaces with them (see "Shared").
+CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
+CLONE_NEWUSER, CLONE_NEWNET, CLONE_NEWPID = 0x10000000, 0x40000000, 0x20000000
 _MS_BIND = 4096
-_CLONE_NEWUSER, _CLONE_NEWNET, _CLONE_NEWPID = 0x10000000, 0x40000000, 0x20000000
 _PR_SET_PDEATHSIG, _PR_SET_DUMPABLE = 1, 4
 _MS_NOSUID, _MS_NODEV, _MS_NOEXEC, _MS_REC, _MS_PRIVATE = 2, 4, 8, 16384, 1 << 18
 _SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
@@ -206,34 +218,45 @@ def _write(path, text):
         os.close(fd)
 
 
-def _unshare(libc, flags):
+def unshare(libc, flags):
+    """unshare(2) with `flags` (the CLONE_NEW* constants); OSError when refused."""
     if libc.unshare(ctypes.c_int(flags)) != 0:
         raise _fail("unshare")
 
 
-def _namespaces(libc, network):
-    """New net/UTS/IPC/mount namespaces; a user namespace first when we are not root.
+def namespace_flags(network, mounts=True):
+    """The namespaces a sandboxed process gets: UTS and IPC, network when `network` is
+    "loopback" (with "host" it keeps the host's), mount with `mounts` (the launcher's;
+    a fork server's candidate stays in the sandbox's mount namespace)."""
+    flags = CLONE_NEWUTS | CLONE_NEWIPC | (CLONE_NEWNS if mounts else 0)
+    return flags | (CLONE_NEWNET if network == "loopback" else 0)
 
-    Returns how they were made: "root", "user-namespace", or raises OSError.
+
+def new_namespaces(libc, flags):
+    """Unshare `flags`: directly where this process may (root with CAP_SYS_ADMIN),
+    otherwise inside a new user namespace that maps only its own uid and gid.
+
+    Returns how they were made: "root", "user-namespace", or raises OSError. In a user
+    namespace the process holds every capability over what it just made; a caller
+    that keeps running code (a candidate, not the launcher, which drops them before it
+    execs) drops them itself.
     """
-    flags = _CLONE_NEWUTS | _CLONE_NEWIPC | _CLONE_NEWNS
-    if network == "loopback":
-        flags |= _CLONE_NEWNET
     try:
-        _unshare(libc, flags)
+        unshare(libc, flags)
         return "root"
     except OSError as exc:
         if exc.errno not in (errno.EPERM, errno.EACCES):
             raise
     uid, gid = os.getuid(), os.getgid()
-    _unshare(libc, _CLONE_NEWUSER | flags)
+    unshare(libc, CLONE_NEWUSER | flags)
     _write("/proc/self/setgroups", "deny")
     _write("/proc/self/uid_map", f"{uid} {uid} 1")
     _write("/proc/self/gid_map", f"{gid} {gid} 1")
     return "user-namespace"
 
 
-def _loopback_up():
+def loopback_up():
+    """Bring up the loopback interface of a new network namespace (it starts down)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         request = struct.pack("16sH22x", b"lo", 0)
         flags = struct.unpack("16sH22x", fcntl.ioctl(sock, _SIOCGIFFLAGS, request))[1]
@@ -406,9 +429,12 @@ def _seccomp(libc):
     return os.uname().machine
 
 
-def _drop_capabilities(libc):
+def drop_capabilities(libc, caps=DROPPED_CAPS):
+    """Drop `caps` from the bounding set (no exec can gain them back) and clear the
+    ambient set; how many the kernel knew. The fork server drops every capability
+    number this way before it clears its own sets."""
     dropped = 0
-    for cap in DROPPED_CAPS:
+    for cap in caps:
         if libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) == 0:
             dropped += 1
     libc.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
@@ -420,13 +446,13 @@ def _isolate(libc, plan, status):
     which is what a PID namespace needs (its own /proc)."""
     network = plan.get("network", "loopback")
     try:
-        status["namespaces"] = _namespaces(libc, network)
+        status["namespaces"] = new_namespaces(libc, namespace_flags(network))
     except OSError as exc:
         status["namespace_error"] = str(exc)
         return False
     if network == "loopback":
         try:
-            _loopback_up()
+            loopback_up()
             status["network"] = "loopback"
         except OSError as exc:
             status["network_error"] = str(exc)
@@ -456,7 +482,7 @@ def _confine(libc, plan, status):
     """Capabilities and Landlock, the last steps before the command: OSError when
     Landlock cannot be applied, the one layer that is not optional."""
     if os.geteuid() == 0 or status["namespaces"] == "user-namespace":
-        status["caps_dropped"] = _drop_capabilities(libc)
+        status["caps_dropped"] = drop_capabilities(libc)
     if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         raise _fail("prctl(PR_SET_NO_NEW_PRIVS)")
     try:
@@ -517,6 +543,12 @@ def undumpable():
     the gate, and Landlock does not stop it reading /proc/GATE/environ (kernel 6.18,
     measured), where the keys the gate was started with live."""
     _libc().prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+
+
+def die_with_parent(libc):
+    """Be killed (SIGKILL) when the parent ends: PID 1 of the suite's namespace when
+    the launcher outside it dies, a fork server's candidate when the server does."""
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def _exec(command, status_fd=None, outside=None):
@@ -602,7 +634,7 @@ def main(argv):
                 if status_fd is not None:
                     os.close(status_fd)  # the child reports
                 return _pass_on(child)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            die_with_parent(libc)
             _mount_proc(libc)  # checked by _new_pid_namespace; an error here is fatal
         _confine(libc, plan, status)
     except OSError as exc:
@@ -627,7 +659,7 @@ def _new_pid_namespace(libc, status):
     probe = os.fork()
     if probe == 0:
         try:
-            _unshare(libc, _CLONE_NEWPID)
+            unshare(libc, CLONE_NEWPID)
             inner = os.fork()
             if inner == 0:
                 os._exit(0 if _can_mount_proc(libc) else 1)
@@ -638,7 +670,7 @@ def _new_pid_namespace(libc, status):
         status["pid_error"] = "a PID namespace's /proc cannot be mounted here"
         return False
     try:
-        _unshare(libc, _CLONE_NEWPID)
+        unshare(libc, CLONE_NEWPID)
     except OSError as exc:
         status["pid_error"] = str(exc)
         return False
