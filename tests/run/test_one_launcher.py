@@ -31,7 +31,7 @@ from evolution.run.environment import environment
 from evolution.run.folder import RunFolder
 from evolution.sandbox.isolation import Isolation
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SOURCES = {
     ".".join(path.relative_to(ROOT).with_suffix("").parts): path
     for package in ("agent", "evolution")
