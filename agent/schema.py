@@ -271,6 +271,8 @@ def read_tables(
     result: dict[str, Any] = {}
     children: dict[tuple[str, ...], set[str]] = {}
     for table in tables:
+        if spec and table.spec == "never":
+            continue  # the factory writes it: SPEC.md stating it is an unknown key
         for depth in range(len(table.path)):
             children.setdefault(table.path[:depth], set()).add(table.path[depth])
     for parent, names in children.items():
@@ -280,7 +282,7 @@ def read_tables(
         elif node is not None and spec:
             problems += [Problem((*parent, n), "unknown key") for n in sorted(set(node) - names)]
     for table in tables:
-        raw = _lookup(data, table.path)
+        raw = None if spec and table.spec == "never" else _lookup(data, table.path)
         target = result
         for part in table.path[:-1]:
             target = target.setdefault(part, {})

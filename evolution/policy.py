@@ -108,19 +108,22 @@ _READ = {f.name for f in dataclasses.fields(Policy)} - {"source"}
 def parse_policy(text: str, origin: str) -> Policy:
     """Build a Policy from agent.toml text; an unusable file is an environment failure.
 
-    The keys of `[evolution]` the gate does not read (`objectives`, the cycle's) are
-    checked as well, and any other key is left to its own reader."""
+    Only the keys the gate reads are checked: other layers' keys live in `[evolution]`
+    too (`objectives`, the cycle's), and a bad one must not stop the gate."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise EnvironmentFailure(f"{origin}: not valid TOML: {exc}") from None
-    values, problems = EVOLUTION.read(data.get("evolution", {}), ("evolution",))
+    section = data.get("evolution", {})
+    if isinstance(section, dict):
+        section = {key: value for key, value in section.items() if key in _READ}
+    values, problems = EVOLUTION.read(section, ("evolution",))
     if problems:
         loc, message = problems[0]
         line = KeyLines().scan(text.splitlines()).line_of(loc)
         # `deploy/agent.toml@abc:12: evolution.flaky must be ...`: the file as committed.
         raise EnvironmentFailure(f"{origin}:{line}: {key_path(loc)} {message}")
-    return Policy(**{key: value for key, value in values.items() if key in _READ}, source=origin)
+    return Policy(**values, source=origin)
 
 
 def load_policy(repo: GitRepo, commit: str) -> Policy:
