@@ -4,9 +4,10 @@ Only the tables the runtime itself reads are parsed here (`[schedule]`, `[[tasks
 `[budget]`, `[kill]`, `[watchdog]`, `[ledger]`, `[[llm.models]]`); `[evolution]` belongs
 to the gate. The file is generated and checked by the factory, but the runtime checks it
 again, with the same schema (agent/schema.py): a hand-edited or truncated file must stop
-the agent with a clear message, not run half a task list. With no file, the defaults serve: no task, no model, no cap,
-`runs/KILL`, `runs/ledger.sqlite`. Two environment variables override the file, for an
-operator in a hurry: `SPEND_CAP_USD` and `AGENT_KILL_FLAG`.
+the agent with a clear message, not run half a task list. With no file, the defaults
+serve: no task, no model, no cap, `runs/KILL`, `runs/ledger.sqlite`. Two environment
+variables override the file, for an operator in a hurry: `SPEND_CAP_USD` and
+`AGENT_KILL_FLAG`.
 
 Every error names where the bad value came from: the variable, or `deploy/agent.toml:LINE`
 with, in its hint, the `SPEC.md:LINE` the factory rendered it from. A cap of 0 is valid:

@@ -298,10 +298,12 @@ def read_tables(
                 problems += found
                 target[table.path[-1]].append({**table.defaults(), **values})
             continue
+        values: dict[str, Any] = {}
         if raw is None and spec and table.spec == "required":
-            problems.append(Problem(table.path, "required table is missing"))
-        values, found = table.read({} if raw is None else raw, table.path, spec=spec)
-        problems += found
+            problems.append(Problem(table.path, "required table is missing"))  # not each key
+        elif raw is not None:
+            values, found = table.read(raw, table.path, spec=spec)
+            problems += found
         target[table.path[-1]] = {**table.defaults(), **values}
     return result, problems
 
@@ -427,8 +429,8 @@ def _absolute_or_empty(value: str) -> str | None:
 
 
 SYSTEM = Table(("system",), spec="required", keys={
-    "name": Key(TEXT, REQUIRED, pattern=NAME_PATTERN),
-    "description": Key(TEXT, REQUIRED, check=_not_empty),
+    "name": Key(TEXT, spec="required", pattern=NAME_PATTERN),
+    "description": Key(TEXT, spec="required", check=_not_empty),
     "root": Key(TEXT, "", check=_absolute_or_empty),  # "": /opt/<name>
     "user": Key(TEXT, ""),  # "": <name>
 })  # fmt: skip
