@@ -26,6 +26,7 @@ from typing import Any
 from agent import schema
 from agent.errors import UsageError
 from agent.tomllines import KeyLines, Loc, key_path, markdown_key_lines
+from agent.tomlschema import read_tables
 
 CONFIG_PATH = "deploy/agent.toml"
 SPEC_PATH = "SPEC.md"
@@ -169,7 +170,7 @@ def parse_runtime(text: str, origin: str | Origin, root: Path) -> RuntimeConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{origin.name}: not valid TOML: {exc}") from None
     origin = Origin(origin.name, KeyLines().scan(text.splitlines()))
-    values, problems = schema.read_tables(data, schema.RUNTIME_TABLES)
+    values, problems = read_tables(data, schema.RUNTIME_TABLES)
     order: tuple[int, ...] = ()
     if not problems:
         order, problems = schema.task_order(values["tasks"])

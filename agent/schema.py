@@ -18,22 +18,32 @@ Two modes, because the two files are written by different hands:
   takes its default, and only the runtime's array entries (`[[tasks]]`,
   `[[llm.models]]`) refuse unknown keys; other layers' keys share the tables.
 
-This module is the runtime layer's (it must not import `evolution`); the factory adds
-its own tables (`[hardening]`) and the checks that need the evolution layer (cron
+The declaring and checking is agent/tomlschema.py's; this module says what agent.toml
+holds. It is the runtime layer's (it must not import `evolution`); the factory adds
+its own table (`[hardening]`) and the checks that need the evolution layer (cron
 syntax, static-guard rule names) on top. Standard library only.
 """
 
 from __future__ import annotations
 
-import math
 import os
-import re
 import shlex
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
-from agent.tomllines import Loc
+from agent.tomlschema import (
+    FLAG,
+    REQUIRED,
+    TEXT,
+    TEXTS,
+    WHOLE,
+    Key,
+    Kind,
+    Pattern,
+    Problem,
+    Table,
+    finite,
+)
 
 NAME = r"^[a-z][a-z0-9-]{0,40}$"  # a system or task name: it names units and files
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -63,61 +73,17 @@ DEFAULT_PROTECTED = (
 )
 
 
-class Problem(NamedTuple):
-    """One bad value: its key path (`("tasks", 2, "timeout_s")`) and what is wrong.
-
-    The message reads after the key path (`tasks[2].timeout_s: must be ...`); each
-    reader adds the file and line in its own error type."""
-
-    loc: Loc
-    message: str
-
-
-def _finite(value: object) -> bool:
-    """A real number: not a bool, not NaN (every comparison with NaN is False, so a NaN
-    cap or timeout would silently disable its check), not infinite."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def spendable(value: object) -> bool:
     """A usable amount of dollars: 0 (spend nothing) or more, and finite."""
-    return _finite(value) and value >= 0  # type: ignore[operator]
+    return finite(value) and value >= 0  # type: ignore[operator]
 
 
-@dataclass(frozen=True)
-class Kind:
-    """A value's type, said once for its message, its type check and its range.
-
-    `spec_types` is narrower in SPEC.md where the factory needs it (whole seconds);
-    `valid`/`invalid` is the range every value of the kind must be in; `convert` gives
-    the one shape every reader keeps (a cap is always a float). `wrong_type` replaces
-    "has the wrong type" where one message says all (a cap is a number of dollars)."""
-
-    what: str
-    types: tuple[type, ...]
-    spec_types: tuple[type, ...] | None = None
-    valid: Callable[[Any], bool] | None = None
-    invalid: str = ""
-    convert: Callable[[Any], Any] | None = None
-    wrong_type: str | None = None
-
-    def accepts(self, value: object, spec: bool) -> bool:
-        types = self.spec_types if spec and self.spec_types else self.types
-        if isinstance(value, bool):  # a bool is an int to Python, never a number here
-            return bool in types
-        return isinstance(value, types)
-
-
-TEXT = Kind("a string", (str,))
-FLAG = Kind("true or false", (bool,))
-WHOLE = Kind("a whole number", (int,))
-TEXTS = Kind("a list of strings", (list,), convert=tuple)
-TABLE = Kind("a table", (dict,))
 SECONDS = Kind(
     "a number of seconds",
     (int, float),
-    spec_types=(int,),
-    valid=lambda v: _finite(v) and v > 0,
+    spec_types=(int,),  # SPEC.md: systemd timers and cron take whole seconds
+    spec_what="a whole number of seconds",
+    valid=lambda v: finite(v) and v > 0,
     invalid="must be a positive number",
 )
 DOLLARS = Kind(
@@ -138,185 +104,10 @@ PRICE = Kind(  # USD per million tokens
 WORKERS = Kind('"auto" or a whole number', (int, str))
 
 
-class Pattern(NamedTuple):
-    """A regular expression a string must match whole, and how to say it to a person."""
-
-    regex: str
-    what: str
-
-
 NAME_PATTERN = Pattern(
     NAME, "lowercase letters, digits and '-', starting with a letter, 41 at most"
 )
 ENV_PATTERN = Pattern(ENV_NAME, "a variable name (letters, digits and '_')")
-
-
-REQUIRED: Any = ...  # a Key default: the key must be stated in every file
-
-
-@dataclass(frozen=True)
-class Key:
-    """One key: its kind, its default, and what else makes a value valid.
-
-    spec: "required" (SPEC.md must state it, agent.toml may leave it to the default),
-      "optional", or "never" (SPEC.md may not state it: the factory or the gate
-      supplies it).
-    minimum: for whole numbers, the smallest valid one.
-    choices, pattern: the strings that are valid; `items` is the pattern of each
-      string of a list; `spec_pattern` applies in SPEC.md only.
-    check: what a declaration cannot say; returns the problem's message, or None.
-    """
-
-    kind: Kind
-    default: Any = None
-    spec: Literal["required", "optional", "never"] = "optional"
-    minimum: int | None = None
-    choices: tuple[str, ...] = ()
-    pattern: Pattern | None = None
-    items: Pattern | None = None
-    spec_pattern: Pattern | None = None
-    check: Callable[[Any], str | None] | None = None
-
-    def problem(self, value: Any, spec: bool = False) -> tuple[str, Any] | None:
-        """What is wrong with `value`: (message, the key path's extra part), or None."""
-        kind = self.kind
-        if not kind.accepts(value, spec):
-            if kind.wrong_type:
-                return kind.wrong_type, None
-            what = "a whole number of seconds" if spec and kind is SECONDS else kind.what
-            return f"has the wrong type: expected {what}", None
-        if kind.valid is not None and not kind.valid(value):
-            return kind.invalid, None
-        if self.minimum is not None and value < self.minimum:
-            return f"must be a whole number from {self.minimum}", None
-        if self.choices and value not in self.choices:
-            return "must be " + " or ".join(f'"{choice}"' for choice in self.choices), None
-        for pattern in (self.pattern, self.spec_pattern if spec else None):
-            if pattern is not None and not re.fullmatch(pattern.regex, value):
-                return f"must be {pattern.what}", None
-        if kind is TEXTS:
-            for index, item in enumerate(value):
-                if not isinstance(item, str):
-                    return f"must hold only strings, not {item!r}", index
-                if self.items is not None and not re.fullmatch(self.items.regex, item):
-                    return f"holds an invalid entry: {item!r} is not {self.items.what}", index
-        if self.check is not None:
-            message = self.check(value)
-            if message:
-                return message, None
-        return None
-
-
-@dataclass(frozen=True)
-class Table:
-    """A table of agent.toml (or, with `array`, an array of tables such as [[tasks]]).
-
-    closed: unknown keys are refused in agent.toml too, not only in SPEC.md.
-    spec: whether SPEC.md must have it ("required": for an array, one entry at least),
-      may have it, or may not ("never": the factory writes it).
-    """
-
-    path: tuple[str, ...]
-    keys: Mapping[str, Key]
-    array: bool = False
-    closed: bool = False
-    spec: Literal["required", "optional", "never"] = "optional"
-
-    def defaults(self) -> dict[str, Any]:
-        """The value of every key a file leaves out (REQUIRED ones have none); each is
-        written in its converted shape (tuples, floats)."""
-        return {name: key.default for name, key in self.keys.items() if key.default is not REQUIRED}
-
-    def read(
-        self, raw: Any, loc: Loc, *, spec: bool = False
-    ) -> tuple[dict[str, Any], list[Problem]]:
-        """The keys `raw` states, checked and converted, and the problems found.
-
-        Only stated keys are returned: the caller adds `defaults()` where it wants them
-        (the gate's Policy has them as its dataclass defaults)."""
-        if not isinstance(raw, dict):
-            return {}, [Problem(loc, "must be a table")]
-        problems: list[Problem] = []
-        allowed = {n for n, k in self.keys.items() if not (spec and k.spec == "never")}
-        if spec or self.closed:
-            problems += [Problem((*loc, n), "unknown key") for n in sorted(set(raw) - allowed)]
-        for name, key in self.keys.items():
-            if name not in raw and (key.default is REQUIRED or (spec and key.spec == "required")):
-                problems.append(Problem(loc, f"{name!r} is required"))
-        values: dict[str, Any] = {}
-        for name, value in raw.items():
-            if name not in allowed:
-                continue
-            key = self.keys[name]
-            found = key.problem(value, spec)
-            if found is not None:
-                message, index = found
-                where = (*loc, name) if index is None else (*loc, name, index)
-                problems.append(Problem(where, message))
-                continue
-            values[name] = key.kind.convert(value) if key.kind.convert else value
-        return values, problems
-
-
-def read_tables(
-    data: Mapping[str, Any], tables: Iterable[Table], *, spec: bool = False
-) -> tuple[dict[str, Any], list[Problem]]:
-    """Every table of `tables` in a parsed document, with its defaults filled in.
-
-    The result is nested like the document (`["llm"]["models"]` a list of dicts). In
-    SPEC.md, a key that no table declares is refused, at the top level or in a parent
-    table (`[llm]`); in agent.toml it belongs to another reader, or to none."""
-    tables = tuple(tables)
-    problems: list[Problem] = []
-    result: dict[str, Any] = {}
-    children: dict[tuple[str, ...], set[str]] = {}
-    for table in tables:
-        if spec and table.spec == "never":
-            continue  # the factory writes it: SPEC.md stating it is an unknown key
-        for depth in range(len(table.path)):
-            children.setdefault(table.path[:depth], set()).add(table.path[depth])
-    for parent, names in children.items():
-        node = _lookup(data, parent)
-        if node is not None and not isinstance(node, dict):
-            problems.append(Problem(parent, "must be a table"))
-        elif node is not None and spec:
-            problems += [Problem((*parent, n), "unknown key") for n in sorted(set(node) - names)]
-    for table in tables:
-        raw = None if spec and table.spec == "never" else _lookup(data, table.path)
-        target = result
-        for part in table.path[:-1]:
-            target = target.setdefault(part, {})
-        if table.array:
-            if raw is not None and not isinstance(raw, list):
-                problems.append(Problem(table.path, "must be an array of tables"))
-            entries = raw if isinstance(raw, list) else []
-            if spec and table.spec == "required" and not entries:
-                problems.append(Problem(table.path, "at least one entry is required"))
-            target[table.path[-1]] = []
-            for index, entry in enumerate(entries):
-                values, found = table.read(entry, (*table.path, index), spec=spec)
-                problems += found
-                target[table.path[-1]].append({**table.defaults(), **values})
-            continue
-        values: dict[str, Any] = {}
-        if raw is None and spec and table.spec == "required":
-            problems.append(Problem(table.path, "required table is missing"))  # not each key
-        elif raw is not None:
-            values, found = table.read(raw, table.path, spec=spec)
-            problems += found
-        target[table.path[-1]] = {**table.defaults(), **values}
-    return result, problems
-
-
-def _lookup(data: Mapping[str, Any], path: tuple[str, ...]) -> Any:
-    """The value at `path`, or None where the document has none (or a parent is no
-    table: that parent's problem is reported once, by `read_tables`)."""
-    node: Any = data
-    for part in path:
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
 
 
 def task_order(tasks: Sequence[Mapping[str, Any]]) -> tuple[tuple[int, ...], list[Problem]]:

@@ -21,7 +21,8 @@ import pytest
 from agent import schema
 from agent.config import ConfigError, ModelConfig, RuntimeConfig, TaskConfig, parse_runtime
 from agent.errors import EnvironmentFailure, UsageError
-from agent.schema import EVOLUTION, MODELS, TASKS, Problem, read_tables, task_order
+from agent.schema import EVOLUTION, MODELS, TASKS, task_order
+from agent.tomlschema import Problem, read_tables
 from evolution.factory.render import render
 from evolution.factory.spec import SpecError, parse_spec_text
 from evolution.policy import DEFAULT_PROTECTED, Policy, parse_policy

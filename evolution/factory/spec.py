@@ -21,8 +21,8 @@ from typing import Any
 
 from agent import schema
 from agent.errors import UsageError
-from agent.schema import TABLE, TEXT, WHOLE, Key, Pattern, Problem, Table
 from agent.tomllines import KeyLines, key_path, toml_fences
+from agent.tomlschema import TABLE, TEXT, WHOLE, Key, Pattern, Problem, Table, read_tables
 from evolution.factory.cron import CronError, cron_for_every, parse_cron
 
 
@@ -230,7 +230,7 @@ def _parse(text: str, name: str) -> tuple[Spec, KeyLines]:
             _merge(merged, data, "")
         except ValueError as error:
             raise SpecError([f"{name}:{first_line}: {error}"]) from None
-    values, found = schema.read_tables(merged, SPEC_TABLES, spec=True)
+    values, found = read_tables(merged, SPEC_TABLES, spec=True)
     found += _factory_checks(values)
     if found:
         raise SpecError([_say(name, lines, problem) for problem in found])
