@@ -12,25 +12,20 @@ Two markers are replaced in a page's Markdown:
 - `<!-- cli: MODULE:APP PROGRAM -->`: every command of that Typer app, walked through
   the click command tree of `typer.main.get_command(app)`: usage, help, arguments and
   options (names, type, default, help), exactly as `PROGRAM ... --help` has them.
-- `<!-- config: TABLE -->`: the keys of one table of SPEC.md's schema (the pydantic
-  model `evolution.factory.spec.Spec`, which forbids unknown keys), with their types and
-  defaults read from the model, and their meanings from `MEANINGS` below. A key of the
-  schema without a meaning, or a meaning for a key the schema does not have, stops the
-  build. `agent.toml` also holds keys the factory computes (`AGENT_TOML_ONLY`); their
-  defaults come from the runtime's `RuntimeConfig`.
-
-If the schema moves (issue 25 makes one schema for SPEC.md, agent.toml and the gate),
-change `_spec_model` and `_runtime_defaults`, and nothing else.
+- `<!-- config: TABLE -->`: the keys of one table of the one schema that the factory,
+  the runtime and the gate read agent.toml and SPEC.md with (`agent/schema.py`, plus the
+  factory's [hardening]), with their kinds and defaults read from it, and their meanings
+  from `MEANINGS` below. A key of the schema without a meaning, or a meaning for a key
+  the schema does not have, stops the build. Keys SPEC.md may not state (the factory or
+  the gate supplies them) are marked as agent.toml-only.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import html
 import importlib
 import re
-import types
-import typing
+from collections.abc import Mapping
 from typing import Any
 
 import typer
@@ -127,51 +122,21 @@ def render_cli(module: str, attribute: str, program: str) -> str:
 # -- configuration ----------------------------------------------------------------------
 
 
-def _spec_model() -> Any:
-    from evolution.factory.spec import Spec
+def _tables() -> tuple[Any, ...]:
+    """SPEC.md's tables, as the one schema declares them (agent.toml's, plus the
+    factory's [hardening])."""
+    from evolution.factory.spec import SPEC_TABLES
 
-    return Spec
-
-
-def _runtime_defaults() -> dict[str, Any]:
-    from agent.config import RuntimeConfig
-
-    return {f.name: f.default for f in dataclasses.fields(RuntimeConfig)}
+    return SPEC_TABLES
 
 
 POLICY_ONLY = " (agent.toml only)"
-
-
-def _policy() -> tuple[type, dict[str, Any]]:
-    from evolution.policy import Policy
-
-    return Policy, typing.get_type_hints(Policy)
 
 
 def _protected_default() -> tuple[str, ...]:
     from evolution.policy import DEFAULT_PROTECTED
 
     return DEFAULT_PROTECTED
-
-
-def _type_name(annotation: Any) -> str:
-    origin = typing.get_origin(annotation)
-    args = typing.get_args(annotation)
-    if origin is typing.Annotated:
-        return _type_name(args[0])
-    if origin is typing.Literal:
-        return " or ".join(f'`"{arg}"`' for arg in args)
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(arg) for arg in args)
-    if origin is list:
-        return f"list of {_type_name(args[0])}"
-    if origin is dict:
-        return f"table of {_type_name(args[1])}"
-    if annotation is type(None):
-        return "none"
-    return {str: "string", int: "integer", float: "number", bool: "boolean"}.get(
-        annotation, getattr(annotation, "__name__", str(annotation))
-    )
 
 
 def _toml(value: Any) -> str:
@@ -181,61 +146,33 @@ def _toml(value: Any) -> str:
         return f'"{value}"'
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml(item) for item in value) + "]"
-    if isinstance(value, dict):
-        return "{}" if not value else str(value)
+    if isinstance(value, Mapping):
+        return "{}" if not value else str(dict(value))
     return str(value)
 
 
 def schema_keys() -> dict[str, dict[str, tuple[str, str]]]:
-    """table -> key -> (type, default), from the pydantic model of SPEC.md. Tables of
-    tables are walked (`llm` holds the array `models`); arrays of tables are `tasks`
-    and `llm.models`. Shared with tests/test_docs.py."""
-    from pydantic import BaseModel
-    from pydantic_core import PydanticUndefined
+    """table -> key -> (type, default), from the one schema (agent/schema.py). A key
+    SPEC.md may not state (the factory or the gate supplies it) is marked as
+    agent.toml-only. Shared with tests/test_docs.py."""
+    from agent.tomlschema import REQUIRED
 
     tables: dict[str, dict[str, tuple[str, str]]] = {}
-
-    def walk(prefix: str, model: type[BaseModel]) -> None:
+    for table in _tables():
         keys: dict[str, tuple[str, str]] = {}
-        for name, field in model.model_fields.items():
-            annotation = field.annotation
-            inner = (
-                typing.get_args(annotation)[0]
-                if typing.get_origin(annotation) is list
-                else (annotation)
-            )
-            if isinstance(inner, type) and issubclass(inner, BaseModel):
-                walk(f"{prefix}.{name}" if prefix else name, inner)
-                continue
-            if field.default_factory is not None:
-                default = _toml(field.default_factory())
-            elif field.default is PydanticUndefined:
+        for name, key in table.keys.items():
+            if key.default is REQUIRED:
                 default = "required"
-            elif field.default is None:
+            elif key.default is None:
                 default = "none"
             else:
-                default = _toml(field.default)
-            keys[name] = (_type_name(annotation), default)
-        if keys:
-            tables[prefix] = keys
-
-    walk("", _spec_model())
-    # The gate reads [evolution] from agent.toml through its own Policy, which knows keys
-    # SPEC.md's schema does not (yet): they are documented as agent.toml-only.
-    policy, hints = _policy()
-    for field in dataclasses.fields(policy):
-        if field.name not in tables["evolution"] and field.name != "source":
-            tables["evolution"][field.name] = (
-                _type_name(hints[field.name]),
-                _toml(field.default) + POLICY_ONLY,
-            )
-    runtime = _runtime_defaults()
-    for (table, key), (field_name, _meaning) in AGENT_TOML_ONLY.items():
-        value = runtime[field_name]
-        tables.setdefault(table, {})[key] = (
-            "number" if key.endswith("_s") else "string",
-            _toml(str(value) if key == "path" else value),
-        )
+                default = _toml(key.default)
+            if key.choices:
+                kind = " or ".join(f'`"{choice}"`' for choice in key.choices)
+            else:
+                kind = key.kind.what
+            keys[name] = (kind, default + (POLICY_ONLY if key.spec == "never" else ""))
+        tables[".".join(table.path)] = keys
     return tables
 
 
@@ -258,7 +195,7 @@ def render_config(table: str) -> str:
         if default.endswith(POLICY_ONLY):
             default, note = (
                 default.removesuffix(POLICY_ONLY),
-                " (in agent.toml only: SPEC.md's schema does not take it)",
+                " (agent.toml only: SPEC.md may not state it, the factory or the gate supplies it)",
             )
         shown = default if default in ("required", "none", "the list below") else f"`{default}`"
         shown += note
@@ -273,16 +210,6 @@ def render_config(table: str) -> str:
     return "\n".join(out)
 
 
-# Keys of deploy/agent.toml that SPEC.md does not hold: the factory writes them.
-# (table, key) -> (the RuntimeConfig field with their default, meaning)
-AGENT_TOML_ONLY = {
-    ("schedule", "cadence_s"): (
-        "cadence_s",
-        "seconds between `agent run`'s ticks (the factory writes it from `every_s` or `cron`)",
-    ),
-    ("ledger", "path"): ("ledger_path", "the shared SQLite ledger"),
-}
-
 MEANINGS: dict[tuple[str, str], str] = {
     ("system", "name"): "the deployment's name: the units are `<name>.service` and friends",
     ("system", "description"): "one line, written into the units",
@@ -292,8 +219,9 @@ MEANINGS: dict[tuple[str, str], str] = {
     "model's timeout must fit under it",
     ("schedule", "cron"): "a cron expression instead of `every_s`; the cadence is its "
     "shortest interval",
-    ("schedule", "cadence_s"): AGENT_TOML_ONLY["schedule", "cadence_s"][1],
-    ("ledger", "path"): AGENT_TOML_ONLY["ledger", "path"][1],
+    ("schedule", "cadence_s"): "seconds between `agent run`'s ticks (the factory writes it "
+    "from `every_s` or `cron`)",
+    ("ledger", "path"): "the shared SQLite ledger",
     ("tasks", "name"): "unique; names the task in the ledger, `depends_on` and the report",
     ("tasks", "command"): "split like a shell would (`shlex`) but run without one",
     ("tasks", "timeout_s"): "SIGTERM to the task's group, SIGKILL 2 s later; under the cadence",

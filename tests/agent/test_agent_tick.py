@@ -237,7 +237,7 @@ def test_a_bad_configuration_is_a_usage_error(root: Path):
     write_config(root, [task("a", "true", depends_on=["nobody"])])
     done = run_agent(root, "tick")
     assert done.returncode == 2
-    assert "depends on 'nobody', which is no task" in done.stderr
+    assert "tasks[0].depends_on[0]: no task is named 'nobody'" in done.stderr
     assert "Traceback" not in done.stderr
     (root / "deploy" / "agent.toml").unlink()
     done = run_agent(root, "tick")
