@@ -40,6 +40,10 @@ def land(repo: GitRepo, main_ref: str, old: str, new: str, reason: str) -> Landi
                 checkout=checkout,
             )
         if not repo.can_follow(checkout, old, new):
+            if repo.resolve_commit(main_ref) != old:
+                # Someone committed on main there: the checkout cannot follow `old`..`new`
+                # because the race is already lost, not because of files in the way.
+                return Landing(moved=False, raced=True, checkout=checkout)
             return Landing(
                 moved=False,
                 refused=f"files in {checkout} would be overwritten by the merge (untracked "
