@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,18 +60,24 @@ class VerdictCache:
         return self.state_dir / "verdicts"
 
     def _key(self) -> bytes:
+        """The cache's secret, made once: written whole to a private temporary file and
+        linked into place, so a second gate that loses the race reads the winner's whole
+        key, never an empty or partial one."""
         path = self.state_dir / KEY_FILE
         try:
             return path.read_bytes()
         except FileNotFoundError:
             pass
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=self.state_dir, prefix=".key-")  # mode 0o600
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(os.urandom(32))
+            os.link(temporary, path)  # fails if another gate made it first: keep theirs
         except FileExistsError:
-            return path.read_bytes()
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(os.urandom(32))
+            pass
+        finally:
+            os.unlink(temporary)
         return path.read_bytes()
 
     def _mac(self, key: str, payload: bytes) -> str:
