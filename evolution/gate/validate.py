@@ -117,12 +117,6 @@ def _drop_engine_branch(repo: GitRepo, branch: str, tip: str) -> None:
         repo.delete_ref(f"refs/heads/{name}", tip)
 
 
-def rejection_reason(comparison: Comparison) -> str:
-    if comparison.regressions:
-        return f"{len(comparison.regressions)} baseline-passing test(s) regressed"
-    return "no newly passing test, and the policy requires an improvement"
-
-
 def _refused(report: GateReport, candidate: Candidate) -> bool:
     """Whether a pre-test check refuses the candidate; the report says why."""
     refusal = first_refusal(candidate)
@@ -193,7 +187,7 @@ def _attempt(repo: GitRepo, options: GateOptions) -> GateReport:
     result, comparison = judgement.result, judgement.comparison
     _judged(report, judgement)
     if not comparison.accepted(policy.require_improvement):
-        report.reason = rejection_reason(comparison)
+        report.reason = comparison.rejection(policy.require_improvement)
         return _reject(repo, options, report, baseline, tip, comparison)
 
     if automated and policy.behaviour != "off":
@@ -332,6 +326,7 @@ def validate_pending_merge(
         if comparison.accepted(policy.require_improvement):
             report.verdict = "accepted"
         else:
-            report.verdict, report.reason = "rejected", rejection_reason(comparison)
+            report.verdict = "rejected"
+            report.reason = comparison.rejection(policy.require_improvement)
         report.duration_s = round(time.monotonic() - started, 3)
         return report
