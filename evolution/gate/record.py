@@ -17,7 +17,8 @@ from agent.errors import InvalidRun, Refused
 from evolution.baseline import BASELINE_PATH, expiry, read_baseline, require_baseline
 from evolution.gate import testmap
 from evolution.gate.landing import land
-from evolution.gate.session import exclusive, trial
+from evolution.gate.lock import exclusive
+from evolution.gate.verdict import run_trial
 from evolution.gitrepo import GitRepo
 from evolution.policy import load_policy
 from evolution.ratchet import lost, record_suspects, recorded
@@ -60,8 +61,8 @@ def record(
         tree = repo.tree_of(head)
         when = timestamp()
         isolation = choose(policy, automated=False, unsandboxed=False)
-        tried = trial(repo, head, tree, policy, record_suspects, when, isolation, progress,
-                      with_map=True)  # fmt: skip
+        tried = run_trial(repo, head, tree, policy, isolation, when, record_suspects, progress,
+                          with_map=True)  # fmt: skip
         result = tried.result
         if not result.outcomes:
             raise InvalidRun("the test command collected no tests; nothing to record")
