@@ -4,8 +4,8 @@ The "not rocket science" rule: test the merge result, not the branch, and move m
 exactly the commit that was tested. The merge is built with plumbing (merge-tree and
 commit-tree), put through the pre-test checks (`evolution.gate.checks`), judged in the
 sandbox against the baseline read from main's commit (`evolution.gate.verdict`), and main is
-moved by a compare-and-swap ref update. If main moved meanwhile, everything is done
-again on the new main.
+moved by a compare-and-swap ref update. If main moved meanwhile (a `LostRace`),
+everything is done again on the new main.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from agent.errors import EnvironmentFailure, UsageError
 from evolution.baseline import BASELINE_PATH, Baseline, require_baseline
 from evolution.gate.behaviour import check as check_behaviour
 from evolution.gate.checks import Candidate, Refusal, proposal_paths
-from evolution.gate.landing import land
+from evolution.gate.landing import LostRace, land
 from evolution.gate.lock import exclusive
 from evolution.gate.verdict import Judged, Refused, Trial, judge_candidate
 from evolution.gitrepo import GitRepo, slug
@@ -129,16 +129,17 @@ def validate(repo: GitRepo, options: GateOptions) -> GateReport:
     with exclusive(repo, wait=options.wait):
         for attempt in range(1, MAX_ATTEMPTS + 1):
             report = _attempt(repo, options)
+            if isinstance(report, LostRace):
+                continue  # nothing was decided about the new main: judge again on it
             report.attempts = attempt
-            if report.reason != "raced":
-                report.duration_s = round(time.monotonic() - started, 3)
-                return report
+            report.duration_s = round(time.monotonic() - started, 3)
+            return report
     raise EnvironmentFailure(
         f"main kept moving during validation ({MAX_ATTEMPTS} attempts); try again"
     )
 
 
-def _attempt(repo: GitRepo, options: GateOptions) -> GateReport:
+def _attempt(repo: GitRepo, options: GateOptions) -> GateReport | LostRace:
     main_ref, main = repo.resolve_main(options.main)
     tip = repo.resolve_commit(options.branch)
     if tip is None:
@@ -212,8 +213,7 @@ def _attempt(repo: GitRepo, options: GateOptions) -> GateReport:
     gate_commit = repo.commit_tree(gate_tree, [merge_commit], message)
     landing = land(repo, main_ref, main, gate_commit, f"evolve: accept {options.branch}")
     if landing.raced:
-        report.reason = "raced"
-        return report
+        return LostRace(main_ref, main)
     if not landing.moved:
         report.reason = landing.refused
         return report
