@@ -86,13 +86,16 @@ class Judged:
     isolation: Isolation
     result: RunResult
     comparison: Comparison
-    accepted: bool  # the ratchet rule, under the policy's `require_improvement`
-    reason: str  # why the rule rejects it; "" when it accepts
+    reason: str  # why the ratchet rule (under the policy's) rejects it; "" when it accepts
     cached: bool
     cache_ignored: list[str] = field(default_factory=list)  # forged entries seen, removed
     stage: str = "full"  # which stage decided: "first", "full" or "cached"
     first_tests: int = 0  # how many tests the first stage ran (0: there was none)
     test_map: str = ""  # the map's state, described
+
+    @property
+    def accepted(self) -> bool:
+        return not self.reason
 
 
 Verdict = Refused | Judged
@@ -133,7 +136,6 @@ def _judge(trial: Trial, commit: str, tree: str, isolation: Isolation) -> Judged
 
     def verdict(result: RunResult, comparison: Comparison, **how: Any) -> Judged:
         return Judged(commit, tree, isolation, result, comparison,
-                      comparison.accepted(policy.require_improvement),
                       comparison.rejection(policy.require_improvement),
                       cache_ignored=list(cache.ignored), **how)  # fmt: skip
 
