@@ -52,6 +52,15 @@ class Comparison:
             return False
         return bool(self.newly_passing) or not require_improvement
 
+    def rejection(self, require_improvement: bool) -> str:
+        """Why the rule rejects this comparison, in the words the gate reports; "" when
+        it accepts."""
+        if self.regressions:
+            return f"{len(self.regressions)} baseline-passing test(s) regressed"
+        if not self.accepted(require_improvement):
+            return "no newly passing test, and the policy requires an improvement"
+        return ""
+
     def to_json(self) -> dict[str, Any]:
         return {
             "regressions": [asdict(r) for r in self.regressions],
@@ -174,7 +183,44 @@ def advance(
         **{nodeid: quarantined(ev, now, days) for nodeid, ev in comparison.flaky.items()},
     }
     new = Baseline(commit=commit, tree=tree, recorded_at=now, tests=tests, flaky=flaky)
-    lost = old.passing() - new.passing()
-    if lost:  # would be a bug in compare(): never let it reach main
-        raise AssertionError(f"baseline would lose passing tests: {sorted(lost)[:5]}")
+    if dropped := lost(old, new):  # would be a bug in compare(): never let it reach main
+        raise AssertionError(f"baseline would lose passing tests: {dropped[:5]}")
     return new
+
+
+def lost(old: Baseline | None, new: Baseline) -> list[str]:
+    """The tests `old` counts as passing and `new` does not: what lowering the ratchet
+    would give up (none without an old baseline)."""
+    return sorted(old.passing() - new.passing()) if old is not None else []
+
+
+def record_suspects(result: RunResult) -> list[str]:
+    """The tests a recording re-runs: every failure or error of the run, since there is
+    no candidate to hold to a baseline, only the tree's own flakiness to find."""
+    return sorted(n for n, outcome in result.outcomes.items() if outcome in ("failed", "error"))
+
+
+def recorded(
+    previous: Baseline | None,
+    result: RunResult,
+    reruns: dict[str, dict[str, Any]],
+    policy: Policy,
+    commit: str,
+    tree: str,
+    now: str,
+) -> Baseline:
+    """The baseline a recording of `commit` makes (`evolve baseline record`). Under the
+    `quarantine` policy a test that failed and passed on re-run counts as passing and is
+    quarantined; the previous baseline's live entries are kept while their tests pass,
+    and an expired one excuses nothing any more. Whether it may replace `previous` is
+    `lost`'s to say: a recording never lowers the ratchet unless told to."""
+    tests = dict(result.outcomes)
+    days = policy.quarantine_days
+    flaky = previous.live_quarantine(now, days) if previous else {}
+    for nodeid, evidence in reruns.items():
+        if evidence["passed"] and policy.flaky == "quarantine":
+            tests[nodeid] = PASSED
+            if nodeid not in flaky:
+                flaky[nodeid] = quarantined(evidence, now, days)
+    flaky = {nodeid: ev for nodeid, ev in flaky.items() if tests.get(nodeid) == PASSED}
+    return Baseline(commit=commit, tree=tree, recorded_at=now, tests=tests, flaky=flaky)

@@ -37,7 +37,7 @@ def gate_report(report: GateReport) -> None:
     head = f"[bold {colour}]{report.verdict.upper()}[/] {plain(report.branch)}"
     if report.merged:
         head += f" → main is now {report.main_after[:10]}"
-    elif report.reason and report.reason != "raced":
+    elif report.reason:
         head += f": {plain(report.reason)}"
     say(head)
     warn_if_unsandboxed(report.sandbox)

@@ -176,6 +176,12 @@ def refused_commits(
     return blamed
 
 
+def revert_command(repo: GitRepo, commit: str) -> str:
+    """The command a person runs to revert `commit` on main (`-m 1` for a merge)."""
+    mainline = "-m 1 " if len(repo.parents(commit)) > 1 else ""
+    return f"git revert --no-edit {mainline}{commit}"
+
+
 def _tree_refusal(repo: GitRepo, commit: str, policy: Policy) -> Refusal | None:
     """What the checks say of a commit's tree alone, with no proposal in it."""
     return first_refusal(Candidate(repo, commit, repo.tree_of(commit), policy, False, set()))

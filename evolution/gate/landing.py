@@ -21,6 +21,16 @@ class Landing:
     checkout: Path | None = None
 
 
+@dataclass(frozen=True)
+class LostRace:
+    """Main moved between being read and the compare-and-swap: the verdict was about a
+    main that is gone, so nothing was decided and the caller judges again on the new
+    one. A value of its own, so that no report's reason has to carry it as a word."""
+
+    main_ref: str
+    expected: str  # the main the verdict was about
+
+
 def main_checkout(repo: GitRepo, main_ref: str) -> Path | None:
     for worktree in repo.worktrees():
         if worktree.branch == main_ref:

@@ -14,19 +14,14 @@ from typing import Any
 
 from agent.clock import timestamp
 from agent.errors import InvalidRun, Refused
-from evolution.baseline import (
-    BASELINE_PATH,
-    Baseline,
-    expiry,
-    quarantined,
-    read_baseline,
-    require_baseline,
-)
+from evolution.baseline import BASELINE_PATH, expiry, read_baseline, require_baseline
 from evolution.gate import testmap
 from evolution.gate.landing import land
-from evolution.gate.session import exclusive, trial
+from evolution.gate.lock import exclusive
+from evolution.gate.verdict import run_trial
 from evolution.gitrepo import GitRepo
 from evolution.policy import load_policy
+from evolution.ratchet import lost, record_suspects, recorded
 from evolution.run.launch import ProgressCallback
 from evolution.sandbox.isolation import choose
 from evolution.trail.write import baseline_record_message
@@ -67,33 +62,15 @@ def record(
         tree = repo.tree_of(head)
         when = timestamp()
         isolation = choose(policy, automated=False, unsandboxed=False)
-        tried = trial(
-            repo,
-            head,
-            tree,
-            policy,
-            lambda run: sorted(n for n, o in run.outcomes.items() if o in ("failed", "error")),
-            when,
-            isolation,
-            progress,
-            with_map=True,
-        )
-        result, reruns = tried.result, tried.reruns
+        tried = run_trial(repo, head, tree, policy, isolation, when, record_suspects, progress,
+                          with_map=True)  # fmt: skip
+        result = tried.result
         if not result.outcomes:
             raise InvalidRun("the test command collected no tests; nothing to record")
-        tests = dict(result.outcomes)
-        # The quarantine keeps its live entries; an expired one excuses nothing any more.
-        days = policy.quarantine_days
-        flaky = previous.live_quarantine(when, days) if previous else {}
-        for nodeid, evidence in reruns.items():
-            if evidence["passed"] and policy.flaky == "quarantine":
-                tests[nodeid] = "passed"
-                if nodeid not in flaky:
-                    flaky[nodeid] = quarantined(evidence, when, days)
-        flaky = {nodeid: ev for nodeid, ev in flaky.items() if tests.get(nodeid) == "passed"}
-        baseline = Baseline(commit=head, tree=tree, recorded_at=when, tests=tests, flaky=flaky)
+        baseline = recorded(previous, result, tried.reruns, policy, head, tree, when)
+        flaky = baseline.flaky
         before = previous.passing() if previous else None
-        dropped = sorted(before - baseline.passing()) if before is not None else []
+        dropped = lost(previous, baseline)
         if dropped and not reset:
             shown = ", ".join(dropped[:10]) + (" …" if len(dropped) > 10 else "")
             raise Refused(

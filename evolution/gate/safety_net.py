@@ -32,16 +32,15 @@ from agent.clock import timestamp
 from agent.errors import EnvironmentFailure, UsageError
 from evolution.baseline import require_baseline
 from evolution.gate import culprits
-from evolution.gate.checks import Candidate, first_refusal
-from evolution.gate.judge import Judgement, judge
+from evolution.gate.checks import PRE_TEST_CHECKS, Candidate, Refusal
 from evolution.gate.landing import land, main_checkout
-from evolution.gate.session import exclusive
+from evolution.gate.lock import exclusive
+from evolution.gate.verdict import Judged, Settle, Trial, judge_candidate
 from evolution.gitrepo import GitRepo
 from evolution.policy import load_policy
 from evolution.ratchet import MISSING, Comparison, Regression
 from evolution.run.launch import ProgressCallback
 from evolution.run.shards import Unfinished
-from evolution.sandbox.isolation import choose
 from evolution.trail import format as t
 from evolution.trail.write import incident_note, revert_message, validated_note
 
@@ -197,22 +196,21 @@ class _SafetyNet:
         # Commits that carry a proposal are held to the proposal rules here too: a person
         # may fast-forward main to one, which is what this safety net is for.
         self.automated, self.paths = culprits.proposals_among(repo, self.commits, self.undone)
-        self.isolation = choose(self.policy, automated=self.automated, unsandboxed=False)
         self.tip = head
         self.report = SafetyReport(status="passing", head=head, validated=verified)
-        self.probe = culprits.Probe(repo, self.policy, self.baseline, self.isolation,
-                                    self.when, self.automated)  # fmt: skip
 
     def run(self) -> SafetyReport:
-        self._refusals()
-        judgement = self._judge(self.tip, automated=self.automated)
+        judgement = self._judge(self.head, automated=self.automated, settle=self._settle)
         result = judgement.result
+        # The causes are looked for in the sandbox that found the regressions.
+        probe = culprits.Probe(self.repo, self.policy, self.baseline, judgement.isolation,
+                               self.when, self.automated)  # fmt: skip
         self.report.cached, self.report.sandbox = judgement.cached, result.sandbox
         regressions = judgement.comparison.regressions
         if regressions and judgement.cached:
             # A cached verdict is the tree's, from another day: the host may have
             # changed since. Nothing is blamed on a failure that does not happen now.
-            now = self.probe.failing(self.tip, [r.nodeid for r in regressions])
+            now = probe.failing(self.tip, [r.nodeid for r in regressions])
             regressions = [r for r in regressions if r.nodeid in now]
         self.report.regressions = [
             {"nodeid": r.nodeid, "now": r.now, "first_line": r.first_line} for r in regressions
@@ -221,7 +219,7 @@ class _SafetyNet:
         self.report.still_failing = [r.nodeid for r in regressions]
         if regressions:
             before = self.tip
-            self._find_causes(regressions, tests, result.sandbox)
+            self._find_causes(probe, regressions, tests, result.sandbox)
             if self.tip != before:
                 judgement = self._judge(self.tip, automated=False)
                 self.report.still_failing = [r.nodeid for r in judgement.comparison.regressions]
@@ -230,13 +228,9 @@ class _SafetyNet:
 
     # -- stages ------------------------------------------------------------------------------
 
-    def _refusals(self) -> None:
-        """Refused commits, before any test runs: their proposals are reverted untested."""
-        candidate = Candidate(self.repo, self.verified, self.repo.tree_of(self.head),
-                              self.policy, self.automated, self.paths)  # fmt: skip
-        refusal = first_refusal(candidate)
-        if refusal is None:
-            return
+    def _settle(self, refusal: Refusal) -> str:
+        """Refused commits, before any test runs: a proposal is reverted untested, a
+        person's reported; the tip that leaves is what gets judged."""
         refused = culprits.refused_commits(
             self.repo, self.commits, self.verified, self.policy, self.undone
         )
@@ -250,11 +244,13 @@ class _SafetyNet:
             else:
                 self._person(commit, [], f"a pre-test check refused it: {why.reason}")
         self._revert(plan)
+        return self.tip
 
-    def _find_causes(self, regressions: list[Regression], tests: str, sandbox: str) -> None:
+    def _find_causes(self, probe: culprits.Probe, regressions: list[Regression],
+                     tests: str, sandbox: str) -> None:  # fmt: skip
         """Environmental ones set apart, the rest bisected; each culprit reverted alone,
         or reported."""
-        environmental, caused = culprits.environmental(self.probe, self.verified, regressions)
+        environmental, caused = culprits.environmental(probe, self.verified, regressions)
         if environmental:
             names = [r.nodeid for r in environmental]
             self.report.incidents.append(Incident(
@@ -265,7 +261,7 @@ class _SafetyNet:
                 f"(a shared folder, a variable, a service), or drop it on purpose: {RESET}",
             ))  # fmt: skip
         commits = self.repo.first_parents(self.tip, since=self.verified)
-        found = culprits.bisect(self.probe, commits, [r.nodeid for r in caused])
+        found = culprits.bisect(probe, commits, [r.nodeid for r in caused])
         by_name = {r.nodeid: r for r in caused}
         plan = []
         for commit in reversed(commits):  # newest first: later changes revert cleanly
@@ -294,7 +290,7 @@ class _SafetyNet:
         if left:
             self._unresolved(left, "")
 
-    def _finish(self, judgement: Judgement) -> SafetyReport:
+    def _finish(self, judgement: Judged) -> SafetyReport:
         if self.tip != self.head:
             landing = land(self.repo, self.main_ref, self.head, self.tip,
                            "evolve: safety-net revert")  # fmt: skip
@@ -326,20 +322,25 @@ class _SafetyNet:
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def _judge(self, commit: str, *, automated: bool) -> Judgement:
-        """The safety net runs on every tick's critical path: it never pays for a due
-        coverage map (a multiple of a bare run); the gate's own full runs refresh it."""
-        return judge(self.repo, commit, self.repo.tree_of(commit), self.policy, self.baseline,
-                     self.blob, self.when, self.isolation, self.progress,
-                     automated=automated, refresh_map=False,
-                     deadline=self.deadline)  # fmt: skip
+    def _judge(self, commit: str, *, automated: bool, settle: Settle | None = None) -> Judged:
+        """`commit` against the verified commit: HEAD, its refusals settled first, or the
+        tip after the reverts. On every tick's critical path, it never pays for a due
+        coverage map (a multiple of a bare run): the gate's own full runs refresh it."""
+        candidate = Candidate(self.repo, self.verified, self.repo.tree_of(commit), self.policy,
+                              automated, self.paths if automated else set())  # fmt: skip
+        trial = Trial(candidate, self.baseline, self.blob, self.when, commit=commit,
+                      progress=self.progress, refresh_map=False, deadline=self.deadline,
+                      checks=PRE_TEST_CHECKS if settle else ())  # fmt: skip
+        verdict = judge_candidate(trial, settle)
+        assert isinstance(verdict, Judged)  # a refusal was settled, never left as the verdict
+        return verdict
 
     def _revertible(self, commit: str) -> bool:
         """Automated proposals are reverted; a person's commit only when the policy says."""
         return self.policy.revert_people or culprits.is_proposal(self.repo, commit)
 
     def _person(self, commit: str, tests: list[str], why: str) -> None:
-        command = revert_command(self.repo, commit)
+        command = culprits.revert_command(self.repo, commit)
         subject = self.repo.log_records(t.NOTES_REF, "-1", commit)[0][2]
         self.report.incidents.append(Incident(
             "person-commit", tests, commit, subject, command,
@@ -370,7 +371,7 @@ class _SafetyNet:
                     self.repo.revert_into(worktree, commit)
                 except EnvironmentFailure as failure:
                     self.repo.reset_scratch(worktree, self.tip)
-                    command = revert_command(self.repo, commit)
+                    command = culprits.revert_command(self.repo, commit)
                     self.report.incidents.append(Incident(
                         "revert-conflict", tests, commit, command=command,
                         detail=f"{commit[:10]} is a culprit but its revert does not apply "
@@ -383,12 +384,6 @@ class _SafetyNet:
                 self.report.reverts.append({"commit": revert, "reverts": commit, "tests": tests})
                 self.report.reverted.append(commit)
                 self.tip = revert
-
-
-def revert_command(repo: GitRepo, commit: str) -> str:
-    """The command a person runs to revert `commit` on main (`-m 1` for a merge)."""
-    mainline = "-m 1 " if len(repo.parents(commit)) > 1 else ""
-    return f"git revert --no-edit {mainline}{commit}"
 
 
 def verify(repo: GitRepo, commit: str) -> dict[str, Any]:

@@ -3,9 +3,9 @@
 The "not rocket science" rule: test the merge result, not the branch, and move main to
 exactly the commit that was tested. The merge is built with plumbing (merge-tree and
 commit-tree), put through the pre-test checks (`evolution.gate.checks`), judged in the
-sandbox against the baseline read from main's commit (`evolution.gate.judge`), and main is
-moved by a compare-and-swap ref update. If main moved meanwhile, everything is done
-again on the new main.
+sandbox against the baseline read from main's commit (`evolution.gate.verdict`), and main is
+moved by a compare-and-swap ref update. If main moved meanwhile (a `LostRace`),
+everything is done again on the new main.
 """
 
 from __future__ import annotations
@@ -19,15 +19,14 @@ from agent.clock import timestamp
 from agent.errors import EnvironmentFailure, UsageError
 from evolution.baseline import BASELINE_PATH, Baseline, require_baseline
 from evolution.gate.behaviour import check as check_behaviour
-from evolution.gate.checks import Candidate, first_refusal, proposal_paths
-from evolution.gate.judge import Judgement, judge
-from evolution.gate.landing import land
-from evolution.gate.session import exclusive
+from evolution.gate.checks import Candidate, Refusal, proposal_paths
+from evolution.gate.landing import LostRace, land
+from evolution.gate.lock import exclusive
+from evolution.gate.verdict import Judged, Refused, Trial, judge_candidate
 from evolution.gitrepo import GitRepo, slug
 from evolution.policy import load_policy
 from evolution.ratchet import Comparison, advance
 from evolution.run.launch import ProgressCallback
-from evolution.sandbox.isolation import choose
 from evolution.trail import format as t
 from evolution.trail.write import gate_commit_message, rejection_note
 
@@ -117,22 +116,12 @@ def _drop_engine_branch(repo: GitRepo, branch: str, tip: str) -> None:
         repo.delete_ref(f"refs/heads/{name}", tip)
 
 
-def rejection_reason(comparison: Comparison) -> str:
-    if comparison.regressions:
-        return f"{len(comparison.regressions)} baseline-passing test(s) regressed"
-    return "no newly passing test, and the policy requires an improvement"
-
-
-def _refused(report: GateReport, candidate: Candidate) -> bool:
-    """Whether a pre-test check refuses the candidate; the report says why."""
-    refusal = first_refusal(candidate)
-    if refusal is None:
-        return False
+def _refused(report: GateReport, refusal: Refusal) -> None:
+    """The report of a candidate a pre-test check refused: why, and what it found."""
     report.reason = refusal.reason
     report.protected_paths = refusal.protected_paths
     report.conflicts = refusal.conflicts
     report.guard = refusal.guard
-    return True
 
 
 def validate(repo: GitRepo, options: GateOptions) -> GateReport:
@@ -140,16 +129,17 @@ def validate(repo: GitRepo, options: GateOptions) -> GateReport:
     with exclusive(repo, wait=options.wait):
         for attempt in range(1, MAX_ATTEMPTS + 1):
             report = _attempt(repo, options)
+            if isinstance(report, LostRace):
+                continue  # nothing was decided about the new main: judge again on it
             report.attempts = attempt
-            if report.reason != "raced":
-                report.duration_s = round(time.monotonic() - started, 3)
-                return report
+            report.duration_s = round(time.monotonic() - started, 3)
+            return report
     raise EnvironmentFailure(
         f"main kept moving during validation ({MAX_ATTEMPTS} attempts); try again"
     )
 
 
-def _attempt(repo: GitRepo, options: GateOptions) -> GateReport:
+def _attempt(repo: GitRepo, options: GateOptions) -> GateReport | LostRace:
     main_ref, main = repo.resolve_main(options.main)
     tip = repo.resolve_commit(options.branch)
     if tip is None:
@@ -175,29 +165,26 @@ def _attempt(repo: GitRepo, options: GateOptions) -> GateReport:
     automated, paths = proposal_paths(repo, main, tip)
     tree, conflicts = repo.merge_tree(main, tip)
     candidate = Candidate(repo, main, tree, policy, automated, paths, conflicts)
-    if _refused(report, candidate):
+    when = timestamp()
+    verdict = judge_candidate(Trial(
+        candidate, baseline, baseline_blob, when, parents=(main, tip),
+        message=f"Merge {options.branch} into {main_ref.removeprefix('refs/heads/')}",
+        unsandboxed=options.unsandboxed, progress=options.progress,
+    ))  # fmt: skip
+    if isinstance(verdict, Refused):
+        _refused(report, verdict.refusal)
         return _reject(repo, options, report, baseline, tip, comparison=None)
 
-    assert tree is not None
-    isolation = choose(policy, automated=automated, unsandboxed=options.unsandboxed)
-    report.tested_tree = tree
-    merge_commit = repo.commit_tree(
-        tree, [main, tip], f"Merge {options.branch} into {main_ref.removeprefix('refs/heads/')}"
-    )
-    report.merge_commit = merge_commit
-    when = timestamp()
-    judgement = judge(
-        repo, merge_commit, tree, policy, baseline, baseline_blob, when, isolation,
-        options.progress, automated=automated,
-    )
-    result, comparison = judgement.result, judgement.comparison
-    _judged(report, judgement)
-    if not comparison.accepted(policy.require_improvement):
-        report.reason = rejection_reason(comparison)
+    result, comparison = verdict.result, verdict.comparison
+    merge_commit = verdict.commit
+    _judged(report, verdict)
+    if not verdict.accepted:
+        report.reason = verdict.reason
         return _reject(repo, options, report, baseline, tip, comparison)
 
     if automated and policy.behaviour != "off":
-        behaviour = check_behaviour(candidate, merge_commit, isolation, comparison.newly_passing)
+        behaviour = check_behaviour(candidate, merge_commit, verdict.isolation,
+                                    comparison.newly_passing)  # fmt: skip
         report.behaviour = behaviour.to_json()
         refusal = behaviour.refusal(policy)
         if refusal is not None:
@@ -226,8 +213,7 @@ def _attempt(repo: GitRepo, options: GateOptions) -> GateReport:
     gate_commit = repo.commit_tree(gate_tree, [merge_commit], message)
     landing = land(repo, main_ref, main, gate_commit, f"evolve: accept {options.branch}")
     if landing.raced:
-        report.reason = "raced"
-        return report
+        return LostRace(main_ref, main)
     if not landing.moved:
         report.reason = landing.refused
         return report
@@ -237,12 +223,14 @@ def _attempt(repo: GitRepo, options: GateOptions) -> GateReport:
     return report
 
 
-def _judged(report: GateReport, judgement: Judgement) -> None:
-    result = judgement.result
-    report.cached, report.cache_ignored = judgement.cached, judgement.cache_ignored
-    report.stage, report.first_tests = judgement.stage, judgement.first_tests
-    report.test_map = judgement.test_map
-    report.sandbox, report.comparison = result.sandbox, judgement.comparison
+def _judged(report: GateReport, verdict: Judged) -> None:
+    """The report of a tested candidate: what was tested, how, and what it showed."""
+    result = verdict.result
+    report.tested_tree, report.merge_commit = verdict.tree, verdict.commit
+    report.cached, report.cache_ignored = verdict.cached, verdict.cache_ignored
+    report.stage, report.first_tests = verdict.stage, verdict.first_tests
+    report.test_map = verdict.test_map
+    report.sandbox, report.comparison = result.sandbox, verdict.comparison
     report.tests_run, report.passed = len(result.outcomes), result.passed()
 
 
@@ -316,22 +304,18 @@ def validate_pending_merge(
         for head in heads:
             found, changed = proposal_paths(repo, main_commit, head)
             automated, paths = automated or found, paths | changed
-        tree = repo.index_tree()
-        if _refused(report, Candidate(repo, main_commit, tree, policy, automated, paths)):
+        candidate = Candidate(repo, main_commit, repo.index_tree(), policy, automated, paths)
+        verdict = judge_candidate(Trial(
+            candidate, baseline, baseline_blob, timestamp(), parents=(main_commit, *heads),
+            message="pending merge (pre-merge-commit)", unsandboxed=unsandboxed,
+            progress=progress,
+        ))  # fmt: skip
+        if isinstance(verdict, Refused):
+            _refused(report, verdict.refusal)
             report.verdict = "rejected"
             return report
-        isolation = choose(policy, automated=automated, unsandboxed=unsandboxed)
-        commit = repo.commit_tree(tree, [main_commit, *heads], "pending merge (pre-merge-commit)")
-        judgement = judge(
-            repo, commit, tree, policy, baseline, baseline_blob, timestamp(), isolation, progress,
-            automated=automated,
-        )
-        comparison = judgement.comparison
-        _judged(report, judgement)
-        report.tested_tree, report.merge_commit = tree, commit
-        if comparison.accepted(policy.require_improvement):
-            report.verdict = "accepted"
-        else:
-            report.verdict, report.reason = "rejected", rejection_reason(comparison)
+        _judged(report, verdict)
+        report.verdict = "accepted" if verdict.accepted else "rejected"
+        report.reason = verdict.reason
         report.duration_s = round(time.monotonic() - started, 3)
         return report
