@@ -29,6 +29,8 @@ from evolution.ratchet import Comparison, Regression, lost, record_suspects, rec
 from evolution.run.launch import Progress
 from evolution.run.report import RunResult
 
+pytestmark = pytest.mark.e2e  # real gate runs: `pytest -m "not e2e"` skips them
+
 MUL = "tests/test_calc.py::test_mul"
 ADD = "tests/test_calc.py::test_add"
 # A suite that dies while pytest loads it: no report, so no verdict (invariant 4).
