@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import importlib.util
 import json
 import os
 import random
@@ -80,6 +81,7 @@ def run(
     if not plugins:  # plain pytest on one file: nothing of the caller's pytest or Python set-up
         env = {k: v for k, v in env.items() if not k.startswith(("PYTEST_", "PYTHON"))}
         env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+        env["PYTHONDONTWRITEBYTECODE"] = "1"  # no .pyc to go stale between edits
     return subprocess.run(
         argv,
         cwd=cwd,
@@ -200,6 +202,14 @@ def test_file_for(script: str) -> str:
     return f"tests/test_scripts_{Path(script).stem}.py"
 
 
+def write_source(path: Path, text: str) -> None:
+    """Write a module and drop its cached bytecode: Python trusts a .pyc whose recorded
+    mtime (in whole seconds) and size match the source, so a same-size edit within the
+    second of the last run (a `<` for a `>`) would otherwise run the old code."""
+    path.write_text(text, encoding="utf-8")
+    Path(importlib.util.cache_from_source(str(path))).unlink(missing_ok=True)
+
+
 def plain_pytest(
     repo: Path, python: str, test_file: str, *extra: str
 ) -> subprocess.CompletedProcess[str]:
@@ -300,13 +310,13 @@ def seed_fault(
         if tries == 0:
             return None
         tries -= 1
-        path.write_text(faulty, encoding="utf-8")
+        write_source(path, faulty)
         code, failing = pytest_failures(repo, python, test_file_for(file))
         if code == 1 and failing and all("::" in nodeid for nodeid in failing):
             before = original.splitlines()[line - 1].strip()
             after = faulty.splitlines()[line - 1].strip()
             return Fault(file, line, kind, before, after, failing, operator, original)
-        path.write_text(original, encoding="utf-8")
+        write_source(path, original)
     return None
 
 
@@ -333,10 +343,10 @@ def delete_test(
         end = node.end_lineno or node.lineno
         while end < len(lines) and not lines[end].strip():
             end += 1  # the blank lines after it go too
-        path.write_text("".join(lines[: first - 1] + lines[end:]), encoding="utf-8")
+        write_source(path, "".join(lines[: first - 1] + lines[end:]))
         if pytest_failures(repo, python, file, collect_only=True)[0] == 0:
             return file, f"{file}::{node.name}"
-        path.write_text(source, encoding="utf-8")
+        write_source(path, source)
     return None
 
 
@@ -350,7 +360,7 @@ def person_change(
         fault = seed_fault(repo, python, rng, files, repairable=False)
         if fault is None or not passing.intersection(fault.failing):
             if fault is not None:
-                (repo / fault.file).write_text(fault.original, encoding="utf-8")
+                write_source(repo / fault.file, fault.original)
             return None
         return (
             f"{Path(fault.file).stem}: simplify",
