@@ -62,6 +62,7 @@ DEFAULT_PROTECTED = (
     "conftest.py",
     "pytest.ini",
     "pyproject.toml",
+    "ratchet.toml",
     "setup.cfg",
     "tox.ini",
     "baseline/",
@@ -70,6 +71,8 @@ DEFAULT_PROTECTED = (
     "SPEC.md",
     "deploy/",
     ".ci/",
+    ".github/",
+    ".gitlab-ci.yml",
 )
 
 
