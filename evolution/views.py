@@ -15,6 +15,7 @@ from evolution.trail.write import regression_line
 
 if TYPE_CHECKING:
     from evolution.cycle import CycleReport, Iteration
+    from evolution.gate.adopt import InitReport
     from evolution.gate.record import RecordReport
     from evolution.gate.safety_net import SafetyReport
     from evolution.gate.validate import GateReport
@@ -269,6 +270,32 @@ def hooks_installed(result: dict[str, Any]) -> None:
         f"{result['path']})")  # fmt: skip
     for name in result["kept"]:
         say(f"  kept your own {name}: not overwritten; call evolve from it yourself")
+
+
+def init_report(report: InitReport) -> None:
+    """What `evolve init` did, or with --dry-run would do: one line an action, and on a
+    dry run the text of each file it would write, which is the point of asking."""
+    if not report.dry_run and not report.changed:
+        say(f"[bold green]nothing to do[/]: {plain(report.main)} is under the ratchet "
+            f"(policy in {plain(report.policy)}, baseline recorded, hooks installed)")  # fmt: skip
+        return
+    if report.dry_run:
+        say(f"[bold]dry run[/], nothing was changed; on {plain(report.main)} "
+            f"({report.main_before[:10]}) evolve init would:")  # fmt: skip
+    status = {"planned": "would", "done": "did", "already": "already"}
+    for action in report.actions:
+        line = f"  {status[action.status]:<8} {action.action:<7} {plain(action.target)}"
+        if action.action not in ("append", "write") and action.detail:
+            line += f": {plain(action.detail.splitlines()[0])}"
+        say(line)
+        if report.dry_run and action.action in ("append", "write"):
+            for text in action.detail.splitlines():
+                say(f"             {plain(text)}")
+    for name in (report.hooks or {}).get("kept", []):
+        say(f"  kept your own {name} hook: not overwritten; call evolve from it yourself")
+    if not report.dry_run:
+        say(f"[bold green]done[/]: {plain(report.main)} is at {report.main_after[:10]}, its "
+            f"policy in {plain(report.policy)}; next: evolve validate BRANCH")  # fmt: skip
 
 
 def hooks_removed(result: dict[str, Any]) -> None:
