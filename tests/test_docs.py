@@ -153,7 +153,16 @@ def _project(folder: Path, env: dict[str, str]) -> None:
         subprocess.run(argv, cwd=folder, env=env, check=True)
 
 
-SETUPS = {"project": _project, "empty": lambda folder, env: None}
+def _pyproject_project(folder: Path, env: dict[str, str]) -> None:
+    """The same project with the pyproject.toml most have: its metadata and a tool's
+    settings, which `evolve init` must leave as they are."""
+    (folder / "pyproject.toml").write_text(
+        '[project]\nname = "calc"\nversion = "0.1"\n\n[tool.ruff]\nline-length = 100  # ours\n'
+    )
+    _project(folder, env)
+
+
+SETUPS = {"project": _project, "pyproject": _pyproject_project, "empty": lambda folder, env: None}
 RUNNABLE = [page for page in pages() if blocks(page, "sh")]
 
 

@@ -270,8 +270,10 @@ def _message(actions: list[Action]) -> str:
         RATCHET_TOML.path: "the gate's policy",
     } | {path: f"the {NAMES[ci]} check (`evolve check`)" for ci, path in TARGETS.items()}
     files = [a.target for a in actions if a.action in ("append", "write")]
+    policy = PYPROJECT.path in files or RATCHET_TOML.path in files
+    subject = "put main under the ratchet" if policy else "add " + ", ".join(files)
     return "\n".join([
-        "evolve init: put main under the ratchet",
+        f"evolve init: {subject}",
         "",
         "Written by `evolve init`; the gate reads its policy from main's commit.",
         "",

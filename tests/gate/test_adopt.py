@@ -163,6 +163,8 @@ def test_without_a_pyproject_the_policy_goes_to_ratchet_toml_and_the_ci_file_is_
         "write", "commit", "record",
     ]  # fmt: skip
     assert committed(box, TARGETS["github"]) == template("github").encode()
+    subject = box.git("log", "-1", "--format=%s", "main~1")
+    assert subject == f"evolve init: add {TARGETS['github']}"
     assert box.git("diff", "--name-only", head, "main").splitlines() == [
         TARGETS["github"], "baseline/baseline.json",
     ]  # fmt: skip
