@@ -1,6 +1,7 @@
 """The `evolve` command line, one module per part of the engine: the gate's commands
-(`evolution.cli.gate`), the loop's (`evolution.cli.loop`) and the audit trail's
-(`evolution.cli.trail`), sharing the options and plumbing of `evolution.cli.common`.
+(`evolution.cli.gate`), the loop's (`evolution.cli.loop`), the audit trail's
+(`evolution.cli.trail`) and CI's (`evolution.cli.ci`), sharing the options and plumbing
+of `evolution.cli.common`.
 
 Importing this package registers every command; nothing here imports the engine or
 litellm (start-up stays cheap: `evolve --help`).
@@ -9,7 +10,7 @@ litellm (start-up stays cheap: `evolve --help`).
 from __future__ import annotations
 
 from agent.console import run_app
-from evolution.cli import gate, loop, trail  # noqa: F401  (each registers its commands)
+from evolution.cli import ci, gate, loop, trail  # noqa: F401  (each registers its commands)
 from evolution.cli.common import app
 
 
