@@ -16,8 +16,10 @@ from evolution.cli.common import (
     RequireImprovementOpt,
     RerunsOpt,
     RunTimeoutOpt,
+    StagedOpt,
     TestTimeoutOpt,
     UnsandboxedOpt,
+    WorkersOpt,
     app,
     overrides,
     show,
@@ -78,6 +80,8 @@ def check(
     reruns: RerunsOpt = None,
     test_timeout: TestTimeoutOpt = None,
     run_timeout: RunTimeoutOpt = None,
+    workers: WorkersOpt = None,
+    staged: StagedOpt = None,
     unsandboxed: UnsandboxedOpt = False,
     repo: RepoOpt = Path("."),
     as_json: JsonOpt = False,
@@ -111,7 +115,8 @@ def check(
             raise UsageError("--out goes with --shard")
         policy = overrides(
             reruns=reruns, flaky=flaky, test_timeout_s=test_timeout, run_timeout_s=run_timeout,
-            require_improvement=True if require_improvement else None,
+            require_improvement=True if require_improvement else None, workers=workers,
+            staged=staged,
         )  # fmt: skip
         options = CheckOptions(commit=commit, base=base, overrides=policy,
                                unsandboxed=unsandboxed, key=part_key(os.environ),

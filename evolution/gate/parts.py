@@ -184,9 +184,14 @@ def verify(parts: list[Part], retries: list[Part], expected: dict[str, Any]) -> 
         for key, want in expected.items():
             got = part.body.get(key)
             if got != want:
+                why = (
+                    "give every job and the combine the same policy options"
+                    if key == "policy"
+                    else "a part of another run"
+                )
                 raise InvalidRun(
                     f"{part.path}: its {key} is {_short(got)}, but the combine "
-                    f"judges {_short(want)}: a part of another run"
+                    f"judges {_short(want)}: {why}"
                 )
     counts = {part.count for part in [*parts, *retries]}
     if len(counts) != 1:
