@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import statistics
 import subprocess
@@ -30,16 +29,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ENV = {
-    **os.environ,
-    "NO_COLOR": "1",
-    "GIT_AUTHOR_NAME": "bench",
-    "GIT_AUTHOR_EMAIL": "bench@example.invalid",
-    "GIT_COMMITTER_NAME": "bench",
-    "GIT_COMMITTER_EMAIL": "bench@example.invalid",
-}
-EVOLVE = [sys.executable, "-m", "evolution.cli"]
-BARE = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gate_vs_pytest import BARE, ENV, EVOLVE
+
 PER_MODULE = 20
 
 

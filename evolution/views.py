@@ -74,13 +74,7 @@ def gate_report(report: GateReport) -> None:
         ("quarantine expired (excused nothing)", comparison.expired_quarantine),
         ("new tests not passing yet", [regression_line(r) for r in comparison.new_failing]),
     ]
-    for title, items in sections:
-        if items:
-            say(f"  {title}:")
-            for item in items[:SHOWN]:
-                say(f"    {plain(item)}")
-            if len(items) > SHOWN:
-                say(f"    … and {len(items) - SHOWN} more (see --json)")
+    _sections(sections)
     if report.archived_as:
         say(f"  kept as {report.archived_as}; the verdict is in git log --notes=evolve")
 
@@ -114,6 +108,11 @@ def check_report(report: CheckReport) -> None:
         ("newly passing", comparison.newly_passing),
         ("new tests not passing yet", [regression_line(r) for r in comparison.new_failing]),
     ]
+    _sections(sections)
+
+
+def _sections(sections: list[tuple[str, list[str]]]) -> None:
+    """Each non-empty list under its title, the first SHOWN of it."""
     for title, items in sections:
         if items:
             say(f"  {title}:")

@@ -21,7 +21,7 @@ from evolution.cli.common import (
     UnsandboxedOpt,
     WorkersOpt,
     app,
-    overrides,
+    gate_policy,
     show,
 )
 
@@ -113,11 +113,8 @@ def check(
             raise UsageError("part files are given with --combine")
         if out is not None and shard is None:
             raise UsageError("--out goes with --shard")
-        policy = overrides(
-            reruns=reruns, flaky=flaky, test_timeout_s=test_timeout, run_timeout_s=run_timeout,
-            require_improvement=True if require_improvement else None, workers=workers,
-            staged=staged,
-        )  # fmt: skip
+        policy = gate_policy(reruns, flaky, test_timeout, run_timeout, require_improvement,
+                             workers, staged)  # fmt: skip
         options = CheckOptions(commit=commit, base=base, overrides=policy,
                                unsandboxed=unsandboxed, key=part_key(os.environ),
                                shard=_shard(shard), out=out)  # fmt: skip

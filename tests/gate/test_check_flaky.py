@@ -9,8 +9,9 @@ gate's own re-runs inside one part, or from a part and its retry on another runn
 - a quarantined test that fails in its part, its re-runs and its retry is broken, a
   regression; one that still passes somewhere is excused.
 
-The flaky tests fail on a first run only (a marker in a folder the policy lets the
-sandboxed suite write), so each scenario sets the marker before each run.
+The flaky tests fail on a first run only (`repo_setup.FLAKY_TEST`, `NEW_FLAKY_TEST`: a
+marker in a folder the policy lets the sandboxed suite write), so each scenario sets
+the markers before each run.
 """
 
 from __future__ import annotations
@@ -19,39 +20,20 @@ import json
 from pathlib import Path
 
 import pytest
-from repo_setup import Sandbox, make_sandbox
+from repo_setup import (
+    BROKEN_CLOCK,
+    CLOCK,
+    FLAKY_TEST,
+    NEUTRAL_CLOCK,
+    NEW_FLAKY_TEST,
+    Sandbox,
+    make_sandbox,
+)
 
 pytestmark = pytest.mark.e2e
 
 FLAKY = "tests/test_clock.py::test_ticks_sometimes"
 NEW = "tests/test_new.py::test_new_and_flaky"
-CLOCK = "def ticks():\n    return 3\n"
-BROKEN_CLOCK = CLOCK.replace("return 3", "return 4")
-FLAKY_TEST = """
-import os, pathlib
-
-from scripts.clock import ticks
-
-
-def test_ticks_sometimes():
-    marker = pathlib.Path(os.environ["FLAKY_DIR"]) / "seen"
-    if not marker.exists():
-        marker.write_text("seen")
-        raise AssertionError("fails on a first run only")
-    assert ticks() == 3
-"""
-NEW_FLAKY_TEST = """
-import os, pathlib
-
-
-def test_new_and_flaky():
-    marker = pathlib.Path(os.environ["FLAKY_DIR"]) / "new-seen"
-    if not marker.exists():
-        marker.write_text("seen")
-        raise AssertionError("fails on a first run only")
-"""
-
-
 class Runs:
     """A repository whose suite holds FLAKY, and `evolve check` on it with one flaky
     test's marker (`flipping`) set (`seen`: it passes) or cleared (it fails once) before
@@ -125,7 +107,7 @@ def quarantined(tmp_path: Path, shared_dir: Path) -> Runs:
 
 
 def test_a_test_that_fails_then_passes_on_a_retry_is_flaky(plain: Runs) -> None:
-    tip = plain.box.branch("docs", {"scripts/clock.py": "# ticks\n" + CLOCK})
+    tip = plain.box.branch("docs", {"scripts/clock.py": NEUTRAL_CLOCK})
     # Inside one run: the gate's own re-runs (the whole suite at once: a first stage
     # would run the flaky test before the full run does).
     code, verdict = plain.check(tip, "--reruns", "2", "--no-staged")
@@ -176,7 +158,7 @@ def test_a_quarantined_test_failing_in_every_part_and_retry_is_a_regression(
     assert verdict["broken_quarantined"] == [FLAKY]
     assert "broken, not flaky" in verdict["regressions"][0]["first_line"]
     # The look-alike: a neutral change, under which it fails once and then passes.
-    neutral = runs.box.branch("neutral", {"scripts/clock.py": "# ticks\n" + CLOCK})
+    neutral = runs.box.branch("neutral", {"scripts/clock.py": NEUTRAL_CLOCK})
     files, holder = runs.parts(neutral, "neutral", FLAKY, seen=False)
     retry = runs.retry(neutral, "neutral", holder, seen=True)
     code, verdict = runs.combine(neutral, files, retry)
