@@ -16,6 +16,7 @@ from evolution.trail.write import regression_line
 if TYPE_CHECKING:
     from evolution.cycle import CycleReport, Iteration
     from evolution.gate.adopt import InitReport
+    from evolution.gate.check import CheckReport
     from evolution.gate.record import RecordReport
     from evolution.gate.safety_net import SafetyReport
     from evolution.gate.validate import GateReport
@@ -74,6 +75,45 @@ def gate_report(report: GateReport) -> None:
         ("quarantine expired (excused nothing)", comparison.expired_quarantine),
         ("new tests not passing yet", [regression_line(r) for r in comparison.new_failing]),
     ]
+    _sections(sections)
+    if report.archived_as:
+        say(f"  kept as {report.archived_as}; the verdict is in git log --notes=evolve")
+
+
+def check_report(report: CheckReport) -> None:
+    """`evolve check`: the verdict, what was judged against what, and the findings."""
+    colour = {"accepted": "green", "rejected": "red"}.get(report.verdict, "yellow")
+    what = {"part": f" part {(report.split or {}).get('index')} of "
+                    f"{(report.split or {}).get('count')}",
+            "combined": f" ({len(report.parts)} parts combined)"}.get(report.mode, "")  # fmt: skip
+    head = f"[bold {colour}]{report.verdict.upper()}[/]{what} {report.commit[:10]}"
+    say(head + (f": {plain(report.reason)}" if report.reason else ""))
+    warn_if_unsandboxed(report.sandbox)
+    say(f"  tree {report.tree[:10]} · baseline of {report.base[:10]} ({plain(report.base_ref)})"
+        f" · tests run {report.tests_run} · passed {report.passed} · {report.duration_s:.1f} s")
+    if report.part_file:
+        say(f"  part written to {plain(report.part_file)} (sealed by {report.attestation})")
+    if report.parts:
+        say(f"  parts sealed by {report.attestation}: "
+            + ", ".join(f"{p['index']}/{p['count']} {plain(str(p['runner']))}"
+                        for p in report.parts))  # fmt: skip
+    for finding in report.guard:
+        say(f"    {plain(finding)}")
+    comparison = report.comparison
+    if comparison is None:
+        return
+    sections = [
+        ("regressions", [regression_line(r) for r in comparison.regressions]),
+        ("flaky (two outcomes on this tree)", sorted(comparison.flaky)),
+        ("quarantined, failed again", comparison.quarantined_failures),
+        ("newly passing", comparison.newly_passing),
+        ("new tests not passing yet", [regression_line(r) for r in comparison.new_failing]),
+    ]
+    _sections(sections)
+
+
+def _sections(sections: list[tuple[str, list[str]]]) -> None:
+    """Each non-empty list under its title, the first SHOWN of it."""
     for title, items in sections:
         if items:
             say(f"  {title}:")
@@ -81,8 +121,6 @@ def gate_report(report: GateReport) -> None:
                 say(f"    {plain(item)}")
             if len(items) > SHOWN:
                 say(f"    … and {len(items) - SHOWN} more (see --json)")
-    if report.archived_as:
-        say(f"  kept as {report.archived_as}; the verdict is in git log --notes=evolve")
 
 
 def task_detail(report: SafetyReport) -> None:

@@ -95,6 +95,19 @@ def overrides(**values: Any) -> dict[str, Any]:
     return {key: value for key, value in values.items() if value is not None}
 
 
+def gate_policy(
+    reruns: int | None, flaky: str | None, test_timeout: float | None,
+    run_timeout: float | None, require_improvement: bool, workers: str | None,
+    staged: bool | None,
+) -> dict[str, object]:  # fmt: skip
+    """The policy keys a gate's switches override (validate, pre-merge-commit, check)."""
+    return overrides(
+        reruns=reruns, flaky=flaky, test_timeout_s=test_timeout, run_timeout_s=run_timeout,
+        require_improvement=True if require_improvement else None, workers=workers,
+        staged=staged,
+    )  # fmt: skip
+
+
 def on_repo(
     repo: Path,
     as_json: bool,

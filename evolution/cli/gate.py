@@ -25,24 +25,12 @@ from evolution.cli.common import (
     WorkersOpt,
     app,
     baseline_app,
+    gate_policy,
     hooks_app,
     on_repo,
     overrides,
     show,
 )
-
-
-def _gate_policy(
-    reruns: int | None, flaky: str | None, test_timeout: float | None,
-    run_timeout: float | None, require_improvement: bool, workers: str | None,
-    staged: bool | None,
-) -> dict[str, object]:  # fmt: skip
-    """The policy keys a gate's switches override (validate and pre-merge-commit)."""
-    return overrides(
-        reruns=reruns, flaky=flaky, test_timeout_s=test_timeout, run_timeout_s=run_timeout,
-        require_improvement=True if require_improvement else None, workers=workers,
-        staged=staged,
-    )  # fmt: skip
 
 
 def _safety_net(repo: Path, main: str | None, budget: float | None, as_json: bool) -> int:
@@ -127,7 +115,7 @@ def validate(
         if post_merge:
             views.deprecated("evolve validate --post-merge", "evolve safety-net")
             return _safety_net(repo, main, budget, as_json)
-        policy = _gate_policy(reruns, flaky, test_timeout, run_timeout, require_improvement,
+        policy = gate_policy(reruns, flaky, test_timeout, run_timeout, require_improvement,
                               workers, staged)  # fmt: skip
         if pre_merge_commit:
             views.deprecated("evolve validate --pre-merge-commit", "evolve pre-merge-commit")
@@ -181,7 +169,7 @@ def pre_merge_commit(
 
     Exit codes: 0 accepted, 1 rejected, 2 usage error, 3 invalid run or environment failure.
     """
-    policy = _gate_policy(reruns, flaky, test_timeout, run_timeout, require_improvement,
+    policy = gate_policy(reruns, flaky, test_timeout, run_timeout, require_improvement,
                           workers, staged)  # fmt: skip
     run_command(as_json, lambda: _pending_merge(repo, main, policy, unsandboxed, as_json))
 
