@@ -28,6 +28,8 @@ from pathlib import Path
 
 import pytest
 
+from evolution.sandbox.enter import GRANTED_ENV
+
 pytestmark = pytest.mark.e2e  # real gate runs: `pytest -m "not e2e"` skips them
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -109,10 +111,14 @@ def test_the_manual_builds_in_strict_mode(tmp_path: Path) -> None:
 
 
 def _environment(home: Path) -> dict[str, str]:
+    """A reader's shell: none of this run's agent, pytest, Ratchet or git settings, but
+    what a sandbox this suite may itself run in grants (GRANTED_ENV), which a gate that a
+    command starts needs to plan its own (as an agent's task gets it)."""
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("AGENT_", "PYTEST_", "RATCHET_", "GIT_")) and key != "SPEND_CAP_USD"
+        if key == GRANTED_ENV
+        or not (key.startswith(("AGENT_", "PYTEST_", "RATCHET_", "GIT_")) or key == "SPEND_CAP_USD")
     }
     env.update(
         PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
