@@ -67,6 +67,14 @@ def test_init_on_a_released_project_then_the_gate_catches_a_regression(
         "test_inflection.py::test_camelize_with_lower_downcases_the_first_letter"
     ]
     assert box.head() == main
+    # The same regression caught as CI would see it: `evolve check` on the branch's
+    # commit against main's baseline, changing nothing, naming it in JUnit.
+    junit = box.path.parent / "ratchet-junit.xml"
+    done = box.evolve("check", "--commit", "lower-first", "--junit", str(junit), "--json",
+                      timeout=300)  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "test_camelize_with_lower_downcases_the_first_letter" in junit.read_text()
+    assert box.head() == main
 
     # The honest look-alike: a change that keeps every test passing is merged.
     box.branch("docs", {f"{NAME}/__init__.py": source.replace(
