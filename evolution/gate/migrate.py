@@ -25,7 +25,7 @@ from evolution.baseline import (
     STORE_REF,
     read_baseline,
 )
-from evolution.gate.landing import land, main_checkout
+from evolution.gate.landing import land, refuse_dirty_main
 from evolution.gate.lock import exclusive
 from evolution.gate.shared import advance_shared
 from evolution.gitrepo import GitRepo
@@ -58,12 +58,8 @@ def migrate(repo: GitRepo, to: str, *, main: str | None = None, wait: bool = Fal
         raise UsageError(f"--to takes {FILE} or {REF}, not {to!r}")
     with exclusive(repo, wait=wait):
         main_ref, head = repo.resolve_main(main)
-        checkout = main_checkout(repo, main_ref)
-        if checkout is not None and not repo.is_clean(checkout):
-            raise UsageError(
-                f"{checkout} has uncommitted changes; the migration commits to main",
-                hint="commit or stash them, then run the same command again",
-            )
+        refuse_dirty_main(repo, main_ref, "the migration commits to main",
+                          "commit or stash them, then run the same command again")  # fmt: skip
         policy = load_policy(repo, head)
         in_tree = repo.blob_id(head, BASELINE_PATH) is not None
         other = REF if policy.baseline == FILE else FILE
