@@ -263,3 +263,29 @@ def test_the_policy_key_is_set_by_a_line_edit(
     assert edited == expected
     # Back to "file", the default: the key goes, and a table that held only it.
     assert set_key(edited, table, "baseline", None) == (text if back is None else back)
+
+
+def test_evolve_baseline_advance_publishes_a_verdict_s_baseline_to_origin(
+    fleet: tuple[Path, Sandbox, Sandbox, list[str]], tmp_path: Path
+) -> None:
+    origin, one, _two, (_first, second) = fleet
+    verdict = tmp_path / "verdict.json"
+    verdict.write_text(json.dumps(_verdict(one, second, ["t::a"])))
+
+    done = one.evolve("baseline", "advance", "--from", str(verdict), "--remote", "origin",
+                      "--json")  # fmt: skip
+    again = one.evolve("baseline", "advance", "--from", str(verdict), "--remote", "origin")
+
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert (report["commit"], report["remote"], report["unchanged"]) == (second, "origin", False)
+    remote = subprocess.run(["git", "--git-dir", str(origin), "rev-parse", STORE_REF],
+                            capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    assert remote == report["store_after"]
+    assert again.returncode == 0 and "nothing to do" in again.stdout
+
+    verdict.write_text(json.dumps(_verdict(one, second, ["t::a"], verdict="rejected")))
+    refused = one.evolve("baseline", "advance", "--from", str(verdict))
+    assert refused.returncode == 1 and "not accepted" in refused.stderr + refused.stdout
+    verdict.write_text("[]")
+    assert one.evolve("baseline", "advance", "--from", str(verdict)).returncode == 2
