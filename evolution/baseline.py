@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from agent.errors import EnvironmentFailure, UsageError
+from evolution.policy import load_policy
 
 if TYPE_CHECKING:
     from evolution.gitrepo import GitRepo
@@ -181,8 +182,6 @@ def _block(name: str, items: dict[str, Any]) -> str:
 
 def mode_at(repo: GitRepo, commit: str) -> str:
     """Where `commit`'s baseline is kept: "file" or "ref", as the policy there says."""
-    from evolution.policy import load_policy
-
     return load_policy(repo, commit).baseline
 
 

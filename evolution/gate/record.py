@@ -1,12 +1,12 @@
 """`evolve baseline record` and `evolve baseline show`.
 
-Where the policy keeps the baseline in the shared store (`baseline = "ref"`), the
-record commit leaves main's tree as it is and the baseline is stored under it.
-
 Recording runs the suite on main's commit in a temporary worktree and commits the result
 to main with trailers. It refuses to lower the ratchet: a test that passed in the
 previous baseline and does not pass now stops the recording unless `--reset` is given,
 because a silently shrunk baseline would let the next candidate break that test.
+
+Where the policy keeps the baseline in the shared store (`baseline = "ref"`), the
+record commit leaves main's tree as it is and the baseline is stored under it.
 """
 
 from __future__ import annotations
