@@ -15,7 +15,7 @@ from repo_setup import Sandbox, make_sandbox
 
 from agent.errors import Refused, UsageError
 from evolution.baseline import STORE_REF, Baseline, read_shared, store_entries
-from evolution.gate.migrate import set_key
+from evolution.gate.migrate import migrate, set_key
 from evolution.gate.shared import advance_after_merge, advance_shared
 from evolution.gitrepo import GitRepo
 
@@ -289,3 +289,24 @@ def test_evolve_baseline_advance_publishes_a_verdict_s_baseline_to_origin(
     assert refused.returncode == 1 and "not accepted" in refused.stderr + refused.stdout
     verdict.write_text("[]")
     assert one.evolve("baseline", "advance", "--from", str(verdict)).returncode == 2
+
+
+def test_migrate_leaves_a_factory_s_policy_to_spec_md(box: Sandbox) -> None:
+    """deploy/agent.toml rendered by the factory is not edited by hand (that is drift):
+    migrate refuses until SPEC.md says the mode, then moves the baseline only."""
+    head = box.head()
+    text = Baseline(head, box.git("rev-parse", "HEAD^{tree}"), WHEN, {"t::a": "passed"}).dumps()
+    box.commit("a factory deployment", {"deploy/MANIFEST.json": "{}\n",
+                                        "deploy/agent.toml": "[evolution]\nreruns = 1\n",
+                                        "baseline/baseline.json": text})  # fmt: skip
+    repo = GitRepo(box.path)
+    with pytest.raises(Refused, match="factory's output") as refused:
+        migrate(repo, "ref")
+    assert "SPEC.md" in refused.value.hint and repo.resolve_commit(STORE_REF) is None
+
+    rebuilt = '[evolution]\nreruns = 1\nbaseline = "ref"\n'
+    box.commit("SPEC.md says ref, rebuilt", {"deploy/agent.toml": rebuilt})
+    moved = migrate(repo, "ref")
+    assert moved.moved and moved.policy_file == ""
+    assert read_shared(repo, box.head())[0].passing() == {"t::a"}
+    assert box.git("show", "main:deploy/agent.toml").endswith('baseline = "ref"')
