@@ -61,6 +61,7 @@ class Policy:
     staged: bool = _DEFAULT["staged"]
     behaviour: str = _DEFAULT["behaviour"]
     revert_people: bool = _DEFAULT["revert_people"]
+    baseline: str = _DEFAULT["baseline"]
     source: str = field(default="defaults", compare=False)
 
     def argv(self) -> list[str]:
@@ -88,9 +89,10 @@ class Policy:
         """A hash of everything that can change a verdict, for the verdict cache key.
         The worker count and the staging are not: a split run is held to the serial
         run's checks, and only a full run is cached. Nor is what the safety net does
-        with a verdict (`revert_people`)."""
+        with a verdict (`revert_people`), nor where the baseline is kept (`baseline`: its
+        content is in the key already)."""
         fields = dataclasses.asdict(self)
-        for not_a_verdict in ("source", "workers", "staged", "revert_people"):
+        for not_a_verdict in ("source", "workers", "staged", "revert_people", "baseline"):
             fields.pop(not_a_verdict)
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 

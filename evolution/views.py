@@ -17,8 +17,10 @@ if TYPE_CHECKING:
     from evolution.cycle import CycleReport, Iteration
     from evolution.gate.adopt import InitReport
     from evolution.gate.check import CheckReport
+    from evolution.gate.migrate import Migration
     from evolution.gate.record import RecordReport
     from evolution.gate.safety_net import SafetyReport
+    from evolution.gate.shared import Advance
     from evolution.gate.validate import GateReport
     from evolution.propose import ProposalResult
     from evolution.run.launch import ProgressCallback
@@ -184,6 +186,27 @@ def record_report(report: RecordReport) -> None:
         say(f"  lowered on purpose (--reset): {len(report.dropped)} test(s) dropped")
 
 
+def migration(report: Migration) -> None:
+    where = "refs/notes/ratchet" if report.to == "ref" else "baseline/baseline.json"
+    if not report.moved:
+        say(f"the baseline is in {where} already ({report.passing} passing): nothing to do")
+        return
+    say(f"[bold green]MOVED[/] the baseline ({report.passing} passing) to {where}: main is "
+        f"now {report.main_after[:10]}")  # fmt: skip
+    if report.policy_file:
+        say(f"  the policy's baseline key set in {report.policy_file}")
+
+
+def shared_advance(report: Advance) -> None:
+    if report.unchanged:
+        say(f"the shared baseline already holds {report.commit[:10]}'s: nothing to do")
+        return
+    raced = f" after {report.attempts - 1} lost race(s)" if report.attempts > 1 else ""
+    published = f", published to {report.remote}" if report.remote else ""
+    say(f"[bold green]ADVANCED[/] the shared baseline to {report.commit[:10]}{raced}"
+        f"{published} (store {report.store_after[:10]})")  # fmt: skip
+
+
 def quarantine_state(evidence: dict[str, Any], days: int) -> str:
     """Until when a quarantine entry excuses failures, as a person reads it."""
     ends = expiry(evidence, days)
@@ -195,7 +218,8 @@ def quarantine_state(evidence: dict[str, Any], days: int) -> str:
 
 def baseline_info(info: dict[str, Any]) -> None:
     counts = ", ".join(f"{k} {v}" for k, v in info["counts"].items())
-    say(f"baseline on main {info['main'][:10]}, recorded from {info['commit'][:10]}")
+    shared = f", shared in {info['stored_in']}" if info["stored_in"].startswith("refs/") else ""
+    say(f"baseline on main {info['main'][:10]}, recorded from {info['commit'][:10]}{shared}")
     say(f"  tests {info['tests']}: {counts}")
     say(f"  recorded {info['recorded_at']} ({info['age']} ago)")
     say(f"  flaky (quarantined): {len(info['flaky'])}")

@@ -22,7 +22,9 @@ app = new_app(
     "Ratchet's evolution engine: propose changes, and gate them so nothing that passed may "
     "stop passing.",
 )
-baseline_app = new_app(None, "Record or show the stored per-test baseline on main.")
+baseline_app = new_app(
+    None, "Record, show, move or advance the stored per-test baseline of main."
+)
 hooks_app = new_app(None, "Install or remove the git hooks that call the gate.")
 app.add_typer(baseline_app, name="baseline")
 app.add_typer(hooks_app, name="hooks")

@@ -245,6 +245,16 @@ def test_factory_runtime_and_gate_agree_on_every_default() -> None:
     assert spec.watchdog.max_failed_ticks == default.max_failed_ticks
 
 
+def test_a_spec_that_shares_the_baseline_renders_it_for_the_gate() -> None:
+    """`baseline` is rendered only when it is not the default, so the reference build's
+    bytes do not change; when a SPEC says "ref", the gate reads "ref"."""
+    text = spec_with('[evolution]\nbaseline = "ref"')
+    agent_toml = render(parse_spec_text(text), text).files["agent.toml"].decode()
+    assert parse_policy(agent_toml, "deploy/agent.toml").baseline == "ref"
+    plain = render(parse_spec_text(MINIMAL_SPEC), MINIMAL_SPEC).files["agent.toml"].decode()
+    assert "baseline" not in plain
+
+
 # --- one validation: the same bad value, the same verdict everywhere --------------------
 
 
