@@ -16,6 +16,7 @@ gives the one verdict. The split is a pure function of the tree and the baseline
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import dataclass, field, replace
@@ -30,7 +31,7 @@ from evolution.gate.parts import Part, body_of, read_part, runner_name, verify, 
 from evolution.gate.verdict import Judged, Refused, Split, Trial, judge_candidate, judge_combined
 from evolution.gitrepo import GitRepo
 from evolution.policy import load_policy
-from evolution.ratchet import Comparison, pool
+from evolution.ratchet import Comparison, advance, pool
 from evolution.run.launch import ProgressCallback
 from evolution.run.report import RunResult
 from evolution.run.shards import merge
@@ -84,6 +85,10 @@ class CheckReport:
     reruns: dict[str, dict[str, Any]] = field(default_factory=dict)
     protected_paths: list[str] = field(default_factory=list)
     guard: list[str] = field(default_factory=list)
+    # Accepted (whole, or combined): the base's baseline advanced by this run, as the
+    # file holds one; what `evolve baseline advance --from` stores once the queue has
+    # merged exactly this commit.
+    advanced: dict[str, Any] | None = None
 
     @property
     def exit_code(self) -> int:
@@ -171,7 +176,7 @@ def check(repo: GitRepo, options: CheckOptions) -> CheckReport:
     context = _context(repo, options)
     report, trial = context.report, context.trial
     verdict = judge_candidate(trial)
-    _fill(report, verdict)
+    _fill(report, verdict, trial)
     if trial.split is not None:
         result = verdict.result if isinstance(verdict, Judged) else None
         reruns = verdict.reruns if isinstance(verdict, Judged) else {}
@@ -252,7 +257,7 @@ def combine(
     )
     if refused and not isinstance(verdict, Refused):
         raise InvalidRun("the parts say the pre-test checks refused this commit; they do not")
-    _fill(report, verdict)
+    _fill(report, verdict, trial)
     report.duration_s = round(time.monotonic() - started, 3)
     return report
 
@@ -294,7 +299,7 @@ def _pooled(
     return result, evidence, Isolation(sandboxed=not unsandboxed, reason=result.sandbox)
 
 
-def _fill(report: CheckReport, verdict: Refused | Judged) -> None:
+def _fill(report: CheckReport, verdict: Refused | Judged, trial: Trial) -> None:
     if isinstance(verdict, Refused):
         refusal = verdict.refusal
         report.verdict, report.reason = "refused", refusal.reason
@@ -307,3 +312,8 @@ def _fill(report: CheckReport, verdict: Refused | Judged) -> None:
     report.tests_run, report.passed = len(result.outcomes), result.passed()
     report.outcomes, report.durations = dict(result.outcomes), dict(result.durations)
     report.reruns = verdict.reruns
+    if verdict.accepted and report.mode != "part":
+        days = trial.candidate.policy.quarantine_days
+        advanced = advance(trial.baseline, result, verdict.comparison, report.commit,
+                           report.tree, trial.when, days)  # fmt: skip
+        report.advanced = json.loads(advanced.dumps())

@@ -165,18 +165,22 @@ def advance_after_merge(
     before_swap: Callable[[int], None] | None = None,
 ) -> Advance:
     """Store the baseline an accepted check advanced, once the queue has merged exactly
-    the tested commit: `verdict` holds `verdict` ("accepted"), `tested_commit`,
-    `tested_tree` and `baseline` (the advanced baseline, as the file holds one)."""
+    the tested commit: `verdict` is what `evolve check --json` printed (whole or
+    combined): `verdict` ("accepted"), `commit`, `tree` and `advanced` (the base's
+    baseline advanced by the check, as the file holds one)."""
     if verdict.get("verdict") != "accepted":
         shown = verdict.get("verdict")
         raise Refused(f"the verdict is {shown!r}, not accepted: nothing to advance")
-    commit, tree = str(verdict.get("tested_commit", "")), str(verdict.get("tested_tree", ""))
-    if not isinstance(verdict.get("baseline"), dict) or not commit or not tree:
-        raise UsageError("a verdict to advance from needs tested_commit, tested_tree and baseline")
+    commit, tree = str(verdict.get("commit", "")), str(verdict.get("tree", ""))
+    if not isinstance(verdict.get("advanced"), dict) or not commit or not tree:
+        raise UsageError(
+            "a verdict to advance from needs commit, tree and advanced",
+            hint="give the JSON `evolve check --json` printed for the whole suite or --combine",
+        )
     full = repo.resolve_commit(commit)
     if full is None:
         raise UsageError(f"no commit {commit[:12]} here", hint="fetch it first")
-    baseline = Baseline.loads(json.dumps(verdict["baseline"]), f"the verdict of {commit[:12]}")
+    baseline = Baseline.loads(json.dumps(verdict["advanced"]), f"the verdict of {commit[:12]}")
     main_ref, head = repo.resolve_main(main)
     if repo.tree_of(full) != tree or baseline.tree != tree:
         raise Refused(f"{commit[:12]} is not the tree the verdict tested ({tree[:12]})")

@@ -103,3 +103,27 @@ def test_in_ref_mode_the_gate_judges_against_the_store_and_advances_it(sandbox: 
         "rev-parse", f"{gate}^{{tree}}")  # fmt: skip
     assert _stored(sandbox, recorded)["tests"][MUL] == "passed"
     assert read_shared(repo, recorded)[0].commit == gate  # the commit it ran on, as in a file
+
+
+def test_a_check_then_the_merge_then_the_advance_is_the_queue_flow(sandbox: Sandbox) -> None:
+    """CI checks the merge group's commit, the queue fast-forwards main to exactly it,
+    and a post-merge job stores what the check advanced: the check's JSON is the seam."""
+    _migrate(sandbox, "ref")
+    sandbox.branch("group", {"scripts/calc.py": FIXED_CALC})
+    group = sandbox.git("rev-parse", "group")
+    done = sandbox.evolve("check", "--commit", group, "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    verdict = sandbox.path.parent / "verdict.json"
+    verdict.write_text(done.stdout)
+    assert json.loads(done.stdout)["advanced"]["tests"][MUL] == "passed"
+
+    early = sandbox.evolve("baseline", "advance", "--from", str(verdict), "--json")
+    assert early.returncode == 1, early.stdout  # not merged yet: nothing is stored
+    assert sandbox.git("notes", "--ref=ratchet", "list", group, check=False) == ""
+
+    sandbox.git("merge", "-q", "--ff-only", "group")
+    stored = sandbox.evolve("baseline", "advance", "--from", str(verdict), "--json")
+    assert stored.returncode == 0, stored.stdout + stored.stderr
+    assert _stored(sandbox, group)["tests"][MUL] == "passed"
+    again = sandbox.evolve("baseline", "advance", "--from", str(verdict), "--json")
+    assert again.returncode == 0  # idempotent: a retried post-merge job changes nothing

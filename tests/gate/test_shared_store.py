@@ -202,8 +202,8 @@ def test_a_push_is_a_compare_and_swap_against_origin(
 def _verdict(box: Sandbox, commit: str, passing: list[str], **change: object) -> dict:
     tree = box.git("rev-parse", f"{commit}^{{tree}}")
     baseline = json.loads(_baseline(box, commit, passing).dumps())
-    return {"verdict": "accepted", "tested_commit": commit, "tested_tree": tree,
-            "baseline": baseline, **change}  # fmt: skip
+    return {"verdict": "accepted", "commit": commit, "tree": tree,
+            "advanced": baseline, **change}  # fmt: skip
 
 
 def test_an_advance_after_the_merge_stores_the_checked_baseline(box: Sandbox) -> None:
@@ -221,7 +221,7 @@ def test_an_advance_is_refused_unless_main_holds_exactly_the_tested_commit(box: 
     with pytest.raises(Refused, match="not on main"):
         advance_after_merge(repo, _verdict(box, elsewhere, ["t::a"]))
     with pytest.raises(Refused, match="not the tree the verdict tested"):
-        advance_after_merge(repo, _verdict(box, merged, ["t::a"], tested_tree="0" * 40))
+        advance_after_merge(repo, _verdict(box, merged, ["t::a"], tree="0" * 40))
     with pytest.raises(Refused, match="not accepted"):
         advance_after_merge(repo, _verdict(box, merged, ["t::a"], verdict="rejected"))
     with pytest.raises(UsageError):
