@@ -1,6 +1,9 @@
 """How `evolve`'s results read as text, for a person. Each function takes the data a
 library function returned (the same data `--json` prints) and writes it: rich on a
-terminal, plain when piped or with NO_COLOR (`agent.console` decides)."""
+terminal, plain when piped or with NO_COLOR (`agent.console` decides).
+
+Slightly over 400 lines: every command's text in one place, so that one look decides
+how evolve reads (the same words for the same states); each view is a few lines."""
 
 from __future__ import annotations
 
