@@ -124,7 +124,7 @@ def test_the_shared_baseline_advances_after_the_merge_only_when_asked() -> None:
     assert advance["if"] == "github.event_name == 'push' && vars.RATCHET_BASELINE == 'ref'"
     assert advance["permissions"] == {"contents": "write", "actions": "read"}
     runs = _runs(advance)
-    assert "--event merge_group --commit \"$GITHUB_SHA\"" in runs
+    assert '--event merge_group --commit "$GITHUB_SHA"' in runs
     assert "evolve baseline advance --from ratchet-verdict.json --remote origin" in runs
 
 
