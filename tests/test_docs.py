@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import shlex
@@ -105,6 +106,12 @@ def test_the_manual_builds_in_strict_mode(tmp_path: Path) -> None:
     assert "--post-merge" in built and "evolve baseline record" in built
     # Offline: the theme is told not to fetch fonts, and no plugin fetches at build time.
     assert "fonts.googleapis.com" not in built
+    # The CI templates are shown as they ship: included from their files, every line.
+    page = (tmp_path / "site" / "how-to" / "merge-queue" / "index.html").read_text()
+    shown = html.unescape(re.sub(r"<[^>]+>", "", page))
+    for name in ("github.yml", "gitlab.yml"):
+        text = (ROOT / "evolution" / "ci" / name).read_text(encoding="utf-8")
+        assert [line for line in text.splitlines() if line not in shown] == [], name
 
 
 # -- the commands, run --------------------------------------------------------------------

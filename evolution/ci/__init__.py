@@ -2,9 +2,13 @@
 beside this module (`github.yml`, `gitlab.yml`) and copied as they are, so that a
 template can be replaced without touching code.
 
-Each installs the project and Ratchet and runs `evolve check --junit ratchet-junit.xml`
-on the pull request's (or merge-queue group's) commit: the verdict is the job's exit
-code, the JUnit file its report.
+Each runs on pull requests and merge-queue groups (GitHub's merge_group, GitLab's
+merge-request pipelines and merge trains): part jobs install the project and Ratchet
+and run `evolve check --shard I/N`, one part of the suite each; a combine job runs
+`evolve check --combine` on their part files, and its exit code is the verdict, its
+`ratchet-junit.xml` the report. The GitHub workflow also advances the shared baseline
+after the queue merged a group (when the repository variable RATCHET_BASELINE is
+`ref`). Both are tested: actionlint and gitlab-ci-local (tests/ci/).
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ def init(
         typer.Option(
             "--ci",
             help="Also write this CI's file: .github/workflows/ratchet.yml (github) or "
-            ".gitlab-ci.yml (gitlab), a job that runs evolve check.",
+            ".gitlab-ci.yml (gitlab): evolve check in parts, combined into one verdict.",
         ),
     ] = None,
     dry_run: Annotated[

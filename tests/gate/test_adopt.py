@@ -109,7 +109,7 @@ def test_a_dry_run_prints_what_it_would_write_and_changes_nothing(tmp_path: Path
     assert "would    append  pyproject.toml" in done.stdout
     assert "[tool.ratchet]" in done.stdout and 'evolvable = ["scripts/"]' in done.stdout
     assert "would    write   .gitlab-ci.yml" in done.stdout
-    assert "evolve check --junit ratchet-junit.xml" in done.stdout
+    assert "--shard \"$CI_NODE_INDEX/$CI_NODE_TOTAL\"" in done.stdout  # the template, shown
     assert "would    record  baseline/baseline.json" in done.stdout
     report = init_json(box, "--dry-run", "--ci", "github")
     assert {a["status"] for a in report["actions"]} == {"planned"}
