@@ -62,6 +62,7 @@ DEFAULT_PROTECTED = (
     "conftest.py",
     "pytest.ini",
     "pyproject.toml",
+    "ratchet.toml",
     "setup.cfg",
     "tox.ini",
     "baseline/",
@@ -70,6 +71,8 @@ DEFAULT_PROTECTED = (
     "SPEC.md",
     "deploy/",
     ".ci/",
+    ".github/",
+    ".gitlab-ci.yml",
 )
 
 
@@ -300,6 +303,10 @@ EVOLUTION = Table(("evolution",), keys={
     # The safety net reverts a person's commit that broke a test only when this is
     # true; by default it raises an incident naming the commit and how to revert it.
     "revert_people": Key(FLAG, False),
+    # Where main's baseline lives: "file" (baseline/baseline.json on main, moving with it)
+    # or "ref" (outside the tree, in refs/notes/ratchet keyed by commit, shared by every
+    # runner that fetches it and advanced by compare-and-swap; evolution.gate.shared).
+    "baseline": Key(TEXT, "file", choices=("file", "ref")),
 })  # fmt: skip
 
 RUNTIME_TABLES = (SCHEDULE, TASKS, BUDGET, KILL, WATCHDOG, LEDGER, MODELS)

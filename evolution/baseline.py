@@ -1,8 +1,15 @@
 """The stored baseline: each test's outcome on main, and the tests quarantined as flaky.
 
-It lives in the repository (`baseline/baseline.json`) so that it moves with main and is
-read from main's commit. The file is written one test per line, sorted, so that its
-diffs read well and concurrent updates rarely conflict.
+By default it lives in the repository (`baseline/baseline.json`) so that it moves with
+main and is read from main's commit. The file is written one test per line, sorted, so
+that its diffs read well and concurrent updates rarely conflict.
+
+Where the policy says `baseline = "ref"`, it lives outside the tree instead, for many
+runners to share: in the notes ref `refs/notes/ratchet`, one baseline per commit, keyed
+by the commit it describes (the notes layout, so `git notes --ref=ratchet show C` reads
+one). A commit's baseline is then its nearest first-parent ancestor's (itself included)
+that has one. The policy at a commit says where that commit's baseline is. Writing the
+store, by compare-and-swap, is evolution.gate.shared's.
 
 A quarantine entry is the evidence that a test is flaky: when it was seen (`seen`), on
 which commit and tree (`commit`, `tree`), the outcomes of its first run and re-runs
@@ -22,11 +29,14 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from agent.errors import EnvironmentFailure, UsageError
+from evolution.policy import load_policy
 
 if TYPE_CHECKING:
     from evolution.gitrepo import GitRepo
 
 BASELINE_PATH = "baseline/baseline.json"
+STORE_REF = "refs/notes/ratchet"  # the shared store, when the policy says "ref"
+FILE, REF = "file", "ref"  # the policy's `baseline` modes
 SCHEMA = 1
 PASSED = "passed"
 OUTCOMES = frozenset({"passed", "failed", "error", "skipped", "xfailed", "xpassed", "rerun"})
@@ -170,8 +180,18 @@ def _block(name: str, items: dict[str, Any]) -> str:
     return f"  {json.dumps(name)}: {{\n{body}\n  }}"
 
 
-def read_baseline(repo: GitRepo, commit: str) -> tuple[Baseline, str] | None:
-    """The baseline committed at `commit` and its blob id, or None when there is none."""
+def mode_at(repo: GitRepo, commit: str) -> str:
+    """Where `commit`'s baseline is kept: "file" or "ref", as the policy there says."""
+    return load_policy(repo, commit).baseline
+
+
+def read_baseline(
+    repo: GitRepo, commit: str, mode: str | None = None
+) -> tuple[Baseline, str] | None:
+    """The baseline of `commit` and its blob id, or None when there is none: the file
+    committed there, or (mode "ref") the shared store's nearest to it."""
+    if (mode or mode_at(repo, commit)) == REF:
+        return read_shared(repo, commit)
     blob = repo.blob_id(commit, BASELINE_PATH)
     raw = repo.read_file(commit, BASELINE_PATH)
     if blob is None or raw is None:
@@ -180,11 +200,66 @@ def read_baseline(repo: GitRepo, commit: str) -> tuple[Baseline, str] | None:
     return Baseline.loads(text, f"{BASELINE_PATH}@{commit[:10]}"), blob
 
 
-def require_baseline(repo: GitRepo, commit: str) -> tuple[Baseline, str]:
-    found = read_baseline(repo, commit)
+def require_baseline(
+    repo: GitRepo, commit: str, mode: str | None = None
+) -> tuple[Baseline, str]:
+    mode = mode or mode_at(repo, commit)
+    found = read_baseline(repo, commit, mode)
     if found is None:
+        where = f"{STORE_REF} holds no baseline for it or its ancestors" if mode == REF \
+            else f"it has no {BASELINE_PATH}"  # fmt: skip
         raise UsageError(
-            f"main ({commit[:10]}) has no {BASELINE_PATH}",
-            hint="record one first: evolve baseline record",
+            f"main ({commit[:10]}): {where}",
+            hint="record one first: evolve baseline record"
+            + (" (or evolve baseline migrate --to ref)" if mode == REF else ""),
         )
     return found
+
+
+def store_path(commit: str) -> str:
+    """Where the store keeps `commit`'s baseline: the notes layout, one level of fan-out."""
+    return f"{commit[:2]}/{commit[2:]}"
+
+
+def store_entries(repo: GitRepo, store: str | None) -> dict[str, str]:
+    """{commit: blob id} of every baseline in the store commit `store` (None: empty),
+    whatever fan-out wrote it (`git notes` itself may)."""
+    if store is None:
+        return {}
+    return {path.replace("/", ""): blob for path, blob in repo.blobs_in(store).items()}
+
+
+def nearest_entry(repo: GitRepo, commit: str, store: str | None = None) -> tuple[str, str] | None:
+    """(commit, blob id) of the store's baseline nearest to `commit`: its own, else its
+    nearest first-parent ancestor's; `store` defaults to the store ref's commit."""
+    entries = store_entries(repo, store or repo.resolve_commit(STORE_REF))
+    if entries:
+        for ancestor in repo.first_parents(commit):
+            if ancestor in entries:
+                return ancestor, entries[ancestor]
+    return None
+
+
+def read_shared(
+    repo: GitRepo, commit: str, store: str | None = None
+) -> tuple[Baseline, str] | None:
+    """The shared store's baseline for `commit` (its nearest ancestor's) and its blob id."""
+    found = nearest_entry(repo, commit, store)
+    if found is None:
+        return None
+    key, blob = found
+    raw = repo.read_blob(blob)
+    origin = f"{STORE_REF}:{key[:10]}"
+    if raw is None:
+        raise EnvironmentFailure(f"{origin}: the baseline's blob {blob[:10]} is missing")
+    baseline = Baseline.loads(raw.decode("utf-8", errors="replace"), origin)
+    known = bool(baseline.commit) and repo.resolve_commit(baseline.commit) is not None
+    if known and not repo.is_ancestor(baseline.commit, key):
+        # A baseline describes its key or a commit before it (the merge a gate commit
+        # sits on); one about another history was filed under the wrong commit. (A
+        # shallow clone may lack the commit it names: nothing to compare with then.)
+        raise EnvironmentFailure(
+            f"{origin}: the baseline there describes {baseline.commit[:10]}, which is not "
+            f"{key[:10]} nor an ancestor of it"
+        )
+    return baseline, blob

@@ -5,7 +5,8 @@ Goals come from three sources, in this order:
    proposer can work on these offline);
 2. tasks the runtime ledger shows silent, failing or timing out, whose command runs an
    evolvable script (a model is needed: there is no failing test to repair against);
-3. the `objectives` of `[evolution]` in main's deploy/agent.toml (a model is needed).
+3. the `objectives` of the policy on main (`[tool.ratchet]`, ratchet.toml or
+   deploy/agent.toml's `[evolution]`; a model is needed).
 
 It stops after `--max` proposals, after `max_rejections` failed attempts in a row (a
 rejection, or a proposer that found nothing), when the day's cap or the cycle's own
@@ -16,7 +17,6 @@ verdict in git: a gate commit on main, or a rejection note.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import PurePosixPath
@@ -27,7 +27,7 @@ from agent.ledger import CAP_TOLERANCE_USD, Ledger
 from evolution.gate.validate import GateOptions, validate
 from evolution.gitrepo import GitRepo
 from evolution.mutate.search import SearchLimits
-from evolution.policy import CONFIG_PATH, matches
+from evolution.policy import committed_policy, matches
 from evolution.propose import ProposalResult, propose
 from evolution.propose.context import Context, failing_by_target, open_context
 
@@ -130,10 +130,10 @@ def _task_goals(ctx: Context, files: list[str]) -> list[Goal]:
 
 
 def _objective_goals(ctx: Context, files: list[str], turn: int) -> list[Goal]:
-    raw = ctx.repo.read_file(ctx.main, CONFIG_PATH)
-    try:
-        section = tomllib.loads(raw.decode()).get("evolution", {}) if raw else {}
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+    # The policy's table, wherever main keeps it (open_context has checked it already).
+    found = committed_policy(ctx.repo, ctx.main)
+    section = found.section() if found is not None else None
+    if not isinstance(section, dict):
         return []
     objectives = [o for o in section.get("objectives", []) if isinstance(o, str)]
     scripts = [f for f in files if not PurePosixPath(f).name.startswith("test_")]

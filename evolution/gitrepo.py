@@ -40,6 +40,8 @@ _MIN_GIT = (2, 38)  # `git merge-tree --write-tree`
 # runs in its own worktree (and the test suite's own git calls) at the user's checkout.
 _REPO_ENV = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_PREFIX")
 _ZERO = "0" * 40
+_LOST_PUSH = ("stale info", "fetch first", "non-fast-forward", "failed to update ref",
+              "cannot lock ref", "incorrect old value")  # fmt: skip
 
 
 class GitFailed(EnvironmentFailure):
@@ -143,8 +145,12 @@ class GitRepo:
 
     def read_file(self, commit: str, path: str) -> bytes | None:
         """The bytes of `path` at `commit`, or None where it does not exist there."""
+        return self.read_blob(f"{commit}:{path}")
+
+    def read_blob(self, name: str) -> bytes | None:
+        """The bytes of the blob `name` (an id, or `commit:path`), or None without one."""
         status, out, _ = self._repo.git.execute(
-            ["git", "cat-file", "blob", f"{commit}:{path}"],
+            ["git", "cat-file", "blob", name],
             with_extended_output=True,
             with_exceptions=False,
             stdout_as_string=False,
@@ -160,6 +166,14 @@ class GitRepo:
         """Every file path in `treeish` (under `prefix`, a folder ending in "/")."""
         args = ["ls-tree", "-r", "--name-only", treeish] + (["--", prefix] if prefix else [])
         return self.out(*args).splitlines()
+
+    def blobs_in(self, treeish: str) -> dict[str, str]:
+        """{path: blob id} for every file in `treeish`."""
+        found = {}
+        for line in self.out("ls-tree", "-r", "--full-tree", treeish).splitlines():
+            meta, _, path = line.partition("\t")
+            found[path] = meta.split()[2]
+        return found
 
     def read_files(self, treeish: str, wanted: Callable[[str], bool]) -> dict[str, bytes]:
         """The bytes of every file in `treeish` whose path `wanted` accepts, read through
@@ -312,10 +326,22 @@ class GitRepo:
 
     def tree_with_file(self, tree: str, path: str, blob: str) -> str:
         """`tree` with `path` set to `blob`, built in a private index file."""
+        return self.edit_tree(tree, {path: blob})
+
+    def edit_tree(
+        self, tree: str | None, put: Mapping[str, str], drop: Sequence[str] = ()
+    ) -> str:
+        """`tree` (None: the empty tree) without the files `drop` and with each path of
+        `put` set to its blob, built in a private index file."""
         with tempfile.TemporaryDirectory(dir=self.state_dir_ready()) as scratch:
             env = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
-            self.run("read-tree", tree, env=env)
-            self.run("update-index", "--add", "--cacheinfo", f"100644,{blob},{path}", env=env)
+            self.run("read-tree", *([tree] if tree else ["--empty"]), env=env)
+            if drop:
+                self.run("update-index", "--force-remove", "--", *drop, env=env)
+            if put:
+                cacheinfo = [arg for path, blob in sorted(put.items())
+                             for arg in ("--cacheinfo", f"100644,{blob},{path}")]  # fmt: skip
+                self.run("update-index", "--add", *cacheinfo, env=env)
             return self.out("write-tree", env=env)
 
     def merge_tree(self, ours: str, theirs: str) -> tuple[str | None, list[str]]:
@@ -346,6 +372,32 @@ class GitRepo:
     def delete_ref(self, ref: str, old: str) -> bool:
         status, _, _ = self.run("update-ref", "-d", ref, old, ok=(0, 1, 128))
         return status == 0
+
+    def fetch_ref(self, remote: str, ref: str, into: str) -> str | None:
+        """`remote`'s `ref` copied into the local ref `into` (forced: the remote is the
+        authority on its own ref); its commit, or None when the remote has no such ref."""
+        status, _, _ = self.run("ls-remote", "--exit-code", remote, ref, ok=(0, 2))
+        if status == 2:
+            return None
+        self.run("fetch", "--quiet", "--no-tags", "--no-write-fetch-head", remote,
+                 f"+{ref}:{into}")  # fmt: skip
+        return self.resolve_commit(into)
+
+    def push_ref(self, remote: str, ref: str, new: str, old: str | None) -> bool:
+        """Compare-and-swap on `remote`: set its `ref` to `new` only if it is still `old`
+        (None: it must not exist), by `--force-with-lease=REF:OLD`. False when the remote's
+        ref was not `old` (someone else moved it); GitFailed on any other refusal."""
+        lease = f"--force-with-lease={ref}:{old or ''}"
+        status, out, err = self.run("push", "--porcelain", "--no-verify", lease, remote,
+                                    f"{new}:{ref}", ok=(0, 1))  # fmt: skip
+        if status == 0:
+            return True
+        # The lease failed here ("stale info"), or at the remote, whose own swap lost to
+        # a push that arrived at the same moment ("failed to update ref").
+        if any(word in out for word in _LOST_PUSH):
+            return False
+        detail = [line for line in (out + "\n" + err).splitlines() if line.startswith("!")]
+        raise GitFailed(f"git push {ref} to {remote} refused: {(detail or [err.strip()])[-1]}")
 
     def add_note(self, ref: str, commit: str, text: str) -> None:
         self.run("notes", f"--ref={ref}", "add", "-f", "-m", text, commit, env=_gate_identity())

@@ -1,10 +1,15 @@
 """The gate's policy: what counts as a test run, what a proposal may touch, how strict to be.
 
-The policy is read from main's commit (`deploy/agent.toml`, rendered by the factory from
-SPEC.md), never from the candidate or the working tree, so a candidate cannot relax its
-own judge. With no file there, the defaults below serve, and work in any git repository
-that has a pytest suite. The keys and their rules are agent/schema.py's, shared with the
-factory and the runtime.
+The policy is read from main's commit, never from the candidate or the working tree, so
+a candidate cannot relax its own judge. It lives in one of three places (`PLACES`):
+`[tool.ratchet]` in pyproject.toml, where a Python project keeps its tools' settings;
+ratchet.toml, the same keys at its top level, for a repository without a pyproject.toml;
+or `[evolution]` in deploy/agent.toml, the reference deployment's file, rendered by the
+factory from SPEC.md. The rule is that there is one: main holding the policy in two of
+them is an error naming both, never a silent choice. With none, the defaults below
+serve, and work in any git repository that has a pytest suite. The keys and their rules
+are agent/schema.py's, shared with the factory and the runtime; the command line's
+switches override them for one run.
 """
 
 from __future__ import annotations
@@ -21,9 +26,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.config import CONFIG_PATH
-from agent.errors import EnvironmentFailure, UsageError
+from agent.errors import UsageError
 from agent.schema import DEFAULT_PROTECTED, EVOLUTION
 from agent.tomllines import KeyLines, key_path
+from agent.tomlschema import Problem
 from evolution.gitrepo import GitRepo
 
 _DEFAULT = EVOLUTION.defaults()
@@ -55,6 +61,7 @@ class Policy:
     staged: bool = _DEFAULT["staged"]
     behaviour: str = _DEFAULT["behaviour"]
     revert_people: bool = _DEFAULT["revert_people"]
+    baseline: str = _DEFAULT["baseline"]
     source: str = field(default="defaults", compare=False)
 
     def argv(self) -> list[str]:
@@ -82,9 +89,10 @@ class Policy:
         """A hash of everything that can change a verdict, for the verdict cache key.
         The worker count and the staging are not: a split run is held to the serial
         run's checks, and only a full run is cached. Nor is what the safety net does
-        with a verdict (`revert_people`)."""
+        with a verdict (`revert_people`), nor where the baseline is kept (`baseline`: its
+        content is in the key already)."""
         fields = dataclasses.asdict(self)
-        for not_a_verdict in ("source", "workers", "staged", "revert_people"):
+        for not_a_verdict in ("source", "workers", "staged", "revert_people", "baseline"):
             fields.pop(not_a_verdict)
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -105,33 +113,125 @@ class Policy:
 _READ = {f.name for f in dataclasses.fields(Policy)} - {"source"}
 
 
-def parse_policy(text: str, origin: str) -> Policy:
-    """Build a Policy from agent.toml text; an unusable file is an environment failure.
+@dataclass(frozen=True)
+class Place:
+    """A file the policy may be written in, and the table of it that holds the keys."""
 
-    Only the keys the gate reads are checked: other layers' keys live in `[evolution]`
-    too (`objectives`, the cycle's), and a bad one must not stop the gate."""
+    path: str
+    table: tuple[str, ...]  # (): the file's top level
+    shared: bool  # other layers' keys live in the table too: only the gate's are checked
+
+    @property
+    def shown(self) -> str:
+        """`pyproject.toml [tool.ratchet]`, as a person would look for it."""
+        return f"{self.path} [{'.'.join(self.table)}]" if self.table else self.path
+
+
+PYPROJECT = Place("pyproject.toml", ("tool", "ratchet"), shared=False)
+RATCHET_TOML = Place("ratchet.toml", (), shared=False)
+DEPLOYMENT = Place(CONFIG_PATH, ("evolution",), shared=True)
+PLACES = (PYPROJECT, RATCHET_TOML, DEPLOYMENT)
+# The files a proposal may never change, whatever `protected` says: its judge's policy.
+POLICY_FILES = tuple(place.path for place in PLACES)
+
+
+@dataclass(frozen=True)
+class Committed:
+    """The place that holds the policy on a commit, as read from it."""
+
+    place: Place
+    origin: str  # `pyproject.toml@abc1234567`: the file as committed
+    text: str
+    data: dict[str, Any]
+
+    def section(self) -> Any:
+        return _section(self.data, self.place)
+
+
+def _document(text: str, origin: str) -> dict[str, Any]:
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise EnvironmentFailure(f"{origin}: not valid TOML: {exc}") from None
-    section = data.get("evolution", {})
+        raise UsageError(f"{origin}: not valid TOML: {exc}") from None
+
+
+def _section(data: dict[str, Any], place: Place) -> Any:
+    """The place's table in a parsed file, or None where the file has none."""
+    node: Any = data
+    for part in place.table:
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def parse_policy(text: str, origin: str, place: Place = DEPLOYMENT) -> Policy:
+    """Build a Policy from the text of one of the PLACES (by default agent.toml)."""
+    return _policy(Committed(place, origin, text, _document(text, origin)))
+
+
+def _policy(found: Committed) -> Policy:
+    """Check the keys against the schema; a bad one is an input error naming the file as
+    committed, its line and the key (`pyproject.toml@abc:12: tool.ratchet.flaky must be
+    ...`).
+
+    In agent.toml's shared `[evolution]` only the keys the gate reads are checked: other
+    layers' keys live there too (`objectives`, the cycle's), and a bad one must not stop
+    the gate. A table of the gate's own refuses a key it does not know (a typo)."""
+    place, section = found.place, found.section()
+    section = {} if section is None else section
+    problems: list[Problem] = []
     if isinstance(section, dict):
-        section = {key: value for key, value in section.items() if key in _READ}
-    values, problems = EVOLUTION.read(section, ("evolution",))
+        if place.shared:
+            section = {key: value for key, value in section.items() if key in _READ}
+        else:
+            problems += [
+                Problem((*place.table, key), "is not a key of the gate's policy")
+                for key in sorted(set(section) - set(EVOLUTION.keys))
+            ]
+    values, found_problems = EVOLUTION.read(section, place.table)
+    problems += found_problems
     if problems:
         loc, message = problems[0]
-        line = KeyLines().scan(text.splitlines()).line_of(loc)
-        # `deploy/agent.toml@abc:12: evolution.flaky must be ...`: the file as committed.
-        raise EnvironmentFailure(f"{origin}:{line}: {key_path(loc)} {message}")
-    return Policy(**values, source=origin)
+        line = KeyLines().scan(found.text.splitlines()).line_of(loc)
+        raise UsageError(
+            f"{found.origin}:{line}: {key_path(loc)} {message}",
+            hint=f"fix it in {place.path} on main: the gate reads its policy from there",
+        )
+    values = {key: value for key, value in values.items() if key in _READ}
+    return Policy(**values, source=found.origin)
+
+
+def committed_policy(repo: GitRepo, commit: str) -> Committed | None:
+    """Which of the PLACES holds the policy at `commit`, or None (the defaults serve).
+
+    There is no order of precedence to learn or to get wrong: a policy in two places is
+    an error naming both, since a judge whose rules depend on which file wins is a judge
+    nobody can read at a glance."""
+    found = []
+    for place in PLACES:
+        raw = repo.read_file(commit, place.path)
+        if raw is None:
+            continue
+        text, origin = raw.decode("utf-8", errors="replace"), f"{place.path}@{commit[:10]}"
+        committed = Committed(place, origin, text, _document(text, origin))
+        if committed.section() is not None:
+            found.append(committed)
+    if len(found) > 1:
+        raise UsageError(
+            f"the gate's policy is in {len(found)} places at {commit[:10]}: "
+            + " and ".join(f.place.shown for f in found)
+            + "; Ratchet reads it from one",
+            hint="move its keys into one of them and remove the other "
+            "(pyproject.toml's [tool.ratchet] is where a Python project keeps it)",
+        )
+    return found[0] if found else None
 
 
 def load_policy(repo: GitRepo, commit: str) -> Policy:
     """The policy as committed at `commit` (main), or the defaults when none is committed."""
-    raw = repo.read_file(commit, CONFIG_PATH)
-    if raw is None:
-        return Policy()
-    return parse_policy(raw.decode("utf-8", errors="replace"), f"{CONFIG_PATH}@{commit[:10]}")
+    found = committed_policy(repo, commit)
+    return Policy() if found is None else _policy(found)
 
 
 def matches(path: str, patterns: tuple[str, ...]) -> bool:

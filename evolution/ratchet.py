@@ -10,6 +10,13 @@ it fails, and it is excused only if it passes in one of its re-runs: one that fa
 the run and in every re-run (or is never re-run) is a regression. A quarantine entry
 past its expiry excuses nothing, and a test new in the candidate is never excused: it
 was never in the baseline's passing set, so it is neither re-run nor quarantined.
+
+Across runners (`pool`): two outcomes for one test on one tree, from a CI job and its
+retry or from the gate's re-runs, mean flaky, as merge queues define it. The test
+counts as failed with the passes as its re-run evidence, so the rule above decides:
+flaky (quarantined, or a regression under `strict`), broken when it never passed, and
+a test that is not baseline-passing (new in the candidate, or failing before) is never
+retried into a pass.
 """
 
 from __future__ import annotations
@@ -161,6 +168,49 @@ def compare(
                 Regression(nodeid, "new", outcome, first_line(text), text)
             )
     return comparison
+
+
+Rerun = dict[str, dict[str, Any]]
+
+
+def pool(baseline: Baseline, runs: list[tuple[RunResult, Rerun]], tree: str, commit: str,
+         when: str) -> tuple[RunResult, Rerun]:  # fmt: skip
+    """Several valid runs of the same tests on one tree (a part and its retries), each
+    with its own re-run evidence, as one run and its evidence. A test's outcome is the
+    first that is not a pass, if any run had one; a baseline-passing test's evidence is
+    every outcome it had, in order, with the passes counted, so that `compare` finds it
+    flaky (passed somewhere) or broken (passed nowhere). Others get no evidence: they
+    are never excused."""
+    first, _ = runs[0]
+    pooled = RunResult(outcomes={}, duration_s=first.duration_s, sandbox=first.sandbox,
+                       exitcode=first.exitcode, owners=first.owners)  # fmt: skip
+    evidence: Rerun = {}
+    protected = baseline.passing()
+    for result, _reruns in runs:
+        pooled.collector_errors.update(result.collector_errors)
+        pooled.durations.update(result.durations)
+    for nodeid in sorted({n for result, _ in runs for n in result.outcomes}):
+        seen: list[str] = []
+        text = ""
+        for result, reruns in runs:
+            if nodeid not in result.outcomes:
+                continue
+            outcome = result.outcomes[nodeid]
+            seen += list(reruns.get(nodeid, {}).get("outcomes", [outcome]))
+            if outcome != PASSED and not text:
+                text = result.failures.get(nodeid, "")
+        worst = next((o for o in seen if o != PASSED), PASSED)
+        pooled.outcomes[nodeid] = worst
+        if text:
+            pooled.failures[nodeid] = text
+        if worst != PASSED and nodeid in protected and len(seen) > 1:
+            failed = [o for o in seen if o != PASSED]
+            evidence[nodeid] = {
+                "first_failure": first_line(text) or worst, "tree": tree, "commit": commit,
+                "seen": when, "outcomes": seen, "passed": seen.count(PASSED),
+                "runs": len(seen) - 1, **({"last_failure": failed[-1]} if failed else {}),
+            }  # fmt: skip
+    return pooled, evidence
 
 
 def advance(

@@ -1,6 +1,9 @@
 """How `evolve`'s results read as text, for a person. Each function takes the data a
 library function returned (the same data `--json` prints) and writes it: rich on a
-terminal, plain when piped or with NO_COLOR (`agent.console` decides)."""
+terminal, plain when piped or with NO_COLOR (`agent.console` decides).
+
+Slightly over 400 lines: every command's text in one place, so that one look decides
+how evolve reads (the same words for the same states); each view is a few lines."""
 
 from __future__ import annotations
 
@@ -15,8 +18,12 @@ from evolution.trail.write import regression_line
 
 if TYPE_CHECKING:
     from evolution.cycle import CycleReport, Iteration
+    from evolution.gate.adopt import InitReport
+    from evolution.gate.check import CheckReport
+    from evolution.gate.migrate import Migration
     from evolution.gate.record import RecordReport
     from evolution.gate.safety_net import SafetyReport
+    from evolution.gate.shared import Advance
     from evolution.gate.validate import GateReport
     from evolution.propose import ProposalResult
     from evolution.run.launch import ProgressCallback
@@ -73,6 +80,45 @@ def gate_report(report: GateReport) -> None:
         ("quarantine expired (excused nothing)", comparison.expired_quarantine),
         ("new tests not passing yet", [regression_line(r) for r in comparison.new_failing]),
     ]
+    _sections(sections)
+    if report.archived_as:
+        say(f"  kept as {report.archived_as}; the verdict is in git log --notes=evolve")
+
+
+def check_report(report: CheckReport) -> None:
+    """`evolve check`: the verdict, what was judged against what, and the findings."""
+    colour = {"accepted": "green", "rejected": "red"}.get(report.verdict, "yellow")
+    what = {"part": f" part {(report.split or {}).get('index')} of "
+                    f"{(report.split or {}).get('count')}",
+            "combined": f" ({len(report.parts)} parts combined)"}.get(report.mode, "")  # fmt: skip
+    head = f"[bold {colour}]{report.verdict.upper()}[/]{what} {report.commit[:10]}"
+    say(head + (f": {plain(report.reason)}" if report.reason else ""))
+    warn_if_unsandboxed(report.sandbox)
+    say(f"  tree {report.tree[:10]} · baseline of {report.base[:10]} ({plain(report.base_ref)})"
+        f" · tests run {report.tests_run} · passed {report.passed} · {report.duration_s:.1f} s")
+    if report.part_file:
+        say(f"  part written to {plain(report.part_file)} (sealed by {report.attestation})")
+    if report.parts:
+        say(f"  parts sealed by {report.attestation}: "
+            + ", ".join(f"{p['index']}/{p['count']} {plain(str(p['runner']))}"
+                        for p in report.parts))  # fmt: skip
+    for finding in report.guard:
+        say(f"    {plain(finding)}")
+    comparison = report.comparison
+    if comparison is None:
+        return
+    sections = [
+        ("regressions", [regression_line(r) for r in comparison.regressions]),
+        ("flaky (two outcomes on this tree)", sorted(comparison.flaky)),
+        ("quarantined, failed again", comparison.quarantined_failures),
+        ("newly passing", comparison.newly_passing),
+        ("new tests not passing yet", [regression_line(r) for r in comparison.new_failing]),
+    ]
+    _sections(sections)
+
+
+def _sections(sections: list[tuple[str, list[str]]]) -> None:
+    """Each non-empty list under its title, the first SHOWN of it."""
     for title, items in sections:
         if items:
             say(f"  {title}:")
@@ -80,8 +126,6 @@ def gate_report(report: GateReport) -> None:
                 say(f"    {plain(item)}")
             if len(items) > SHOWN:
                 say(f"    … and {len(items) - SHOWN} more (see --json)")
-    if report.archived_as:
-        say(f"  kept as {report.archived_as}; the verdict is in git log --notes=evolve")
 
 
 def task_detail(report: SafetyReport) -> None:
@@ -145,6 +189,27 @@ def record_report(report: RecordReport) -> None:
         say(f"  lowered on purpose (--reset): {len(report.dropped)} test(s) dropped")
 
 
+def migration(report: Migration) -> None:
+    where = "refs/notes/ratchet" if report.to == "ref" else "baseline/baseline.json"
+    if not report.moved:
+        say(f"the baseline is in {where} already ({report.passing} passing): nothing to do")
+        return
+    say(f"[bold green]MOVED[/] the baseline ({report.passing} passing) to {where}: main is "
+        f"now {report.main_after[:10]}")  # fmt: skip
+    if report.policy_file:
+        say(f"  the policy's baseline key set in {report.policy_file}")
+
+
+def shared_advance(report: Advance) -> None:
+    if report.unchanged:
+        say(f"the shared baseline already holds {report.commit[:10]}'s: nothing to do")
+        return
+    raced = f" after {report.attempts - 1} lost race(s)" if report.attempts > 1 else ""
+    published = f", published to {report.remote}" if report.remote else ""
+    say(f"[bold green]ADVANCED[/] the shared baseline to {report.commit[:10]}{raced}"
+        f"{published} (store {report.store_after[:10]})")  # fmt: skip
+
+
 def quarantine_state(evidence: dict[str, Any], days: int) -> str:
     """Until when a quarantine entry excuses failures, as a person reads it."""
     ends = expiry(evidence, days)
@@ -156,7 +221,8 @@ def quarantine_state(evidence: dict[str, Any], days: int) -> str:
 
 def baseline_info(info: dict[str, Any]) -> None:
     counts = ", ".join(f"{k} {v}" for k, v in info["counts"].items())
-    say(f"baseline on main {info['main'][:10]}, recorded from {info['commit'][:10]}")
+    shared = f", shared in {info['stored_in']}" if info["stored_in"].startswith("refs/") else ""
+    say(f"baseline on main {info['main'][:10]}, recorded from {info['commit'][:10]}{shared}")
     say(f"  tests {info['tests']}: {counts}")
     say(f"  recorded {info['recorded_at']} ({info['age']} ago)")
     say(f"  flaky (quarantined): {len(info['flaky'])}")
@@ -269,6 +335,32 @@ def hooks_installed(result: dict[str, Any]) -> None:
         f"{result['path']})")  # fmt: skip
     for name in result["kept"]:
         say(f"  kept your own {name}: not overwritten; call evolve from it yourself")
+
+
+def init_report(report: InitReport) -> None:
+    """What `evolve init` did, or with --dry-run would do: one line an action, and on a
+    dry run the text of each file it would write, which is the point of asking."""
+    if not report.dry_run and not report.changed:
+        say(f"[bold green]nothing to do[/]: {plain(report.main)} is under the ratchet "
+            f"(policy in {plain(report.policy)}, baseline recorded, hooks installed)")  # fmt: skip
+        return
+    if report.dry_run:
+        say(f"[bold]dry run[/], nothing was changed; on {plain(report.main)} "
+            f"({report.main_before[:10]}) evolve init would:")  # fmt: skip
+    status = {"planned": "would", "done": "did", "already": "already"}
+    for action in report.actions:
+        line = f"  {status[action.status]:<8} {action.action:<7} {plain(action.target)}"
+        if action.action not in ("append", "write") and action.detail:
+            line += f": {plain(action.detail.splitlines()[0])}"
+        say(line)
+        if report.dry_run and action.action in ("append", "write"):
+            for text in action.detail.splitlines():
+                say(f"             {plain(text)}")
+    for name in (report.hooks or {}).get("kept", []):
+        say(f"  kept your own {name} hook: not overwritten; call evolve from it yourself")
+    if not report.dry_run:
+        say(f"[bold green]done[/]: {plain(report.main)} is at {report.main_after[:10]}, its "
+            f"policy in {plain(report.policy)}; next: evolve validate BRANCH")  # fmt: skip
 
 
 def hooks_removed(result: dict[str, Any]) -> None:

@@ -225,3 +225,43 @@ FIXED_CALC = CALC.replace(
     "    # seeded bug: should multiply\n    return a + b\n", "    return a * b\n"
 )
 BROKEN_ADD = CALC.replace("def add(a, b):\n    return a + b", "def add(a, b):\n    return a - b")
+
+
+# A test that fails on a first run only, and one new in a candidate that does the same:
+# each leaves a marker in a folder the policy lets the sandboxed suite write (`shared`,
+# named by FLAKY_DIR), and passes while its marker is there.
+CLOCK = '''\
+"""How many ticks a beat has."""
+
+
+def ticks():
+    return 3
+'''
+FLAKY_TEST = """
+import os, pathlib
+
+from scripts.clock import ticks
+
+
+def test_ticks_sometimes():
+    marker = pathlib.Path(os.environ["FLAKY_DIR"]) / "seen"
+    if not marker.exists():
+        marker.write_text("seen")
+        raise AssertionError("fails on a first run only")
+    assert ticks() == 3
+"""
+# The attack: the function only the quarantined test checks is broken for good.
+BROKEN_CLOCK = CLOCK.replace("return 3", "return 4")
+# The look-alike: a neutral change to the same file.
+NEUTRAL_CLOCK = CLOCK.replace('"""How many ticks a beat has."""', '"""Ticks per beat."""')
+
+NEW_FLAKY_TEST = """
+import os, pathlib
+
+
+def test_new_and_flaky():
+    marker = pathlib.Path(os.environ["FLAKY_DIR"]) / "new-seen"
+    if not marker.exists():
+        marker.write_text("seen")
+        raise AssertionError("fails on a first run only")
+"""

@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import shlex
@@ -27,6 +28,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from evolution.sandbox.enter import GRANTED_ENV
 
 pytestmark = pytest.mark.e2e  # real gate runs: `pytest -m "not e2e"` skips them
 
@@ -103,16 +106,26 @@ def test_the_manual_builds_in_strict_mode(tmp_path: Path) -> None:
     assert "--post-merge" in built and "evolve baseline record" in built
     # Offline: the theme is told not to fetch fonts, and no plugin fetches at build time.
     assert "fonts.googleapis.com" not in built
+    # The CI templates are shown as they ship: included from their files, every line.
+    page = (tmp_path / "site" / "how-to" / "merge-queue" / "index.html").read_text()
+    shown = html.unescape(re.sub(r"<[^>]+>", "", page))
+    for name in ("github.yml", "gitlab.yml"):
+        text = (ROOT / "evolution" / "ci" / name).read_text(encoding="utf-8")
+        assert [line for line in text.splitlines() if line not in shown] == [], name
 
 
 # -- the commands, run --------------------------------------------------------------------
 
 
 def _environment(home: Path) -> dict[str, str]:
+    """A reader's shell: none of this run's agent, pytest, Ratchet or git settings, but
+    what a sandbox this suite may itself run in grants (GRANTED_ENV), which a gate that a
+    command starts needs to plan its own (as an agent's task gets it)."""
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("AGENT_", "PYTEST_", "RATCHET_", "GIT_")) and key != "SPEND_CAP_USD"
+        if key == GRANTED_ENV
+        or not (key.startswith(("AGENT_", "PYTEST_", "RATCHET_", "GIT_")) or key == "SPEND_CAP_USD")
     }
     env.update(
         PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
@@ -153,7 +166,16 @@ def _project(folder: Path, env: dict[str, str]) -> None:
         subprocess.run(argv, cwd=folder, env=env, check=True)
 
 
-SETUPS = {"project": _project, "empty": lambda folder, env: None}
+def _pyproject_project(folder: Path, env: dict[str, str]) -> None:
+    """The same project with the pyproject.toml most have: its metadata and a tool's
+    settings, which `evolve init` must leave as they are."""
+    (folder / "pyproject.toml").write_text(
+        '[project]\nname = "calc"\nversion = "0.1"\n\n[tool.ruff]\nline-length = 100  # ours\n'
+    )
+    _project(folder, env)
+
+
+SETUPS = {"project": _project, "pyproject": _pyproject_project, "empty": lambda folder, env: None}
 RUNNABLE = [page for page in pages() if blocks(page, "sh")]
 
 

@@ -1,14 +1,26 @@
-"""The gate's policy: path patterns, agent.toml parsing, the test command, the digest."""
+"""The gate's policy: path patterns, where it is read from and how a bad one is reported,
+the test command, the digest."""
 
 from __future__ import annotations
 
 import dataclasses
 import sys
+from pathlib import Path
 
 import pytest
+from repo_setup import Sandbox, make_sandbox
 
-from agent.errors import EnvironmentFailure
-from evolution.policy import DEFAULT_PROTECTED, Policy, matches, parse_policy
+from agent.errors import UsageError
+from evolution.gitrepo import GitRepo
+from evolution.policy import (
+    DEFAULT_PROTECTED,
+    POLICY_FILES,
+    PYPROJECT,
+    Policy,
+    load_policy,
+    matches,
+    parse_policy,
+)
 
 ORIGIN = "deploy/agent.toml@abc123"
 
@@ -175,7 +187,7 @@ def test_parse_without_an_evolution_table_gives_the_defaults() -> None:
     ],
 )
 def test_parse_rejects_unusable_files(text: str, needle: str) -> None:
-    with pytest.raises(EnvironmentFailure) as caught:
+    with pytest.raises(UsageError) as caught:
         parse_policy(text, ORIGIN)
     assert needle in caught.value.message
     assert caught.value.message.startswith(ORIGIN)
@@ -190,7 +202,7 @@ def test_parse_reads_the_quarantine_length_and_the_read_paths() -> None:
 
 
 def test_parse_rejects_non_string_patterns() -> None:
-    with pytest.raises(EnvironmentFailure):
+    with pytest.raises(UsageError):
         parse_policy("[evolution]\nprotected = [1, 2]\n", ORIGIN)
 
 
@@ -277,6 +289,128 @@ def test_with_overrides_ignores_none_and_replaces_the_rest() -> None:
 
 def test_a_bad_key_names_its_line() -> None:
     text = '[schedule]\ncadence_s = 600\n\n[evolution]\nreruns = 3\nflaky = "often"\n'
-    with pytest.raises(EnvironmentFailure) as caught:
+    with pytest.raises(UsageError) as caught:
         parse_policy(text, ORIGIN)
     assert caught.value.message.startswith(f"{ORIGIN}:6: evolution.flaky must be")
+
+
+# --- where the policy lives: one place, read from main's commit ------------------------
+
+PYPROJECT_TEXT = """\
+[project]
+name = "sample"
+
+[tool.ruff]
+line-length = 100
+
+[tool.ratchet]
+evolvable = ["scripts/"]
+reruns = 1
+"""
+
+
+@pytest.fixture
+def box(tmp_path: Path) -> Sandbox:
+    return make_sandbox(tmp_path / "repo", record=False)
+
+
+def _loaded(box: Sandbox) -> Policy:
+    return load_policy(GitRepo(box.path), box.head())
+
+
+def test_the_policy_is_read_from_tool_ratchet_in_pyproject(box: Sandbox) -> None:
+    box.commit("policy", {"pyproject.toml": PYPROJECT_TEXT})
+    policy = _loaded(box)
+    assert policy == Policy(reruns=1)
+    assert policy.source == f"pyproject.toml@{box.head()[:10]}"
+
+
+def test_the_policy_is_read_from_ratchet_toml_at_its_top_level(box: Sandbox) -> None:
+    box.commit("policy", {"ratchet.toml": 'flaky = "strict"\nreruns = 0\n'})
+    policy = _loaded(box)
+    assert policy == Policy(flaky="strict", reruns=0)
+    assert policy.source.startswith("ratchet.toml@")
+
+
+def test_a_pyproject_without_tool_ratchet_holds_no_policy(box: Sandbox) -> None:
+    """A project's pyproject.toml is not a policy until it has [tool.ratchet]: the
+    deployment's agent.toml (or the defaults) serve beside it."""
+    box.commit("project", {"pyproject.toml": '[project]\nname = "x"\n\n[tool.ratchet-x]\na = 1\n'})
+    assert _loaded(box) == Policy() and _loaded(box).source == "defaults"
+    box.policy(reruns=2)
+    assert _loaded(box) == Policy(reruns=2)
+    assert _loaded(box).source.startswith("deploy/agent.toml@")
+
+
+@pytest.mark.parametrize(
+    ("files", "named"),
+    [
+        ({"pyproject.toml": PYPROJECT_TEXT, "ratchet.toml": "reruns = 1\n"},
+         "pyproject.toml [tool.ratchet] and ratchet.toml"),
+        ({"pyproject.toml": PYPROJECT_TEXT, "deploy/agent.toml": "[evolution]\nreruns = 1\n"},
+         "pyproject.toml [tool.ratchet] and deploy/agent.toml [evolution]"),
+        ({"ratchet.toml": "", "deploy/agent.toml": "[evolution]\n"},
+         "ratchet.toml and deploy/agent.toml [evolution]"),
+    ],
+)  # fmt: skip
+def test_a_policy_in_two_places_is_an_error_naming_both(
+    box: Sandbox, files: dict[str, str], named: str
+) -> None:
+    """No order of precedence decides silently: even two places that agree are refused,
+    because the next edit to one of them would not be the policy."""
+    box.commit("two policies", files)
+    with pytest.raises(UsageError) as caught:
+        _loaded(box)
+    assert named in caught.value.message
+    assert caught.value.exit_code == 2
+    assert caught.value.hint and "remove the other" in caught.value.hint
+
+
+def test_the_policy_comes_from_mains_commit_not_the_checkout_or_a_branch(box: Sandbox) -> None:
+    box.commit("policy", {"pyproject.toml": PYPROJECT_TEXT})
+    box.branch("relax", {"pyproject.toml": PYPROJECT_TEXT.replace("reruns = 1", "reruns = 9")})
+    (box.path / "pyproject.toml").write_text(PYPROJECT_TEXT.replace("reruns = 1", "reruns = 7"))
+    (box.path / "ratchet.toml").write_text("reruns = 5\n")  # untracked: not on main
+    assert _loaded(box).reruns == 1
+
+
+@pytest.mark.parametrize(
+    ("files", "where"),
+    [
+        ({"pyproject.toml": PYPROJECT_TEXT.replace("reruns = 1", 'reruns = "1"')},
+         "pyproject.toml@{}:9: tool.ratchet.reruns has the wrong type"),
+        ({"pyproject.toml": PYPROJECT_TEXT + 'flaky = "often"\n'},
+         "pyproject.toml@{}:10: tool.ratchet.flaky must be"),
+        ({"pyproject.toml": PYPROJECT_TEXT + "rerun = 2\n"},
+         "pyproject.toml@{}:10: tool.ratchet.rerun is not a key of the gate's policy"),
+        ({"ratchet.toml": "# the gate\n\nquarantine_days = 0\n"},
+         "ratchet.toml@{}:3: quarantine_days must be a whole number from 1"),
+        ({"ratchet.toml": "[tool.ratchet]\nreruns = 1\n"},
+         "ratchet.toml@{}:1: tool is not a key of the gate's policy"),
+        ({"pyproject.toml": "[project\n"}, "pyproject.toml@{}: not valid TOML"),
+        ({"pyproject.toml": "[tool]\nratchet = 3\n"},
+         "pyproject.toml@{}:2: tool.ratchet must be a table"),
+    ],
+)  # fmt: skip
+def test_a_bad_value_names_the_file_as_committed_its_line_and_its_key(
+    box: Sandbox, files: dict[str, str], where: str
+) -> None:
+    box.commit("a bad policy", files)
+    with pytest.raises(UsageError) as caught:
+        _loaded(box)
+    assert caught.value.message.startswith(where.format(box.head()[:10])), caught.value.message
+
+
+def test_the_shared_evolution_table_ignores_other_layers_keys_a_gate_table_does_not() -> None:
+    """deploy/agent.toml's [evolution] holds the cycle's keys too; [tool.ratchet] is the
+    gate's alone, so a key it does not know is a typo."""
+    assert parse_policy("[evolution]\nproposer_model = 1\n", ORIGIN) == Policy()
+    with pytest.raises(UsageError, match=r"tool\.ratchet\.proposer_model is not a key"):
+        parse_policy("[tool.ratchet]\nproposer_model = 1\n", "pyproject.toml", PYPROJECT)
+    assert parse_policy('[tool.ratchet]\nobjectives = ["x"]\n', "p", PYPROJECT) == Policy()
+
+
+def test_the_policy_files_are_the_places_it_is_read_from() -> None:
+    assert POLICY_FILES == ("pyproject.toml", "ratchet.toml", "deploy/agent.toml")
+    for path in POLICY_FILES:
+        assert matches(path, DEFAULT_PROTECTED)

@@ -299,4 +299,8 @@ MEANINGS: dict[tuple[str, str], str] = {
     ("evolution", "revert_people"): "the safety net reverts a person's commit it found to "
     "cause a regression (by default it raises an incident naming the commit and the "
     "command that reverts it); automated proposals are reverted either way",
+    ("evolution", "baseline"): 'where main\'s baseline lives: `"file"`, `baseline/baseline.json` '
+    'on main; `"ref"`, the notes ref `refs/notes/ratchet` keyed by commit, shared by runners '
+    "and advanced by compare-and-swap ([Share the baseline between runners]"
+    "(../how-to/shared-baseline.md)); move between them with `evolve baseline migrate`",
 }

@@ -22,7 +22,9 @@ app = new_app(
     "Ratchet's evolution engine: propose changes, and gate them so nothing that passed may "
     "stop passing.",
 )
-baseline_app = new_app(None, "Record or show the stored per-test baseline on main.")
+baseline_app = new_app(
+    None, "Record, show, move or advance the stored per-test baseline of main."
+)
 hooks_app = new_app(None, "Install or remove the git hooks that call the gate.")
 app.add_typer(baseline_app, name="baseline")
 app.add_typer(hooks_app, name="hooks")
@@ -93,6 +95,19 @@ BudgetOpt = Annotated[
 def overrides(**values: Any) -> dict[str, Any]:
     """The policy keys given on the command line (None: not given, the policy decides)."""
     return {key: value for key, value in values.items() if value is not None}
+
+
+def gate_policy(
+    reruns: int | None, flaky: str | None, test_timeout: float | None,
+    run_timeout: float | None, require_improvement: bool, workers: str | None,
+    staged: bool | None,
+) -> dict[str, object]:  # fmt: skip
+    """The policy keys a gate's switches override (validate, pre-merge-commit, check)."""
+    return overrides(
+        reruns=reruns, flaky=flaky, test_timeout_s=test_timeout, run_timeout_s=run_timeout,
+        require_improvement=True if require_improvement else None, workers=workers,
+        staged=staged,
+    )  # fmt: skip
 
 
 def on_repo(

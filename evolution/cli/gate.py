@@ -1,5 +1,5 @@
 """The gate's commands: `validate`, `safety-net`, `pre-merge-commit`, `verify`, `doctor`,
-`baseline record|show` and `hooks install|uninstall`."""
+`baseline record|show|migrate|advance` and `hooks install|uninstall`."""
 
 from __future__ import annotations
 
@@ -25,24 +25,12 @@ from evolution.cli.common import (
     WorkersOpt,
     app,
     baseline_app,
+    gate_policy,
     hooks_app,
     on_repo,
     overrides,
     show,
 )
-
-
-def _gate_policy(
-    reruns: int | None, flaky: str | None, test_timeout: float | None,
-    run_timeout: float | None, require_improvement: bool, workers: str | None,
-    staged: bool | None,
-) -> dict[str, object]:  # fmt: skip
-    """The policy keys a gate's switches override (validate and pre-merge-commit)."""
-    return overrides(
-        reruns=reruns, flaky=flaky, test_timeout_s=test_timeout, run_timeout_s=run_timeout,
-        require_improvement=True if require_improvement else None, workers=workers,
-        staged=staged,
-    )  # fmt: skip
 
 
 def _safety_net(repo: Path, main: str | None, budget: float | None, as_json: bool) -> int:
@@ -127,7 +115,7 @@ def validate(
         if post_merge:
             views.deprecated("evolve validate --post-merge", "evolve safety-net")
             return _safety_net(repo, main, budget, as_json)
-        policy = _gate_policy(reruns, flaky, test_timeout, run_timeout, require_improvement,
+        policy = gate_policy(reruns, flaky, test_timeout, run_timeout, require_improvement,
                               workers, staged)  # fmt: skip
         if pre_merge_commit:
             views.deprecated("evolve validate --pre-merge-commit", "evolve pre-merge-commit")
@@ -181,7 +169,7 @@ def pre_merge_commit(
 
     Exit codes: 0 accepted, 1 rejected, 2 usage error, 3 invalid run or environment failure.
     """
-    policy = _gate_policy(reruns, flaky, test_timeout, run_timeout, require_improvement,
+    policy = gate_policy(reruns, flaky, test_timeout, run_timeout, require_improvement,
                           workers, staged)  # fmt: skip
     run_command(as_json, lambda: _pending_merge(repo, main, policy, unsandboxed, as_json))
 
@@ -276,6 +264,57 @@ def baseline_show(
     from evolution.gate.record import show as show_baseline
 
     on_repo(repo, as_json, lambda git_repo: show_baseline(git_repo, main), "baseline_info")
+
+
+@baseline_app.command("migrate")
+def baseline_migrate(
+    to: Annotated[
+        str, typer.Option("--to", help="file (baseline/baseline.json on main) or ref (shared).")
+    ],
+    main: MainOpt = None,
+    wait: WaitOpt = False,
+    repo: RepoOpt = Path("."),
+    as_json: JsonOpt = False,
+) -> None:
+    """Move main's baseline between the file in the tree and the shared store
+    (refs/notes/ratchet), with the policy's `baseline` key, in one commit on main."""
+    from evolution.gate.migrate import migrate
+
+    on_repo(repo, as_json, lambda git_repo: migrate(git_repo, to, main=main, wait=wait),
+            "migration")  # fmt: skip
+
+
+@baseline_app.command("advance")
+def baseline_advance(
+    verdict: Annotated[
+        Path, typer.Option("--from", help="The accepted check's verdict JSON.", exists=True)
+    ],
+    remote: Annotated[
+        str | None,
+        typer.Option("--remote", help="Publish to this remote as well (compare-and-swap)."),
+    ] = None,
+    main: MainOpt = None,
+    repo: RepoOpt = Path("."),
+    as_json: JsonOpt = False,
+) -> None:
+    """After the merge queue merged exactly the tested commit: store the baseline its check
+    advanced in the shared store, by compare-and-swap (retried on a lost race)."""
+
+    def call(git_repo: object) -> object:
+        import json
+
+        from agent.errors import UsageError
+        from evolution.gate.shared import advance_after_merge
+
+        try:
+            data = json.loads(verdict.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"{verdict}: not a verdict JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise UsageError(f"{verdict}: a verdict is a JSON object")
+        return advance_after_merge(git_repo, data, main=main, remote=remote)  # type: ignore[arg-type]
+
+    on_repo(repo, as_json, call, "shared_advance")
 
 
 @hooks_app.command("install")

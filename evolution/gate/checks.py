@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from evolution.gate.guard import check_file
 from evolution.gate.overfit import special_cases
 from evolution.gitrepo import GitRepo
-from evolution.policy import Policy, matches
+from evolution.policy import POLICY_FILES, Policy, matches
 from evolution.trail import format as t
 
 PRE_TEST_CHECKS = (
@@ -79,10 +79,14 @@ def proposal_paths(repo: GitRepo, base: str, tip: str) -> tuple[bool, set[str]]:
 
 
 def protected_paths(candidate: Candidate) -> Refusal | None:
+    """What an automated proposal changed outside the evolvable paths, under a protected
+    one, or in a file the policy may be read from (whatever `protected` lists: a
+    candidate never writes its own judge's rules)."""
     policy = candidate.policy
+    guarded = (*policy.protected, *POLICY_FILES)
     touched = sorted(
         path for path in candidate.proposed_paths
-        if matches(path, policy.protected) or not matches(path, policy.evolvable)
+        if matches(path, guarded) or not matches(path, policy.evolvable)
     )  # fmt: skip
     if not touched:
         return None

@@ -59,6 +59,21 @@ def install(repo: GitRepo) -> dict[str, Any]:
     return {"mode": "copies", "path": str(folder), "installed": installed, "kept": kept}
 
 
+def pending(repo: GitRepo) -> list[str]:
+    """What `install` would change: the hooks it would write (missing, or an older copy of
+    ours), or `core.hooksPath`; empty when they are installed. A hook of the user's own
+    is not pending: install keeps it."""
+    if _repo_hooks_folder(repo) is not None:
+        return [] if repo.config_get("core.hooksPath") == "hooks" else ["core.hooksPath"]
+    folder = repo.git_path("hooks")
+    return [
+        name
+        for name in HOOKS
+        if not (folder / name).exists()
+        or (_is_ours(folder / name) and (folder / name).read_bytes() != shim(name))
+    ]
+
+
 def uninstall(repo: GitRepo) -> dict[str, Any]:
     removed: list[str] = []
     if repo.config_get(_INSTALLED) == "true":

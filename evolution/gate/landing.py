@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.errors import UsageError
 from evolution.gitrepo import GitRepo
 
 
@@ -36,6 +37,14 @@ def main_checkout(repo: GitRepo, main_ref: str) -> Path | None:
         if worktree.branch == main_ref:
             return worktree.path
     return None
+
+
+def refuse_dirty_main(repo: GitRepo, main_ref: str, doing: str, hint: str) -> None:
+    """A usage error when main's checkout has uncommitted changes: `doing` says what
+    would otherwise move main under them."""
+    checkout = main_checkout(repo, main_ref)
+    if checkout is not None and not repo.is_clean(checkout):
+        raise UsageError(f"{checkout} has uncommitted changes; {doing}", hint=hint)
 
 
 def land(repo: GitRepo, main_ref: str, old: str, new: str, reason: str) -> Landing:

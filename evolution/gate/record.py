@@ -4,6 +4,9 @@ Recording runs the suite on main's commit in a temporary worktree and commits th
 to main with trailers. It refuses to lower the ratchet: a test that passed in the
 previous baseline and does not pass now stops the recording unless `--reset` is given,
 because a silently shrunk baseline would let the next candidate break that test.
+
+Where the policy keeps the baseline in the shared store (`baseline = "ref"`), the
+record commit leaves main's tree as it is and the baseline is stored under it.
 """
 
 from __future__ import annotations
@@ -14,10 +17,18 @@ from typing import Any
 
 from agent.clock import timestamp
 from agent.errors import InvalidRun, Refused
-from evolution.baseline import BASELINE_PATH, expiry, read_baseline, require_baseline
+from evolution.baseline import (
+    BASELINE_PATH,
+    REF,
+    STORE_REF,
+    expiry,
+    read_baseline,
+    require_baseline,
+)
 from evolution.gate import testmap
 from evolution.gate.landing import land
 from evolution.gate.lock import exclusive
+from evolution.gate.shared import advance_shared
 from evolution.gate.verdict import run_trial
 from evolution.gitrepo import GitRepo
 from evolution.policy import load_policy
@@ -57,7 +68,7 @@ def record(
     with exclusive(repo, wait=wait):
         main_ref, head = repo.resolve_main(main)
         policy = load_policy(repo, head).with_overrides(**(overrides or {}))
-        found = read_baseline(repo, head)
+        found = read_baseline(repo, head, policy.baseline)
         previous = found[0] if found else None
         tree = repo.tree_of(head)
         when = timestamp()
@@ -77,7 +88,6 @@ def record(
                 f"{len(dropped)} test(s) passed in the stored baseline but not now: {shown}",
                 hint="fix them, or pass --reset to lower the ratchet on purpose",
             )
-        blob = repo.hash_blob(baseline.dumps().encode())
         message = baseline_record_message(
             tree=tree,
             passing_before=None if before is None else len(before),
@@ -87,7 +97,15 @@ def record(
             reason=reason,
             dropped=dropped,
         )
-        commit = repo.commit_tree(repo.tree_with_file(tree, BASELINE_PATH, blob), [head], message)
+        if policy.baseline == REF:
+            # The commit carries the verdict as always; its tree is main's, and the
+            # baseline goes to the shared store under it, before main moves.
+            commit = repo.commit_tree(tree, [head], message)
+            advance_shared(repo, commit, baseline, message=message)
+        else:
+            blob = repo.hash_blob(baseline.dumps().encode())
+            commit = repo.commit_tree(repo.tree_with_file(tree, BASELINE_PATH, blob), [head],
+                                      message)  # fmt: skip
         landing = land(repo, main_ref, head, commit, "evolve: record baseline")
         if not landing.moved:
             raise Refused(landing.refused or "main moved while the baseline was being recorded")
@@ -121,10 +139,12 @@ def age(recorded_at: str) -> str:
 
 def show(repo: GitRepo, main: str | None = None) -> dict[str, Any]:
     _, head = repo.resolve_main(main)
-    baseline, _ = require_baseline(repo, head)
-    days = load_policy(repo, head).quarantine_days
+    policy = load_policy(repo, head)
+    baseline, _ = require_baseline(repo, head, policy.baseline)
+    days = policy.quarantine_days
     return {
         "main": head,
+        "stored_in": STORE_REF if policy.baseline == REF else BASELINE_PATH,
         "commit": baseline.commit,
         "tree": baseline.tree,
         "recorded_at": baseline.recorded_at,

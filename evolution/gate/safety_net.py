@@ -33,7 +33,7 @@ from agent.errors import EnvironmentFailure, UsageError
 from evolution.baseline import require_baseline
 from evolution.gate import culprits
 from evolution.gate.checks import PRE_TEST_CHECKS, Candidate, Refusal
-from evolution.gate.landing import land, main_checkout
+from evolution.gate.landing import land, refuse_dirty_main
 from evolution.gate.lock import exclusive
 from evolution.gate.verdict import Judged, Settle, Trial, judge_candidate
 from evolution.gitrepo import GitRepo
@@ -157,12 +157,8 @@ def post_merge(
     deadline = None if budget_s is None else time.monotonic() + budget_s * JUDGE_SHARE
     with exclusive(repo, wait=wait):
         main_ref, head = repo.resolve_main(main)
-        checkout = main_checkout(repo, main_ref)
-        if checkout is not None and not repo.is_clean(checkout):
-            raise UsageError(
-                f"{checkout} has uncommitted changes; the safety net will not move main under them",
-                hint="commit or stash them, then run: evolve safety-net",
-            )
+        refuse_dirty_main(repo, main_ref, "the safety net will not move main under them",
+                          "commit or stash them, then run: evolve safety-net")  # fmt: skip
         verified = last_verified(repo, head)
         if verified is None:
             raise UsageError(

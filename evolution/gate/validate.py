@@ -17,11 +17,12 @@ from typing import Any
 
 from agent.clock import timestamp
 from agent.errors import EnvironmentFailure, UsageError
-from evolution.baseline import BASELINE_PATH, Baseline, require_baseline
+from evolution.baseline import BASELINE_PATH, REF, Baseline, require_baseline
 from evolution.gate.behaviour import check as check_behaviour
 from evolution.gate.checks import Candidate, Refusal, proposal_paths
 from evolution.gate.landing import LostRace, land
 from evolution.gate.lock import exclusive
+from evolution.gate.shared import advance_shared
 from evolution.gate.verdict import Judged, Refused, Trial, judge_candidate
 from evolution.gitrepo import GitRepo, slug
 from evolution.policy import load_policy
@@ -147,7 +148,7 @@ def _attempt(repo: GitRepo, options: GateOptions) -> GateReport | LostRace:
     if main_ref in (options.branch, f"refs/heads/{options.branch}"):
         raise UsageError("validate a branch other than main itself")
     policy = load_policy(repo, main).with_overrides(**options.overrides)
-    baseline, baseline_blob = require_baseline(repo, main)
+    baseline, baseline_blob = require_baseline(repo, main, policy.baseline)
     proposal = proposal_id(repo, options.branch, tip)
     report = GateReport(
         verdict="rejected",
@@ -197,8 +198,12 @@ def _attempt(repo: GitRepo, options: GateOptions) -> GateReport | LostRace:
     report.passing_after = len(new_baseline.passing())
     if not options.merge:
         return report
-    blob = repo.hash_blob(new_baseline.dumps().encode())
-    gate_tree = repo.tree_with_file(tree, BASELINE_PATH, blob)
+    shared = policy.baseline == REF  # the baseline lives in the store, not the tree
+    if shared:
+        gate_tree = tree
+    else:
+        blob = repo.hash_blob(new_baseline.dumps().encode())
+        gate_tree = repo.tree_with_file(tree, BASELINE_PATH, blob)
     message = gate_commit_message(
         branch=options.branch,
         proposal=proposal,
@@ -211,6 +216,11 @@ def _attempt(repo: GitRepo, options: GateOptions) -> GateReport | LostRace:
         sandbox=report.sandbox,
     )
     gate_commit = repo.commit_tree(gate_tree, [merge_commit], message)
+    if shared:
+        # Stored before main moves: an entry for a gate commit that then loses the race
+        # for main is never read (no main descends from it); a main without its entry
+        # would be judged against the older baseline.
+        advance_shared(repo, gate_commit, new_baseline, message=message)
     landing = land(repo, main_ref, main, gate_commit, f"evolve: accept {options.branch}")
     if landing.raced:
         return LostRace(main_ref, main)
@@ -296,7 +306,7 @@ def validate_pending_merge(
             return report
         heads = _pending_merge_heads(repo)
         policy = load_policy(repo, main_commit).with_overrides(**(overrides or {}))
-        baseline, baseline_blob = require_baseline(repo, main_commit)
+        baseline, baseline_blob = require_baseline(repo, main_commit, policy.baseline)
         report.main_before = report.main_after = main_commit
         report.passing_before = report.passing_after = len(baseline.passing())
         report.proposal = proposal_id(repo, "merge", heads[0])

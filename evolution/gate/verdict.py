@@ -11,6 +11,11 @@ a tree, written once.
    the staged first stage that may only reject, then the full suite with its suspects
    re-run, compared with the baseline by the ratchet rule (`evolution.ratchet`).
 
+A suite split across CI jobs (`evolve check --shard`, `--combine`) goes the same way: a
+part is a trial of the same commit that runs only its share of the suite and is held to
+the baseline's tests in that share (`Split`); the parts, once verified, are judged
+together by `judge_combined`, after the same pre-test checks.
+
 What a caller does with the verdict (land it, answer git's hook, revert a culprit) is
 the caller's; how a tree is judged is not, so that the three cannot drift apart.
 """
@@ -34,6 +39,7 @@ from evolution.run.folder import RunFolder
 from evolution.run.launch import ProgressCallback
 from evolution.run.report import RunResult
 from evolution.run.shards import Installments, run_suite
+from evolution.run.split import owner_of, run_part
 from evolution.sandbox.isolation import Isolation, choose
 
 SuspectPicker = Callable[[RunResult], list[str]]
@@ -67,6 +73,19 @@ class Trial:
     # kept across calls (`evolution.run.shards.Unfinished` until the last part has run).
     deadline: float | None = None
     checks: tuple[str, ...] = PRE_TEST_CHECKS  # () when the refusals were settled before
+    split: Split | None = None  # run only this part of the suite (no cache, no stages)
+
+
+@dataclass(frozen=True)
+class Split:
+    """Part `index` (from 0) of `count` of a suite split across machines, by `plan`."""
+
+    index: int
+    count: int
+    plan: dict[str, int]
+
+    def owns(self, nodeid: str) -> bool:
+        return owner_of(self.plan, self.count, nodeid) == self.index
 
 
 @dataclass(frozen=True)
@@ -92,6 +111,7 @@ class Judged:
     stage: str = "full"  # which stage decided: "first", "full" or "cached"
     first_tests: int = 0  # how many tests the first stage ran (0: there was none)
     test_map: str = ""  # the map's state, described
+    reruns: dict[str, dict[str, Any]] = field(default_factory=dict)  # a part's, a combine's
 
     @property
     def accepted(self) -> bool:
@@ -129,6 +149,8 @@ def _judge(trial: Trial, commit: str, tree: str, isolation: Isolation) -> Judged
     never excused."""
     candidate, baseline = trial.candidate, trial.baseline
     repo, policy, automated = candidate.repo, candidate.policy, candidate.automated
+    if trial.split is not None:
+        return _judge_part(trial, trial.split, commit, tree, isolation)
     key = cache_key(
         tree, trial.baseline_blob, policy.digest(), environment_digest(isolation.cache_tag)
     )
@@ -168,6 +190,43 @@ def _judge(trial: Trial, commit: str, tree: str, isolation: Isolation) -> Judged
         described += "; refreshed by this run"
     return verdict(result, comparison, cached=False, stage="full", first_tests=first_tests,
                    test_map=described)  # fmt: skip
+
+
+def _judge_part(trial: Trial, split: Split, commit: str, tree: str,
+                isolation: Isolation) -> Judged:  # fmt: skip
+    """One part of the suite, its suspects re-run, compared with the baseline's tests
+    in that part: a part's own verdict, which can only be narrower than the whole's."""
+    candidate = trial.candidate
+    repo, policy = candidate.repo, candidate.policy
+    baseline = trial.baseline.only(n for n in trial.baseline.tests if split.owns(n))
+    with RunFolder(repo, commit) as folder:
+        result = run_part(policy, folder, isolation, split.index, split.count, split.plan,
+                          trial.progress)  # fmt: skip
+        picked = suspects(baseline, result, policy)
+        reruns = (rerun_suspects(policy, folder, isolation, picked, result, tree, trial.when)
+                  if picked else {})  # fmt: skip
+    comparison = compare(baseline, result, policy, reruns, automated=candidate.automated,
+                         now=trial.when)  # fmt: skip
+    return Judged(commit, tree, isolation, result, comparison,
+                  comparison.rejection(policy.require_improvement), cached=False,
+                  stage="part", reruns=reruns)  # fmt: skip
+
+
+def judge_combined(trial: Trial, result: RunResult, reruns: dict[str, dict[str, Any]],
+                   isolation: Isolation) -> Verdict:  # fmt: skip
+    """The verdict on `trial.commit` from its parts' results, verified and merged by the
+    caller (`evolution.gate.check.combine`), which ran under `isolation`: the same
+    pre-test checks, then the ratchet rule on the whole. No test runs here."""
+    candidate = trial.candidate
+    refusal = first_refusal(candidate, trial.checks)
+    if refusal is not None:
+        return Refused(refusal)
+    policy = candidate.policy
+    comparison = compare(trial.baseline, result, policy, reruns, automated=candidate.automated,
+                         now=trial.when)  # fmt: skip
+    return Judged(trial.commit, candidate.repo.tree_of(trial.commit), isolation, result,
+                  comparison, comparison.rejection(policy.require_improvement), cached=False,
+                  stage="combined", reruns=reruns)  # fmt: skip
 
 
 @dataclass

@@ -184,6 +184,23 @@ def baseline_record_message(
     )
 
 
+def baseline_moved_message(
+    *, tree: str, passing: int, flaky: dict[str, object], where: str
+) -> str:
+    """`evolve baseline migrate`: the same baseline, kept somewhere else from this commit on
+    (nothing was run: the tested tree is the one the baseline was recorded from)."""
+    return _message(
+        f"evolve: keep the baseline in {where} ({passing} passing)",
+        [],
+        [
+            (t.VERDICT, t.BASELINE_RECORD),
+            (t.TESTED_TREE, tree),
+            (t.BASELINE, t.baseline_value(passing, passing)),
+            (t.FLAKY, t.flaky_value(flaky)),
+        ],
+    )
+
+
 def revert_message(
     commits: list[str], comparison: Comparison, tests: str, sandbox: str, refusal: str = ""
 ) -> str:

@@ -20,12 +20,12 @@ import pytest
 
 from agent import schema
 from agent.config import ConfigError, ModelConfig, RuntimeConfig, TaskConfig, parse_runtime
-from agent.errors import EnvironmentFailure, UsageError
+from agent.errors import UsageError
 from agent.schema import EVOLUTION, MODELS, TASKS, task_order
 from agent.tomlschema import Problem, read_tables
 from evolution.factory.render import render
 from evolution.factory.spec import SpecError, parse_spec_text
-from evolution.policy import DEFAULT_PROTECTED, Policy, parse_policy
+from evolution.policy import DEFAULT_PROTECTED, PYPROJECT, RATCHET_TOML, Policy, parse_policy
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -245,6 +245,16 @@ def test_factory_runtime_and_gate_agree_on_every_default() -> None:
     assert spec.watchdog.max_failed_ticks == default.max_failed_ticks
 
 
+def test_a_spec_that_shares_the_baseline_renders_it_for_the_gate() -> None:
+    """`baseline` is rendered only when it is not the default, so the reference build's
+    bytes do not change; when a SPEC says "ref", the gate reads "ref"."""
+    text = spec_with('[evolution]\nbaseline = "ref"')
+    agent_toml = render(parse_spec_text(text), text).files["agent.toml"].decode()
+    assert parse_policy(agent_toml, "deploy/agent.toml").baseline == "ref"
+    plain = render(parse_spec_text(MINIMAL_SPEC), MINIMAL_SPEC).files["agent.toml"].decode()
+    assert "baseline" not in plain
+
+
 # --- one validation: the same bad value, the same verdict everywhere --------------------
 
 
@@ -265,9 +275,17 @@ def test_the_factory_and_the_gate_refuse_a_bad_policy_alike(toml: str, message: 
     key = toml.splitlines()[-1].split(" = ")[0]
     [problem] = factory.value.problems
     assert problem.startswith(f"SPEC.md:{line}: evolution.{key}: {message}"), problem
-    with pytest.raises(EnvironmentFailure) as gate:
+    with pytest.raises(UsageError) as gate:
         parse_policy(toml, "deploy/agent.toml@abc")
     assert gate.value.message.startswith(f"deploy/agent.toml@abc:2: evolution.{key} {message}")
+    # The same key in the places a Python project keeps it: the same rule, its own path.
+    pyproject = '[project]\nname = "x"\n\n' + toml.replace("[evolution]", "[tool.ratchet]")
+    with pytest.raises(UsageError) as gate:
+        parse_policy(pyproject, "pyproject.toml@abc", PYPROJECT)
+    assert gate.value.message.startswith(f"pyproject.toml@abc:5: tool.ratchet.{key} {message}")
+    with pytest.raises(UsageError) as gate:
+        parse_policy(toml.split("\n", 1)[1], "ratchet.toml@abc", RATCHET_TOML)
+    assert gate.value.message.startswith(f"ratchet.toml@abc:1: {key} {message}")
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from repo_setup import Sandbox, make_sandbox
+from repo_setup import (
+    BROKEN_CLOCK,
+    CLOCK,
+    FLAKY_TEST,
+    NEUTRAL_CLOCK,
+    NEW_FLAKY_TEST,
+    Sandbox,
+    make_sandbox,
+)
 
 from evolution.baseline import Baseline, quarantined
 from evolution.gate.culprits import Probe
@@ -28,30 +36,6 @@ from evolution.policy import Policy
 pytestmark = pytest.mark.e2e  # real gate runs: `pytest -m "not e2e"` skips them
 
 FLAKY = "tests/test_clock.py::test_ticks_sometimes"
-CLOCK = '''\
-"""How many ticks a beat has."""
-
-
-def ticks():
-    return 3
-'''
-FLAKY_TEST = """
-import os, pathlib
-
-from scripts.clock import ticks
-
-
-def test_ticks_sometimes():
-    marker = pathlib.Path(os.environ["FLAKY_DIR"]) / "seen"
-    if not marker.exists():
-        marker.write_text("seen")
-        raise AssertionError("fails on a first run only")
-    assert ticks() == 3
-"""
-# The attack: the function only the quarantined test checks is broken for good.
-BROKEN_CLOCK = CLOCK.replace("return 3", "return 4")
-# The look-alike: a neutral change to the same file.
-NEUTRAL_CLOCK = CLOCK.replace('"""How many ticks a beat has."""', '"""Ticks per beat."""')
 
 
 class Flaky:
@@ -150,18 +134,6 @@ def test_an_expired_quarantine_excuses_nothing(flaky: Flaky) -> None:
     assert datetime.fromisoformat(entry["expires"]) > datetime.now(UTC) + timedelta(days=29)
     # The evidence of the run that judged this tree (the verdict of the same tree, cached).
     assert entry["tree"] == report["tested_tree"] and entry["runs"] == 1
-
-
-NEW_FLAKY_TEST = """
-import os, pathlib
-
-
-def test_new_and_flaky():
-    marker = pathlib.Path(os.environ["FLAKY_DIR"]) / "new-seen"
-    if not marker.exists():
-        marker.write_text("seen")
-        raise AssertionError("fails on a first run only")
-"""
 
 
 def test_a_test_new_in_the_candidate_is_never_excused_as_flaky(flaky: Flaky) -> None:

@@ -129,6 +129,18 @@ def test_the_policy_on_main_says_what_is_protected(box: Sandbox) -> None:
     assert refusal is not None and refusal.protected_paths == ["scripts/vault/keys.py"]
 
 
+@pytest.mark.parametrize("path", ["pyproject.toml", "ratchet.toml", "deploy/agent.toml"])
+def test_the_files_the_policy_is_read_from_are_protected_whatever_the_policy_lists(
+    box: Sandbox, path: str
+) -> None:
+    """A policy whose `protected` list leaves them out, and whose evolvable paths take
+    in the whole tree, still cannot let a proposal rewrite its own judge's rules."""
+    lax = Policy(protected=("tests/",), evolvable=("*",))
+    refusal = protected_paths(candidate(box, branch(box, {path: "x = 1\n"}), lax))
+    assert refusal is not None and refusal.protected_paths == [path]
+    assert protected_paths(candidate(box, branch(box, {"README.md": "x\n"}), lax)) is None
+
+
 # -- clean_merge ----------------------------------------------------------------------
 
 

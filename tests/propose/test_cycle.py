@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from llm_server import ScriptedLLM, Step
 from proposal_setup import GOOD_REPLY, KEY_ENV, SECRET, configure
-from repo_setup import SAMPLE_PYTEST_INI, Sandbox
+from repo_setup import SAMPLE_PYTEST_INI, Sandbox, make_sandbox
 
 from agent.ledger import Ledger
+from evolution.cycle import _objective_goals
 from evolution.gitrepo import GitRepo
 from evolution.propose.context import failing_by_target, open_context
 
@@ -206,3 +207,22 @@ def test_a_search_with_nothing_left_to_try_goes_on_to_the_next_suspect(tmp_path:
     assert search["evaluated"] == sum(t["evaluated"] for t in search["targets"])
     assert iteration["verdict"] == "accepted", done.stdout
     assert "checked(x) * 2" in box.git("show", "main:scripts/core.py")
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        {"pyproject.toml": '[project]\nname = "x"\n\n[tool.ratchet]\nobjectives = ["be quick"]\n'},
+        {"ratchet.toml": 'objectives = ["be quick"]\n'},
+        {"deploy/agent.toml": '[evolution]\nobjectives = ["be quick"]\n'},
+    ],
+    ids=["pyproject", "ratchet.toml", "agent.toml"],
+)
+def test_objectives_are_read_from_wherever_main_keeps_the_policy(
+    tmp_path: Path, files: dict[str, str]
+) -> None:
+    box = make_sandbox(tmp_path / "repo", record=False)
+    box.commit("the policy", files)
+    ctx = open_context(GitRepo(box.path))
+    [goal] = _objective_goals(ctx, ["scripts/calc.py", "scripts/test_x.py"], 0)
+    assert (goal.source, goal.target, goal.text) == ("objective", "scripts/calc.py", "be quick")

@@ -17,7 +17,7 @@ from repo_setup import (
     make_sandbox,
 )
 
-from agent.errors import EnvironmentFailure, InvalidRun, UsageError
+from agent.errors import InvalidRun, UsageError
 from evolution.gitrepo import GitRepo
 from evolution.policy import Policy, parse_policy
 from evolution.run.folder import RunFolder
@@ -319,7 +319,7 @@ def test_workers_takes_auto_or_a_count(value: str) -> None:
 
 @pytest.mark.parametrize("value", ["0", '"two"', "true", "-1"])
 def test_a_bad_workers_value_names_its_line(value: str) -> None:
-    with pytest.raises(EnvironmentFailure, match=r"agent.toml:2: evolution.workers (must|has)"):
+    with pytest.raises(UsageError, match=r"agent.toml:2: evolution.workers (must|has)"):
         parse_policy(f"[evolution]\nworkers = {value}\n", "agent.toml")
     with pytest.raises(UsageError, match="--workers"):
         Policy().with_overrides(workers="none")
