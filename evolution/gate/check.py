@@ -28,10 +28,18 @@ from agent.errors import InvalidRun, UsageError
 from evolution.baseline import Baseline, require_baseline
 from evolution.gate.checks import Candidate, proposal_paths
 from evolution.gate.parts import Part, body_of, read_part, runner_name, verify, write_part
-from evolution.gate.verdict import Judged, Refused, Split, Trial, judge_candidate, judge_combined
+from evolution.gate.verdict import (
+    Judged,
+    Refused,
+    Split,
+    Trial,
+    advanced,
+    judge_candidate,
+    judge_combined,
+)
 from evolution.gitrepo import GitRepo
 from evolution.policy import load_policy
-from evolution.ratchet import Comparison, advance, pool
+from evolution.ratchet import Comparison, pool
 from evolution.run.launch import ProgressCallback
 from evolution.run.report import RunResult
 from evolution.run.shards import merge
@@ -313,7 +321,4 @@ def _fill(report: CheckReport, verdict: Refused | Judged, trial: Trial) -> None:
     report.outcomes, report.durations = dict(result.outcomes), dict(result.durations)
     report.reruns = verdict.reruns
     if verdict.accepted and report.mode != "part":
-        days = trial.candidate.policy.quarantine_days
-        advanced = advance(trial.baseline, result, verdict.comparison, report.commit,
-                           report.tree, trial.when, days)  # fmt: skip
-        report.advanced = json.loads(advanced.dumps())
+        report.advanced = json.loads(advanced(trial, verdict).dumps())

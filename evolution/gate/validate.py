@@ -23,10 +23,10 @@ from evolution.gate.checks import Candidate, Refusal, proposal_paths
 from evolution.gate.landing import LostRace, land
 from evolution.gate.lock import exclusive
 from evolution.gate.shared import advance_shared
-from evolution.gate.verdict import Judged, Refused, Trial, judge_candidate
+from evolution.gate.verdict import Judged, Refused, Trial, advanced, judge_candidate
 from evolution.gitrepo import GitRepo, slug
 from evolution.policy import load_policy
-from evolution.ratchet import Comparison, advance
+from evolution.ratchet import Comparison
 from evolution.run.launch import ProgressCallback
 from evolution.trail import format as t
 from evolution.trail.write import gate_commit_message, rejection_note
@@ -167,16 +167,17 @@ def _attempt(repo: GitRepo, options: GateOptions) -> GateReport | LostRace:
     tree, conflicts = repo.merge_tree(main, tip)
     candidate = Candidate(repo, main, tree, policy, automated, paths, conflicts)
     when = timestamp()
-    verdict = judge_candidate(Trial(
+    trial = Trial(
         candidate, baseline, baseline_blob, when, parents=(main, tip),
         message=f"Merge {options.branch} into {main_ref.removeprefix('refs/heads/')}",
         unsandboxed=options.unsandboxed, progress=options.progress,
-    ))  # fmt: skip
+    )  # fmt: skip
+    verdict = judge_candidate(trial)
     if isinstance(verdict, Refused):
         _refused(report, verdict.refusal)
         return _reject(repo, options, report, baseline, tip, comparison=None)
 
-    result, comparison = verdict.result, verdict.comparison
+    comparison = verdict.comparison
     merge_commit = verdict.commit
     _judged(report, verdict)
     if not verdict.accepted:
@@ -193,8 +194,7 @@ def _attempt(repo: GitRepo, options: GateOptions) -> GateReport | LostRace:
             return _reject(repo, options, report, baseline, tip, comparison)
 
     report.verdict = "accepted"
-    new_baseline = advance(baseline, result, comparison, merge_commit, tree, when,
-                           policy.quarantine_days)  # fmt: skip
+    new_baseline = advanced(trial, verdict)
     report.passing_after = len(new_baseline.passing())
     if not options.merge:
         return report

@@ -33,7 +33,7 @@ from evolution.gate.staged import FirstStage, Rejection, run_first
 from evolution.gate.verdict_cache import VerdictCache, cache_key, environment_digest
 from evolution.gitrepo import GitRepo
 from evolution.policy import Policy
-from evolution.ratchet import Comparison, compare, suspects
+from evolution.ratchet import Comparison, advance, compare, suspects
 from evolution.run.flaky import rerun_suspects
 from evolution.run.folder import RunFolder
 from evolution.run.launch import ProgressCallback
@@ -119,6 +119,14 @@ class Judged:
 
 
 Verdict = Refused | Judged
+
+
+def advanced(trial: Trial, judged: Judged) -> Baseline:
+    """The baseline an accepted verdict leaves: the ratchet's advance over the trial's
+    baseline, its quarantine kept for the policy's days. The gate commits it; a check
+    hands it to whoever advances the shared baseline after the queue merges."""
+    return advance(trial.baseline, judged.result, judged.comparison, judged.commit,
+                   judged.tree, trial.when, trial.candidate.policy.quarantine_days)  # fmt: skip
 
 
 def judge_candidate(trial: Trial, settle: Settle | None = None) -> Verdict:
