@@ -232,10 +232,7 @@ def pytest_failures(
     """(exit code, failed or erroring node ids) of one test file, in one process."""
     done = plain_pytest(repo, python, test_file, *(["--collect-only"] if collect_only else []))
     if done.returncode not in (0, 1, 2, 5):  # 3, 4: pytest itself, not the code, failed
-        raise RuntimeError(
-            f"pytest could not run {test_file} in {repo} (exit {done.returncode}): "
-            + (done.stdout + done.stderr).strip()[-1500:]
-        )
+        raise _failed(done, f"pytest could not run {test_file} in {repo}")
     found = [
         line.split(" ", 1)[1].split(" - ", 1)[0].strip()
         for line in done.stdout.splitlines()
@@ -249,10 +246,13 @@ def require_passing(repo: Path, python: str, test_file: str) -> None:
     (what pytest printed), rather than finding no fault and no reason."""
     done = plain_pytest(repo, python, test_file)
     if done.returncode != 0:
-        raise RuntimeError(
-            f"{test_file} does not pass untouched in {repo} (exit {done.returncode}): "
-            + (done.stdout + done.stderr).strip()[-1500:]
-        )
+        raise _failed(done, f"{test_file} does not pass untouched in {repo}")
+
+
+def _failed(done: subprocess.CompletedProcess[str], what: str) -> RuntimeError:
+    """`what`, with pytest's exit code and the end of what it printed."""
+    said = (done.stdout + done.stderr).strip()[-1500:]
+    return RuntimeError(f"{what} (exit {done.returncode}): {said}")
 
 
 def _lines(source: str) -> list[int]:
@@ -292,9 +292,8 @@ def seed_fault(
 ) -> Fault | None:
     """Write one fault into one of `files` that makes at least one test of its script's
     test file fail (and breaks no collection), and, when `repairable`, whose repair is
-    one of mutate's own edits; the file is left faulty. None after `tries` test runs."""
-    for file in files:
-        require_passing(repo, python, test_file_for(file))
+    one of mutate's own edits; the file is left faulty. None after `tries` test runs,
+    once the untouched files are shown to pass (else RuntimeError, saying why)."""
     draws = [(f, line, k) for f in files for line in _lines((repo / f).read_text()) for k in kinds]
     rng.shuffle(draws)
     for file, line, kind in draws:
@@ -308,7 +307,7 @@ def seed_fault(
         if repairable and not operator:
             continue
         if tries == 0:
-            return None
+            break
         tries -= 1
         write_source(path, faulty)
         code, failing = pytest_failures(repo, python, test_file_for(file))
@@ -317,6 +316,8 @@ def seed_fault(
             after = faulty.splitlines()[line - 1].strip()
             return Fault(file, line, kind, before, after, failing, operator, original)
         write_source(path, original)
+    for file in files:  # no fault seen: because nothing passed to begin with?
+        require_passing(repo, python, test_file_for(file))
     return None
 
 
