@@ -37,8 +37,9 @@ def _modules() -> dict[str, Path]:
 MODULES = _modules()
 
 
-def _imports(path: Path) -> set[str]:
-    """Every project module `path` imports, wherever the import statement is."""
+def _imported(path: Path) -> set[str]:
+    """Every absolute name `path` imports (`a.b`, and `a.b.c` for `from a.b import c`),
+    wherever the import statement is."""
     names = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
@@ -46,7 +47,12 @@ def _imports(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
             names.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return {name for name in names if name in MODULES}
+    return names
+
+
+def _imports(path: Path) -> set[str]:
+    """Every project module `path` imports."""
+    return {name for name in _imported(path) if name in MODULES}
 
 
 @pytest.mark.parametrize("module", sorted(m for m in MODULES if m.startswith("agent")))
@@ -143,14 +149,8 @@ def test_the_agent_passes_the_sandbox_grants_to_its_tasks() -> None:
 
 
 def _imported_roots(path: Path) -> set[str]:
-    """The top-level names of everything `path` imports (absolute imports only)."""
-    roots = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            roots.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            roots.add(node.module.split(".")[0])
-    return roots
+    """The top-level names of everything `path` imports."""
+    return {name.split(".")[0] for name in _imported(path)}
 
 
 @pytest.mark.parametrize(
