@@ -82,6 +82,37 @@ class ModelConfig:
         return self.model.startswith(LOCAL_PROVIDERS)
 
 
+_AGENTS = schema.AGENTS.keys
+
+
+@dataclass(frozen=True)
+class AgentToolConfig:
+    """One [[agents.tools]] entry: a deployment's settings for one coding agent."""
+
+    name: str
+    program: str | None = None
+    args: tuple[str, ...] = ()
+    template: str | None = None
+    model: str | None = None
+    timeout_s: float | None = None
+    direct: bool = False
+    budget_usd: float | None = None
+    api_key_env: str | None = None
+
+
+@dataclass(frozen=True)
+class AgentsConfig:
+    """[agents]: the limits of every coding-agent run, and the tools' own settings."""
+
+    timeout_s: float = _AGENTS["timeout_s"].default
+    max_files: int = _AGENTS["max_files"].default
+    max_lines: int = _AGENTS["max_lines"].default
+    tools: tuple[AgentToolConfig, ...] = ()
+
+    def tool(self, name: str) -> AgentToolConfig:
+        return next((t for t in self.tools if t.name == name), AgentToolConfig(name))
+
+
 @dataclass(frozen=True)
 class TaskConfig:
     """One [[tasks]] entry, its command split: the runtime never runs a shell."""
@@ -114,6 +145,7 @@ class RuntimeConfig:
     max_silence_s: float = schema.SILENCE_CADENCES * schema.DEFAULT_CADENCE_S
     max_failed_ticks: int = _WATCHDOG["max_failed_ticks"].default
     ping_url: str | None = None  # healthchecks.io style: agent/ping.py
+    agents: AgentsConfig = field(default_factory=AgentsConfig)
 
     @property
     def runs(self) -> Path:
@@ -191,6 +223,22 @@ def parse_runtime(text: str, origin: str | Origin, root: Path) -> RuntimeConfig:
         max_silence_s=float(silence) if silence else schema.SILENCE_CADENCES * cadence,
         max_failed_ticks=watchdog["max_failed_ticks"],
         ping_url=watchdog["ping_url"],
+        agents=_agents(values["agents"]),
+    )
+
+
+def _agents(agents: dict[str, Any]) -> AgentsConfig:
+    tools = []
+    for tool in agents["tools"]:
+        settings = {**tool, "args": tuple(tool["args"])}
+        if settings["timeout_s"] is not None:
+            settings["timeout_s"] = float(settings["timeout_s"])
+        tools.append(AgentToolConfig(**settings))
+    return AgentsConfig(
+        timeout_s=float(agents["timeout_s"]),
+        max_files=agents["max_files"],
+        max_lines=agents["max_lines"],
+        tools=tuple(tools),
     )
 
 

@@ -15,16 +15,22 @@ retries (and the OpenAI SDK's) are switched off: the retry policy is this module
 
 from __future__ import annotations
 
+import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from agent.config import ModelConfig, RuntimeConfig
 from agent.ledger import CapReached, Ledger
 from agent.redact import Redactor
 
-Messages = list[dict[str, str]]
+# A chat message: its content a string, or (from a coding agent, through the model
+# proxy) a list of parts, with tool calls beside it.
+Messages = list[dict[str, Any]]
+# What a caller may ask of the request besides the messages (a coding agent's tools,
+# its stop words): passed to litellm as they are. Anything else is the client's to set.
+PASSED_PARAMS = ("tools", "tool_choice", "temperature", "top_p", "stop", "response_format")
 
 
 def _litellm() -> Any:
@@ -44,6 +50,10 @@ class Completion:
     completion_tokens: int
     cost_usd: float
     attempts: list[dict[str, str]] = field(default_factory=list)
+    # The assistant's message as the model sent it (its tool calls included), and why
+    # it stopped: what the model proxy hands back to a coding agent.
+    message: dict[str, Any] = field(default_factory=dict)
+    finish_reason: str = "stop"
 
     @property
     def tokens(self) -> int:
@@ -88,12 +98,28 @@ def prices_for(model: ModelConfig) -> Prices | None:
     return Prices(float(entry_in), float(entry_out))
 
 
-def count_prompt_tokens(model: ModelConfig, messages: Messages) -> int:
+def count_prompt_tokens(model: ModelConfig, messages: Messages, tools: Any = None) -> int:
     try:
-        return int(_litellm().token_counter(model=model.model, messages=messages))
+        return int(_litellm().token_counter(model=model.model, messages=messages, tools=tools))
     except Exception:
         # No tokenizer for this model: one token per two bytes overestimates any BPE.
-        return sum(len(m["content"].encode()) for m in messages) // 2 + 16
+        return len(json.dumps([messages, tools]).encode()) // 2 + 16
+
+
+def redact_message(message: dict[str, Any], redact: Redactor) -> dict[str, Any]:
+    """`message` with its text redacted, whether its content is a string or parts."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return {**message, "content": redact(content)}
+    if isinstance(content, list):
+        parts = [
+            {**part, "text": redact(part["text"])}
+            if isinstance(part, dict) and isinstance(part.get("text"), str)
+            else part
+            for part in content
+        ]
+        return {**message, "content": parts}
+    return message
 
 
 _TRANSIENT = (
@@ -150,14 +176,27 @@ class LLMClient:
             self.ledger.note(model, purpose, "refused-kill", f"kill flag present ({flag})")
             raise LLMRefused("killed", f"kill flag present ({flag}): no model call is made")
 
-    def complete(self, messages: Messages, purpose: str) -> Completion:
+    def complete(
+        self,
+        messages: Messages,
+        purpose: str,
+        *,
+        params: dict[str, Any] | None = None,
+        max_tokens: int | None = None,
+    ) -> Completion:
+        """The first answer of the chain. `params` (PASSED_PARAMS only) go with the
+        request; `max_tokens` may lower, never raise, a model's configured limit, which
+        is also what the reservation prices."""
         if not self.models:
             raise LLMUnavailable("no model is configured ([[llm.models]] or --model)", [])
-        messages = [{**m, "content": self.redact(m["content"])} for m in messages]
+        messages = [redact_message(m, self.redact) for m in messages]
+        extra = {k: v for k, v in (params or {}).items() if k in PASSED_PARAMS and v is not None}
         attempts: list[dict[str, str]] = []
         capped = 0
         for model in self.models:
-            outcome = self._try_model(model, messages, purpose, attempts)
+            if max_tokens is not None and max_tokens < model.max_tokens:
+                model = replace(model, max_tokens=max(1, max_tokens))
+            outcome = self._try_model(model, messages, purpose, attempts, extra)
             if isinstance(outcome, Completion):
                 outcome.attempts = attempts
                 return outcome
@@ -168,7 +207,12 @@ class LLMClient:
         raise LLMUnavailable(f"no model answered ({summary})", attempts)
 
     def _try_model(
-        self, model: ModelConfig, messages: Messages, purpose: str, attempts: list[dict[str, str]]
+        self,
+        model: ModelConfig,
+        messages: Messages,
+        purpose: str,
+        attempts: list[dict[str, str]],
+        extra: dict[str, Any],
     ) -> Completion | str:
         """A Completion, or why this model is done: 'capped', 'skipped' or 'failed'."""
         api_key = None
@@ -187,7 +231,7 @@ class LLMClient:
             return "skipped"
         for attempt in range(self.retries + 1):
             self._check_kill(model.model, purpose)
-            prompt_tokens = count_prompt_tokens(model, messages)
+            prompt_tokens = count_prompt_tokens(model, messages, extra.get("tools"))
             estimate = prompt_tokens * prices.input_per_token + (
                 model.max_tokens * prices.output_per_token
             )
@@ -199,7 +243,7 @@ class LLMClient:
                 attempts.append({"model": model.model, "error": str(cap)})
                 return "capped"
             try:
-                response = self._send(model, messages, api_key)
+                response = self._send(model, messages, api_key, extra)
             except Exception as error:  # litellm's whole exception family
                 kind = classify(error)
                 text = self.redact(f"{type(error).__name__}: {error}")[:500]
@@ -216,9 +260,11 @@ class LLMClient:
             return self._settle(model, response, reservation, prices, estimate)
         return "failed"
 
-    def _send(self, model: ModelConfig, messages: Messages, api_key: str | None) -> Any:
+    def _send(
+        self, model: ModelConfig, messages: Messages, api_key: str | None, params: dict[str, Any]
+    ) -> Any:
         litellm = _litellm()
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = dict(params)
         if model.api_base:
             extra["api_base"] = model.api_base
         if api_key:
@@ -246,9 +292,12 @@ class LLMClient:
                 completion_tokens * prices.output_per_token
             )
         try:
-            text = response.choices[0].message.content or ""
+            choice = response.choices[0]
+            message = choice.message.model_dump(exclude_none=True)
+            finish = str(choice.finish_reason or "stop")
         except (AttributeError, IndexError):
-            text = ""
+            message, finish = {"role": "assistant", "content": ""}, "stop"
+        text = message.get("content") or ""
         self.ledger.settle(
             reservation,
             outcome="ok",
@@ -256,4 +305,7 @@ class LLMClient:
             completion_tokens=completion_tokens,
             cost_usd=cost,
         )
-        return Completion(text, model.model, prompt_tokens, completion_tokens, cost)
+        return Completion(
+            text, model.model, prompt_tokens, completion_tokens, cost,
+            message=message, finish_reason=finish,
+        )  # fmt: skip

@@ -273,6 +273,28 @@ MODELS = Table(("llm", "models"), array=True, closed=True, keys={
     "output_usd_per_mtok": Key(PRICE),
 })  # fmt: skip
 
+# The coding-agent proposers (`agent:NAME`, evolution/propose/agents/): limits for every
+# agent, and one entry per tool whose defaults a deployment changes.
+AGENTS = Table(("agents",), keys={
+    "timeout_s": Key(SECONDS, 900.0),  # wall clock per run; then its whole group is killed
+    "max_files": Key(WHOLE, 10, minimum=1),  # a larger change is refused, not committed
+    "max_lines": Key(WHOLE, 400, minimum=1),  # lines added plus removed
+})  # fmt: skip
+
+AGENT_TOOLS = Table(("agents", "tools"), array=True, closed=True, keys={
+    "name": Key(TEXT, REQUIRED, pattern=Pattern(r"^[a-z][a-z0-9-]{0,30}$", "an adapter's name")),
+    "program": Key(TEXT),  # the executable: a name on PATH or an absolute path
+    "args": Key(TEXTS, ()),  # added after the adapter's own flags
+    "template": Key(TEXT),  # agent:command: the whole command line, with placeholders
+    "model": Key(TEXT),  # the model name the agent is told (default: the chain's first)
+    "timeout_s": Key(SECONDS),  # instead of [agents] timeout_s
+    # Run without the model proxy (a tool that cannot take a base URL): only when said
+    # here, with what a run may spend reserved before it starts, and the tool's own key.
+    "direct": Key(FLAG, False),
+    "budget_usd": Key(DOLLARS),
+    "api_key_env": Key(TEXT, spec_pattern=ENV_PATTERN),
+})  # fmt: skip
+
 EVOLUTION = Table(("evolution",), keys={
     "test_command": Key(TEXT, "python -m pytest"),
     "evolvable": Key(TEXTS, ("scripts/",)),
@@ -309,5 +331,5 @@ EVOLUTION = Table(("evolution",), keys={
     "baseline": Key(TEXT, "file", choices=("file", "ref")),
 })  # fmt: skip
 
-RUNTIME_TABLES = (SCHEDULE, TASKS, BUDGET, KILL, WATCHDOG, LEDGER, MODELS)
+RUNTIME_TABLES = (SCHEDULE, TASKS, BUDGET, KILL, WATCHDOG, LEDGER, MODELS, AGENTS, AGENT_TOOLS)
 AGENT_TOML = (SYSTEM, *RUNTIME_TABLES, EVOLUTION)

@@ -505,14 +505,18 @@ class GitRepo:
         return changed
 
     def commit_files(
-        self, base: str, files: dict[str, str], message: str, branch: str
+        self, base: str, files: Mapping[str, str | None], message: str, branch: str
     ) -> str:
-        """A commit on `base` with `files` replaced, made into a new branch by plumbing
-        (the checkout, index and stash are never touched); refuses an existing branch."""
-        tree = self.tree_of(base)
-        for path, content in sorted(files.items()):
-            blob = self.hash_blob(content.encode("utf-8", errors="surrogateescape"))
-            tree = self.tree_with_file(tree, path, blob)
+        """A commit on `base` with `files` replaced (None: removed), made into a new
+        branch by plumbing (the checkout, index and stash are never touched); refuses an
+        existing branch."""
+        put = {
+            path: self.hash_blob(content.encode("utf-8", errors="surrogateescape"))
+            for path, content in files.items() if content is not None
+        }  # fmt: skip
+        tree = self.edit_tree(
+            self.tree_of(base), put, sorted(p for p, c in files.items() if c is None)
+        )
         commit = self.commit_tree(tree, [base], message)
         if not self.update_ref(f"refs/heads/{branch}", commit, None, "evolve: propose"):
             raise EnvironmentFailure(f"branch {branch} already exists")

@@ -5,7 +5,10 @@ by name and loaded only when used:
 - `llm` asks the model chain for SEARCH/REPLACE blocks (`propose/llm.py`);
 - `mutate` repairs a target against its failing baseline tests offline (genetic
   improvement, `propose/mutate.py` over `evolution/mutate/`);
-- `patch` takes a unified diff or a SEARCH/REPLACE file from any tool or person.
+- `patch` takes a unified diff or a SEARCH/REPLACE file from any tool or person;
+- `agent:NAME` runs a coding agent (aider, mini-swe-agent, Codex CLI, Claude Code,
+  Gemini CLI, or any command) in a sandboxed scratch tree, its model calls through a
+  proxy that holds the spend cap (`propose/agents/`).
 `auto` is a fallback chain: the model chain (from the caller's models, else the
 configured ones), then `mutate`, which takes over when no model answers.
 
@@ -28,7 +31,8 @@ from agent.errors import UsageError
 from agent.llm import LLMRefused, LLMUnavailable
 from evolution.gitrepo import GitRepo, slug
 from evolution.mutate.search import SearchLimits
-from evolution.propose.base import Change, NoChange, Proposer, Request, Spend
+from evolution.propose.agents.adapters import NAMES as AGENT_PROPOSERS
+from evolution.propose.base import Change, Failed, NoChange, Proposer, Request, Spend
 from evolution.propose.context import Context, check_paths, normalise, open_context
 from evolution.propose.edits import MalformedReply
 from evolution.trail.write import proposal_message
@@ -37,6 +41,7 @@ REGISTRY = {
     "llm": "evolution.propose.llm:LLMProposer",
     "mutate": "evolution.propose.mutate:MutateProposer",
     "patch": "evolution.propose.patch:PatchProposer",
+    **{name: "evolution.propose.agents:AgentProposer" for name in AGENT_PROPOSERS},
 }
 PROPOSERS = ("auto", *REGISTRY)
 
@@ -44,7 +49,7 @@ PROPOSERS = ("auto", *REGISTRY)
 @dataclass
 class ProposalResult:
     id: str
-    status: str  # created | no-change | malformed | capped | killed | unavailable
+    status: str  # created | no-change | malformed | failed | capped | killed | unavailable
     proposer: str
     branch: str = ""
     commit: str = ""
@@ -65,6 +70,8 @@ class ProposalResult:
 
 def load(name: str, **options: Any) -> Proposer:
     module, _, cls = REGISTRY[name].partition(":")
+    if name in AGENT_PROPOSERS:
+        options["proposer"] = name  # one class, the adapter table says which tool
     return getattr(importlib.import_module(module), cls)(**options)  # type: ignore[no-any-return]
 
 
@@ -114,8 +121,8 @@ def propose(
     targets = sorted({normalise(t) for t in targets})
     later = [t for t in dict.fromkeys(normalise(t) for t in then or []) if t not in targets]
     check_paths(targets + later, ctx.policy)
-    request = Request(targets, goal, patch, models, limits, tried, unsandboxed, later)
     result = ProposalResult(id=new_id(goal), status="no-change", proposer=proposer)
+    request = Request(targets, goal, patch, models, limits, tried, unsandboxed, later, result.id)
     kill_flag = ctx.config.kill_flag_path
     if kill_flag.exists():
         result.status, result.message = "killed", f"kill flag present ({kill_flag}): refusing"
@@ -154,6 +161,8 @@ def _run_chain(
             result.status, result.message, result.search = "no-change", none.message, none.search
         except MalformedReply as malformed:
             result.status, result.message = "malformed", malformed.message
+        except Failed as failed:
+            result.status, result.message = "failed", str(failed)
         else:
             result.search = change.search
             return change

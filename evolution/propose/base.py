@@ -45,11 +45,12 @@ class Request:
     # Further files, most suspicious first, that mutate searches with what is left of its
     # budget when the targets yield nothing (a model's prompt names the targets only).
     then: list[str] = field(default_factory=list)
+    proposal: str = ""  # the proposal's id: names what a proposer keeps under runs/
 
 
 @dataclass
 class Change:
-    files: dict[str, str]  # path -> new content
+    files: dict[str, str | None]  # path -> new content; None: the file is removed
     fingerprint: str  # the prompt's SHA-256, or what stands in for one
     details: str = ""  # for the commit body
     search: dict[str, Any] | None = None  # what mutate tried
@@ -59,8 +60,8 @@ class Proposer(Protocol):
     name: str
 
     def propose(self, ctx: Context, request: Request, spend: Spend) -> Change:
-        """The change, or an error: NoChange (nothing to propose), MalformedReply, or the
-        model client's LLMRefused / LLMUnavailable. What it spends is added to `spend`
+        """The change, or an error: NoChange (nothing to propose), MalformedReply, Failed,
+        or the model client's LLMRefused / LLMUnavailable. What it spends is added to `spend`
         as it goes, so a failed attempt is paid for too."""
         ...
 
@@ -71,3 +72,8 @@ class NoChange(Refused):
     def __init__(self, message: str, *, search: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.search = search
+
+
+class Failed(Refused):
+    """The proposer's tool failed: a coding agent that exited non-zero, ran out of time,
+    or left a change too large or not made of files."""

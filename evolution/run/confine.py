@@ -52,11 +52,18 @@ def confinement(run: RunFolder, policy: Policy, command: Iterable[str] = ()) -> 
     )
 
 
-def sandboxed(argv: list[str], run: RunFolder, policy: Policy, status_fd: int) -> list[str]:
-    """`argv` wrapped in the launcher with this run's plan. Every sandboxed start goes
-    through here, so it is also where the gate makes itself unreadable to the suite."""
+def sandboxed(
+    argv: list[str],
+    run: RunFolder,
+    policy: Policy,
+    status_fd: int,
+    bounds: Confinement | None = None,
+) -> list[str]:
+    """`argv` wrapped in the launcher with this run's plan (`bounds`: boundaries other
+    than `confinement`'s, a coding agent's). Every sandboxed start goes through here,
+    so it is also where the gate makes itself unreadable to the suite."""
     undumpable()
-    plan = launch_plan(confinement(run, policy, argv), run.path, status_fd)
+    plan = launch_plan(bounds or confinement(run, policy, argv), run.path, status_fd)
     return launcher_argv(plan, argv)
 
 
@@ -75,10 +82,19 @@ class Start:
     when it is sandboxed; as it is otherwise. Start `argv` passing `fds` on, then call
     `applied`. Made by `starting`, which closes what is left of the pipe."""
 
-    def __init__(self, argv: list[str], run: RunFolder, policy: Policy, isolation: Isolation):
+    def __init__(
+        self,
+        argv: list[str],
+        run: RunFolder,
+        policy: Policy,
+        isolation: Isolation,
+        bounds: Confinement | None = None,
+    ):
         self._read, self._write = os.pipe() if isolation.sandboxed else (-1, -1)
         try:
-            self.argv = sandboxed(argv, run, policy, self._write) if self._write >= 0 else argv
+            self.argv = (
+                sandboxed(argv, run, policy, self._write, bounds) if self._write >= 0 else argv
+            )
         except BaseException:
             self.close()
             raise
@@ -103,11 +119,15 @@ class Start:
 
 @contextmanager
 def starting(
-    argv: list[str], run: RunFolder, policy: Policy, isolation: Isolation
+    argv: list[str],
+    run: RunFolder,
+    policy: Policy,
+    isolation: Isolation,
+    bounds: Confinement | None = None,
 ) -> Iterator[Start]:
     """A `Start` of `argv` on `run`, its status pipe closed on the way out, whatever
     happened: every start on a run's tree (`confined`, the fork server) is made here."""
-    start = Start(argv, run, policy, isolation)
+    start = Start(argv, run, policy, isolation, bounds)
     try:
         yield start
     finally:
@@ -138,10 +158,11 @@ def confined(
     poll: Callable[[], None] | None = None,
     fds: Iterable[int] = (),
     on_start: Callable[[], None] | None = None,
+    bounds: Confinement | None = None,
 ) -> tuple[GroupResult, dict[str, Any]]:
     """Run `argv` on the run's tree in its own group, inside the sandbox when the
     isolation says so: the outcome, and what the launcher applied."""
-    with starting(argv, run, policy, isolation) as start:
+    with starting(argv, run, policy, isolation, bounds) as start:
         try:
             outcome = run_in_group(
                 start.argv, cwd=run.tree, env=env, output=output, timeout_s=timeout_s,

@@ -1,0 +1,235 @@
+"""The `agent:NAME` proposers: any coding agent as a proposer, sandboxed, capped, judged.
+
+    agent → scratch tree → diff → branch → gate
+
+A coding agent edits a working tree and says "done"; it keeps no per-test ratchet, and
+its own sandbox protects the machine, not the verdict. Here it edits a scratch copy of
+main inside Ratchet's sandbox (`session.py`), its every model call goes through the
+loopback proxy that prices it in the shared ledger first (`proxy.py`), and what it left
+in the tree (`scratch.py`) becomes one `Change`: the package's entry point commits it on
+an `evolve/*` branch with the usual trailers, and the gate judges it like any other
+proposal. The tools differ only in the adapter table (`adapters.py`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from agent.config import AgentToolConfig
+from agent.errors import EnvironmentFailure, UsageError
+from agent.ledger import Ledger
+from agent.llm import LLMClient, LLMRefused
+from agent.redact import Redactor
+from evolution.propose.agents import adapters, scratch, session
+from evolution.propose.agents.direct import DirectSpend
+from evolution.propose.agents.reports import Usage
+from evolution.propose.agents.adapters import Adapter
+from evolution.propose.agents.proxy import ModelProxy
+from evolution.propose.base import Change, Failed, NoChange, Request, Spend
+from evolution.propose.context import Context, failing_for
+from evolution.run.folder import RunFolder
+from evolution.sandbox.isolation import Isolation, choose
+
+PURPOSE = "agent"  # the ledger's purpose for every agent call
+
+
+class AgentProposer:
+    def __init__(self, proposer: str) -> None:
+        self.adapter = adapters.adapter_for(proposer)
+        self.name = f"agent:{self.adapter.name}"
+
+    def propose(self, ctx: Context, request: Request, spend: Spend) -> Change:
+        tool = ctx.config.agents.tool(self.adapter.name)
+        argv = self._command(tool)
+        program = _program(self.name, argv[0], self.adapter, tool)
+        direct = self._direct(tool, ctx)
+        isolation = choose(ctx.policy, automated=True, unsandboxed=request.unsandboxed)
+        timeout = tool.timeout_s or ctx.config.agents.timeout_s
+        passed = self._passed(tool) if direct else {}
+        with RunFolder(ctx.repo, ctx.main) as run:
+            session.prepare_tree(run.tree)
+            goal_file = run.tmp / "ratchet-goal.md"
+            goal = goal_text(ctx, request)
+            goal_file.write_text(goal, encoding="utf-8")
+            socket = run.out / "model.sock"
+            proxy = ModelProxy(socket, lambda: _client(ctx), purpose=PURPOSE)
+            values = {
+                "goal_file": str(goal_file), "goal": goal, "workdir": str(run.tree),
+                "model": tool.model or _model_name(ctx), "home": str(run.home),
+                "budget": f"{tool.budget_usd or 0:.2f}",
+                **session.addresses(proxy.token, direct),
+            }  # fmt: skip
+            command = [program, *adapters.render_args(argv[1:], values, request.targets)]
+            if direct and self.adapter.budget_args and tool.budget_usd is not None:
+                command += adapters.render_args(self.adapter.budget_args, values, [])
+            env = session.agent_environment(run, self.adapter, values, program, passed)
+            redact = _redactor(ctx, passed, proxy.token)
+            transcript = ctx.config.runs / "agents" / f"{request.proposal or 'run'}-{self.adapter.name}.log"
+            with proxy, DirectSpend(ctx, tool, direct, self.name) as paid:
+                finished = self._run(run, ctx, isolation, command, env, direct, socket,
+                                     timeout, proxy, redact, transcript)  # fmt: skip
+                usage = paid.settle(finished.output, self.adapter) if direct else None
+            _account(spend, proxy, usage)
+            self._judge(finished, proxy, timeout)
+            diff = scratch.diff_tree(ctx.repo, ctx.main, run.tree, self.adapter.droppings)
+        return self._change(ctx, diff, request, argv, finished, proxy, goal)
+
+    def _command(self, tool: AgentToolConfig) -> list[str]:
+        """The command line as a template: the adapter's, or a command agent's own."""
+        if self.adapter.name == "command":
+            if not tool.template:
+                raise UsageError(
+                    "agent:command needs its command line: add [[agents.tools]] with "
+                    'name = "command" and template = "my-agent --task {goal_file}" to '
+                    "deploy/agent.toml (SPEC.md), placeholders as docs/agents.md lists"
+                )
+            return adapters.template_args(tool.template, "[[agents.tools]] command template")
+        return [tool.program or self.adapter.program, *self.adapter.args, *tool.args]
+
+    def _direct(self, tool: AgentToolConfig, ctx: Context) -> bool:
+        if self.adapter.api == "none" and not tool.direct:
+            raise UsageError(
+                f"{self.name} cannot be pointed at Ratchet's model proxy (it speaks "
+                "its own API): run it direct on purpose, with [[agents.tools]] "
+                f'name = "{self.adapter.name}", direct = true and budget_usd = N'
+            )
+        if tool.direct and tool.budget_usd is None:
+            raise UsageError(
+                f"{self.name} runs direct (without the model proxy): its "
+                "[[agents.tools]] entry must say what a run may spend (budget_usd), "
+                "which is reserved against the daily cap before it starts"
+            )
+        return tool.direct
+
+    def _passed(self, tool: AgentToolConfig) -> dict[str, str]:
+        """A direct run's own key, the one secret it is given, on purpose."""
+        name = tool.api_key_env or self.adapter.direct_key_env
+        if not name:
+            return {}
+        value = os.environ.get(name)
+        if not value:
+            raise UsageError(f"{self.name} runs direct and needs its key in ${name}, which is not set")
+        return {self.adapter.direct_key_env or name: value}
+
+    def _run(
+        self, run: RunFolder, ctx: Context, isolation: Isolation, command: list[str],
+        env: dict[str, str], direct: bool, socket: Path, timeout: float,
+        proxy: ModelProxy, redact: Callable[[str], str], transcript: Path,
+    ) -> session.Finished:  # fmt: skip
+        flag = ctx.config.kill_flag_path
+
+        def watch() -> None:
+            if flag.exists():
+                raise session.Stopped("killed", f"kill flag present ({flag}): the agent was stopped")
+            if proxy.log.refused is not None:
+                raise session.Stopped(*proxy.log.refused)
+
+        try:
+            return session.run_agent(
+                run, ctx.policy, isolation, command, env, direct=direct, socket=socket,
+                timeout_s=timeout, watch=watch, redact=redact, transcript=transcript,
+            )  # fmt: skip
+        except session.Stopped as stopped:
+            raise LLMRefused(stopped.status, f"{self.name}: {stopped}") from None
+
+    def _judge(self, finished: session.Finished, proxy: ModelProxy, timeout: float) -> None:
+        """A refusal decides first (the agent may have exited on the error it got);
+        then the timeout and the exit status."""
+        if proxy.log.refused is not None:
+            status, message = proxy.log.refused
+            raise LLMRefused(status, f"{self.name}: {message}")
+        result = finished.result
+        if result.timed_out:
+            raise Failed(f"{self.name} ran out of time after {timeout:g} s: its process group "
+                         f"was killed (transcript: {finished.transcript})")  # fmt: skip
+        if result.returncode != 0:
+            tail = " | ".join(finished.output.strip().splitlines()[-3:])[-400:]
+            raise Failed(f"{self.name} exited with status {result.returncode}: {tail or 'no output'} "
+                         f"(transcript: {finished.transcript})")  # fmt: skip
+
+    def _change(
+        self, ctx: Context, diff: scratch.TreeDiff, request: Request, argv: list[str],
+        finished: session.Finished, proxy: ModelProxy, goal: str,
+    ) -> Change:  # fmt: skip
+        limits = ctx.config.agents
+        if diff.empty:
+            raise NoChange(f"{self.name} finished without changing any file "
+                           f"(transcript: {finished.transcript})")  # fmt: skip
+        if len(diff.files) > limits.max_files or diff.lines > limits.max_lines:
+            raise Failed(
+                f"{self.name}'s change is too large: {len(diff.files)} files and "
+                f"{diff.lines} lines changed, over the limits of {limits.max_files} files "
+                f"and {limits.max_lines} lines ([agents] max_files, max_lines)"
+            )
+        fingerprint = hashlib.sha256(json.dumps([argv, goal]).encode()).hexdigest()
+        details = (
+            f"Agent: {self.name}, {finished.result.duration_s:.1f} s, "
+            f"{proxy.log.calls} model call(s) through the proxy; transcript "
+            f"{_shown(ctx, finished.transcript)}"
+        )
+        return Change(diff.files, fingerprint, details)
+
+
+def goal_text(ctx: Context, request: Request) -> str:
+    """What the agent is asked: the goal, the files it may change, the failing tests
+    that concern them, the gate's rules, and what the gate rejected before."""
+    from evolution.propose.llm import _rejected_for, render
+
+    failing, _sources = failing_for(ctx, request.targets)
+    text = render("agent", goal=request.goal, targets=request.targets, failing=failing,
+                  rejected=_rejected_for(ctx, request.targets))  # fmt: skip
+    return ctx.redact(text)
+
+
+def _program(name: str, program: str, adapter: Adapter, tool: AgentToolConfig) -> str:
+    found = shutil.which(program)
+    if found is None:
+        where = "its [[agents.tools]] program" if tool.program else "PATH"
+        raise EnvironmentFailure(
+            f"{name} needs the {program!r} command, which is not on {where}",
+            hint=f"install it ({adapter.install}), or name its path in deploy/agent.toml: "
+            f'[[agents.tools]] name = "{adapter.name}", program = "/path/to/{Path(program).name}"',
+        )
+    return os.path.abspath(found)
+
+
+def _model_name(ctx: Context) -> str:
+    """What the agent is told its model is: the chain's first, without its provider
+    (the proxy serves the whole chain whatever the agent asks for)."""
+    if not ctx.config.models:
+        return "ratchet"
+    return ctx.config.models[0].model.split("/", 1)[-1]
+
+
+def _client(ctx: Context) -> LLMClient:
+    """A client with a ledger connection of its own: the proxy calls from its thread,
+    and closes it after the call."""
+    return LLMClient(ctx.config, Ledger(ctx.config.ledger), ctx.redact)
+
+
+def _redactor(ctx: Context, passed: dict[str, str], token: str) -> Callable[[str], str]:
+    """The deployment's secrets, a direct run's own key and this run's proxy token."""
+    extra = Redactor({**passed, "proxy-token": token})
+    return lambda text: extra(ctx.redact(text))
+
+
+def _account(spend: Spend, proxy: ModelProxy, usage: Usage | None) -> None:
+    spend.cost_usd += proxy.log.cost_usd
+    spend.tokens += proxy.log.tokens
+    spend.model = proxy.log.model or spend.model
+    if usage is not None:
+        spend.tokens += usage.prompt_tokens + usage.completion_tokens
+        spend.model = usage.model or spend.model
+        spend.cost_usd += usage.cost_usd or 0.0
+
+
+def _shown(ctx: Context, path: Path) -> str:
+    try:
+        return str(path.relative_to(ctx.config.root))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,280 @@
+"""The two API dialects the model proxy speaks, as translations to and from one request.
+
+The model chain is called through litellm in OpenAI's shape, so a request in either
+dialect becomes a `ChatRequest` of OpenAI messages and parameters, and the chain's answer
+is rendered back in the dialect it was asked in: as one JSON body, or as the events of a
+stream. Only what coding agents send is translated (text, tool definitions, tool calls
+and their results, the system prompt, stop words, the output limit); images and
+extended thinking are dropped, which an agent sees as a model that ignored them.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from agent.llm import PASSED_PARAMS, Completion
+
+
+@dataclass
+class ChatRequest:
+    messages: list[dict[str, Any]]
+    params: dict[str, Any] = field(default_factory=dict)
+    max_tokens: int | None = None
+    stream: bool = False
+    model: str = ""  # what the agent asked for: answered with the model that served it
+
+
+class Dialect(Protocol):
+    def parse(self, body: dict[str, Any]) -> ChatRequest: ...
+
+    def answer(
+        self, request: ChatRequest, completion: Completion, *, created: int
+    ) -> dict[str, Any]: ...
+
+    def events(self, answer: dict[str, Any]) -> list[bytes]: ...
+
+    def error(self, message: str, kind: str) -> dict[str, Any]: ...
+
+
+def _messages(body: dict[str, Any]) -> list[dict[str, Any]]:
+    messages = body["messages"]
+    if not isinstance(messages, list) or not all(
+        isinstance(m, dict) and isinstance(m.get("role"), str) for m in messages
+    ):
+        raise ValueError("messages must be a list of objects with a role")
+    return messages
+
+
+def _limit(body: dict[str, Any], *keys: str) -> int | None:
+    for key in keys:
+        if body.get(key) is not None:
+            return int(body[key])
+    return None
+
+
+def _sse(data: dict[str, Any] | str, event: str | None = None) -> bytes:
+    text = data if isinstance(data, str) else json.dumps(data)
+    return (f"event: {event}\n" if event else "").encode() + f"data: {text}\n\n".encode()
+
+
+def _usage(completion: Completion) -> tuple[int, int]:
+    return completion.prompt_tokens, completion.completion_tokens
+
+
+def openai_error(message: str, kind: str) -> dict[str, Any]:
+    return {"error": {"message": message, "type": kind, "code": None}}
+
+
+def model_list(model: str) -> dict[str, Any]:
+    """`GET /v1/models`: the one model behind the proxy (the chain's, as last served)."""
+    name = model or "ratchet"
+    return {"object": "list", "data": [{"id": name, "object": "model", "owned_by": "ratchet"}]}
+
+
+class OpenAIChat:
+    """`POST /v1/chat/completions`."""
+
+    def parse(self, body: dict[str, Any]) -> ChatRequest:
+        params = {key: body[key] for key in PASSED_PARAMS if body.get(key) is not None}
+        return ChatRequest(
+            messages=_messages(body),
+            params=params,
+            max_tokens=_limit(body, "max_completion_tokens", "max_tokens"),
+            stream=bool(body.get("stream")),
+            model=str(body.get("model") or ""),
+        )
+
+    def answer(
+        self, request: ChatRequest, completion: Completion, *, created: int
+    ) -> dict[str, Any]:
+        message = {"role": "assistant", "content": completion.text}
+        if completion.message.get("tool_calls"):
+            message["tool_calls"] = completion.message["tool_calls"]
+        prompt, output = _usage(completion)
+        return {
+            "id": "chatcmpl-ratchet-" + secrets.token_hex(8),
+            "object": "chat.completion",
+            "created": created,
+            "model": completion.model,
+            "choices": [{"index": 0, "message": message, "finish_reason": completion.finish_reason}],
+            "usage": {"prompt_tokens": prompt, "completion_tokens": output,
+                      "total_tokens": prompt + output},
+        }  # fmt: skip
+
+    def events(self, answer: dict[str, Any]) -> list[bytes]:
+        choice = answer["choices"][0]
+        delta = dict(choice["message"])
+        if "tool_calls" in delta:
+            delta["tool_calls"] = [{**call, "index": i} for i, call in enumerate(delta["tool_calls"])]
+        head = {key: answer[key] for key in ("id", "created", "model")}
+        chunk = {**head, "object": "chat.completion.chunk"}
+        return [
+            _sse({**chunk, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}),
+            _sse({**chunk, "choices": [{"index": 0, "delta": {},
+                                        "finish_reason": choice["finish_reason"]}],
+                  "usage": answer["usage"]}),
+            _sse("[DONE]"),
+        ]  # fmt: skip
+
+    def error(self, message: str, kind: str) -> dict[str, Any]:
+        return openai_error(message, kind)
+
+
+_STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            part.get("text", "") for part in content
+            if isinstance(part, dict) and part.get("type") == "text"
+        )  # fmt: skip
+    return ""
+
+
+class AnthropicMessages:
+    """`POST /v1/messages`."""
+
+    def parse(self, body: dict[str, Any]) -> ChatRequest:
+        messages: list[dict[str, Any]] = []
+        system = _text(body.get("system"))
+        if system:
+            messages.append({"role": "system", "content": system})
+        for message in _messages(body):
+            messages += self._message(message)
+        params: dict[str, Any] = {}
+        tools = [
+            {"type": "function", "function": {
+                "name": tool["name"], "description": tool.get("description", ""),
+                "parameters": tool["input_schema"]}}
+            for tool in body.get("tools") or [] if isinstance(tool, dict) and "input_schema" in tool
+        ]  # fmt: skip
+        if tools:
+            params["tools"] = tools
+            choice = self._tool_choice(body.get("tool_choice"))
+            if choice is not None:
+                params["tool_choice"] = choice
+        for ours, theirs in (("stop", "stop_sequences"), ("temperature", "temperature"),
+                             ("top_p", "top_p")):  # fmt: skip
+            if body.get(theirs) is not None:
+                params[ours] = body[theirs]
+        return ChatRequest(
+            messages=messages,
+            params=params,
+            max_tokens=_limit(body, "max_tokens"),
+            stream=bool(body.get("stream")),
+            model=str(body.get("model") or ""),
+        )
+
+    @staticmethod
+    def _tool_choice(choice: Any) -> Any:
+        if not isinstance(choice, dict):
+            return None
+        kind = choice.get("type")
+        if kind == "tool":
+            return {"type": "function", "function": {"name": choice.get("name", "")}}
+        return {"auto": "auto", "any": "required", "none": "none"}.get(str(kind))
+
+    @staticmethod
+    def _message(message: dict[str, Any]) -> list[dict[str, Any]]:
+        """One Anthropic message as OpenAI messages: a user's tool results become tool
+        messages (first: they answer the previous turn's calls), an assistant's tool
+        uses become its tool calls."""
+        role, content = message["role"], message.get("content")
+        if isinstance(content, str):
+            return [{"role": role, "content": content}]
+        blocks = [b for b in content or [] if isinstance(b, dict)]
+        text = _text(blocks)
+        if role == "assistant":
+            calls = [
+                {"id": b.get("id", ""), "type": "function",
+                 "function": {"name": b.get("name", ""), "arguments": json.dumps(b.get("input", {}))}}
+                for b in blocks if b.get("type") == "tool_use"
+            ]  # fmt: skip
+            out: dict[str, Any] = {"role": "assistant", "content": text or None}
+            if calls:
+                out["tool_calls"] = calls
+            return [out]
+        results = [
+            {"role": "tool", "tool_call_id": b.get("tool_use_id", ""),
+             "content": _text(b.get("content")) or ("error" if b.get("is_error") else "")}
+            for b in blocks if b.get("type") == "tool_result"
+        ]  # fmt: skip
+        return results + ([{"role": role, "content": text}] if text or not results else [])
+
+    def answer(
+        self, request: ChatRequest, completion: Completion, *, created: int
+    ) -> dict[str, Any]:
+        content: list[dict[str, Any]] = []
+        if completion.text:
+            content.append({"type": "text", "text": completion.text})
+        for call in completion.message.get("tool_calls") or []:
+            function = call.get("function") or {}
+            try:
+                arguments = json.loads(function.get("arguments") or "{}")
+            except ValueError:
+                arguments = {}
+            content.append({"type": "tool_use", "id": call.get("id") or "toolu_" + secrets.token_hex(8),
+                            "name": function.get("name", ""), "input": arguments})  # fmt: skip
+        stop = _STOP_REASONS.get(completion.finish_reason, "end_turn")
+        if any(block["type"] == "tool_use" for block in content):
+            stop = "tool_use"
+        prompt, output = _usage(completion)
+        return {
+            "id": "msg_ratchet_" + secrets.token_hex(8),
+            "type": "message",
+            "role": "assistant",
+            "model": completion.model,
+            "content": content,
+            "stop_reason": stop,
+            "stop_sequence": None,
+            "usage": {"input_tokens": prompt, "output_tokens": output},
+        }
+
+    def events(self, answer: dict[str, Any]) -> list[bytes]:
+        start = {**answer, "content": [], "stop_reason": None,
+                 "usage": {"input_tokens": answer["usage"]["input_tokens"], "output_tokens": 0}}  # fmt: skip
+        events = [_sse({"type": "message_start", "message": start}, "message_start")]
+        for index, block in enumerate(answer["content"]):
+            if block["type"] == "text":
+                opened, delta = {"type": "text", "text": ""}, {"type": "text_delta", "text": block["text"]}
+            else:
+                opened = {**block, "input": {}}
+                delta = {"type": "input_json_delta", "partial_json": json.dumps(block["input"])}
+            events += [
+                _sse({"type": "content_block_start", "index": index, "content_block": opened},
+                     "content_block_start"),
+                _sse({"type": "content_block_delta", "index": index, "delta": delta},
+                     "content_block_delta"),
+                _sse({"type": "content_block_stop", "index": index}, "content_block_stop"),
+            ]  # fmt: skip
+        events += [
+            _sse({"type": "message_delta",
+                  "delta": {"stop_reason": answer["stop_reason"], "stop_sequence": None},
+                  "usage": {"output_tokens": answer["usage"]["output_tokens"]}}, "message_delta"),
+            _sse({"type": "message_stop"}, "message_stop"),
+        ]  # fmt: skip
+        return events
+
+    def error(self, message: str, kind: str) -> dict[str, Any]:
+        return {"type": "error", "error": {"type": kind, "message": message}}
+
+
+OPENAI = OpenAIChat()
+ANTHROPIC = AnthropicMessages()
+
+
+def dialect_of(path: str) -> Dialect | None:
+    """Which dialect a request path is in (with or without the `/v1` prefix, whatever
+    its query: Claude Code adds `?beta=true`)."""
+    route = path.split("?", 1)[0].rstrip("/")
+    if route.endswith("/chat/completions"):
+        return OPENAI
+    if route.endswith("/messages"):
+        return ANTHROPIC
+    return None

@@ -1,0 +1,91 @@
+"""Join a coding agent's 127.0.0.1 port to the model proxy's Unix socket, then become the agent.
+
+    python -I -S relay.py SOCKET PLACEHOLDER -- AGENT ARGV...
+
+Started by the sandbox launcher, inside the agent's network namespace (where nothing but
+a loopback interface exists), so that the model proxy is the one address the agent can
+reach. It listens on a free port of 127.0.0.1, writes that port into the agent's
+arguments and environment wherever PLACEHOLDER stands, forks a child that carries each
+connection to SOCKET, and execs the agent: the agent keeps this process's id, so the
+timeout, the kill flag and the group kill see the agent itself. The child dies with it
+(PR_SET_PDEATHSIG) and is in its process group anyway.
+
+Standard library only, started isolated: it runs inside the sandbox, where Ratchet's
+own packages may not be readable.
+"""
+
+import ctypes
+import os
+import signal
+import socket
+import sys
+import threading
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _pump(source, sink):
+    try:
+        while True:
+            data = source.recv(65536)
+            if not data:
+                break
+            sink.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for end in (source, sink):
+            try:
+                end.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def _carry(client, path):
+    try:
+        upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        upstream.connect(path)
+    except OSError:
+        client.close()
+        return
+    threading.Thread(target=_pump, args=(upstream, client), daemon=True).start()
+    _pump(client, upstream)
+
+
+def _serve(listener, path, parent):
+    try:
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the agent is already gone
+        os._exit(0)
+    while True:
+        client, _ = listener.accept()
+        threading.Thread(target=_carry, args=(client, path), daemon=True).start()
+
+
+def main(argv):
+    if len(argv) < 4 or argv[2] != "--":
+        sys.stderr.write("usage: relay.py SOCKET PLACEHOLDER -- AGENT ARGV...\n")
+        return 2
+    path, placeholder, command = argv[0], argv[1], argv[3:]
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    port = str(listener.getsockname()[1])
+    parent = os.getpid()
+    if os.fork() == 0:
+        _serve(listener, path, parent)
+        os._exit(0)
+    listener.close()
+    command = [arg.replace(placeholder, port) for arg in command]
+    env = {key: value.replace(placeholder, port) for key, value in os.environ.items()}
+    try:
+        os.execvpe(command[0], command, env)
+    except OSError as exc:
+        sys.stderr.write(f"relay: could not start {command[0]!r}: {exc}\n")
+        return 127
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,145 @@
+"""One coding agent's run: a scratch tree, Ratchet's sandbox, the model proxy, the limits.
+
+The agent works on a standalone copy of the target commit (a run folder's tree, with a
+git repository of one commit of its own, for tools that want one), never the user's
+checkout, inside the sandbox every test run gets: the user's checkout, the repository's
+git directory, the gate's run folders and the homes are out of its world; it may write
+the scratch tree and its own private home and temporary folder, nothing else; its
+network is a namespace of its own whose one reachable address is the proxy's (through
+`relay.py`), unless its configuration says `direct` on purpose. Its environment is the
+suite's (no secret, nothing naming the checkout), plus the adapter's variables.
+
+While it runs, the kill flag and the proxy's refusals are watched: either stops the
+whole process group at once. So do the timeout and the end of the run (a grandchild the
+agent left behind dies with its group). What it printed is kept under `runs/agents/`,
+every known secret and the run's proxy token redacted.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from agent.atomicio import atomic_write_text
+from agent.errors import EnvironmentFailure
+from agent.procgroup import GroupResult
+from evolution.policy import Policy
+from evolution.propose.agents.adapters import QUIET_ENV, Adapter, render
+from evolution.run.confine import confined, confinement
+from evolution.run.environment import environment
+from evolution.run.folder import RunFolder
+from evolution.sandbox.isolation import Isolation
+
+PORT = "@@RATCHET_PROXY_PORT@@"  # the relay writes the proxy's port here
+RELAY = Path(__file__).with_name("relay.py")
+TRANSCRIPT_LIMIT = 1 << 20  # bytes of an agent's output kept under runs/
+
+
+class Stopped(Exception):
+    """The run was stopped from outside the agent: `status` is 'killed' or 'capped'."""
+
+    def __init__(self, status: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Finished:
+    result: GroupResult
+    output: str  # what it printed, redacted
+    transcript: Path
+
+
+def addresses(token: str, direct: bool) -> dict[str, str]:
+    """The proxy's address and key as the agent is told them (the port is the relay's
+    to fill in); a direct run is told nothing of a proxy."""
+    if direct:
+        return {"base_url": "", "origin": "", "key": ""}
+    origin = f"http://127.0.0.1:{PORT}"
+    return {"base_url": f"{origin}/v1", "origin": origin, "key": token}
+
+
+def prepare_tree(tree: Path) -> None:
+    """Make the scratch tree a repository of one commit: tools that insist on a git
+    repository (or diff their own work) get one, which holds nothing of the user's."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_AUTHOR_NAME": "ratchet", "GIT_AUTHOR_EMAIL": "ratchet@localhost",
+        "GIT_COMMITTER_NAME": "ratchet", "GIT_COMMITTER_EMAIL": "ratchet@localhost",
+    }  # fmt: skip
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"],
+                 ["commit", "-q", "--no-verify", "--allow-empty", "-m", "target"]):  # fmt: skip
+        subprocess.run(["git", *args], cwd=tree, env=env, check=True, capture_output=True)
+
+
+def agent_environment(
+    run: RunFolder, adapter: Adapter, values: dict[str, str], program: str,
+    passed: dict[str, str],
+) -> dict[str, str]:  # fmt: skip
+    """The suite's environment (no secret, a private home and tmp), minus the tree on
+    the import path (the agent is a program, not the code under test), plus the
+    adapter's variables and what a direct run passes on purpose."""
+    env = environment(run)
+    env.pop("PYTHONPATH", None)
+    env["PATH"] = os.pathsep.join([os.path.dirname(program), env.get("PATH", "/usr/bin:/bin")])
+    env.update(QUIET_ENV)
+    env.update({key: render(value, values) for key, value in adapter.env.items()})
+    env.update(passed)
+    return env
+
+
+def run_agent(
+    run: RunFolder,
+    policy: Policy,
+    isolation: Isolation,
+    argv: list[str],
+    env: dict[str, str],
+    *,
+    direct: bool,
+    socket: Path,
+    timeout_s: float,
+    watch: Callable[[], None],
+    redact: Callable[[str], str],
+    transcript: Path,
+) -> Finished:
+    """Run the agent's `argv` on the run's tree, confined, until it exits, times out or
+    `watch` raises Stopped; its output redacted into `transcript` in every case."""
+    program = argv[0]
+    agent_policy = replace(
+        policy, writable=(".",), shared=(), network="host" if direct else "loopback"
+    )
+    bounds = confinement(run, agent_policy, [program])
+    if not direct:
+        relay = run.probe / RELAY.name
+        shutil.copyfile(RELAY, relay)
+        argv = [sys.executable, "-I", "-S", str(relay), str(socket), PORT, "--", *argv]
+    output = run.out / "agent.log"
+    try:
+        result, _applied = confined(
+            argv, run, agent_policy, isolation, env=env, output=output,
+            timeout_s=timeout_s, poll=watch, bounds=bounds,
+        )  # fmt: skip
+    except OSError as exc:
+        raise EnvironmentFailure(f"could not start {program}: {exc}") from None
+    finally:
+        text = _keep(output, transcript, redact)
+    return Finished(result, text, transcript)
+
+
+def _keep(output: Path, transcript: Path, redact: Callable[[str], str]) -> str:
+    try:
+        with open(output, "rb") as handle:
+            raw = handle.read(TRANSCRIPT_LIMIT)
+    except OSError:
+        raw = b""
+    text = redact(raw.decode("utf-8", "replace"))
+    transcript.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(transcript, text)
+    return text
