@@ -29,7 +29,7 @@ from evolution.propose.agents import adapters, scratch, session
 from evolution.propose.agents.direct import DirectSpend
 from evolution.propose.agents.reports import Usage
 from evolution.propose.agents.adapters import Adapter
-from evolution.propose.agents.proxy import ModelProxy
+from evolution.propose.agents.proxy import ModelProxy, ProxyLog
 from evolution.propose.base import Change, Failed, NoChange, Request, Spend
 from evolution.propose.context import Context, failing_for
 from evolution.run.folder import RunFolder
@@ -71,10 +71,13 @@ class AgentProposer:
             redact = _redactor(ctx, passed, proxy.token)
             transcript = ctx.config.runs / "agents" / f"{request.proposal or 'run'}-{self.adapter.name}.log"
             with proxy, DirectSpend(ctx, tool, direct, self.name) as paid:
-                finished = self._run(run, ctx, isolation, command, env, direct, socket,
-                                     timeout, proxy, redact, transcript)  # fmt: skip
-                usage = paid.settle(finished.output, self.adapter) if direct else None
-            _account(spend, proxy, usage)
+                try:
+                    finished = self._run(run, ctx, isolation, command, env, direct, socket,
+                                         timeout, proxy, redact, transcript)  # fmt: skip
+                finally:  # a stopped run was paid for too
+                    _account(spend, proxy.log)
+                if direct:
+                    _account_direct(spend, paid.settle(finished.output, self.adapter))
             self._judge(finished, proxy, timeout)
             diff = scratch.diff_tree(ctx.repo, ctx.main, run.tree, self.adapter.droppings)
         return self._change(ctx, diff, request, argv, finished, proxy, goal)
@@ -218,10 +221,13 @@ def _redactor(ctx: Context, passed: dict[str, str], token: str) -> Callable[[str
     return lambda text: extra(ctx.redact(text))
 
 
-def _account(spend: Spend, proxy: ModelProxy, usage: Usage | None) -> None:
-    spend.cost_usd += proxy.log.cost_usd
-    spend.tokens += proxy.log.tokens
-    spend.model = proxy.log.model or spend.model
+def _account(spend: Spend, log: ProxyLog) -> None:
+    spend.cost_usd += log.cost_usd
+    spend.tokens += log.tokens
+    spend.model = log.model or spend.model
+
+
+def _account_direct(spend: Spend, usage: Usage | None) -> None:
     if usage is not None:
         spend.tokens += usage.prompt_tokens + usage.completion_tokens
         spend.model = usage.model or spend.model

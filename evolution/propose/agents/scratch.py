@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from evolution.gitrepo import GitRepo
+from evolution.propose.base import Failed
 
 CACHE_DIRS = frozenset({
     ".git", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".hypothesis",
@@ -34,7 +35,7 @@ CACHE_DIRS = frozenset({
 CACHE_FILES = ("*.pyc", "*.pyo", ".coverage", ".coverage.*")
 
 
-class ScratchRefused(Exception):
+class ScratchRefused(Failed):
     """The scratch tree holds something a change may not be made of."""
 
 
