@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from llm_server import ScriptedLLM, Step
 from proposal_setup import KEY_ENV, SECRET, configure, ledger_rows
+from agent_setup import marker, processes_marked
 from repo_setup import CALC, FIXED_CALC, Sandbox
 
 pytestmark = pytest.mark.e2e
@@ -51,10 +52,10 @@ def use_agent(box: Sandbox, server: ScriptedLLM, script: Path, extra: str = "") 
     box.commit("use a command agent", {"deploy/agent.toml": toml})
 
 
-def propose(box: Sandbox, *args: str) -> tuple[int, dict]:
+def propose(box: Sandbox, env: dict[str, str] | None = None) -> tuple[int, dict]:
     done = box.evolve_in_process(
         "propose", "--json", "--proposer", "agent:command", "--target", "scripts/calc.py",
-        "--goal", "make mul multiply", *args, env={KEY_ENV: SECRET},
+        "--goal", "make mul multiply", env={KEY_ENV: SECRET, **(env or {})},
     )
     return done.returncode, json.loads(done.stdout) if done.stdout.strip() else {"err": done.stderr}
 
@@ -196,27 +197,13 @@ time.sleep(300)
     use_agent(sandbox, llm, script)
     toml = (sandbox.path / "deploy/agent.toml").read_text().replace("timeout_s = 60", "timeout_s = 3")
     sandbox.commit("a short timeout", {"deploy/agent.toml": toml})
-    code, result = propose(sandbox)
+    mark = marker()
+    code, result = propose(sandbox, env=mark)
     assert code == 1 and result["status"] == "failed", result
     assert "ran out of time after 3 s" in result["message"]
     transcript = next((sandbox.path / "runs/agents").glob("*.log")).read_text()
-    assert "CHILD" in transcript  # inside a pid namespace its id is not the host's:
-    assert not _sleepers_of(tmp_path)  # so look for the sleeper itself, by what it runs
-
-
-def _sleepers_of(tmp_path: Path) -> list[int]:
-    """Processes still running `sleep 300` under this test's agent (none once its group died)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if cmdline[:2] == [b"sleep", b"300"]:
-            found.append(int(entry.name))
-    return found
+    assert "CHILD" in transcript  # the grandchild started, and died with the group:
+    assert not processes_marked(mark)
 
 
 def test_an_agent_that_edits_a_test_is_refused_by_the_gate(

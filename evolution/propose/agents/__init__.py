@@ -136,6 +136,7 @@ class AgentProposer:
             return session.run_agent(
                 run, ctx.policy, isolation, command, env, direct=direct, socket=socket,
                 timeout_s=timeout, watch=watch, redact=redact, transcript=transcript,
+                adapter_home_files=self.adapter.home_files,
             )  # fmt: skip
         except session.Stopped as stopped:
             raise LLMRefused(stopped.status, f"{self.name}: {stopped}") from None

@@ -12,12 +12,14 @@ Placeholders: `{goal_file}` (the goal, written to a file the agent can read), `{
 (its text, for tools that take the prompt as an argument), `{workdir}` (the scratch
 tree), `{targets}` (the target files: one argument each when it stands alone), `{model}`
 (the model name the agent is told), `{base_url}` (the proxy's address, `/v1` included),
-`{origin}` (the same without `/v1`), `{key}` (the proxy's token for this run) and
-`{budget}` (a direct run's budget in USD).
+`{origin}` (the same without `/v1`), `{key}` (the proxy's token for this run),
+`{home}` (the agent's private home, where its state goes) and `{budget}` (a direct run's
+budget in USD).
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -65,6 +67,10 @@ class Adapter:
     install: str = ""
     # Variables a direct run passes from Ratchet's environment (its own API key).
     direct_key_env: str | None = None
+    # Flags that work but its help does not list (checked by a recorded real run instead).
+    undocumented: tuple[str, ...] = ()
+    # Files written into its private home before it starts (its settings), by path.
+    home_files: dict[str, str] = field(default_factory=dict)
 
     @property
     def flags(self) -> list[str]:
@@ -81,33 +87,50 @@ ADAPTERS: dict[str, Adapter] = {
             program="aider",
             args=(
                 "--model", "openai/{model}", "--openai-api-base", "{base_url}",
-                "--message-file", "{goal_file}", "--yes-always", "--no-git",
-                "--no-auto-commits", "--no-dirty-commits", "--no-auto-lint", "--no-auto-test",
-                "--no-check-update", "--analytics-disable", "--no-show-model-warnings",
-                "--no-pretty", "--no-stream", "--no-fancy-input", "--no-detect-urls",
-                "--map-tokens", "0", "--edit-format", "diff", "{targets}",
+                "--edit-format", "diff", "--message-file", "{goal_file}", "--yes-always",
+                # the scratch tree's own repository makes it the root its paths are
+                # relative to (without git, the targets' folder would be); it commits
+                # nothing and leaves .gitignore alone
+                "--no-auto-commits", "--no-dirty-commits", "--no-gitignore", "--no-auto-lint",
+                "--no-auto-test", "--no-check-update", "--analytics-disable",
+                "--no-show-release-notes", "--no-show-model-warnings", "--no-pretty",
+                "--no-stream", "--no-fancy-input", "--no-suggest-shell-commands",
+                "--no-detect-urls", "--map-tokens", "0",
+                # its history in its private home, not in the tree; no .env from the tree
+                "--chat-history-file", "{home}/aider.chat.history.md",
+                "--input-history-file", "{home}/aider.input.history",
+                "--env-file", "{home}/no.env",
+                "{targets}",
             ),  # fmt: skip
             api="openai",
             env={"OPENAI_API_KEY": "{key}", "AIDER_CHECK_UPDATE": "false"},
             droppings=(".aider*",),
-            install="its own virtual environment: `python3 -m venv ~/.aider-venv && "
-            "~/.aider-venv/bin/pip install aider-chat` (or `.ci/agents/install`)",
+            install="in a virtual environment of its own: `python3 -m venv ~/.aider && "
+            "~/.aider/bin/pip install aider-chat==0.86.2` (Ratchet's tests: "
+            "`.ci/agents/install`)",
         ),
         Adapter(
             name="mini",
             program="mini",
             args=(
-                "--model", "openai/{model}", "--task", "{goal}", "--yolo",
-                "--exit-immediately", "--cost-limit", "0",
+                "--model", "openai/{model}", "--model-class", "litellm_textbased",
+                "--config", "mini_textbased.yaml",
+                "--config", "model.model_kwargs.api_base={base_url}",
+                "--yolo", "--exit-immediately", "--cost-limit", "0",
+                "--output", "{home}/mini.traj.json", "--task", "{goal}",
             ),  # fmt: skip
             api="openai",
             env={
-                "OPENAI_API_BASE": "{base_url}", "OPENAI_BASE_URL": "{base_url}",
-                "OPENAI_API_KEY": "{key}", "MSWEA_CONFIGURED": "true",
-                "MSWEA_COST_TRACKING": "ignore_errors",
+                "OPENAI_API_KEY": "{key}",
+                "MSWEA_CONFIGURED": "true",  # else a first-run wizard asks on stdin
+                "MSWEA_SILENT_STARTUP": "1",
+                "MSWEA_GLOBAL_CONFIG_DIR": "{home}/mini-config",
+                "MSWEA_COST_TRACKING": "ignore_errors",  # the proxy prices the calls
+                "MSWEA_MODEL_RETRY_STOP_AFTER_ATTEMPT": "1",  # a refusal ends the run
             },  # fmt: skip
-            install="its own virtual environment: `python3 -m venv ~/.mini-venv && "
-            "~/.mini-venv/bin/pip install mini-swe-agent` (or `.ci/agents/install`)",
+            install="in a virtual environment of its own: `python3 -m venv ~/.mini && "
+            "~/.mini/bin/pip install mini-swe-agent==2.4.6` (Ratchet's tests: "
+            "`.ci/agents/install`)",
         ),
         Adapter(
             name="codex",
@@ -117,16 +140,21 @@ ADAPTERS: dict[str, Adapter] = {
                 "--model", "{model}", "--dangerously-bypass-approvals-and-sandbox",
                 "-c", "model_provider=ratchet",
                 "-c", "model_providers.ratchet.name=ratchet",
-                "-c", "model_providers.ratchet.base_url={base_url}",
+                "-c", 'model_providers.ratchet.base_url="{base_url}"',
                 "-c", "model_providers.ratchet.env_key=RATCHET_PROXY_KEY",
-                "-c", "model_providers.ratchet.wire_api=chat",
+                "-c", "model_providers.ratchet.wire_api=responses",
+                "-c", "check_for_update_on_startup=false",
+                "-c", "analytics.enabled=false",
+                "-c", "feedback.enabled=false",
+                "-c", 'otel.exporter="none"',
                 "{goal}",
             ),  # fmt: skip
-            api="openai",
+            api="openai",  # its Responses dialect (/v1/responses)
             env={"RATCHET_PROXY_KEY": "{key}", "CODEX_HOME": "{home}/.codex"},
+            home_files={".codex/config.toml": ""},  # CODEX_HOME must exist
             help_args=("exec", "--help"),
             report="codex_jsonl",
-            install="`npm install -g @openai/codex`",
+            install="`npm install -g @openai/codex@0.171.0`",
             direct_key_env="OPENAI_API_KEY",
         ),
         Adapter(
@@ -135,16 +163,20 @@ ADAPTERS: dict[str, Adapter] = {
             args=(
                 "-p", "{goal}", "--output-format", "json", "--model", "{model}",
                 "--permission-mode", "bypassPermissions", "--max-turns", "40",
+                "--no-session-persistence",
             ),  # fmt: skip
             api="anthropic",
             env={
                 "ANTHROPIC_BASE_URL": "{origin}", "ANTHROPIC_API_KEY": "{key}",
+                # bypassPermissions refuses to run as root outside a sandbox it is told of
+                "IS_SANDBOX": "1",
                 "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1",
                 "DISABLE_ERROR_REPORTING": "1",
             },  # fmt: skip
             budget_args=("--max-budget-usd", "{budget}"),
+            undocumented=("--max-turns",),  # agent_samples/claude-max-turns.json
             report="claude_json",
-            install="`npm install -g @anthropic-ai/claude-code`",
+            install="`npm install -g @anthropic-ai/claude-code@2.1.197`",
             direct_key_env="ANTHROPIC_API_KEY",
         ),
         Adapter(
@@ -152,9 +184,15 @@ ADAPTERS: dict[str, Adapter] = {
             program="gemini",
             args=("--prompt", "{goal}", "--output-format", "json", "--model", "{model}", "--yolo"),
             api="none",  # it speaks Google's own API, which the proxy does not
-            env={"GEMINI_CLI_NO_RELAUNCH": "true"},
+            env={"GEMINI_CLI_TRUST_WORKSPACE": "true", "GEMINI_TELEMETRY_ENABLED": "false"},
+            home_files={".gemini/settings.json": json.dumps({
+                "security": {"auth": {"selectedType": "gemini-api-key"}},
+                "privacy": {"usageStatisticsEnabled": False},
+                "telemetry": {"enabled": False},
+                "general": {"enableAutoUpdate": False, "enableAutoUpdateNotification": False},
+            })},  # fmt: skip
             report="gemini_json",
-            install="`npm install -g @google/gemini-cli`",
+            install="`npm install -g @google/gemini-cli@0.61.0`",
             direct_key_env="GEMINI_API_KEY",
         ),
         Adapter(

@@ -108,10 +108,15 @@ def run_agent(
     watch: Callable[[], None],
     redact: Callable[[str], str],
     transcript: Path,
+    adapter_home_files: dict[str, str],
 ) -> Finished:
     """Run the agent's `argv` on the run's tree, confined, until it exits, times out or
     `watch` raises Stopped; its output redacted into `transcript` in every case."""
     program = argv[0]
+    for name, content in adapter_home_files.items():
+        target = run.home / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content, encoding="utf-8")
     agent_policy = replace(
         policy, writable=(".",), shared=(), network="host" if direct else "loopback"
     )
