@@ -25,7 +25,7 @@ from typing import Literal
 
 from agent.errors import UsageError
 
-Api = Literal["openai", "anthropic", "none"]
+Api = Literal["openai", "responses", "anthropic", "none"]
 
 # Variables no agent needs to ask the outside world about (an update, telemetry, a
 # price table): set for every adapter, whatever the tool.
@@ -119,10 +119,10 @@ ADAPTERS: dict[str, Adapter] = {
                 "-c", "model_providers.ratchet.name=ratchet",
                 "-c", "model_providers.ratchet.base_url={base_url}",
                 "-c", "model_providers.ratchet.env_key=RATCHET_PROXY_KEY",
-                "-c", "model_providers.ratchet.wire_api=chat",
+                "-c", "model_providers.ratchet.wire_api=responses",
                 "{goal}",
             ),  # fmt: skip
-            api="openai",
+            api="responses",  # 0.171.0 refuses wire_api=chat at start-up
             env={"RATCHET_PROXY_KEY": "{key}", "CODEX_HOME": "{home}/.codex"},
             help_args=("exec", "--help"),
             report="codex_jsonl",
