@@ -86,7 +86,7 @@ ADAPTERS: dict[str, Adapter] = {
                 "--no-check-update", "--analytics-disable", "--no-show-model-warnings",
                 "--no-pretty", "--no-stream", "--no-fancy-input", "--no-detect-urls",
                 "--map-tokens", "0", "--edit-format", "diff", "{targets}",
-            ),  # fmt: skip
+            ),
             api="openai",
             env={"OPENAI_API_KEY": "{key}", "AIDER_CHECK_UPDATE": "false"},
             droppings=(".aider*",),
@@ -99,13 +99,13 @@ ADAPTERS: dict[str, Adapter] = {
             args=(
                 "--model", "openai/{model}", "--task", "{goal}", "--yolo",
                 "--exit-immediately", "--cost-limit", "0",
-            ),  # fmt: skip
+            ),
             api="openai",
             env={
                 "OPENAI_API_BASE": "{base_url}", "OPENAI_BASE_URL": "{base_url}",
                 "OPENAI_API_KEY": "{key}", "MSWEA_CONFIGURED": "true",
                 "MSWEA_COST_TRACKING": "ignore_errors",
-            },  # fmt: skip
+            },
             install="its own virtual environment: `python3 -m venv ~/.mini-venv && "
             "~/.mini-venv/bin/pip install mini-swe-agent` (or `.ci/agents/install`)",
         ),
@@ -121,7 +121,7 @@ ADAPTERS: dict[str, Adapter] = {
                 "-c", "model_providers.ratchet.env_key=RATCHET_PROXY_KEY",
                 "-c", "model_providers.ratchet.wire_api=responses",
                 "{goal}",
-            ),  # fmt: skip
+            ),
             api="responses",  # 0.171.0 refuses wire_api=chat at start-up
             env={"RATCHET_PROXY_KEY": "{key}", "CODEX_HOME": "{home}/.codex"},
             help_args=("exec", "--help"),
@@ -135,13 +135,13 @@ ADAPTERS: dict[str, Adapter] = {
             args=(
                 "-p", "{goal}", "--output-format", "json", "--model", "{model}",
                 "--permission-mode", "bypassPermissions", "--max-turns", "40",
-            ),  # fmt: skip
+            ),
             api="anthropic",
             env={
                 "ANTHROPIC_BASE_URL": "{origin}", "ANTHROPIC_API_KEY": "{key}",
                 "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1",
                 "DISABLE_ERROR_REPORTING": "1",
-            },  # fmt: skip
+            },
             budget_args=("--max-budget-usd", "{budget}"),
             report="claude_json",
             install="`npm install -g @anthropic-ai/claude-code`",
