@@ -3,7 +3,7 @@
 The proposer's tests drive the real litellm client against it (through `api_base`), so
 retries, fallbacks, timeouts, usage accounting and request contents are all exercised
 over real HTTP, with nothing of litellm mocked. Each model name has a queue of steps:
-a reply (content and usage), an HTTP error status, or a delay before replying.
+a reply (content, tool calls and usage), an HTTP error status, or a delay before replying.
 """
 
 from __future__ import annotations
@@ -24,6 +24,21 @@ class Step:
     status: int = 200
     delay_s: float = 0.0
     usage: tuple[int, int] = (100, 50)
+    # (name, arguments) of each tool call the reply makes, as a coding agent's model
+    # would: the model proxy's tests need answers that act, not only text.
+    tool_calls: tuple[tuple[str, dict[str, Any]], ...] = ()
+
+    def message(self, reply: int) -> dict[str, Any]:
+        """The assistant message of this step, as reply number `reply`: its calls'
+        ids are unique across the server's replies, as a real model's are."""
+        message: dict[str, Any] = {"role": "assistant", "content": self.content}
+        if self.tool_calls:
+            message["tool_calls"] = [
+                {"id": f"call_{reply}_{i}", "type": "function",
+                 "function": {"name": name, "arguments": json.dumps(arguments)}}
+                for i, (name, arguments) in enumerate(self.tool_calls)
+            ]  # fmt: skip
+        return message
 
 
 @dataclass
@@ -116,8 +131,8 @@ class ScriptedLLM:
                         "choices": [
                             {
                                 "index": 0,
-                                "message": {"role": "assistant", "content": step.content},
-                                "finish_reason": "stop",
+                                "message": step.message(len(owner.received)),
+                                "finish_reason": "tool_calls" if step.tool_calls else "stop",
                             }
                         ],
                         "usage": {

@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 import pytest
+from agent_setup import marker, processes_marked
 from llm_server import ScriptedLLM, Step
 from proposal_setup import KEY_ENV, SECRET, configure, ledger_rows
-from agent_setup import marker, processes_marked
 from repo_setup import CALC, FIXED_CALC, Sandbox
 
 pytestmark = pytest.mark.e2e
@@ -28,7 +28,8 @@ import json, os, sys, urllib.request
 def ask(prompt):
     request = urllib.request.Request(
         os.environ["OPENAI_BASE_URL"] + "/chat/completions",
-        data=json.dumps({"model": "any", "messages": [{"role": "user", "content": prompt}]}).encode(),
+        data=json.dumps({"model": "any",
+                         "messages": [{"role": "user", "content": prompt}]}).encode(),
         headers={"Authorization": "Bearer " + os.environ["OPENAI_API_KEY"],
                  "Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=30) as answer:
@@ -195,7 +196,8 @@ print("CHILD", child.pid, flush=True)
 time.sleep(300)
 ''')
     use_agent(sandbox, llm, script)
-    toml = (sandbox.path / "deploy/agent.toml").read_text().replace("timeout_s = 60", "timeout_s = 3")
+    toml = (sandbox.path / "deploy/agent.toml").read_text()
+    toml = toml.replace("timeout_s = 60", "timeout_s = 3")
     sandbox.commit("a short timeout", {"deploy/agent.toml": toml})
     mark = marker()
     code, result = propose(sandbox, env=mark)

@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 import pytest
+from agent_setup import marker, processes_marked
 from llm_server import ScriptedLLM, Step
 from proposal_setup import KEY_ENV, SECRET, configure, ledger_rows
-from agent_setup import marker, processes_marked
 from repo_setup import CALC, FIXED_CALC, Sandbox
 
 pytestmark = pytest.mark.e2e
@@ -55,11 +55,14 @@ def mini_step(command: str) -> Step:
 
 
 MINI_SUBMIT = mini_step("echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT")
-MINI_FIX = mini_step(r"sed -i '/seeded bug/{N;s/.*\n    return a + b/    return a * b/}' scripts/calc.py")
+MINI_FIX = mini_step(
+    r"sed -i '/seeded bug/{N;s/.*\n    return a + b/    return a * b/}' scripts/calc.py"
+)
 MINI_EDITS_TEST = mini_step("sed -i 's/== 12/== 7/' tests/test_calc.py")
 
 SCRIPTS = {
-    "aider": {"fix": [Step(AIDER_FIX)], "edit-test": [Step(AIDER_EDITS_TEST)] * 2,  # it asks again, the file added
+    # aider asks again once it has added a file the reply edits that was not named
+    "aider": {"fix": [Step(AIDER_FIX)], "edit-test": [Step(AIDER_EDITS_TEST)] * 2,
               "two-calls": [Step(AIDER_MISS, usage=(100, 2000)), Step(AIDER_FIX)]},
     "mini": {"fix": [MINI_FIX, MINI_SUBMIT], "edit-test": [MINI_EDITS_TEST, MINI_SUBMIT],
              "two-calls": [Step(MINI_FIX.content, usage=(100, 2000)), MINI_SUBMIT]},

@@ -26,10 +26,10 @@ from agent.ledger import Ledger
 from agent.llm import LLMClient, LLMRefused
 from agent.redact import Redactor
 from evolution.propose.agents import adapters, scratch, session
-from evolution.propose.agents.direct import DirectSpend
-from evolution.propose.agents.reports import Usage
 from evolution.propose.agents.adapters import Adapter
+from evolution.propose.agents.direct import DirectSpend
 from evolution.propose.agents.proxy import ModelProxy, ProxyLog
+from evolution.propose.agents.reports import Usage
 from evolution.propose.base import Change, Failed, NoChange, Request, Spend
 from evolution.propose.context import Context, failing_for
 from evolution.run.folder import RunFolder
@@ -69,7 +69,8 @@ class AgentProposer:
                 command += adapters.render_args(self.adapter.budget_args, values, [])
             env = session.agent_environment(run, self.adapter, values, program, passed)
             redact = _redactor(ctx, passed, proxy.token)
-            transcript = ctx.config.runs / "agents" / f"{request.proposal or 'run'}-{self.adapter.name}.log"
+            log_name = f"{request.proposal or 'run'}-{self.adapter.name}.log"
+            transcript = ctx.config.runs / "agents" / log_name
             with proxy, DirectSpend(ctx, tool, direct, self.name) as paid:
                 try:
                     finished = self._run(run, ctx, isolation, command, env, direct, socket,
@@ -116,7 +117,9 @@ class AgentProposer:
             return {}
         value = os.environ.get(name)
         if not value:
-            raise UsageError(f"{self.name} runs direct and needs its key in ${name}, which is not set")
+            raise UsageError(
+                f"{self.name} runs direct and needs its key in ${name}, which is not set"
+            )
         return {self.adapter.direct_key_env or name: value}
 
     def _run(
@@ -128,7 +131,9 @@ class AgentProposer:
 
         def watch() -> None:
             if flag.exists():
-                raise session.Stopped("killed", f"kill flag present ({flag}): the agent was stopped")
+                raise session.Stopped(
+                    "killed", f"kill flag present ({flag}): the agent was stopped"
+                )
             if proxy.log.refused is not None:
                 raise session.Stopped(*proxy.log.refused)
 
@@ -153,8 +158,8 @@ class AgentProposer:
                          f"was killed (transcript: {finished.transcript})")  # fmt: skip
         if result.returncode != 0:
             tail = " | ".join(finished.output.strip().splitlines()[-3:])[-400:]
-            raise Failed(f"{self.name} exited with status {result.returncode}: {tail or 'no output'} "
-                         f"(transcript: {finished.transcript})")  # fmt: skip
+            raise Failed(f"{self.name} exited with status {result.returncode}: "
+                         f"{tail or 'no output'} (transcript: {finished.transcript})")  # fmt: skip
 
     def _change(
         self, ctx: Context, diff: scratch.TreeDiff, request: Request, argv: list[str],

@@ -27,7 +27,7 @@ from typing import Literal
 
 from agent.errors import UsageError
 
-Api = Literal["openai", "anthropic", "none"]
+Api = Literal["openai", "responses", "anthropic", "none"]
 
 # Variables no agent needs to ask the outside world about (an update, telemetry, a
 # price table): set for every adapter, whatever the tool.
@@ -46,6 +46,15 @@ SDK_ENV = {
     "OPENAI_API_KEY": "{key}",
     "ANTHROPIC_BASE_URL": "{origin}",
     "ANTHROPIC_API_KEY": "{key}",
+}
+
+# Gemini CLI reads its settings from its home: the API key as its way in (a base URL
+# alone makes it pick an auth type it then rejects), and nothing sent home.
+GEMINI_SETTINGS = {
+    "security": {"auth": {"selectedType": "gemini-api-key"}},
+    "privacy": {"usageStatisticsEnabled": False},
+    "telemetry": {"enabled": False},
+    "general": {"enableAutoUpdate": False, "enableAutoUpdateNotification": False},
 }
 
 
@@ -101,7 +110,7 @@ ADAPTERS: dict[str, Adapter] = {
                 "--input-history-file", "{home}/aider.input.history",
                 "--env-file", "{home}/no.env",
                 "{targets}",
-            ),  # fmt: skip
+            ),
             api="openai",
             env={"OPENAI_API_KEY": "{key}", "AIDER_CHECK_UPDATE": "false"},
             droppings=(".aider*",),
@@ -118,7 +127,7 @@ ADAPTERS: dict[str, Adapter] = {
                 "--config", "model.model_kwargs.api_base={base_url}",
                 "--yolo", "--exit-immediately", "--cost-limit", "0",
                 "--output", "{home}/mini.traj.json", "--task", "{goal}",
-            ),  # fmt: skip
+            ),
             api="openai",
             env={
                 "OPENAI_API_KEY": "{key}",
@@ -127,7 +136,7 @@ ADAPTERS: dict[str, Adapter] = {
                 "MSWEA_GLOBAL_CONFIG_DIR": "{home}/mini-config",
                 "MSWEA_COST_TRACKING": "ignore_errors",  # the proxy prices the calls
                 "MSWEA_MODEL_RETRY_STOP_AFTER_ATTEMPT": "1",  # a refusal ends the run
-            },  # fmt: skip
+            },
             install="in a virtual environment of its own: `python3 -m venv ~/.mini && "
             "~/.mini/bin/pip install mini-swe-agent==2.4.6` (Ratchet's tests: "
             "`.ci/agents/install`)",
@@ -148,8 +157,8 @@ ADAPTERS: dict[str, Adapter] = {
                 "-c", "feedback.enabled=false",
                 "-c", 'otel.exporter="none"',
                 "{goal}",
-            ),  # fmt: skip
-            api="openai",  # its Responses dialect (/v1/responses)
+            ),
+            api="responses",  # 0.171.0 refuses wire_api=chat at start-up
             env={"RATCHET_PROXY_KEY": "{key}", "CODEX_HOME": "{home}/.codex"},
             home_files={".codex/config.toml": ""},  # CODEX_HOME must exist
             help_args=("exec", "--help"),
@@ -164,7 +173,7 @@ ADAPTERS: dict[str, Adapter] = {
                 "-p", "{goal}", "--output-format", "json", "--model", "{model}",
                 "--permission-mode", "bypassPermissions", "--max-turns", "40",
                 "--no-session-persistence",
-            ),  # fmt: skip
+            ),
             api="anthropic",
             env={
                 "ANTHROPIC_BASE_URL": "{origin}", "ANTHROPIC_API_KEY": "{key}",
@@ -172,7 +181,7 @@ ADAPTERS: dict[str, Adapter] = {
                 "IS_SANDBOX": "1",
                 "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1",
                 "DISABLE_ERROR_REPORTING": "1",
-            },  # fmt: skip
+            },
             budget_args=("--max-budget-usd", "{budget}"),
             undocumented=("--max-turns",),  # agent_samples/claude-max-turns.json
             report="claude_json",
@@ -185,12 +194,7 @@ ADAPTERS: dict[str, Adapter] = {
             args=("--prompt", "{goal}", "--output-format", "json", "--model", "{model}", "--yolo"),
             api="none",  # it speaks Google's own API, which the proxy does not
             env={"GEMINI_CLI_TRUST_WORKSPACE": "true", "GEMINI_TELEMETRY_ENABLED": "false"},
-            home_files={".gemini/settings.json": json.dumps({
-                "security": {"auth": {"selectedType": "gemini-api-key"}},
-                "privacy": {"usageStatisticsEnabled": False},
-                "telemetry": {"enabled": False},
-                "general": {"enableAutoUpdate": False, "enableAutoUpdateNotification": False},
-            })},  # fmt: skip
+            home_files={".gemini/settings.json": json.dumps(GEMINI_SETTINGS)},
             report="gemini_json",
             install="`npm install -g @google/gemini-cli@0.61.0`",
             direct_key_env="GEMINI_API_KEY",

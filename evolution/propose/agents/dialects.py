@@ -1,15 +1,18 @@
-"""The two API dialects the model proxy speaks, as translations to and from one request.
+"""The three API dialects the model proxy speaks, as translations to and from one request.
 
-The model chain is called through litellm in OpenAI's shape, so a request in either
+The model chain is called through litellm in OpenAI's shape, so a request in any
 dialect becomes a `ChatRequest` of OpenAI messages and parameters, and the chain's answer
 is rendered back in the dialect it was asked in: as one JSON body, or as the events of a
 stream. Only what coding agents send is translated (text, tool definitions, tool calls
-and their results, the system prompt, stop words, the output limit); images and
-extended thinking are dropped, which an agent sees as a model that ignored them.
+and their results, the system prompt, stop words, the output limit); images, extended
+thinking and reasoning, and tools that are not plain functions (a provider's hosted
+web search, Codex's freeform patch tool) are dropped, which an agent sees as a model
+that ignored them or a tool it was not offered.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import secrets
 from dataclasses import dataclass, field
@@ -64,8 +67,23 @@ def _usage(completion: Completion) -> tuple[int, int]:
     return completion.prompt_tokens, completion.completion_tokens
 
 
+def _function_tool(name: str, description: str, parameters: Any) -> dict[str, Any]:
+    """A tool in OpenAI chat's shape, whichever dialect declared it."""
+    function = {"name": name, "description": description, "parameters": parameters}
+    return {"type": "function", "function": function}
+
+
+def _tool_params(tools: list[dict[str, Any]], choice: Any) -> dict[str, Any]:
+    """The tools and the choice among them, as litellm takes them: a choice only when
+    there are tools to choose from (a provider refuses one without)."""
+    if not tools:
+        return {}
+    return {"tools": tools} if choice is None else {"tools": tools, "tool_choice": choice}
+
+
 def openai_error(message: str, kind: str) -> dict[str, Any]:
-    return {"error": {"message": message, "type": kind, "code": None}}
+    """An error as OpenAI's APIs (chat completions and Responses alike) answer one."""
+    return {"error": {"message": message, "type": kind, "param": None, "code": None}}
 
 
 def model_list(model: str) -> dict[str, Any]:
@@ -99,7 +117,8 @@ class OpenAIChat:
             "object": "chat.completion",
             "created": created,
             "model": completion.model,
-            "choices": [{"index": 0, "message": message, "finish_reason": completion.finish_reason}],
+            "choices": [{"index": 0, "message": message,
+                         "finish_reason": completion.finish_reason}],
             "usage": {"prompt_tokens": prompt, "completion_tokens": output,
                       "total_tokens": prompt + output},
         }  # fmt: skip
@@ -108,7 +127,9 @@ class OpenAIChat:
         choice = answer["choices"][0]
         delta = dict(choice["message"])
         if "tool_calls" in delta:
-            delta["tool_calls"] = [{**call, "index": i} for i, call in enumerate(delta["tool_calls"])]
+            delta["tool_calls"] = [
+                {**call, "index": i} for i, call in enumerate(delta["tool_calls"])
+            ]
         head = {key: answer[key] for key in ("id", "created", "model")}
         chunk = {**head, "object": "chat.completion.chunk"}
         return [
@@ -126,13 +147,20 @@ class OpenAIChat:
 _STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
 
 
+# The text parts of a message's content: Anthropic's, and the Responses API's (which
+# types a part by who wrote it).
+_TEXT_PARTS = ("text", "input_text", "output_text")
+
+
 def _text(content: Any) -> str:
+    """The text of a content: a string, or its text parts one per line (they are
+    separate paragraphs: Claude Code's system blocks end without a newline)."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(
+        return "\n".join(
             part.get("text", "") for part in content
-            if isinstance(part, dict) and part.get("type") == "text"
+            if isinstance(part, dict) and part.get("type") in _TEXT_PARTS
         )  # fmt: skip
     return ""
 
@@ -147,18 +175,11 @@ class AnthropicMessages:
             messages.append({"role": "system", "content": system})
         for message in _messages(body):
             messages += self._message(message)
-        params: dict[str, Any] = {}
         tools = [
-            {"type": "function", "function": {
-                "name": tool["name"], "description": tool.get("description", ""),
-                "parameters": tool["input_schema"]}}
+            _function_tool(tool["name"], tool.get("description", ""), tool["input_schema"])
             for tool in body.get("tools") or [] if isinstance(tool, dict) and "input_schema" in tool
         ]  # fmt: skip
-        if tools:
-            params["tools"] = tools
-            choice = self._tool_choice(body.get("tool_choice"))
-            if choice is not None:
-                params["tool_choice"] = choice
+        params = _tool_params(tools, self._tool_choice(body.get("tool_choice")))
         for ours, theirs in (("stop", "stop_sequences"), ("temperature", "temperature"),
                              ("top_p", "top_p")):  # fmt: skip
             if body.get(theirs) is not None:
@@ -193,7 +214,8 @@ class AnthropicMessages:
         if role == "assistant":
             calls = [
                 {"id": b.get("id", ""), "type": "function",
-                 "function": {"name": b.get("name", ""), "arguments": json.dumps(b.get("input", {}))}}
+                 "function": {"name": b.get("name", ""),
+                              "arguments": json.dumps(b.get("input", {}))}}
                 for b in blocks if b.get("type") == "tool_use"
             ]  # fmt: skip
             out: dict[str, Any] = {"role": "assistant", "content": text or None}
@@ -219,7 +241,8 @@ class AnthropicMessages:
                 arguments = json.loads(function.get("arguments") or "{}")
             except ValueError:
                 arguments = {}
-            content.append({"type": "tool_use", "id": call.get("id") or "toolu_" + secrets.token_hex(8),
+            content.append({"type": "tool_use",
+                            "id": call.get("id") or "toolu_" + secrets.token_hex(8),
                             "name": function.get("name", ""), "input": arguments})  # fmt: skip
         stop = _STOP_REASONS.get(completion.finish_reason, "end_turn")
         if any(block["type"] == "tool_use" for block in content):
@@ -238,11 +261,13 @@ class AnthropicMessages:
 
     def events(self, answer: dict[str, Any]) -> list[bytes]:
         start = {**answer, "content": [], "stop_reason": None,
-                 "usage": {"input_tokens": answer["usage"]["input_tokens"], "output_tokens": 0}}  # fmt: skip
+                 "usage": {"input_tokens": answer["usage"]["input_tokens"],
+                           "output_tokens": 0}}  # fmt: skip
         events = [_sse({"type": "message_start", "message": start}, "message_start")]
         for index, block in enumerate(answer["content"]):
             if block["type"] == "text":
-                opened, delta = {"type": "text", "text": ""}, {"type": "text_delta", "text": block["text"]}
+                opened = {"type": "text", "text": ""}
+                delta = {"type": "text_delta", "text": block["text"]}
             else:
                 opened = {**block, "input": {}}
                 delta = {"type": "input_json_delta", "partial_json": json.dumps(block["input"])}
@@ -265,8 +290,151 @@ class AnthropicMessages:
         return {"type": "error", "error": {"type": kind, "message": message}}
 
 
+class ResponsesAPI:
+    """`POST /v1/responses`: OpenAI's Responses API, the only one Codex CLI speaks.
+
+    A request is the whole conversation as typed items (Codex keeps no state on the
+    server: it sends `store: false` and the full history each turn), so it translates
+    to chat messages as the other dialects do. Items that are not messages or function
+    calls (reasoning, hosted tools' calls) are dropped: the chain never produced them.
+    """
+
+    def parse(self, body: dict[str, Any]) -> ChatRequest:
+        messages: list[dict[str, Any]] = []
+        instructions = _text(body.get("instructions"))
+        if instructions:
+            messages.append({"role": "system", "content": instructions})
+        items = body.get("input") or []
+        if isinstance(items, str):
+            items = [{"type": "message", "role": "user", "content": items}]
+        if not isinstance(items, list):
+            raise ValueError("input must be a string or a list of items")
+        for item in items:
+            if isinstance(item, dict):
+                self._item(item, messages)
+        tools = [
+            _function_tool(tool["name"], tool.get("description", ""),
+                           tool.get("parameters") or {"type": "object", "properties": {}})
+            for tool in body.get("tools") or []
+            if isinstance(tool, dict) and tool.get("type") == "function" and "name" in tool
+        ]  # fmt: skip
+        params = _tool_params(tools, self._tool_choice(body.get("tool_choice")))
+        params.update({key: body[key] for key in ("temperature", "top_p")
+                       if body.get(key) is not None})  # fmt: skip
+        return ChatRequest(
+            messages=messages,
+            params=params,
+            max_tokens=_limit(body, "max_output_tokens"),
+            stream=bool(body.get("stream")),
+            model=str(body.get("model") or ""),
+        )
+
+    @staticmethod
+    def _item(item: dict[str, Any], messages: list[dict[str, Any]]) -> None:
+        """Append one input item to `messages`. A function call joins the assistant
+        message before it, for chat APIs want one assistant turn with all its calls;
+        a `developer` message (Codex's sandbox and approval rules) is a system one,
+        which every provider behind litellm accepts."""
+        kind = item.get("type", "message")
+        if kind == "message":
+            role = {"developer": "system"}.get(item.get("role", ""), item.get("role", "user"))
+            messages.append({"role": role, "content": _text(item.get("content"))})
+        elif kind == "function_call":
+            call = {"id": item.get("call_id", ""), "type": "function",
+                    "function": {"name": item.get("name", ""),
+                                 "arguments": item.get("arguments") or "{}"}}  # fmt: skip
+            if messages and messages[-1]["role"] == "assistant":
+                messages[-1].setdefault("tool_calls", []).append(call)
+            else:
+                messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+        elif kind == "function_call_output":
+            output = item.get("output")  # a string, or content parts
+            messages.append({"role": "tool", "tool_call_id": item.get("call_id", ""),
+                             "content": _text(output)})  # fmt: skip
+
+    @staticmethod
+    def _tool_choice(choice: Any) -> Any:
+        if choice in ("auto", "required", "none"):
+            return choice
+        if isinstance(choice, dict) and choice.get("type") == "function":
+            return {"type": "function", "function": {"name": choice.get("name", "")}}
+        return None
+
+    def answer(
+        self, request: ChatRequest, completion: Completion, *, created: int
+    ) -> dict[str, Any]:
+        """A completed Response: the text as a message item (also when there is no
+        text and no call, so that the turn visibly ends), then one item per call."""
+        calls = completion.message.get("tool_calls") or []
+        output: list[dict[str, Any]] = []
+        if completion.text or not calls:
+            output.append({
+                "type": "message", "id": "msg_" + secrets.token_hex(8), "status": "completed",
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": completion.text, "annotations": []}],
+            })  # fmt: skip
+        for call in calls:
+            function = call.get("function") or {}
+            output.append({
+                "type": "function_call", "id": "fc_" + secrets.token_hex(8), "status": "completed",
+                "call_id": call.get("id") or "call_" + secrets.token_hex(8),
+                "name": function.get("name", ""), "arguments": function.get("arguments") or "{}",
+            })  # fmt: skip
+        prompt, output_tokens = _usage(completion)
+        return {
+            "id": "resp_ratchet_" + secrets.token_hex(8),
+            "object": "response",
+            "created_at": created,
+            "status": "completed",
+            "model": completion.model,
+            "output": output,
+            "usage": {"input_tokens": prompt, "output_tokens": output_tokens,
+                      "total_tokens": prompt + output_tokens},
+        }  # fmt: skip
+
+    def events(self, answer: dict[str, Any]) -> list[bytes]:
+        """The stream of a Response, as OpenAI sends it: each item is added, its text or
+        arguments arrive (in one delta) and it is done; then the whole Response again.
+        Codex acts on `output_item.done` and on `completed`, which must end the stream."""
+        numbers = itertools.count()
+
+        def event(kind: str, **fields: Any) -> bytes:
+            return _sse({"type": kind, "sequence_number": next(numbers), **fields}, kind)
+
+        opening = {**answer, "status": "in_progress", "output": [], "usage": None}
+        events = [event("response.created", response=opening)]
+        for index, item in enumerate(answer["output"]):
+            at = {"item_id": item["id"], "output_index": index}
+            if item["type"] == "message":
+                part = item["content"][0]
+                events += [
+                    event("response.output_item.added", output_index=index,
+                          item={**item, "status": "in_progress", "content": []}),
+                    event("response.content_part.added", **at, content_index=0,
+                          part={**part, "text": ""}),
+                    event("response.output_text.delta", **at, content_index=0, delta=part["text"]),
+                    event("response.output_text.done", **at, content_index=0, text=part["text"]),
+                    event("response.content_part.done", **at, content_index=0, part=part),
+                ]  # fmt: skip
+            else:
+                events += [
+                    event("response.output_item.added", output_index=index,
+                          item={**item, "status": "in_progress", "arguments": ""}),
+                    event("response.function_call_arguments.delta", **at, delta=item["arguments"]),
+                    event("response.function_call_arguments.done", **at,
+                          arguments=item["arguments"]),
+                ]  # fmt: skip
+            events.append(event("response.output_item.done", output_index=index, item=item))
+        events.append(event("response.completed", response=answer))
+        return events
+
+    def error(self, message: str, kind: str) -> dict[str, Any]:
+        return openai_error(message, kind)
+
+
 OPENAI = OpenAIChat()
 ANTHROPIC = AnthropicMessages()
+RESPONSES = ResponsesAPI()
 
 
 def dialect_of(path: str) -> Dialect | None:
@@ -277,4 +445,6 @@ def dialect_of(path: str) -> Dialect | None:
         return OPENAI
     if route.endswith("/messages"):
         return ANTHROPIC
+    if route.endswith("/responses"):
+        return RESPONSES
     return None

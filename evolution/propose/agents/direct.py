@@ -34,7 +34,10 @@ def cost_of(usage: Usage | None, model: str) -> float | None:
     prices = prices_for(ModelConfig(model=usage.model or model)) if (usage.model or model) else None
     if prices is None:
         return None
-    return usage.prompt_tokens * prices.input_per_token + usage.completion_tokens * prices.output_per_token
+    return (
+        usage.prompt_tokens * prices.input_per_token
+        + usage.completion_tokens * prices.output_per_token
+    )
 
 
 class DirectSpend:

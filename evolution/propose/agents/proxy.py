@@ -7,14 +7,16 @@ the same client (`agent.llm.LLMClient`): the kill flag is checked, the worst cas
 reserved in the shared ledger, and only then is the call forwarded to the configured
 model chain, with its fallbacks. At the cap, or with the kill flag present, the proxy
 answers with an error the agent sees (HTTP 402 or 403: neither is retried by the
-OpenAI or Anthropic clients) and remembers why, so that the run ends as `capped` or
-`killed` whatever the agent does next.
+OpenAI or Anthropic clients; Codex CLI retries them five times, which costs nothing)
+and remembers why, so that the run ends as `capped` or `killed`
+whatever the agent does next: the session stops the agent at the first refusal.
 
-It speaks the two dialects the agents use: OpenAI's chat completions
-(`/v1/chat/completions`: aider, mini-swe-agent, Codex CLI's chat provider, most others)
-and Anthropic's messages (`/v1/messages`: Claude Code), each with or without streaming
-(a stream is the whole answer in one event: the cap is decided before the first byte,
-so nothing is gained by streaming tokens as they come). It listens on a Unix socket in
+It speaks the three dialects the agents use: OpenAI's chat completions
+(`/v1/chat/completions`: aider, mini-swe-agent, most others), OpenAI's Responses API
+(`/v1/responses`: Codex CLI, which speaks nothing else) and Anthropic's messages
+(`/v1/messages`: Claude Code), each with or without streaming (a stream is the whole
+answer at once, in as few events as the dialect allows: the cap is decided before the
+first byte, so nothing is gained by streaming tokens as they come). It listens on a Unix socket in
 the run's folder, not a TCP port: the agent's sandbox has a network namespace of its
 own with nothing but a loopback interface, and the relay (`relay.py`) inside it joins
 the agent's 127.0.0.1 port to this socket. Each run's proxy asks for a token of its
@@ -149,6 +151,11 @@ def _handler(proxy: ModelProxy) -> type[BaseHTTPRequestHandler]:
 
         def log_message(self, *args: object) -> None:
             pass
+
+        def do_HEAD(self) -> None:
+            """Claude Code opens its connection with `HEAD /` before the first call:
+            an answer without a body, so that it does not log a failed warm-up."""
+            self._send(200, "text/plain", b"")
 
         def do_GET(self) -> None:
             if self.path.rstrip("/").endswith("/models"):

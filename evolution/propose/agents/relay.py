@@ -14,6 +14,7 @@ Standard library only, started isolated: it runs inside the sandbox, where Ratch
 own packages may not be readable.
 """
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -35,10 +36,8 @@ def _pump(source, sink):
         pass
     finally:
         for end in (source, sink):
-            try:
+            with contextlib.suppress(OSError):
                 end.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 def _carry(client, path):
@@ -53,10 +52,8 @@ def _carry(client, path):
 
 
 def _serve(listener, path, parent):
-    try:
+    with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
     if os.getppid() != parent:  # the agent is already gone
         os._exit(0)
     while True:

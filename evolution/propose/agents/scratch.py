@@ -98,7 +98,8 @@ def _ignored(repo: GitRepo, commit: str, paths: list[str]) -> set[str]:
         excludes.write_bytes(rules)
         subprocess.run(["git", "init", "-q", empty], check=True, capture_output=True)
         result = subprocess.run(
-            ["git", "-c", f"core.excludesFile={excludes}", "check-ignore", "--no-index", "--stdin", "-z"],
+            ["git", "-c", f"core.excludesFile={excludes}", "check-ignore", "--no-index",
+             "--stdin", "-z"],
             cwd=empty, input="\0".join(paths).encode(), capture_output=True, check=False,
         )  # fmt: skip
     return {p for p in result.stdout.decode("utf-8", "surrogateescape").split("\0") if p}
@@ -117,7 +118,8 @@ def diff_tree(repo: GitRepo, commit: str, tree: Path, droppings: tuple[str, ...]
     diff = TreeDiff()
     for rel, path in sorted(found.items()):
         if path.is_symlink():
-            if base.get(rel, ("",))[0] == "120000" and blob_id(os.readlink(path).encode()) == base[rel][1]:
+            mode, blob = base.get(rel, ("", ""))
+            if mode == "120000" and blob_id(os.readlink(path).encode()) == blob:
                 continue
             raise ScratchRefused(f"the agent left a symbolic link at {rel}: a change is files only")
         if rel in base and base[rel][0] == "160000":
