@@ -73,8 +73,9 @@ def test_ci_runs_exactly_the_readme_test_command_from_the_lock() -> None:
     # folder, with its venv there, taken from the README itself so it cannot drift.
     assert "demo=$(sed -n '/^```sh$/{n;p;q}' README.md)" in ci
     assert any(line.startswith("first_contact=$(mktemp -d") for line in ci)
-    # Both commands install the same thing; only what they run differs.
-    assert demo.rsplit("&&", 1)[0] == tests.rsplit("&&", 1)[0]
+    # Both commands install the same thing; the tests also need the coding agents their
+    # proposers drive, each from its own lock (.ci/agents/).
+    assert demo.rsplit("&&", 1)[0] + "&& .ci/agents/install " == tests.rsplit("&&", 1)[0]
 
 
 def test_the_readme_test_command_runs_on_every_core() -> None:
