@@ -64,9 +64,8 @@ class AgentProposer:
                 "budget": f"{tool.budget_usd or 0:.2f}",
                 **session.addresses(proxy.token, direct),
             }  # fmt: skip
-            command = [program, *adapters.render_args(argv[1:], values, request.targets)]
-            if direct and self.adapter.budget_args and tool.budget_usd is not None:
-                command += adapters.render_args(self.adapter.budget_args, values, [])
+            command = [program, *adapters.arguments(self.adapter, argv[1:], values,
+                                                    request.targets, direct=direct)]
             env = session.agent_environment(run, self.adapter, values, program, passed)
             redact = _redactor(ctx, passed, proxy.token)
             log_name = f"{request.proposal or 'run'}-{self.adapter.name}.log"
@@ -78,22 +77,13 @@ class AgentProposer:
                 finally:  # a stopped run was paid for too
                     _account(spend, proxy.log)
                 if direct:
-                    _account_direct(spend, paid.settle(finished.output, self.adapter))
+                    _account_direct(spend, *paid.settle(finished.output, self.adapter))
             self._judge(finished, proxy, timeout)
             diff = scratch.diff_tree(ctx.repo, ctx.main, run.tree, self.adapter.droppings)
         return self._change(ctx, diff, request, argv, finished, proxy, goal)
 
     def _command(self, tool: AgentToolConfig) -> list[str]:
-        """The command line as a template: the adapter's, or a command agent's own."""
-        if self.adapter.name == "command":
-            if not tool.template:
-                raise UsageError(
-                    "agent:command needs its command line: add [[agents.tools]] with "
-                    'name = "command" and template = "my-agent --task {goal_file}" to '
-                    "deploy/agent.toml (SPEC.md), placeholders as docs/agents.md lists"
-                )
-            return adapters.template_args(tool.template, "[[agents.tools]] command template")
-        return [tool.program or self.adapter.program, *self.adapter.args, *tool.args]
+        return adapters.command_template(self.adapter, tool)
 
     def _direct(self, tool: AgentToolConfig, ctx: Context) -> bool:
         if self.adapter.api == "none" and not tool.direct:
@@ -233,11 +223,11 @@ def _account(spend: Spend, log: ProxyLog) -> None:
     spend.model = log.model or spend.model
 
 
-def _account_direct(spend: Spend, usage: Usage | None) -> None:
+def _account_direct(spend: Spend, usage: Usage | None, charged: float) -> None:
+    spend.cost_usd += charged
     if usage is not None:
         spend.tokens += usage.prompt_tokens + usage.completion_tokens
         spend.model = usage.model or spend.model
-        spend.cost_usd += usage.cost_usd or 0.0
 
 
 def _shown(ctx: Context, path: Path) -> str:

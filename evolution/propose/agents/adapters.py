@@ -25,6 +25,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Literal
 
+from agent.config import AgentToolConfig
 from agent.errors import UsageError
 
 Api = Literal["openai", "responses", "anthropic", "none"]
@@ -241,6 +242,31 @@ def render_args(args: tuple[str, ...] | list[str], values: dict[str, str],
             rendered += targets
         else:
             rendered.append(render(arg, {**values, "targets": " ".join(targets)}))
+    return rendered
+
+
+def command_template(adapter: Adapter, tool: AgentToolConfig) -> list[str]:
+    """The command line, placeholders still in: the adapter's with the deployment's
+    extra arguments, or a command agent's own template."""
+    if adapter.name == "command":
+        if not tool.template:
+            raise UsageError(
+                "agent:command needs its command line: add [[agents.tools]] with "
+                'name = "command" and template = "my-agent --task {goal_file}" to '
+                "deploy/agent.toml (SPEC.md), placeholders as docs/agents.md lists"
+            )
+        return template_args(tool.template, "[[agents.tools]] command template")
+    return [tool.program or adapter.program, *adapter.args, *tool.args]
+
+
+def arguments(
+    adapter: Adapter, template: list[str], values: dict[str, str], targets: list[str],
+    *, direct: bool,
+) -> list[str]:  # fmt: skip
+    """The arguments after the program, rendered; a direct run's budget switch added."""
+    rendered = render_args(template, values, targets)
+    if direct and adapter.budget_args:
+        rendered += render_args(adapter.budget_args, values, [])
     return rendered
 
 

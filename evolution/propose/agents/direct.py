@@ -66,18 +66,19 @@ class DirectSpend:
         self.settled = False
         return self
 
-    def settle(self, output: str, adapter: Adapter) -> Usage | None:
+    def settle(self, output: str, adapter: Adapter) -> tuple[Usage | None, float]:
+        """What the tool reported, and what the ledger charged for the run."""
         usage = read_report(adapter.report, output)
         cost = cost_of(usage, self.tool.model or "")
-        budget = float(self.tool.budget_usd or 0)
+        charged = float(self.tool.budget_usd or 0) if cost is None else cost
         self.ledger.settle(
             self.reservation, outcome="ok" if usage is not None else "error-unreported",
             prompt_tokens=usage.prompt_tokens if usage else 0,
             completion_tokens=usage.completion_tokens if usage else 0,
-            cost_usd=budget if cost is None else cost,
+            cost_usd=charged,
         )  # fmt: skip
         self.settled = True
-        return usage
+        return usage, charged
 
     def __exit__(self, *exc: object) -> None:
         if not self.direct:
