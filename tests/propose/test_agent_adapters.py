@@ -70,8 +70,8 @@ def render(name: str, *, direct: bool = False, **tool: object) -> list[str]:
     adapter = ADAPTERS[name]
     settings = AgentToolConfig(name, **tool)  # type: ignore[arg-type]
     template = adapters.command_template(adapter, settings)
-    return [template[0], *adapters.arguments(adapter, template[1:], VALUES,
-                                             ["scripts/a.py", "scripts/b.py"], direct=direct)]  # fmt: skip
+    targets = ["scripts/a.py", "scripts/b.py"]
+    return [template[0], *adapters.arguments(adapter, template[1:], VALUES, targets, direct=direct)]
 
 
 def test_codex_runs_headless_in_the_scratch_tree_on_the_proxys_responses_endpoint() -> None:
