@@ -29,10 +29,11 @@ from evolution.gitrepo import GitRepo
 from evolution.mutate.search import SearchLimits
 from evolution.policy import committed_policy, matches
 from evolution.propose import ProposalResult, propose
+from evolution.propose.agents.adapters import NAMES as AGENT_PROPOSERS
 from evolution.propose.context import Context, failing_by_target, open_context
 
 FAILED_TASK = ("silent", "failed", "timeout")
-CYCLE_PROPOSERS = ("auto", "llm", "mutate")
+CYCLE_PROPOSERS = ("auto", "llm", "mutate", *AGENT_PROPOSERS)
 TASK_WINDOW = 20
 
 

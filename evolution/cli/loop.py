@@ -57,7 +57,9 @@ def propose(
         typer.Option(
             "--proposer",
             help="auto (the models, else mutate; a --patch when one is given), llm (the "
-            "model chain only), mutate (offline repair of failing tests) or patch.",
+            "model chain only), mutate (offline repair of failing tests), patch, or a "
+            "coding agent: agent:aider, agent:mini, agent:codex, agent:claude, "
+            "agent:gemini, agent:command (docs/agents.md).",
         ),
     ] = "auto",
     patch: Annotated[
@@ -111,7 +113,12 @@ def cycle(
         typer.Option("--budget-usd", help="Stop once this cycle has spent X USD.", min=0),
     ] = None,
     proposer: Annotated[
-        str, typer.Option("--proposer", help="auto (default), llm or mutate.")
+        str,
+        typer.Option(
+            "--proposer",
+            help="auto (default), llm, mutate, or a coding agent (agent:aider, agent:mini, "
+            "agent:codex, agent:claude, agent:gemini, agent:command).",
+        ),
     ] = "auto",
     max_candidates: MaxCandidatesOpt = 400,
     max_seconds: MaxSecondsOpt = 60.0,

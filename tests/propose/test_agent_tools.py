@@ -190,3 +190,21 @@ def test_a_hung_agent_is_killed_at_its_timeout_with_its_whole_group(
     assert code == 1 and result["status"] == "failed", (result, transcript(sandbox))
     assert "ran out of time after 8 s" in result["message"]
     assert not processes_marked(mark)
+
+
+def test_a_cycle_with_a_coding_agent_takes_its_goal_from_the_failing_test(
+    sandbox: Sandbox, llm: ScriptedLLM
+) -> None:
+    use_tool(sandbox, llm, "aider")
+    llm.add("primary", *SCRIPTS["aider"]["fix"])
+    done = sandbox.evolve_in_process(
+        "cycle", "--json", "--max", "2", "--proposer", "agent:aider", env={KEY_ENV: SECRET}
+    )
+    report = json.loads(done.stdout)
+    assert done.returncode == 0, (report, transcript(sandbox))
+    [iteration] = report["iterations"]  # then nothing is left to repair
+    assert iteration["proposal"]["proposer"] == "agent:aider"
+    assert iteration["verdict"] == "accepted" and report["stopped"] == "nothing-to-do"
+    assert iteration["gate"]["passing_after"] == iteration["gate"]["passing_before"] + 1
+    assert "test_mul" in llm.received[0].text  # the goal named the failing test
+    assert sandbox.git("show", "main:scripts/calc.py") == FIXED_CALC.rstrip("\n")
