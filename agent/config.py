@@ -82,7 +82,7 @@ class ModelConfig:
         return self.model.startswith(LOCAL_PROVIDERS)
 
 
-_AGENTS = schema.AGENTS.keys
+_AGENTS = schema.AGENT_LIMITS.keys
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ class AgentToolConfig:
 
 @dataclass(frozen=True)
 class AgentsConfig:
-    """[agents]: the limits of every coding-agent run, and the tools' own settings."""
+    """[agents.limits] for every coding-agent run, and [[agents.tools]], each tool's own."""
 
     timeout_s: float = _AGENTS["timeout_s"].default
     max_files: int = _AGENTS["max_files"].default
@@ -188,7 +188,10 @@ class RuntimeConfig:
         return self.daily_usd
 
     def secret_env_names(self) -> set[str]:
-        return {m.api_key_env for m in self.models if m.api_key_env}
+        """The variables that hold the configured keys: the models' and the coding
+        agents' own (a direct run's), redacted wherever text leaves the process."""
+        keys = {m.api_key_env for m in self.models} | {t.api_key_env for t in self.agents.tools}
+        return {name for name in keys if name}
 
 
 def parse_runtime(text: str, origin: str | Origin, root: Path) -> RuntimeConfig:
@@ -235,9 +238,9 @@ def _agents(agents: dict[str, Any]) -> AgentsConfig:
             settings["timeout_s"] = float(settings["timeout_s"])
         tools.append(AgentToolConfig(**settings))
     return AgentsConfig(
-        timeout_s=float(agents["timeout_s"]),
-        max_files=agents["max_files"],
-        max_lines=agents["max_lines"],
+        timeout_s=float(agents["limits"]["timeout_s"]),
+        max_files=agents["limits"]["max_files"],
+        max_lines=agents["limits"]["max_lines"],
         tools=tuple(tools),
     )
 

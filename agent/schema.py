@@ -275,8 +275,8 @@ MODELS = Table(("llm", "models"), array=True, closed=True, keys={
 
 # The coding-agent proposers (`agent:NAME`, evolution/propose/agents/): limits for every
 # agent, and one entry per tool whose defaults a deployment changes.
-AGENTS = Table(("agents",), keys={
-    "timeout_s": Key(SECONDS, 900.0),  # wall clock per run; then its whole group is killed
+AGENT_LIMITS = Table(("agents", "limits"), keys={
+    "timeout_s": Key(SECONDS, 900),  # wall clock per run; then its whole group is killed
     "max_files": Key(WHOLE, 10, minimum=1),  # a larger change is refused, not committed
     "max_lines": Key(WHOLE, 400, minimum=1),  # lines added plus removed
 })  # fmt: skip
@@ -287,7 +287,7 @@ AGENT_TOOLS = Table(("agents", "tools"), array=True, closed=True, keys={
     "args": Key(TEXTS, ()),  # added after the adapter's own flags
     "template": Key(TEXT),  # agent:command: the whole command line, with placeholders
     "model": Key(TEXT),  # the model name the agent is told (default: the chain's first)
-    "timeout_s": Key(SECONDS),  # instead of [agents] timeout_s
+    "timeout_s": Key(SECONDS),  # instead of [agents.limits] timeout_s
     # Run without the model proxy (a tool that cannot take a base URL): only when said
     # here, with what a run may spend reserved before it starts, and the tool's own key.
     "direct": Key(FLAG, False),
@@ -331,5 +331,7 @@ EVOLUTION = Table(("evolution",), keys={
     "baseline": Key(TEXT, "file", choices=("file", "ref")),
 })  # fmt: skip
 
-RUNTIME_TABLES = (SCHEDULE, TASKS, BUDGET, KILL, WATCHDOG, LEDGER, MODELS, AGENTS, AGENT_TOOLS)
+RUNTIME_TABLES = (
+    SCHEDULE, TASKS, BUDGET, KILL, WATCHDOG, LEDGER, MODELS, AGENT_LIMITS, AGENT_TOOLS
+)  # fmt: skip
 AGENT_TOML = (SYSTEM, *RUNTIME_TABLES, EVOLUTION)

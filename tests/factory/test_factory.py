@@ -516,3 +516,45 @@ def test_check_warns_of_a_timeout_below_the_ledgers_recent_p95(project: Path) ->
     assert f"warning: SPEC.md:{line}: task 'safety-net'" in plain.stderr
     (project / "runs" / "ledger.sqlite").unlink()
     assert json.loads(factory("check", "--json", cwd=project).stdout)["warnings"] == []
+
+
+AGENT_TOOLS_SPEC = """
+```toml
+[agents.limits]
+timeout_s = 600
+max_files = 4
+
+[[agents.tools]]
+name = "aider"
+program = "/opt/aider/bin/aider"
+args = ["--weak-model", "openai/gpt-4o-mini"]
+
+[[agents.tools]]
+name = "gemini"
+direct = true
+budget_usd = 0.5
+api_key_env = "GEMINI_API_KEY"
+```
+"""
+
+
+def test_the_coding_agents_settings_render_into_agent_toml_as_the_runtime_reads_them(
+    tmp_path: Path,
+) -> None:
+    from agent.config import load_runtime
+
+    (tmp_path / "SPEC.md").write_text(SPEC_TEXT + AGENT_TOOLS_SPEC)
+    assert factory("build", cwd=tmp_path).returncode == 0
+    agents = load_runtime(tmp_path).agents
+    assert (agents.timeout_s, agents.max_files, agents.max_lines) == (600.0, 4, 400)
+    aider, gemini = agents.tools
+    assert aider.program == "/opt/aider/bin/aider"
+    assert aider.args == ("--weak-model", "openai/gpt-4o-mini")
+    assert (gemini.direct, gemini.budget_usd, gemini.api_key_env) == (True, 0.5, "GEMINI_API_KEY")
+    assert "GEMINI_API_KEY" in load_runtime(tmp_path).secret_env_names()
+
+
+def test_a_coding_agents_setting_misspelt_in_spec_md_is_refused_with_its_line() -> None:
+    with pytest.raises(SpecError) as error:
+        parse_spec_text(SPEC_TEXT + AGENT_TOOLS_SPEC.replace("budget_usd", "budget"))
+    assert "agents.tools[1].budget: unknown key" in str(error.value)

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from agent_setup import marker, processes_marked
+from coding_agent_setup import marker, processes_marked
 from llm_server import ScriptedLLM, Step
 from proposal_setup import KEY_ENV, SECRET, configure, ledger_rows
 from repo_setup import CALC, FIXED_CALC, Sandbox
@@ -48,7 +48,7 @@ def agent_script(folder: Path, body: str) -> Path:
 def use_agent(box: Sandbox, server: ScriptedLLM, script: Path, extra: str = "") -> None:
     configure(box, server)
     toml = (box.path / "deploy/agent.toml").read_text()
-    toml += f'\n[agents]\ntimeout_s = 60\n{extra}\n[[agents.tools]]\nname = "command"\n'
+    toml += f'\n[agents.limits]\ntimeout_s = 60\n{extra}\n[[agents.tools]]\nname = "command"\n'
     toml += f'template = "{script} --goal {{goal_file}} --in {{workdir}} {{targets}}"\n'
     box.commit("use a command agent", {"deploy/agent.toml": toml})
 

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from agent_setup import marker, processes_marked
+from coding_agent_setup import marker, processes_marked
 from llm_server import ScriptedLLM, Step
 from proposal_setup import KEY_ENV, SECRET, configure, ledger_rows
 from repo_setup import CALC, FIXED_CALC, Sandbox
@@ -81,7 +81,7 @@ def use_tool(box: Sandbox, server: ScriptedLLM, name: str, *, cap: float = 1.0,
              timeout: int = 120) -> None:  # fmt: skip
     configure(box, server, cap=cap, timeout=timeout)
     toml = (box.path / "deploy/agent.toml").read_text()
-    toml += f'\n[agents]\ntimeout_s = {timeout}\n\n[[agents.tools]]\nname = "{name}"\n'
+    toml += f'\n[agents.limits]\ntimeout_s = {timeout}\n\n[[agents.tools]]\nname = "{name}"\n'
     toml += f'program = "{program(name)}"\n'
     box.commit(f"propose with {name}", {"deploy/agent.toml": toml})
 

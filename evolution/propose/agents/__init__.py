@@ -163,7 +163,7 @@ class AgentProposer:
             raise Failed(
                 f"{self.name}'s change is too large: {len(diff.files)} files and "
                 f"{diff.lines} lines changed, over the limits of {limits.max_files} files "
-                f"and {limits.max_lines} lines ([agents] max_files, max_lines)"
+                f"and {limits.max_lines} lines ([agents.limits] max_files, max_lines)"
             )
         fingerprint = hashlib.sha256(json.dumps([argv, goal]).encode()).hexdigest()
         details = (
