@@ -169,10 +169,16 @@ class GitRepo:
 
     def blobs_in(self, treeish: str) -> dict[str, str]:
         """{path: blob id} for every file in `treeish`."""
+        return {path: blob for path, (_mode, blob) in self.entries_in(treeish).items()}
+
+    def entries_in(self, treeish: str) -> dict[str, tuple[str, str]]:
+        """{path: (mode, object id)} for every entry of `treeish`, whatever its path holds."""
         found = {}
-        for line in self.out("ls-tree", "-r", "--full-tree", treeish).splitlines():
-            meta, _, path = line.partition("\t")
-            found[path] = meta.split()[2]
+        for record in self.out("ls-tree", "-r", "-z", "--full-tree", treeish).split("\0"):
+            if record:
+                meta, _, path = record.partition("\t")
+                mode, _kind, name = meta.split()
+                found[path] = (mode, name)
         return found
 
     def read_files(self, treeish: str, wanted: Callable[[str], bool]) -> dict[str, bytes]:
@@ -530,6 +536,24 @@ class GitRepo:
 def _gate_identity() -> dict[str, str]:
     """The gate's identity for the parts of it the caller's environment does not set."""
     return {key: value for key, value in GATE_IDENTITY.items() if key not in os.environ}
+
+
+def ignored(rules: bytes, paths: Sequence[str]) -> set[str]:
+    """Which of `paths` a .gitignore holding `rules` ignores, as git decides it, in a
+    throwaway repository (nothing of a repository whose config may not be trusted is
+    read: a coding agent's scratch tree)."""
+    if not paths:
+        return set()
+    with tempfile.TemporaryDirectory() as empty:
+        excludes = Path(empty, "excludes")
+        excludes.write_bytes(rules)
+        subprocess.run(["git", "init", "-q", empty], check=True, capture_output=True)
+        done = subprocess.run(
+            ["git", "-c", f"core.excludesFile={excludes}", "check-ignore", "--no-index",
+             "--stdin", "-z"],
+            cwd=empty, input="\0".join(paths).encode(), capture_output=True, check=False,
+        )  # fmt: skip
+    return {p for p in done.stdout.decode("utf-8", "surrogateescape").split("\0") if p}
 
 
 def slug(text: str, limit: int = 40) -> str:

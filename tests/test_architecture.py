@@ -172,7 +172,7 @@ def test_a_lower_package_never_imports_a_higher_one(lower: str, upper: str) -> N
     assert {name: deps for name, deps in offenders.items() if deps} == {}
 
 
-def test_the_probe_and_the_launcher_use_the_standard_library_only() -> None:
+def test_the_probe_the_launcher_and_the_relay_use_the_standard_library_only() -> None:
     """They run inside the sandbox, next to the code under test, before (the launcher) or
     without (the probe) the project's packages: what they import must be there already."""
     probe = sorted((ROOT / "evolution" / "probe").glob("*.py"))
@@ -186,8 +186,10 @@ def test_the_probe_and_the_launcher_use_the_standard_library_only() -> None:
         )
         for path in probe
     }
-    launcher = ROOT / "evolution" / "sandbox" / "enter.py"
-    found[str(launcher.relative_to(ROOT))] = sorted(_imported_roots(launcher) - allowed)
+    # The relay runs inside a coding agent's sandbox, before the agent, isolated (-I -S).
+    for launcher in (ROOT / "evolution" / "sandbox" / "enter.py",
+                     ROOT / "evolution" / "propose" / "agents" / "relay.py"):  # fmt: skip
+        found[str(launcher.relative_to(ROOT))] = sorted(_imported_roots(launcher) - allowed)
     assert {path: roots for path, roots in found.items() if roots} == {}
     assert probe, "the probe's files moved: this test must follow them"
 

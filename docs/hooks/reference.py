@@ -257,6 +257,26 @@ MEANINGS: dict[tuple[str, str], str] = {
     ("llm.models", "input_usd_per_mtok"): "price; without the prices an unmapped cloud "
     "model is refused (default: litellm's bundled map)",
     ("llm.models", "output_usd_per_mtok"): "price, as above",
+    ("agents.limits", "timeout_s"): "wall clock of one coding-agent run; then its whole "
+    "process group is killed (status `failed`)",
+    ("agents.limits", "max_files"): "a change touching more files is refused, not committed",
+    ("agents.limits", "max_lines"): "a change of more lines (added plus removed) is refused",
+    ("agents.tools", "name"): "the adapter: `aider`, `mini`, `codex`, `claude`, `gemini` or "
+    "`command`",
+    ("agents.tools", "program"): "its executable, a name on PATH or an absolute path "
+    "(default: the adapter's)",
+    ("agents.tools", "args"): "arguments added after the adapter's own",
+    ("agents.tools", "template"): "`agent:command` only: the whole command line, with "
+    "placeholders ([Coding agents](../how-to/agents.md))",
+    ("agents.tools", "model"): "the model name the agent is told (default: the chain's "
+    "first, without its provider); the proxy serves the chain whatever it asks for",
+    ("agents.tools", "timeout_s"): "instead of `[agents.limits] timeout_s`",
+    ("agents.tools", "direct"): "run without the model proxy, on purpose (a tool that "
+    "cannot take a base URL: Gemini CLI); its key is passed to it",
+    ("agents.tools", "budget_usd"): "a direct run's budget: reserved against the daily cap "
+    "before it starts, settled from the tool's report",
+    ("agents.tools", "api_key_env"): "a direct run's key variable (default: the adapter's, "
+    "e.g. `GEMINI_API_KEY`); redacted like the models' keys",
     ("evolution", "test_command"): "the suite; a leading `python` means the interpreter "
     "running `evolve` (it has the plugins the gate needs: pytest-json-report and "
     "pytest-timeout)",

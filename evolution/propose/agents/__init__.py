@@ -52,7 +52,6 @@ class AgentProposer:
         timeout = tool.timeout_s or ctx.config.agents.timeout_s
         passed = self._passed(tool) if direct else {}
         with RunFolder(ctx.repo, ctx.main) as run:
-            session.prepare_tree(run.tree)
             goal_file = run.tmp / "ratchet-goal.md"
             goal = goal_text(ctx, request)
             goal_file.write_text(goal, encoding="utf-8")

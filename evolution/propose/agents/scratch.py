@@ -20,12 +20,10 @@ import difflib
 import fnmatch
 import hashlib
 import os
-import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evolution.gitrepo import GitRepo
+from evolution.gitrepo import GitRepo, ignored
 from evolution.propose.base import Failed
 
 CACHE_DIRS = frozenset({
@@ -53,19 +51,6 @@ def blob_id(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
-def _base(repo: GitRepo, commit: str) -> dict[str, tuple[str, str]]:
-    """Each path of `commit`'s tree: (mode, blob)."""
-    out = repo.out("ls-tree", "-r", "-z", "--full-tree", commit)
-    entries = {}
-    for record in out.split("\0"):
-        if not record:
-            continue
-        meta, path = record.split("\t", 1)
-        mode, _kind, blob = meta.split()
-        entries[path] = (mode, blob)
-    return entries
-
-
 def _skipped(name: str, droppings: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatchcase(name, p) for p in (*CACHE_FILES, *droppings))
 
@@ -88,21 +73,9 @@ def _walk(tree: Path, droppings: tuple[str, ...]) -> dict[str, Path]:
 
 
 def _ignored(repo: GitRepo, commit: str, paths: list[str]) -> set[str]:
-    """Which of the new `paths` the commit's root .gitignore ignores (checked by git in
-    a throwaway repository: nothing of the scratch tree is read by git)."""
+    """Which of the new `paths` the commit's root .gitignore ignores."""
     rules = repo.read_file(commit, ".gitignore")
-    if not paths or rules is None:
-        return set()
-    with tempfile.TemporaryDirectory() as empty:
-        excludes = Path(empty, "excludes")
-        excludes.write_bytes(rules)
-        subprocess.run(["git", "init", "-q", empty], check=True, capture_output=True)
-        result = subprocess.run(
-            ["git", "-c", f"core.excludesFile={excludes}", "check-ignore", "--no-index",
-             "--stdin", "-z"],
-            cwd=empty, input="\0".join(paths).encode(), capture_output=True, check=False,
-        )  # fmt: skip
-    return {p for p in result.stdout.decode("utf-8", "surrogateescape").split("\0") if p}
+    return ignored(rules, paths) if rules is not None else set()
 
 
 def _lines(old: bytes, new: bytes) -> int:
@@ -113,7 +86,7 @@ def _lines(old: bytes, new: bytes) -> int:
 
 def diff_tree(repo: GitRepo, commit: str, tree: Path, droppings: tuple[str, ...] = ()) -> TreeDiff:
     """The change the agent left in `tree`, against `commit`'s tree."""
-    base = _base(repo, commit)
+    base = repo.entries_in(commit)
     found = _walk(tree, droppings)
     diff = TreeDiff()
     for rel, path in sorted(found.items()):

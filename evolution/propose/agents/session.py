@@ -1,8 +1,8 @@
 """One coding agent's run: a scratch tree, Ratchet's sandbox, the model proxy, the limits.
 
-The agent works on a standalone copy of the target commit (a run folder's tree, with a
-git repository of one commit of its own, for tools that want one), never the user's
-checkout, inside the sandbox every test run gets: the user's checkout, the repository's
+The agent works on a standalone copy of the target commit (a run folder's tree: a git
+repository of that one commit, which points nowhere back at the user's), never the
+user's checkout, inside the sandbox every test run gets: the user's checkout, the repository's
 git directory, the gate's run folders and the homes are out of its world; it may write
 the scratch tree and its own private home and temporary folder, nothing else; its
 network is a namespace of its own whose one reachable address is the proxy's (through
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -62,21 +61,6 @@ def addresses(token: str, direct: bool) -> dict[str, str]:
         return {"base_url": "", "origin": "", "key": ""}
     origin = f"http://127.0.0.1:{PORT}"
     return {"base_url": f"{origin}/v1", "origin": origin, "key": token}
-
-
-def prepare_tree(tree: Path) -> None:
-    """Make the scratch tree a repository of one commit: tools that insist on a git
-    repository (or diff their own work) get one, which holds nothing of the user's."""
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "GIT_CONFIG_GLOBAL": os.devnull,
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_AUTHOR_NAME": "ratchet", "GIT_AUTHOR_EMAIL": "ratchet@localhost",
-        "GIT_COMMITTER_NAME": "ratchet", "GIT_COMMITTER_EMAIL": "ratchet@localhost",
-    }  # fmt: skip
-    for args in (["init", "-q", "-b", "main"], ["add", "-A"],
-                 ["commit", "-q", "--no-verify", "--allow-empty", "-m", "target"]):  # fmt: skip
-        subprocess.run(["git", *args], cwd=tree, env=env, check=True, capture_output=True)
 
 
 def agent_environment(
