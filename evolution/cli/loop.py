@@ -77,8 +77,9 @@ def propose(
 ) -> None:
     """Propose a change on its own branch evolve/<UTC timestamp>-<slug>, for the gate.
 
-    Exit codes: 0 branch created; 1 no applicable change, or refused by the spend cap or
-    the kill switch (the status says which); 2 usage or input error; 3 no model answered.
+    Exit codes: 0 branch created; 1 no applicable change, a coding agent that failed, or
+    refused by the spend cap or the kill switch (the status says which); 2 usage or input
+    error; 3 no model answered, or a coding agent's command is missing.
     """
 
     def body() -> int:

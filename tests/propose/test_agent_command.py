@@ -253,9 +253,10 @@ open("scripts/__pycache__/calc.cpython-311.pyc", "wb").write(b"cache")
         ('print("giving up"); sys.exit(4)', "exited with status 4: giving up"),
         ("pass", "finished without changing any file"),
         ('os.symlink("/etc/passwd", "scripts/link.py")', "symbolic link at scripts/link.py"),
+        ('os.mkfifo("scripts/pipe.py")', "scripts/pipe.py, which is not a regular file"),
         ("for i in range(12): open(f'scripts/m{i}.py', 'w').write('x = 1\\n')", "too large"),
     ],
-    ids=["non-zero exit", "no change", "a symlink", "too many files"],
+    ids=["non-zero exit", "no change", "a symlink", "a pipe", "too many files"],
 )
 def test_a_failed_or_unusable_run_makes_no_branch(
     sandbox: Sandbox, llm: ScriptedLLM, tmp_path: Path, body: str, expected: str

@@ -20,6 +20,7 @@ import difflib
 import fnmatch
 import hashlib
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,8 @@ CACHE_DIRS = frozenset({
     ".tox", ".nox", ".venv", "node_modules", ".coverage",
 })  # fmt: skip
 CACHE_FILES = ("*.pyc", "*.pyo", ".coverage", ".coverage.*")
+# A file this large is no source change (read whole into memory, then into a commit).
+MAX_FILE_BYTES = 4 << 20
 
 
 class ScratchRefused(Failed):
@@ -88,28 +91,40 @@ def diff_tree(repo: GitRepo, commit: str, tree: Path, droppings: tuple[str, ...]
     """The change the agent left in `tree`, against `commit`'s tree."""
     base = repo.entries_in(commit)
     found = _walk(tree, droppings)
+    unwanted = _ignored(repo, commit, [rel for rel in found if rel not in base])
     diff = TreeDiff()
     for rel, path in sorted(found.items()):
-        if path.is_symlink():
-            mode, blob = base.get(rel, ("", ""))
-            if mode == "120000" and blob_id(os.readlink(path).encode()) == blob:
-                continue
-            raise ScratchRefused(f"the agent left a symbolic link at {rel}: a change is files only")
-        if rel in base and base[rel][0] == "160000":
-            continue  # a submodule's folder: not the agent's to change
-        data = path.read_bytes()
-        if rel in base and blob_id(data) == base[rel][1]:
+        if rel in unwanted or base.get(rel, ("",))[0] == "160000":
+            continue  # ignored by the repository, or a submodule's folder
+        data = _content(rel, path, base.get(rel))
+        if data is None:
             continue
-        old = repo.read_file(commit, rel) if rel in base else b""
         diff.files[rel] = data.decode("utf-8", "surrogateescape")
-        diff.lines += _lines(old or b"", data)
-    for rel in sorted(_ignored(repo, commit, [p for p in diff.files if p not in base])):
-        del diff.files[rel]
+        diff.lines += _lines(repo.read_file(commit, rel) or b"" if rel in base else b"", data)
     for rel, (mode, _blob) in sorted(base.items()):
         if rel not in found and mode != "160000" and not _under_skipped(rel, droppings):
             diff.files[rel] = None
             diff.lines += _lines(repo.read_file(commit, rel) or b"", b"")
     return diff
+
+
+def _content(rel: str, path: Path, entry: tuple[str, str] | None) -> bytes | None:
+    """The new content of a file the agent may have changed; None if unchanged. Only
+    regular files of a sane size make a change: a link could point the gate's checks
+    anywhere, and a pipe or a device would hang the read."""
+    info = path.lstat()
+    if stat.S_ISLNK(info.st_mode):
+        target = os.readlink(path).encode()
+        if entry is not None and entry[0] == "120000" and blob_id(target) == entry[1]:
+            return None
+        raise ScratchRefused(f"the agent left a symbolic link at {rel}: a change is files only")
+    if not stat.S_ISREG(info.st_mode):
+        raise ScratchRefused(f"the agent left {rel}, which is not a regular file")
+    if info.st_size > MAX_FILE_BYTES:
+        raise ScratchRefused(f"the agent left {rel} of {info.st_size} bytes, over the "
+                             f"{MAX_FILE_BYTES} a changed file may hold")  # fmt: skip
+    data = path.read_bytes()
+    return None if entry is not None and blob_id(data) == entry[1] else data
 
 
 def _under_skipped(rel: str, droppings: tuple[str, ...]) -> bool:
