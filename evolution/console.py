@@ -68,3 +68,43 @@ def test_progress(label: str) -> Iterator[ProgressCallback]:
         yield live
     finally:
         live.close()
+
+
+class AgentStatus:
+    """A coding agent at work: a spinner with its model calls and spend on a terminal; on
+    a pipe, one line when it starts and one when it ends. Minutes can pass with nothing
+    else on the screen."""
+
+    def __init__(self) -> None:
+        self.started: float | None = None
+        self._status: Any = None
+        self._name = ""
+        self._shown = (-1, -1.0)
+
+    def __call__(self, name: str, calls: int, cost_usd: float) -> None:
+        if self.started is None:
+            self.started, self._name = time.monotonic(), name
+            if not err.is_terminal:
+                err.print(f"{name} working in the sandbox…")
+                return
+            self._status = err.status(f"{name} working in the sandbox")
+            self._status.start()
+        if self._status is not None and (calls, cost_usd) != self._shown:
+            self._shown = (calls, cost_usd)
+            self._status.update(f"{name} working in the sandbox: {calls} model call(s), "
+                                f"${cost_usd:.4f}")  # fmt: skip
+
+    def close(self) -> None:
+        if self._status is not None:
+            self._status.stop()
+        if self.started is not None:
+            err.print(f"{self._name}: finished in {time.monotonic() - self.started:.1f} s")
+
+
+@contextmanager
+def agent_status() -> Iterator[AgentStatus]:
+    status = AgentStatus()
+    try:
+        yield status
+    finally:
+        status.close()

@@ -84,20 +84,23 @@ def propose(
 
     def body() -> int:
         from evolution import views
+        from evolution.console import agent_status
         from evolution.gitrepo import GitRepo
         from evolution.mutate.search import SearchLimits
         from evolution.propose import propose as make_proposal
 
-        result = make_proposal(
-            GitRepo(repo),
-            targets=list(target or []),
-            goal=goal,
-            proposer=proposer,
-            patch=patch,
-            models=list(model or []) or None,
-            limits=SearchLimits(max_candidates, max_seconds),
-            unsandboxed=unsandboxed,
-        )
+        with agent_status() as status:
+            result = make_proposal(
+                GitRepo(repo),
+                targets=list(target or []),
+                goal=goal,
+                proposer=proposer,
+                patch=patch,
+                models=list(model or []) or None,
+                limits=SearchLimits(max_candidates, max_seconds),
+                unsandboxed=unsandboxed,
+                on_progress=status,
+            )
         show(as_json, result, views.proposal_result)
         return result.exit_code
 

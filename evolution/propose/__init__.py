@@ -22,6 +22,7 @@ judges the branch later.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -113,6 +114,7 @@ def propose(
     tried: set[str] | None = None,
     unsandboxed: bool = False,
     then: list[str] | None = None,
+    on_progress: Callable[[str, int, float], None] | None = None,
 ) -> ProposalResult:
     if proposer == "auto" and patch is not None:
         proposer = "patch"  # a patch in hand is the change to propose
@@ -122,7 +124,9 @@ def propose(
     later = [t for t in dict.fromkeys(normalise(t) for t in then or []) if t not in targets]
     check_paths(targets + later, ctx.policy)
     result = ProposalResult(id=new_id(goal), status="no-change", proposer=proposer)
-    request = Request(targets, goal, patch, models, limits, tried, unsandboxed, later, result.id)
+    request = Request(
+        targets, goal, patch, models, limits, tried, unsandboxed, later, result.id, on_progress
+    )
     kill_flag = ctx.config.kill_flag_path
     if kill_flag.exists():
         result.status, result.message = "killed", f"kill flag present ({kill_flag}): refusing"

@@ -9,6 +9,7 @@ entry point's job, the same for every proposer.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -46,6 +47,8 @@ class Request:
     # budget when the targets yield nothing (a model's prompt names the targets only).
     then: list[str] = field(default_factory=list)
     proposal: str = ""  # the proposal's id: names what a proposer keeps under runs/
+    # Told, while a coding agent works, its name, its model calls so far and their cost.
+    on_progress: Callable[[str, int, float], None] | None = None
 
 
 @dataclass

@@ -34,7 +34,14 @@ LAUNCHER = Path(__file__).with_name("enter.py")
 
 def launcher_argv(plan: dict[str, Any], argv: list[str]) -> list[str]:
     """`argv` started by the launcher under `plan`."""
-    return [sys.executable, "-I", "-S", str(LAUNCHER), json.dumps(plan), "--", *argv]
+    return isolated_argv(LAUNCHER, [json.dumps(plan), "--", *argv])
+
+
+def isolated_argv(script: Path, args: list[str]) -> list[str]:
+    """A standard-library script run by this interpreter isolated (-I -S): nothing of
+    the tree, the environment or site can run before it (the launcher, a coding agent's
+    relay)."""
+    return [sys.executable, "-I", "-S", str(script), *args]
 
 
 HOW_TO_ENABLE = (

@@ -146,10 +146,11 @@ def test_with_a_cap_the_proxy_refuses_the_second_call_and_no_branch_is_made(
     code, result = propose(sandbox, name)
     assert code == 1 and result["status"] == "capped", (result, transcript(sandbox))
     assert result["branch"] == "" and not sandbox.git("branch", "--list", "evolve/*")
-    assert result["cost_usd"] == pytest.approx(0.0041)
+    said = (ledger_rows(sandbox), transcript(sandbox))  # what a failure here needs to be read
+    assert result["cost_usd"] == pytest.approx(0.0041), said
     outcomes = [r["outcome"] for r in ledger_rows(sandbox)]
-    assert outcomes[0] == "ok" and set(outcomes[1:]) == {"refused-cap"}, outcomes
-    assert len(llm.received) == 1
+    assert outcomes[0] == "ok" and set(outcomes[1:]) == {"refused-cap"}, said
+    assert len(llm.received) == 1, said
 
 
 @pytest.mark.parametrize("name", TOOLS)

@@ -71,8 +71,10 @@ class AgentProposer:
             transcript = ctx.config.runs / "agents" / log_name
             with proxy, DirectSpend(ctx, tool, direct, self.name) as paid:
                 try:
-                    finished = self._run(run, ctx, isolation, command, env, direct, socket,
-                                         timeout, proxy, redact, transcript)  # fmt: skip
+                    finished = self._run(
+                        run, ctx, request, isolation, command, env, direct, socket, timeout,
+                        proxy, redact, transcript,
+                    )
                 finally:  # a stopped run was paid for too
                     _account(spend, proxy.log)
                 if direct:
@@ -112,13 +114,16 @@ class AgentProposer:
         return {self.adapter.direct_key_env or name: value}
 
     def _run(
-        self, run: RunFolder, ctx: Context, isolation: Isolation, command: list[str],
+        self, run: RunFolder, ctx: Context, request: Request, isolation: Isolation,
+        command: list[str],
         env: dict[str, str], direct: bool, socket: Path, timeout: float,
         proxy: ModelProxy, redact: Callable[[str], str], transcript: Path,
     ) -> session.Finished:  # fmt: skip
         flag = ctx.config.kill_flag_path
 
         def watch() -> None:
+            if request.on_progress is not None:
+                request.on_progress(self.name, proxy.log.calls, proxy.log.cost_usd)
             if flag.exists():
                 raise session.Stopped(
                     "killed", f"kill flag present ({flag}): the agent was stopped"

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -32,7 +31,7 @@ from evolution.propose.agents.adapters import QUIET_ENV, Adapter, render
 from evolution.run.confine import confined, confinement
 from evolution.run.environment import environment
 from evolution.run.folder import RunFolder
-from evolution.sandbox.isolation import Isolation
+from evolution.sandbox.isolation import Isolation, isolated_argv
 
 PORT = "@@RATCHET_PROXY_PORT@@"  # the relay writes the proxy's port here
 RELAY = Path(__file__).with_name("relay.py")
@@ -108,7 +107,7 @@ def run_agent(
     if not direct:
         relay = run.probe / RELAY.name
         shutil.copyfile(RELAY, relay)
-        argv = [sys.executable, "-I", "-S", str(relay), str(socket), PORT, "--", *argv]
+        argv = isolated_argv(relay, [str(socket), PORT, "--", *argv])
     output = run.out / "agent.log"
     try:
         result, _applied = confined(
