@@ -292,6 +292,22 @@ def reachable(confinement: Confinement) -> list[Path]:
     return [*interpreter_paths(confinement.command), *added, *confinement.readable]
 
 
+def hidden_program(confinement: Confinement) -> str | None:
+    """The folder of the confinement's command when the sandbox cannot show it (it holds
+    or lies inside a forbidden path, and nothing granted covers it), else None: a
+    program next to the user's checkout would otherwise fail with a bare 'not found'."""
+    found = _found(confinement.command)
+    if found is None:
+        return None
+    folder = os.path.dirname(os.path.realpath(found))
+    forbidden = [os.path.realpath(p) for p in confinement.forbidden]
+    if not _related(folder, forbidden):
+        return None
+    granted = [str(p) for p in reachable(confinement)]
+    covered = any(folder == g or folder.startswith(g.rstrip("/") + "/") for g in granted)
+    return None if covered else folder
+
+
 def rules(confinement: Confinement, reach: Sequence[Path] | None = None) -> list[Rule]:
     """The Landlock rules of a run, in the order `enter.py` adds them (`reach`: what
     `reachable` says, when the caller has it already)."""

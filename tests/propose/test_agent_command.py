@@ -280,3 +280,18 @@ def test_a_missing_agent_command_is_a_clear_environment_error(
     first = done.stderr.strip().splitlines()[0]
     assert "agent:command needs the" in first and "no-such-agent" in first
     assert "Traceback" not in done.stderr
+
+
+def test_an_agent_the_sandbox_cannot_show_is_named_with_the_reason(
+    sandbox: Sandbox, llm: ScriptedLLM
+) -> None:
+    """A program in the folder that holds the checkout would reveal the checkout: the
+    sandbox does not grant that folder, and the error says so before anything runs."""
+    script = agent_script(sandbox.path.parent, "pass")
+    use_agent(sandbox, llm, script)
+    done = sandbox.evolve_in_process(
+        "propose", "--proposer", "agent:command", "--target", "scripts/calc.py",
+        "--goal", "anything", env={KEY_ENV: SECRET},
+    )
+    assert done.returncode == 3, done.stderr
+    assert f"the sandbox cannot show {script}" in done.stderr.strip().splitlines()[0]

@@ -32,6 +32,7 @@ from evolution.run.confine import confined, confinement
 from evolution.run.environment import environment
 from evolution.run.folder import RunFolder
 from evolution.sandbox.isolation import Isolation, isolated_argv
+from evolution.sandbox.plan import hidden_program
 
 PORT = "@@RATCHET_PROXY_PORT@@"  # the relay writes the proxy's port here
 RELAY = Path(__file__).with_name("relay.py")
@@ -104,6 +105,14 @@ def run_agent(
         policy, writable=(".",), shared=(), network="host" if direct else "loopback"
     )
     bounds = confinement(run, agent_policy, [program])
+    hidden = hidden_program(bounds) if isolation.sandboxed else None
+    if hidden is not None:
+        raise EnvironmentFailure(
+            f"the sandbox cannot show {program}: its folder {hidden} holds (or lies in) "
+            "the repository's checkout, its git directory or the gate's run folders",
+            hint="install the agent's command in a folder of its own (its virtual "
+            "environment, /usr/local/bin, /opt/...)",
+        )
     if not direct:
         relay = run.probe / RELAY.name
         shutil.copyfile(RELAY, relay)
