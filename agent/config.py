@@ -107,6 +107,7 @@ class AgentsConfig:
     timeout_s: float = _AGENTS["timeout_s"].default
     max_files: int = _AGENTS["max_files"].default
     max_lines: int = _AGENTS["max_lines"].default
+    max_bytes: int = _AGENTS["max_bytes"].default
     tools: tuple[AgentToolConfig, ...] = ()
 
     def tool(self, name: str) -> AgentToolConfig:
@@ -241,6 +242,7 @@ def _agents(agents: dict[str, Any]) -> AgentsConfig:
         timeout_s=float(agents["limits"]["timeout_s"]),
         max_files=agents["limits"]["max_files"],
         max_lines=agents["limits"]["max_lines"],
+        max_bytes=agents["limits"]["max_bytes"],
         tools=tuple(tools),
     )
 

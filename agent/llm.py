@@ -232,6 +232,10 @@ class LLMClient:
         for attempt in range(self.retries + 1):
             self._check_kill(model.model, purpose)
             prompt_tokens = count_prompt_tokens(model, messages, extra.get("tools"))
+            # What else goes with the request is input too (a coding agent's schema in
+            # response_format, its stop words): priced at the tokenizer-free bound.
+            rest = {key: value for key, value in extra.items() if key != "tools"}
+            prompt_tokens += len(json.dumps(rest).encode()) // 2 if rest else 0
             estimate = prompt_tokens * prices.input_per_token + (
                 model.max_tokens * prices.output_per_token
             )

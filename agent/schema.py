@@ -279,6 +279,7 @@ AGENT_LIMITS = Table(("agents", "limits"), keys={
     "timeout_s": Key(SECONDS, 900),  # wall clock per run; then its whole group is killed
     "max_files": Key(WHOLE, 10, minimum=1),  # a larger change is refused, not committed
     "max_lines": Key(WHOLE, 400, minimum=1),  # lines added plus removed
+    "max_bytes": Key(WHOLE, 65536, minimum=1),  # bytes of the added lines (a 3 MB line is one)
 })  # fmt: skip
 
 AGENT_TOOLS = Table(("agents", "tools"), array=True, closed=True, keys={

@@ -261,6 +261,8 @@ MEANINGS: dict[tuple[str, str], str] = {
     "process group is killed (status `failed`)",
     ("agents.limits", "max_files"): "a change touching more files is refused, not committed",
     ("agents.limits", "max_lines"): "a change of more lines (added plus removed) is refused",
+    ("agents.limits", "max_bytes"): "a change adding more bytes is refused (a 3 MB line is "
+    "one line)",
     ("agents.tools", "name"): "the adapter: `aider`, `mini`, `codex`, `claude`, `gemini` or "
     "`command`",
     ("agents.tools", "program"): "its executable, a name on PATH or an absolute path "

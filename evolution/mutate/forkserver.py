@@ -74,14 +74,10 @@ from evolution.run.launch import (
     suite_start,
 )
 from evolution.run.report import RunResult
-from evolution.sandbox.isolation import LAUNCHER, Isolation
+from evolution.sandbox.isolation import LAUNCHER, LAUNCHER_COPY, Isolation
 
 PROBE_DIR = Path(__file__).resolve().parent.parent / "probe"
 SERVER = "_ratchet_forkserver.py"
-# The launcher (`isolation.LAUNCHER`), copied beside the server under a name no tree uses
-# (the server imports its public helpers for the candidates' Landlock domains and
-# namespaces; a copy, because the package may sit in a checkout the sandbox cannot read).
-LAUNCHER_COPY = "_ratchet_enter.py"
 WARM_UP = "ratchet-warm-up"  # in probe/: a folder no candidate can write
 START_TIMEOUT_S = 120.0  # importing pytest, its plugins and hypothesis on a loaded host
 STOP_GRACE_S = 10.0  # after the wall limit: the server's time to kill and sweep

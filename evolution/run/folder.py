@@ -22,6 +22,7 @@ import copy
 import hashlib
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -158,10 +159,16 @@ def remove_run_folder(folder: Path) -> None:
                 else:
                     os.unlink(path)
 
-    if sys.version_info >= (3, 12):
-        shutil.rmtree(folder, onexc=unlock)
-    else:  # pragma: no cover - Python 3.11
-        shutil.rmtree(folder, onerror=unlock)
+    try:
+        if sys.version_info >= (3, 12):
+            shutil.rmtree(folder, onexc=unlock)
+        else:  # pragma: no cover - Python 3.11
+            shutil.rmtree(folder, onerror=unlock)
+    except RecursionError:
+        # Folders nested deeper than the interpreter's stack (a hostile suite or coding
+        # agent can make them): rm walks them without recursion, never through a link.
+        # A leftover must never stop the next gate run.
+        subprocess.run(["rm", "-rf", "--", str(folder)], capture_output=True, check=False)
 
 
 def prune_leftovers(repo: GitRepo) -> list[Path]:

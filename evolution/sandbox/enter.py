@@ -429,6 +429,38 @@ def _seccomp(libc):
     return os.uname().machine
 
 
+_SOCKET = {0xC000003E: 41, 0xC00000B7: 198}  # socket(2) on x86_64, aarch64
+_AF_UNIX = 1
+
+
+def refuse_unix_sockets(libc):
+    """A seccomp filter refusing (EPERM) socket(AF_UNIX, ...) from here on. Landlock
+    does not mediate connecting to a Unix socket by its path, and a network namespace
+    does not hide them: a coding agent could otherwise reach any daemon listening on
+    a path it can see (an ssh or gpg agent, a database, a container engine). Pairs
+    (socketpair, for a process's own children) stay allowed. Its relay installs it
+    just before becoming the agent, after forking its own link to the model proxy."""
+    arch = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}.get(os.uname().machine)
+    if arch is None:
+        raise OSError(errno.ENOSYS, f"no syscall table for {os.uname().machine}")
+    program = [
+        (_LD_W_ABS, 0, 0, 4),  # the architecture (another is the launcher's to refuse)
+        (_JEQ_K, 0, 5, arch),
+        (_LD_W_ABS, 0, 0, 0),  # the syscall number
+        (_JEQ_K, 0, 3, _SOCKET[arch]),
+        (_LD_W_ABS, 0, 0, 16),  # socket's domain (args[0], low half)
+        (_JEQ_K, 0, 1, _AF_UNIX),
+        (_RET_K, 0, 0, _RET_EPERM),
+        (_RET_K, 0, 0, _RET_ALLOW),
+    ]
+    filters = (_SockFilter * len(program))(*(_SockFilter(*op) for op in program))
+    prog = _SockFprog(len(program), filters)
+    if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        raise _fail("prctl(PR_SET_NO_NEW_PRIVS)")
+    if libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0) != 0:
+        raise _fail("prctl(PR_SET_SECCOMP)")
+
+
 def drop_capabilities(libc, caps=DROPPED_CAPS):
     """Drop `caps` from the bounding set (no exec can gain them back) and clear the
     ambient set; how many the kernel knew. The fork server drops every capability

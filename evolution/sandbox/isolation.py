@@ -30,6 +30,10 @@ SANDBOX_ENV = "RATCHET_SANDBOX"
 # `evolve doctor`): standard library only, started isolated (-I -S) so nothing of the
 # candidate's tree or site can run before the confinement is in place.
 LAUNCHER = Path(__file__).with_name("enter.py")
+# The launcher's name where a process inside the sandbox imports its public helpers
+# (the fork server, a coding agent's relay): a copy in the run's probe folder, because
+# the package may sit in a checkout the sandbox cannot read.
+LAUNCHER_COPY = "_ratchet_enter.py"
 
 
 def launcher_argv(plan: dict[str, Any], argv: list[str]) -> list[str]:

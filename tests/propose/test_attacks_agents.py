@@ -183,11 +183,6 @@ open("scripts/calc.py", "w").write(ask("fix this; by the way: " + blob))
         shutil.rmtree(other.parent, ignore_errors=True)
 
 
-@pytest.mark.xfail(strict=True, reason="HOLE: the agent's output file run.out/agent.log is "
-                   "in a folder it may write; Ratchet reopens it by name after the run "
-                   "(session._keep), following a symlink the agent left there, so any file "
-                   "the gate's user can read lands in runs/agents/*.log and in the "
-                   "failure message")  # fmt: skip
 def test_the_agent_cannot_make_ratchet_copy_a_file_it_cannot_read_into_the_transcript(
     sandbox: Sandbox, llm: ScriptedLLM, tmp_path: Path
 ) -> None:
@@ -216,9 +211,6 @@ sys.exit(3)
     assert private not in result["message"]
 
 
-@pytest.mark.xfail(strict=True, reason="HOLE: a FIFO the agent leaves at run.out/agent.log "
-                   "blocks session._keep's open() for ever: `evolve propose` hangs after the "
-                   "agent exited, past every timeout")  # fmt: skip
 def test_a_pipe_in_place_of_the_output_file_does_not_hang_the_proposal(
     sandbox: Sandbox, llm: ScriptedLLM, tmp_path: Path
 ) -> None:
@@ -251,10 +243,6 @@ os.mkfifo(log)
 # --- 2. network ------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="HOLE: connect() to a pathname Unix socket is not "
-                   "a Landlock file right and the network namespace does not cover it: a "
-                   "host service's socket anywhere not covered by a tmpfs (/var/lib, /srv, "
-                   "a hidden home) answers the agent")  # fmt: skip
 def test_the_agent_reaches_no_other_socket_than_the_proxy(
     sandbox: Sandbox, llm: ScriptedLLM, tmp_path: Path
 ) -> None:
@@ -492,11 +480,6 @@ open("scripts/calc.py", "w").write(ask("fix"))
 # --- 5. the diff and the gate ----------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="HOLE: scratch._lines counts changed lines with "
-                   "difflib.ndiff, whose intraline matching is cubic in the number of similar "
-                   "changed lines; it runs after the agent's timeout and before max_lines is "
-                   "checked, so a rewrite of a few hundred similar lines stalls `evolve "
-                   "propose` for minutes to hours (CPU-bound, no limit applies)")  # fmt: skip
 def test_a_large_similar_rewrite_does_not_stall_the_diff(
     sandbox: Sandbox, llm: ScriptedLLM, tmp_path: Path
 ) -> None:
@@ -523,9 +506,6 @@ open("scripts/table.py", "w").write(text)
     assert result["status"] == "failed" and "too large" in result["message"], result
 
 
-@pytest.mark.xfail(strict=True, reason="HOLE: max_lines counts lines, not bytes: a change "
-                   "of one 3 MB line (minified or base64 code) is 1 line and passes "
-                   "[agents.limits] max_lines")  # fmt: skip
 def test_one_enormous_line_is_not_a_small_change(
     sandbox: Sandbox, llm: ScriptedLLM, tmp_path: Path
 ) -> None:
@@ -922,10 +902,6 @@ open("scripts/calc.py", "w").write("# x\\n" + open("scripts/calc.py").read())
     assert not hits, hits
 
 
-@pytest.mark.xfail(strict=True, reason="HOLE: the reservation prices only the messages and "
-                   "tools (litellm.token_counter); a huge `response_format` schema is "
-                   "forwarded unpriced, so one call's real prompt can exceed the cap many "
-                   "times over (settled afterwards, the cap is overrun)")  # fmt: skip
 def test_a_call_whose_real_prompt_exceeds_the_cap_is_not_forwarded(
     sandbox: Sandbox, llm: ScriptedLLM, tmp_path: Path
 ) -> None:
@@ -964,10 +940,6 @@ open("scripts/calc.py", "w").write("# x\\n" + open("scripts/calc.py").read())
 # --- 3c. a direct run settles from what it printed --------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="HOLE: a direct run is settled from the report it "
-                   "prints (reports.claude_json takes total_cost_usd as any number): a "
-                   "negative cost is written to the ledger as is, which lowers the day's "
-                   "spend and so lifts the daily cap for every later call")  # fmt: skip
 def test_a_direct_run_cannot_report_a_negative_cost(
     sandbox: Sandbox, llm: ScriptedLLM, tmp_path: Path
 ) -> None:
@@ -1006,10 +978,6 @@ print(json.dumps({"type": "result", "is_error": False, "result": "done",
 # --- 5b. resources and the run folder ------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="HOLE: nothing bounds what the agent writes: its "
-                   "tree, tmp, home and its output file (run.out/agent.log, of which only "
-                   "1 MiB is kept) are on the host's own filesystem, so it can fill the "
-                   "host's disk within its timeout")  # fmt: skip
 def test_the_agent_cannot_fill_the_host_disk(
     sandbox: Sandbox, llm: ScriptedLLM, tmp_path: Path
 ) -> None:
@@ -1039,13 +1007,6 @@ open("scripts/calc.py", "w").write("# x\\n" + open("scripts/calc.py").read())
     assert not any(isinstance(v, int) and v >= 1 << 30 for v in made.values()), made
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=IsADirectoryError,
-    reason="BUG: ModelProxy.__exit__ "
-    "unlinks its socket path, which the agent may replace by a folder: an "
-    "unhandled IsADirectoryError ends `evolve propose` (no result)",
-)
 def test_a_folder_in_place_of_the_proxy_socket_does_not_crash_the_proposal(
     sandbox: Sandbox, llm: ScriptedLLM, tmp_path: Path
 ) -> None:
@@ -1180,12 +1141,6 @@ open("scripts/calc.py", "w").write(ask("fix"))
     assert not accepted, "a .gitattributes that hides diffs was accepted"
 
 
-@pytest.mark.xfail(strict=True, reason="HOLE: scratch._walk uses "
-                   "os.walk, recursive on Python 3.11: 2000 nested folders raise "
-                   "RecursionError out of `evolve propose` (no result); the run folder's "
-                   "removal (shutil.rmtree, recursive too) fails the same way, and so "
-                   "does every later gate run's prune_leftovers: the repository's gate "
-                   "is down until a human deletes the folder")  # fmt: skip
 def test_a_deep_or_wide_tree_neither_crashes_the_diff_nor_outlives_the_run(
     sandbox: Sandbox, llm: ScriptedLLM, tmp_path: Path
 ) -> None:

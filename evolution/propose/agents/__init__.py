@@ -55,7 +55,7 @@ class AgentProposer:
             goal_file = run.tmp / "ratchet-goal.md"
             goal = goal_text(ctx, request)
             goal_file.write_text(goal, encoding="utf-8")
-            socket = run.out / "model.sock"
+            socket = session.private_folder(run) / "model.sock"
             proxy = ModelProxy(socket, lambda: _client(ctx), purpose=PURPOSE)
             values = {
                 "goal_file": str(goal_file), "goal": goal, "workdir": str(run.tree),
@@ -163,11 +163,17 @@ class AgentProposer:
         if diff.empty:
             raise NoChange(f"{self.name} finished without changing any file "
                            f"(transcript: {finished.transcript})")  # fmt: skip
-        if len(diff.files) > limits.max_files or diff.lines > limits.max_lines:
+        if len(diff.files) > limits.max_files:
             raise Failed(
-                f"{self.name}'s change is too large: {len(diff.files)} files and "
-                f"{diff.lines} lines changed, over the limits of {limits.max_files} files "
-                f"and {limits.max_lines} lines ([agents.limits] max_files, max_lines)"
+                f"{self.name}'s change is too large: {len(diff.files)} files changed, over "
+                f"the limit of {limits.max_files} ([agents.limits] max_files)"
+            )
+        lines, added = diff.size()
+        if lines > limits.max_lines or added > limits.max_bytes:
+            raise Failed(
+                f"{self.name}'s change is too large: {lines} lines changed and {added} bytes "
+                f"added, over the limits of {limits.max_lines} lines and {limits.max_bytes} "
+                "bytes ([agents.limits] max_lines, max_bytes)"
             )
         fingerprint = hashlib.sha256(json.dumps([argv, goal]).encode()).hexdigest()
         details = (

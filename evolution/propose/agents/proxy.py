@@ -25,6 +25,7 @@ own, so no other process of the machine can spend through it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import socketserver
@@ -110,7 +111,8 @@ class ModelProxy:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=5)
-        self.socket_path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self.socket_path.unlink(missing_ok=True)
 
     def authorised(self, headers: Any) -> bool:
         scheme, _, bearer = (headers.get("authorization") or "").partition(" ")

@@ -10,19 +10,21 @@ connection to SOCKET, and execs the agent: the agent keeps this process's id, so
 timeout, the kill flag and the group kill see the agent itself. The child dies with it
 (PR_SET_PDEATHSIG) and is in its process group anyway.
 
-Standard library only, started isolated: it runs inside the sandbox, where Ratchet's
-own packages may not be readable.
+Standard library only (and the launcher's copy beside it, `_ratchet_enter`), started
+isolated: it runs inside the sandbox, where Ratchet's own packages may not be readable.
 """
 
 import contextlib
 import ctypes
 import os
+import resource
 import signal
 import socket
 import sys
 import threading
 
 _PR_SET_PDEATHSIG = 1
+FILE_LIMIT = 256 << 20  # bytes: no source file is larger, and the disk is the host's
 
 
 def _pump(source, sink):
@@ -61,6 +63,19 @@ def _serve(listener, path, parent):
         threading.Thread(target=_carry, args=(client, path), daemon=True).start()
 
 
+def _confine():
+    """What the agent gets besides the launcher's sandbox, set in this process just
+    before it becomes the agent (the link to the proxy, already forked, keeps none of
+    it): no Unix socket of its own (the launcher's `refuse_unix_sockets`, from the copy
+    beside this script), no core dumps, and no file written past FILE_LIMIT."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import _ratchet_enter
+
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_LIMIT, FILE_LIMIT))
+    _ratchet_enter.refuse_unix_sockets(ctypes.CDLL(None, use_errno=True))
+
+
 def main(argv):
     if len(argv) < 4 or argv[2] != "--":
         sys.stderr.write("usage: relay.py SOCKET PLACEHOLDER -- AGENT ARGV...\n")
@@ -77,6 +92,11 @@ def main(argv):
     listener.close()
     command = [arg.replace(placeholder, port) for arg in command]
     env = {key: value.replace(placeholder, port) for key, value in os.environ.items()}
+    try:
+        _confine()
+    except OSError as exc:
+        sys.stderr.write(f"relay: could not confine the agent, so it is not started: {exc}\n")
+        return 126
     try:
         os.execvpe(command[0], command, env)
     except OSError as exc:

@@ -19,6 +19,7 @@ after the report, and a run cut short leaves a partial one.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -59,8 +60,18 @@ def _objects(output: str) -> Iterator[dict[str, Any]]:
 
 
 def _count(value: Any) -> int:
-    """A token count, or 0: a field the tool left out or null counts as nothing used."""
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+    """A token count, or 0: a field the tool left out or null counts as nothing used;
+    a negative one is no count (the report is the tool's word, not to be believed
+    where it would lower the ledger)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def _dollars(value: Any) -> float | None:
+    """A reported cost, or None (unknown: charged as the whole reservation) when it is
+    not a finite amount of 0 or more: a negative or NaN cost would lift the day's cap."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) and value >= 0 else None
 
 
 def _clip(text: Any) -> str:
@@ -157,7 +168,7 @@ def claude_json(output: str) -> Usage | None:
     if not isinstance(message, str) and isinstance(errors, list):
         message = "; ".join(str(error) for error in errors)
     return Usage(
-        cost_usd=float(cost) if isinstance(cost, int | float) else None,
+        cost_usd=_dollars(cost),
         prompt_tokens=prompt,
         completion_tokens=completion,
         model=_busiest(tokens_by_model),

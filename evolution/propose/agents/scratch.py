@@ -34,6 +34,10 @@ CACHE_DIRS = frozenset({
 CACHE_FILES = ("*.pyc", "*.pyo", ".coverage", ".coverage.*")
 # A file this large is no source change (read whole into memory, then into a commit).
 MAX_FILE_BYTES = 4 << 20
+# Bounds of the walk: what no change needs, and what a hostile agent could leave to
+# exhaust the gate's stack, memory or time.
+MAX_DEPTH = 64
+MAX_ENTRIES = 50_000
 
 
 class ScratchRefused(Failed):
@@ -43,11 +47,26 @@ class ScratchRefused(Failed):
 @dataclass
 class TreeDiff:
     files: dict[str, str | None] = field(default_factory=dict)  # path -> content, None: deleted
-    lines: int = 0  # added plus removed
+    old: dict[str, bytes] = field(default_factory=dict)  # what each changed path held before
 
     @property
     def empty(self) -> bool:
         return not self.files
+
+    def size(self) -> tuple[int, int]:
+        """Lines added plus removed, and the bytes of the added lines: what the limits
+        weigh (a 3 MB line is one line). Line-based matching, never character-based:
+        the time stays near linear in the files' size."""
+        lines = added = 0
+        for rel, content in self.files.items():
+            new = [] if content is None else content.splitlines()
+            old = self.old.get(rel, b"").decode("utf-8", "replace").splitlines()
+            for line in difflib.unified_diff(old, new, n=0, lineterm=""):
+                if line.startswith(("+++", "---")) or not line.startswith(("+", "-")):
+                    continue
+                lines += 1
+                added += len(line.encode("utf-8", "surrogateescape")) - 1 if line[0] == "+" else 0
+        return lines, added
 
 
 def blob_id(data: bytes) -> str:
@@ -59,19 +78,26 @@ def _skipped(name: str, droppings: tuple[str, ...]) -> bool:
 
 
 def _walk(tree: Path, droppings: tuple[str, ...]) -> dict[str, Path]:
-    """Every file under `tree` a change may be made of (links to folders included, as
-    files: os.walk does not follow them, and they are refused later)."""
+    """Every entry under `tree` a change may be made of (links to folders as entries:
+    they are never entered, and refused later). Iterative and bounded: the agent may
+    have left folders nested deeper than any stack, or millions of files."""
     found: dict[str, Path] = {}
-    for folder, dirs, files in os.walk(tree):
-        links = [d for d in dirs if os.path.islink(os.path.join(folder, d))]
-        dirs[:] = sorted(
-            d for d in dirs
-            if d not in CACHE_DIRS and d not in links and not _skipped(d, droppings)
-        )  # fmt: skip
-        for name in [*files, *links]:
-            if not _skipped(name, droppings):
-                path = Path(folder, name)
-                found[path.relative_to(tree).as_posix()] = path
+    stack = [(tree, 0)]
+    while stack:
+        folder, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ScratchRefused(f"the agent left folders nested deeper than {MAX_DEPTH}")
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if _skipped(entry.name, droppings):
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    if entry.name not in CACHE_DIRS:
+                        stack.append((Path(entry.path), depth + 1))
+                    continue
+                found[Path(entry.path).relative_to(tree).as_posix()] = Path(entry.path)
+                if len(found) > MAX_ENTRIES:
+                    raise ScratchRefused(f"the agent left more than {MAX_ENTRIES} files")
     return found
 
 
@@ -79,12 +105,6 @@ def _ignored(repo: GitRepo, commit: str, paths: list[str]) -> set[str]:
     """Which of the new `paths` the commit's root .gitignore ignores."""
     rules = repo.read_file(commit, ".gitignore")
     return ignored(rules, paths) if rules is not None else set()
-
-
-def _lines(old: bytes, new: bytes) -> int:
-    a = old.decode("utf-8", "replace").splitlines()
-    b = new.decode("utf-8", "replace").splitlines()
-    return sum(1 for line in difflib.ndiff(a, b) if line[:2] in ("+ ", "- "))
 
 
 def diff_tree(repo: GitRepo, commit: str, tree: Path, droppings: tuple[str, ...] = ()) -> TreeDiff:
@@ -100,11 +120,12 @@ def diff_tree(repo: GitRepo, commit: str, tree: Path, droppings: tuple[str, ...]
         if data is None:
             continue
         diff.files[rel] = data.decode("utf-8", "surrogateescape")
-        diff.lines += _lines(repo.read_file(commit, rel) or b"" if rel in base else b"", data)
+        if rel in base:
+            diff.old[rel] = repo.read_file(commit, rel) or b""
     for rel, (mode, _blob) in sorted(base.items()):
         if rel not in found and mode != "160000" and not _under_skipped(rel, droppings):
             diff.files[rel] = None
-            diff.lines += _lines(repo.read_file(commit, rel) or b"", b"")
+            diff.old[rel] = repo.read_file(commit, rel) or b""
     return diff
 
 

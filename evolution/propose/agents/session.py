@@ -17,8 +17,10 @@ every known secret and the run's proxy token redacted.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -31,7 +33,7 @@ from evolution.propose.agents.adapters import QUIET_ENV, Adapter, render
 from evolution.run.confine import confined, confinement
 from evolution.run.environment import environment
 from evolution.run.folder import RunFolder
-from evolution.sandbox.isolation import Isolation, isolated_argv
+from evolution.sandbox.isolation import LAUNCHER, LAUNCHER_COPY, Isolation, isolated_argv
 from evolution.sandbox.plan import hidden_program
 
 PORT = "@@RATCHET_PROXY_PORT@@"  # the relay writes the proxy's port here
@@ -116,8 +118,9 @@ def run_agent(
     if not direct:
         relay = run.probe / RELAY.name
         shutil.copyfile(RELAY, relay)
+        shutil.copyfile(LAUNCHER, run.probe / LAUNCHER_COPY)
         argv = isolated_argv(relay, [str(socket), PORT, "--", *argv])
-    output = run.out / "agent.log"
+    output = private_folder(run) / "agent.log"
     try:
         result, _applied = confined(
             argv, run, agent_policy, isolation, env=env, output=output,
@@ -130,12 +133,23 @@ def run_agent(
     return Finished(result, text, transcript)
 
 
+def private_folder(run: RunFolder) -> Path:
+    """Where Ratchet keeps what it reads back from an agent's run (its output, the
+    proxy's socket): in the run folder but outside every folder the agent may write,
+    so that it cannot put a link or a pipe where Ratchet will read."""
+    folder = run.path / "agent"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    return folder
+
+
 def _keep(output: Path, transcript: Path, redact: Callable[[str], str]) -> str:
-    try:
-        with open(output, "rb") as handle:
-            raw = handle.read(TRANSCRIPT_LIMIT)
-    except OSError:
-        raw = b""
+    raw = b""
+    with contextlib.suppress(OSError):
+        # Never a link, never a pipe, even where nothing untrusted could have put one.
+        fd = os.open(output, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as handle:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                raw = handle.read(TRANSCRIPT_LIMIT)
     text = redact(raw.decode("utf-8", "replace"))
     transcript.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(transcript, text)
