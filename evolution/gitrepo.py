@@ -99,17 +99,20 @@ class GitRepo:
         env: Mapping[str, str] | None = None,
         ok: Sequence[int] = (0,),
         strip: bool = True,
+        stdin: Path | None = None,
     ) -> tuple[int, str, str]:
         command = ["git", *args]
         if cwd is not None:
             command = ["git", "-C", str(cwd), *args]
-        status, out, err = self._repo.git.execute(
-            command,
-            with_extended_output=True,
-            with_exceptions=False,
-            env=dict(env) if env else None,
-            strip_newline_in_stdout=strip,
-        )
+        with open(stdin if stdin is not None else os.devnull, "rb") as source:
+            status, out, err = self._repo.git.execute(
+                command,
+                with_extended_output=True,
+                with_exceptions=False,
+                env=dict(env) if env else None,
+                strip_newline_in_stdout=strip,
+                istream=source if stdin is not None else None,
+            )
         if status not in ok:
             detail = (err or out or "").strip().splitlines()
             raise GitFailed(f"git {' '.join(args[:3])} failed: {detail[-1] if detail else status}")
@@ -547,13 +550,14 @@ def ignored(rules: bytes, paths: Sequence[str]) -> set[str]:
     with tempfile.TemporaryDirectory() as empty:
         excludes = Path(empty, "excludes")
         excludes.write_bytes(rules)
-        subprocess.run(["git", "init", "-q", empty], check=True, capture_output=True)
-        done = subprocess.run(
-            ["git", "-c", f"core.excludesFile={excludes}", "check-ignore", "--no-index",
-             "--stdin", "-z"],
-            cwd=empty, input="\0".join(paths).encode(), capture_output=True, check=False,
+        listed = Path(empty, "paths")
+        listed.write_bytes("\0".join(paths).encode("utf-8", "surrogateescape"))
+        repo = GitRepo.create(Path(empty, "repo"))
+        _status, out, _err = repo.run(
+            "-c", f"core.excludesFile={excludes}", "check-ignore", "--no-index", "--stdin",
+            "-z", ok=(0, 1), strip=False, stdin=listed,
         )  # fmt: skip
-    return {p for p in done.stdout.decode("utf-8", "surrogateescape").split("\0") if p}
+    return {p for p in out.split("\0") if p}
 
 
 def slug(text: str, limit: int = 40) -> str:

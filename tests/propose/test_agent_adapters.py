@@ -125,6 +125,7 @@ def fake_tool(folder: Path, name: str, sample: str) -> Path:
     path = folder / name
     path.write_text(
         f"#!{sys.executable}\nimport sys\n"
+        f"try:\n    open({str(folder / 'ran')!r}, 'w').close()\nexcept OSError:\n    pass\n"
         "open('scripts/calc.py', 'a').write('# touched\\n')\n"
         f"sys.stdout.write({(SAMPLES / sample).read_text()!r})\n"
     )
@@ -191,3 +192,48 @@ def test_claudes_own_reported_cost_is_what_the_ledger_keeps(
     assert [r["cost_usd"] for r in ledger_rows(sandbox)] == [pytest.approx(0.00852)]
     transcript = "".join(p.read_text() for p in (sandbox.path / "runs/agents").glob("*.log"))
     assert "sk-ant-0123456789" not in transcript
+
+
+@pytest.mark.e2e
+def test_a_failed_direct_run_is_charged_its_budget_and_makes_no_branch(
+    sandbox: Sandbox, llm, tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    """Gemini's error report carries no usage: what it spent is unknown, never zero."""
+    program = fake_tool(tmp_path / "bin", "gemini", "gemini-error.json")
+    use(sandbox, llm, f'[[agents.tools]]\nname = "gemini"\nprogram = "{program}"\n'
+                      'direct = true\nbudget_usd = 0.5\n')  # fmt: skip
+    code, result, _ = propose(sandbox, "gemini", {"GEMINI_API_KEY": "g-key-0123456789"})
+    assert code == 1 and result["status"] == "failed" and "reported a failure" in result["message"]
+    assert [r["cost_usd"] for r in ledger_rows(sandbox)] == [0.5]
+    assert result["cost_usd"] == 0.5 and result["branch"] == ""
+
+
+@pytest.mark.e2e
+def test_a_direct_run_that_cannot_start_reserves_nothing(
+    sandbox: Sandbox, llm  # type: ignore[no-untyped-def]
+) -> None:
+    program = fake_tool(sandbox.path.parent / "bin-beside", "claude", "claude.json")
+    hidden = sandbox.path.parent / "claude"  # in the folder that holds the checkout
+    hidden.write_bytes(program.read_bytes())
+    hidden.chmod(0o755)
+    use(sandbox, llm, f'[[agents.tools]]\nname = "claude"\nprogram = "{hidden}"\n'
+                      "direct = true\nbudget_usd = 0.25\n")  # fmt: skip
+    code, _result, stderr = propose(sandbox, "claude", {"ANTHROPIC_API_KEY": "sk-ant-0123456789"})
+    assert code == 3 and "the sandbox cannot show" in stderr
+    ledger = sandbox.path / "runs" / "ledger.sqlite"
+    assert not ledger.exists() or ledger_rows(sandbox) == []
+
+
+@pytest.mark.e2e
+def test_a_coding_agent_never_runs_without_the_sandbox(
+    sandbox: Sandbox, llm, tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    program = fake_tool(tmp_path / "bin", "claude", "claude.json")
+    use(sandbox, llm, f'[[agents.tools]]\nname = "claude"\nprogram = "{program}"\n')
+    done = sandbox.evolve_in_process(
+        "propose", "--unsandboxed", "--proposer", "agent:claude", "--target",
+        "scripts/calc.py", "--goal", "anything", env={KEY_ENV: SECRET, "RATCHET_SANDBOX": "none"},
+    )
+    assert done.returncode == 3
+    assert "runs only inside Ratchet's sandbox" in done.stderr.strip().splitlines()[0]
+    assert not (tmp_path / "bin" / "ran").exists()

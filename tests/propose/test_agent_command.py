@@ -295,3 +295,18 @@ def test_an_agent_the_sandbox_cannot_show_is_named_with_the_reason(
     )
     assert done.returncode == 3, done.stderr
     assert f"the sandbox cannot show {script}" in done.stderr.strip().splitlines()[0]
+
+
+def test_files_the_export_converts_are_not_taken_for_the_agents_change(
+    sandbox: Sandbox, llm: ScriptedLLM, tmp_path: Path
+) -> None:
+    """Line endings the repository's attributes ask for on checkout: the untouched file
+    differs from its blob on disk, and still is no change."""
+    sandbox.commit("notes with CRLF on checkout", {
+        ".gitattributes": "*.txt text eol=crlf\n", "scripts/notes.txt": "one\ntwo\n",
+    })  # fmt: skip
+    script = agent_script(tmp_path / "agent", 'open("scripts/calc.py", "w").write(ask("fix"))')
+    use_agent(sandbox, llm, script)
+    llm.add("primary", Step(FIXED_CALC))
+    code, result = propose(sandbox)
+    assert code == 0 and result["changed"] == ["scripts/calc.py"], result

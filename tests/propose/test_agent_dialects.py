@@ -410,3 +410,51 @@ def test_the_proxy_refuses_a_call_without_its_key_and_one_over_the_cap(
     assert proxy.log.unauthorised == 2 and proxy.log.refused is not None
     assert proxy.log.refused[0] == "capped"
     assert outcomes(folder) == ["refused-cap"] and not llm.received
+
+
+def raw_post(proxy: ModelProxy, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+    connection = UnixConnection(proxy.socket_path)
+    try:
+        connection.putrequest("POST", "/v1/chat/completions")
+        for name, value in headers.items():
+            connection.putheader(name, value)
+        connection.endheaders(body)
+        answer = connection.getresponse()
+        return answer.status, answer.read()
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize(
+    ("body", "length", "status"),
+    [
+        (b"[1, 2]", None, 400),  # JSON, but not an object
+        (b'{"messages": [], "max_tokens": 1e999}', None, 400),  # a limit past any integer
+        (b"{}", "-5", 413),  # a length that would read to the end of the stream
+        (b"{}", "many", 413),
+    ],
+    ids=["an array", "an infinite limit", "a negative length", "no number"],
+)
+def test_a_bad_request_gets_an_answer_and_costs_nothing(
+    body: bytes, length: str | None, status: int, llm: ScriptedLLM, folder: Path
+) -> None:
+    with start_proxy(folder, llm, cap=5.0) as proxy:
+        headers = {"Authorization": f"Bearer {proxy.token}",
+                   "Content-Length": length or str(len(body))}  # fmt: skip
+        answer = raw_post(proxy, body, headers)
+    assert answer[0] == status, answer
+    assert not llm.received and proxy.log.calls == 0
+
+
+def test_a_caller_without_the_key_is_refused_before_its_body_is_read(
+    llm: ScriptedLLM, folder: Path
+) -> None:
+    """It announces 30 MB and sends none: the answer comes anyway, at once."""
+    with start_proxy(folder, llm, cap=5.0) as proxy:
+        connection = UnixConnection(proxy.socket_path)
+        connection.putrequest("POST", "/v1/chat/completions")
+        connection.putheader("Content-Length", str(30 << 20))
+        connection.endheaders()
+        answer = connection.getresponse()
+        assert answer.status == 401
+        connection.close()

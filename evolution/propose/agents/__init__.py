@@ -13,6 +13,7 @@ proposal. The tools differ only in the adapter table (`adapters.py`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -27,15 +28,12 @@ from agent.llm import LLMClient, LLMRefused
 from agent.redact import Redactor
 from evolution.propose.agents import adapters, scratch, session
 from evolution.propose.agents.adapters import Adapter
-from evolution.propose.agents.direct import DirectSpend
+from evolution.propose.agents.direct import PURPOSE, DirectSpend
 from evolution.propose.agents.proxy import ModelProxy, ProxyLog
-from evolution.propose.agents.reports import Usage
 from evolution.propose.base import Change, Failed, NoChange, Request, Spend
 from evolution.propose.context import Context, failing_for
 from evolution.run.folder import RunFolder
-from evolution.sandbox.isolation import Isolation, choose
-
-PURPOSE = "agent"  # the ledger's purpose for every agent call
+from evolution.sandbox.isolation import HOW_TO_ENABLE, Isolation, choose
 
 
 class AgentProposer:
@@ -45,63 +43,87 @@ class AgentProposer:
 
     def propose(self, ctx: Context, request: Request, spend: Spend) -> Change:
         tool = ctx.config.agents.tool(self.adapter.name)
-        argv = self._command(tool)
-        program = _program(self.name, argv[0], self.adapter, tool)
-        direct = self._direct(tool, ctx)
-        isolation = choose(ctx.policy, automated=True, unsandboxed=request.unsandboxed)
-        timeout = tool.timeout_s or ctx.config.agents.timeout_s
-        passed = self._passed(tool) if direct else {}
+        template = adapters.command_template(self.adapter, tool)
+        program = _program(self.name, template[0], self.adapter, tool)
+        direct = self._direct(tool)
+        key = self._direct_key(tool) if direct else {}
+        isolation = self._isolation(ctx, request)
         with RunFolder(ctx.repo, ctx.main) as run:
-            goal_file = run.tmp / "ratchet-goal.md"
+            before = scratch.snapshot(run.tree)
             goal = goal_text(ctx, request)
-            goal_file.write_text(goal, encoding="utf-8")
-            socket = session.private_folder(run) / "model.sock"
-            proxy = ModelProxy(socket, lambda: _client(ctx), purpose=PURPOSE)
-            values = {
-                "goal_file": str(goal_file), "goal": goal, "workdir": str(run.tree),
-                "model": tool.model or _model_name(ctx), "home": str(run.home),
-                "budget": f"{tool.budget_usd or 0:.2f}",
-                **session.addresses(proxy.token, direct),
-            }  # fmt: skip
-            command = [program, *adapters.arguments(self.adapter, argv[1:], values,
-                                                    request.targets, direct=direct)]
-            env = session.agent_environment(run, self.adapter, values, program, passed)
-            redact = _redactor(ctx, passed, proxy.token)
-            log_name = f"{request.proposal or 'run'}-{self.adapter.name}.log"
-            transcript = ctx.config.runs / "agents" / log_name
-            with proxy, DirectSpend(ctx, tool, direct, self.name) as paid:
-                try:
-                    finished = self._run(
-                        run, ctx, request, isolation, command, env, direct, socket, timeout,
-                        proxy, redact, transcript,
-                    )
-                finally:  # a stopped run was paid for too
-                    _account(spend, proxy.log)
-                if direct:
-                    _account_direct(spend, *paid.settle(finished.output, self.adapter))
-            self._judge(finished, proxy, timeout)
-            diff = scratch.diff_tree(ctx.repo, ctx.main, run.tree, self.adapter.droppings)
-        return self._change(ctx, diff, request, argv, finished, proxy, goal)
+            proxy = ModelProxy(session.private_folder(run) / "model.sock",
+                               lambda: _client(ctx), purpose=PURPOSE)  # fmt: skip
+            launch = self._launch(ctx, run, request, tool, [program, *template[1:]],
+                                  direct, key, proxy, goal)  # fmt: skip
+            prepared = session.prepare(run, ctx.policy, isolation, launch)
+            redact = _redactor(ctx, key, proxy.token)
+            paid = DirectSpend(ctx, tool, self.name) if direct else None
+            try:
+                with proxy, paid or contextlib.nullcontext():
+                    finished = session.run_agent(run, isolation, prepared, launch,
+                                                 watch=self._watch(ctx, request, proxy),
+                                                 redact=redact)  # fmt: skip
+                    if paid is not None:
+                        paid.settle(finished.output, self.adapter)
+            except session.Stopped as stopped:
+                raise LLMRefused(stopped.status, f"{self.name}: {stopped}") from None
+            finally:  # a stopped run was paid for too
+                _account(spend, proxy.log, paid)
+            self._judge(finished, proxy, paid, launch.timeout_s)
+            diff = scratch.diff_tree(ctx.repo, ctx.main, run.tree, before, self.adapter.droppings)
+        return self._change(ctx, diff, template, finished, proxy, goal, redact)
 
-    def _command(self, tool: AgentToolConfig) -> list[str]:
-        return adapters.command_template(self.adapter, tool)
+    def _isolation(self, ctx: Context, request: Request) -> Isolation:
+        """The sandbox, always: a coding agent acts on its own for minutes, with a shell;
+        without the sandbox it would have the user's files, keys and network."""
+        isolation = choose(ctx.policy, automated=True, unsandboxed=request.unsandboxed)
+        if not isolation.sandboxed:
+            raise EnvironmentFailure(
+                f"{self.name} runs only inside Ratchet's sandbox, which this host cannot "
+                f"give ({isolation.reason}); --unsandboxed does not apply to coding agents",
+                hint=HOW_TO_ENABLE.split(", or accept")[0],
+            )
+        return isolation
 
-    def _direct(self, tool: AgentToolConfig, ctx: Context) -> bool:
+    def _launch(
+        self, ctx: Context, run: RunFolder, request: Request, tool: AgentToolConfig,
+        template: list[str], direct: bool, key: dict[str, str], proxy: ModelProxy, goal: str,
+    ) -> session.Launch:  # fmt: skip
+        """The command line and environment, every placeholder filled in."""
+        goal_file = run.tmp / "ratchet-goal.md"
+        goal_file.write_text(goal, encoding="utf-8")
+        placeholders = {
+            "goal_file": str(goal_file), "goal": goal, "workdir": str(run.tree),
+            "model": tool.model or _model_name(ctx), "home": str(run.home),
+            "budget": f"{tool.budget_usd or 0:g}", **session.addresses(proxy.token, direct),
+        }  # fmt: skip
+        program = template[0]
+        arguments = adapters.arguments(self.adapter, template[1:], placeholders,
+                                       request.targets, direct=direct)  # fmt: skip
+        env = session.agent_environment(run, self.adapter, placeholders, program, key)
+        return session.Launch(
+            command=[program, *arguments], env=env, direct=direct, socket=proxy.socket_path,
+            timeout_s=tool.timeout_s or ctx.config.agents.timeout_s,
+            transcript=ctx.config.runs / "agents" / f"{request.proposal}-{self.adapter.name}.log",
+            home_files=self.adapter.home_files,
+        )
+
+    def _direct(self, tool: AgentToolConfig) -> bool:
         if self.adapter.api == "none" and not tool.direct:
             raise UsageError(
                 f"{self.name} cannot be pointed at Ratchet's model proxy (it speaks "
                 "its own API): run it direct on purpose, with [[agents.tools]] "
                 f'name = "{self.adapter.name}", direct = true and budget_usd = N'
             )
-        if tool.direct and tool.budget_usd is None:
+        if tool.direct and not tool.budget_usd:
             raise UsageError(
                 f"{self.name} runs direct (without the model proxy): its "
-                "[[agents.tools]] entry must say what a run may spend (budget_usd), "
-                "which is reserved against the daily cap before it starts"
+                "[[agents.tools]] entry must say what a run may spend (budget_usd, more "
+                "than 0), which is reserved against the daily cap before it starts"
             )
         return tool.direct
 
-    def _passed(self, tool: AgentToolConfig) -> dict[str, str]:
+    def _direct_key(self, tool: AgentToolConfig) -> dict[str, str]:
         """A direct run's own key, the one secret it is given, on purpose."""
         name = tool.api_key_env or self.adapter.direct_key_env
         if not name:
@@ -113,12 +135,9 @@ class AgentProposer:
             )
         return {self.adapter.direct_key_env or name: value}
 
-    def _run(
-        self, run: RunFolder, ctx: Context, request: Request, isolation: Isolation,
-        command: list[str],
-        env: dict[str, str], direct: bool, socket: Path, timeout: float,
-        proxy: ModelProxy, redact: Callable[[str], str], transcript: Path,
-    ) -> session.Finished:  # fmt: skip
+    def _watch(self, ctx: Context, request: Request, proxy: ModelProxy) -> Callable[[], None]:
+        """Called while the agent runs: progress, then the kill flag and the proxy's
+        refusals, either of which stops its whole group at once."""
         flag = ctx.config.kill_flag_path
 
         def watch() -> None:
@@ -131,18 +150,14 @@ class AgentProposer:
             if proxy.log.refused is not None:
                 raise session.Stopped(*proxy.log.refused)
 
-        try:
-            return session.run_agent(
-                run, ctx.policy, isolation, command, env, direct=direct, socket=socket,
-                timeout_s=timeout, watch=watch, redact=redact, transcript=transcript,
-                adapter_home_files=self.adapter.home_files,
-            )  # fmt: skip
-        except session.Stopped as stopped:
-            raise LLMRefused(stopped.status, f"{self.name}: {stopped}") from None
+        return watch
 
-    def _judge(self, finished: session.Finished, proxy: ModelProxy, timeout: float) -> None:
+    def _judge(
+        self, finished: session.Finished, proxy: ModelProxy, paid: DirectSpend | None,
+        timeout: float,
+    ) -> None:  # fmt: skip
         """A refusal decides first (the agent may have exited on the error it got);
-        then the timeout and the exit status."""
+        then the timeout, the exit status, and a direct tool's own verdict."""
         if proxy.log.refused is not None:
             status, message = proxy.log.refused
             raise LLMRefused(status, f"{self.name}: {message}")
@@ -154,11 +169,20 @@ class AgentProposer:
             tail = " | ".join(finished.output.strip().splitlines()[-3:])[-400:]
             raise Failed(f"{self.name} exited with status {result.returncode}: "
                          f"{tail or 'no output'} (transcript: {finished.transcript})")  # fmt: skip
+        if paid is not None and paid.usage is not None and not paid.usage.ok:
+            raise Failed(f"{self.name} reported a failure: {paid.usage.message[:400]} "
+                         f"(transcript: {finished.transcript})")  # fmt: skip
 
     def _change(
-        self, ctx: Context, diff: scratch.TreeDiff, request: Request, argv: list[str],
-        finished: session.Finished, proxy: ModelProxy, goal: str,
+        self, ctx: Context, diff: scratch.TreeDiff, template: list[str],
+        finished: session.Finished, proxy: ModelProxy, goal: str, redact: Callable[[str], str],
     ) -> Change:  # fmt: skip
+        """The change, once it is within the limits and holds no secret: a direct run
+        had its key, any run its proxy token, and a file is committed as it is."""
+        secret = [rel for rel, text in diff.files.items() if text and redact(text) != text]
+        if secret:
+            raise Failed(f"{self.name} wrote a secret into {', '.join(sorted(secret))}: "
+                         "refused, nothing is committed")  # fmt: skip
         limits = ctx.config.agents
         if diff.empty:
             raise NoChange(f"{self.name} finished without changing any file "
@@ -175,7 +199,7 @@ class AgentProposer:
                 f"added, over the limits of {limits.max_lines} lines and {limits.max_bytes} "
                 "bytes ([agents.limits] max_lines, max_bytes)"
             )
-        fingerprint = hashlib.sha256(json.dumps([argv, goal]).encode()).hexdigest()
+        fingerprint = hashlib.sha256(json.dumps([template, goal]).encode()).hexdigest()
         details = (
             f"Agent: {self.name}, {finished.result.duration_s:.1f} s, "
             f"{proxy.log.calls} model call(s) through the proxy; transcript "
@@ -227,17 +251,17 @@ def _redactor(ctx: Context, passed: dict[str, str], token: str) -> Callable[[str
     return lambda text: extra(ctx.redact(text))
 
 
-def _account(spend: Spend, log: ProxyLog) -> None:
+def _account(spend: Spend, log: ProxyLog, paid: DirectSpend | None) -> None:
+    """What the run cost, into the proposal's trailers: the calls the proxy forwarded,
+    and what a direct run was charged."""
     spend.cost_usd += log.cost_usd
     spend.tokens += log.tokens
     spend.model = log.model or spend.model
-
-
-def _account_direct(spend: Spend, usage: Usage | None, charged: float) -> None:
-    spend.cost_usd += charged
-    if usage is not None:
-        spend.tokens += usage.prompt_tokens + usage.completion_tokens
-        spend.model = usage.model or spend.model
+    if paid is not None:
+        spend.cost_usd += paid.charged
+        if paid.usage is not None:
+            spend.tokens += paid.usage.prompt_tokens + paid.usage.completion_tokens
+            spend.model = paid.usage.model or spend.model
 
 
 def _shown(ctx: Context, path: Path) -> str:

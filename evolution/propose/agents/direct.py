@@ -10,14 +10,15 @@ the model's known price, else the whole reservation (unknown spend is never zero
 from __future__ import annotations
 
 from agent.config import AgentToolConfig, ModelConfig
-from agent.ledger import CapReached, Ledger
+from agent.errors import EnvironmentFailure
+from agent.ledger import CapReached, Ledger, Reservation
 from agent.llm import LLMRefused, prices_for
 from evolution.propose.agents import reports
 from evolution.propose.agents.adapters import Adapter
 from evolution.propose.agents.reports import Usage
 from evolution.propose.context import Context
 
-PURPOSE = "agent"
+PURPOSE = "agent"  # the ledger's purpose for every agent call, proxied or direct
 
 
 def read_report(parser: str | None, output: str) -> Usage | None:
@@ -31,6 +32,8 @@ def cost_of(usage: Usage | None, model: str) -> float | None:
         return None
     if usage.cost_usd is not None:
         return usage.cost_usd
+    if usage.prompt_tokens + usage.completion_tokens == 0:
+        return None  # a report without its usage (a failed run's): unknown, never zero
     prices = prices_for(ModelConfig(model=usage.model or model)) if (usage.model or model) else None
     if prices is None:
         return None
@@ -43,47 +46,57 @@ def cost_of(usage: Usage | None, model: str) -> float | None:
 class DirectSpend:
     """What a direct run may spend, reserved in the ledger before it starts (the cap
     refuses before the call, agents included) and settled with what the tool reported:
-    its cost, else its tokens at the model's price, else the whole reservation."""
+    its cost, else its tokens at the model's price, else the whole reservation. A run
+    that could not start is charged nothing; one stopped or timed out, everything."""
 
-    def __init__(self, ctx: Context, tool: AgentToolConfig, direct: bool, name: str) -> None:
-        self.ctx, self.tool, self.direct, self.name = ctx, tool, direct, name
+    def __init__(self, ctx: Context, tool: AgentToolConfig, name: str) -> None:
+        self.ctx, self.tool, self.name = ctx, tool, name
+        self.budget = float(tool.budget_usd or 0)
+        self.ledger = Ledger(ctx.config.ledger)
+        self.reservation: Reservation | None = None
+        self.usage: Usage | None = None
+        self.charged = 0.0
 
     def __enter__(self) -> DirectSpend:
-        if not self.direct:
-            return self
-        self.ledger = Ledger(self.ctx.config.ledger)
         flag = self.ctx.config.kill_flag_path
-        if flag.exists():
-            self.ledger.close()
-            raise LLMRefused("killed", f"kill flag present ({flag}): {self.name} is not started")
         try:
+            if flag.exists():
+                raise LLMRefused(
+                    "killed", f"kill flag present ({flag}): {self.name} is not started"
+                )
             self.reservation = self.ledger.reserve(
-                self.name, PURPOSE, float(self.tool.budget_usd or 0), self.ctx.config.cap_usd
+                self.name, PURPOSE, self.budget, self.ctx.config.cap_usd
             )
         except CapReached as cap:
             self.ledger.close()
             raise LLMRefused("capped", f"{self.name} is not started: {cap}") from None
-        self.settled = False
+        except BaseException:
+            self.ledger.close()
+            raise
         return self
 
-    def settle(self, output: str, adapter: Adapter) -> tuple[Usage | None, float]:
-        """What the tool reported, and what the ledger charged for the run."""
-        usage = read_report(adapter.report, output)
-        cost = cost_of(usage, self.tool.model or "")
-        charged = float(self.tool.budget_usd or 0) if cost is None else cost
+    def settle(self, output: str, adapter: Adapter) -> None:
+        """Charge what the tool reported."""
+        self.usage = read_report(adapter.report, output)
+        cost = cost_of(self.usage, self.tool.model or "")
+        self._settle("ok" if cost is not None else "error-unreported",
+                     self.budget if cost is None else cost)  # fmt: skip
+
+    def _settle(self, outcome: str, cost: float) -> None:
+        assert self.reservation is not None
+        usage = self.usage
         self.ledger.settle(
-            self.reservation, outcome="ok" if usage is not None else "error-unreported",
+            self.reservation, outcome=outcome, cost_usd=cost,
             prompt_tokens=usage.prompt_tokens if usage else 0,
             completion_tokens=usage.completion_tokens if usage else 0,
-            cost_usd=charged,
         )  # fmt: skip
-        self.settled = True
-        return usage, charged
+        self.charged, self.reservation = cost, None
 
-    def __exit__(self, *exc: object) -> None:
-        if not self.direct:
-            return
-        if not self.settled:  # stopped, timed out: charged the whole reservation
-            self.ledger.settle(self.reservation, outcome="error-stopped",
-                               cost_usd=float(self.tool.budget_usd or 0))  # fmt: skip
-        self.ledger.close()
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        try:
+            if self.reservation is not None:
+                started = kind is None or not issubclass(kind, EnvironmentFailure)
+                self._settle("error-stopped" if started else "error-not-started",
+                             self.budget if started else 0.0)  # fmt: skip
+        finally:
+            self.ledger.close()

@@ -46,6 +46,7 @@ ClientFactory = Callable[[], LLMClient]
 REFUSED_STATUS = {"capped": 402, "killed": 403}
 UNAVAILABLE_STATUS = 502
 MAX_BODY = 32 * 1024 * 1024
+DRAIN_S = 2.0  # a stopped run waits this long for a call in flight, no longer
 
 
 @dataclass
@@ -68,6 +69,10 @@ class ProxyLog:
             self.tokens += completion.tokens
             self.model = completion.model
 
+    def count_unauthorised(self) -> None:
+        with self.lock:
+            self.unauthorised += 1
+
     def refuse(self, status: str, message: str) -> None:
         with self.lock:
             if self.refused is None:
@@ -86,14 +91,12 @@ class ModelProxy:
         socket_path: Path,
         client: ClientFactory,
         *,
-        on_refusal: Callable[[str], None] | None = None,
         purpose: str = "agent",
     ) -> None:
         self.socket_path = socket_path
         self.token = "ratchet-" + secrets.token_urlsafe(24)
         self.log = ProxyLog()
         self._client = client
-        self._on_refusal = on_refusal
         self._purpose = purpose
         # One call at a time: the cap's reservation is decided in order, and a
         # ledger connection belongs to one thread.
@@ -111,6 +114,12 @@ class ModelProxy:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=5)
+        # A call still in flight (the agent was stopped mid-call) is settled in the
+        # ledger when its model answers or times out; its reservation counts until
+        # then. Wait a moment for it, so that its cost is usually in the log, but never
+        # for the model: a kill must stop at once.
+        if self._calls.acquire(timeout=DRAIN_S):
+            self._calls.release()
         with contextlib.suppress(OSError):
             self.socket_path.unlink(missing_ok=True)
 
@@ -135,8 +144,6 @@ class ModelProxy:
                 )
             except LLMRefused as refused:
                 self.log.refuse(refused.status, str(refused))
-                if self._on_refusal is not None:
-                    self._on_refusal(refused.status)
                 raise
             finally:
                 client.ledger.close()
@@ -166,26 +173,32 @@ def _handler(proxy: ModelProxy) -> type[BaseHTTPRequestHandler]:
                 self._json(404, dialects.openai_error("not found", "not_found_error"))
 
         def do_POST(self) -> None:
-            length = int(self.headers.get("content-length") or 0)
-            if length > MAX_BODY:
-                self._json(413, dialects.openai_error("request too large", "invalid_request"))
-                return
-            raw = self.rfile.read(length)
             dialect = dialects.dialect_of(self.path)
             if dialect is None:
                 self._json(404, dialects.openai_error(f"no endpoint {self.path}", "not_found"))
                 return
-            if not proxy.authorised(self.headers):
-                proxy.log.unauthorised += 1
+            if not proxy.authorised(self.headers):  # before reading a byte of the body
+                proxy.log.count_unauthorised()
                 self._json(401, dialect.error("this proxy's key is required", "authentication"))
                 return
             try:
-                request = dialect.parse(json.loads(raw or b"{}"))
-            except (ValueError, TypeError, KeyError) as bad:
+                length = int(self.headers.get("content-length") or 0)
+            except ValueError:
+                length = -1
+            if not 0 <= length <= MAX_BODY:
+                self._json(413, dialect.error("no request of that length", "invalid_request"))
+                return
+            try:
+                body = json.loads(self.rfile.read(length) or b"{}")
+                if not isinstance(body, dict):
+                    raise ValueError("the body must be a JSON object")
+                request = dialect.parse(body)
+            except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as bad:
                 self._json(400, dialect.error(f"bad request: {bad}", "invalid_request_error"))
                 return
             try:
                 completion = proxy.forward(request)
+                answer = dialect.answer(request, completion, created=int(time.time()))
             except LLMRefused as refused:
                 self._json(
                     REFUSED_STATUS.get(refused.status, 403),
@@ -195,7 +208,12 @@ def _handler(proxy: ModelProxy) -> type[BaseHTTPRequestHandler]:
             except LLMUnavailable as unavailable:
                 self._json(UNAVAILABLE_STATUS, dialect.error(str(unavailable), "api_error"))
                 return
-            answer = dialect.answer(request, completion, created=int(time.time()))
+            except Exception as error:
+                # A fault of ours (the ledger locked, a model's odd answer): the agent is
+                # told, the run is not left hanging on a connection nobody answers.
+                self._json(500, dialect.error(f"the proxy failed: {type(error).__name__}",
+                                              "api_error"))  # fmt: skip
+                return
             if request.stream:
                 self._stream(dialect.events(answer))
             else:

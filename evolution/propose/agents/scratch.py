@@ -19,6 +19,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import hashlib
+import itertools
 import os
 import stat
 from dataclasses import dataclass, field
@@ -61,11 +62,12 @@ class TreeDiff:
         for rel, content in self.files.items():
             new = [] if content is None else content.splitlines()
             old = self.old.get(rel, b"").decode("utf-8", "replace").splitlines()
-            for line in difflib.unified_diff(old, new, n=0, lineterm=""):
-                if line.startswith(("+++", "---")) or not line.startswith(("+", "-")):
-                    continue
-                lines += 1
-                added += len(line.encode("utf-8", "surrogateescape")) - 1 if line[0] == "+" else 0
+            hunks = difflib.unified_diff(old, new, n=0, lineterm="")
+            for line in itertools.islice(hunks, 2, None):  # past the two file headers
+                if line[:1] in ("+", "-"):
+                    lines += 1
+                if line[:1] == "+":
+                    added += len(line[1:].encode("utf-8", "surrogateescape"))
         return lines, added
 
 
@@ -87,17 +89,22 @@ def _walk(tree: Path, droppings: tuple[str, ...]) -> dict[str, Path]:
         folder, depth = stack.pop()
         if depth > MAX_DEPTH:
             raise ScratchRefused(f"the agent left folders nested deeper than {MAX_DEPTH}")
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                if _skipped(entry.name, droppings):
-                    continue
-                if entry.is_dir(follow_symlinks=False):
-                    if entry.name not in CACHE_DIRS:
-                        stack.append((Path(entry.path), depth + 1))
-                    continue
-                found[Path(entry.path).relative_to(tree).as_posix()] = Path(entry.path)
-                if len(found) > MAX_ENTRIES:
-                    raise ScratchRefused(f"the agent left more than {MAX_ENTRIES} files")
+        try:
+            entries = list(os.scandir(folder))
+        except OSError as error:
+            raise ScratchRefused(
+                f"the agent left {folder.relative_to(tree)} unreadable ({error.strerror})"
+            ) from None
+        for entry in entries:
+            if _skipped(entry.name, droppings):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                if entry.name not in CACHE_DIRS:
+                    stack.append((Path(entry.path), depth + 1))
+                continue
+            found[Path(entry.path).relative_to(tree).as_posix()] = Path(entry.path)
+            if len(found) > MAX_ENTRIES:
+                raise ScratchRefused(f"the agent left more than {MAX_ENTRIES} files")
     return found
 
 
@@ -107,8 +114,21 @@ def _ignored(repo: GitRepo, commit: str, paths: list[str]) -> set[str]:
     return ignored(rules, paths) if rules is not None else set()
 
 
-def diff_tree(repo: GitRepo, commit: str, tree: Path, droppings: tuple[str, ...] = ()) -> TreeDiff:
-    """The change the agent left in `tree`, against `commit`'s tree."""
+def snapshot(tree: Path) -> dict[str, str]:
+    """The blob id of every file of the freshly exported tree, as it lies on disk: what
+    "unchanged" means afterwards. Not the commit's own ids: the export applies the
+    repository's attributes (line endings, `ident`), so a file the agent never touched
+    may differ from its blob."""
+    return {rel: blob_id(path.read_bytes()) for rel, path in _walk(tree, ()).items()
+            if path.is_file() and not path.is_symlink()}  # fmt: skip
+
+
+def diff_tree(
+    repo: GitRepo, commit: str, tree: Path, before: dict[str, str],
+    droppings: tuple[str, ...] = (),
+) -> TreeDiff:  # fmt: skip
+    """The change the agent left in `tree`, against the tree as it was exported
+    (`before`) from `commit`."""
     base = repo.entries_in(commit)
     found = _walk(tree, droppings)
     unwanted = _ignored(repo, commit, [rel for rel in found if rel not in base])
@@ -116,7 +136,7 @@ def diff_tree(repo: GitRepo, commit: str, tree: Path, droppings: tuple[str, ...]
     for rel, path in sorted(found.items()):
         if rel in unwanted or base.get(rel, ("",))[0] == "160000":
             continue  # ignored by the repository, or a submodule's folder
-        data = _content(rel, path, base.get(rel))
+        data = _content(rel, path, base.get(rel), before.get(rel))
         if data is None:
             continue
         diff.files[rel] = data.decode("utf-8", "surrogateescape")
@@ -129,7 +149,9 @@ def diff_tree(repo: GitRepo, commit: str, tree: Path, droppings: tuple[str, ...]
     return diff
 
 
-def _content(rel: str, path: Path, entry: tuple[str, str] | None) -> bytes | None:
+def _content(
+    rel: str, path: Path, entry: tuple[str, str] | None, exported: str | None
+) -> bytes | None:
     """The new content of a file the agent may have changed; None if unchanged. Only
     regular files of a sane size make a change: a link could point the gate's checks
     anywhere, and a pipe or a device would hang the read."""
@@ -144,8 +166,15 @@ def _content(rel: str, path: Path, entry: tuple[str, str] | None) -> bytes | Non
     if info.st_size > MAX_FILE_BYTES:
         raise ScratchRefused(f"the agent left {rel} of {info.st_size} bytes, over the "
                              f"{MAX_FILE_BYTES} a changed file may hold")  # fmt: skip
-    data = path.read_bytes()
-    return None if entry is not None and blob_id(data) == entry[1] else data
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as error:
+        raise ScratchRefused(f"the agent left {rel} unreadable ({error.strerror})") from None
+    if blob_id(data) in {exported, entry[1] if entry else None}:
+        return None
+    return data
 
 
 def _under_skipped(rel: str, droppings: tuple[str, ...]) -> bool:

@@ -26,19 +26,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from agent.atomicio import atomic_write_text
-from agent.errors import EnvironmentFailure
+from agent.errors import EnvironmentFailure, InvalidRun
 from agent.procgroup import GroupResult
 from evolution.policy import Policy
 from evolution.propose.agents.adapters import QUIET_ENV, Adapter, render
 from evolution.run.confine import confined, confinement
 from evolution.run.environment import environment
-from evolution.run.folder import RunFolder
+from evolution.run.folder import PGID_FILE, RunFolder
 from evolution.sandbox.isolation import LAUNCHER, LAUNCHER_COPY, Isolation, isolated_argv
-from evolution.sandbox.plan import hidden_program
+from evolution.sandbox.plan import Confinement, hidden_program
 
 PORT = "@@RATCHET_PROXY_PORT@@"  # the relay writes the proxy's port here
 RELAY = Path(__file__).with_name("relay.py")
-TRANSCRIPT_LIMIT = 1 << 20  # bytes of an agent's output kept under runs/
+TRANSCRIPT_LIMIT = 1 << 20  # bytes of an agent's output kept under runs/: its last
 
 
 class Stopped(Exception):
@@ -81,30 +81,36 @@ def agent_environment(
     return env
 
 
-def run_agent(
-    run: RunFolder,
-    policy: Policy,
-    isolation: Isolation,
-    argv: list[str],
-    env: dict[str, str],
-    *,
-    direct: bool,
-    socket: Path,
-    timeout_s: float,
-    watch: Callable[[], None],
-    redact: Callable[[str], str],
-    transcript: Path,
-    adapter_home_files: dict[str, str],
-) -> Finished:
-    """Run the agent's `argv` on the run's tree, confined, until it exits, times out or
-    `watch` raises Stopped; its output redacted into `transcript` in every case."""
-    program = argv[0]
-    for name, content in adapter_home_files.items():
+@dataclass(frozen=True)
+class Launch:
+    """One agent run as the proposer decided it."""
+
+    command: list[str]  # the program (an absolute path) and its arguments, rendered
+    env: dict[str, str]
+    direct: bool  # without the proxy: the host's network, no relay
+    socket: Path  # the proxy's, which the relay joins
+    timeout_s: float
+    transcript: Path  # under runs/agents/
+    home_files: dict[str, str]  # the tool's settings, written into its private home
+
+
+@dataclass(frozen=True)
+class Prepared:
+    argv: list[str]  # what the launcher starts: the relay, then the agent
+    policy: Policy
+    bounds: Confinement
+
+
+def prepare(run: RunFolder, policy: Policy, isolation: Isolation, launch: Launch) -> Prepared:
+    """Everything a start needs, checked before anything is reserved or started: the
+    tool's settings in its home, its boundaries, and a program the sandbox can show."""
+    program = launch.command[0]
+    for name, content in launch.home_files.items():
         target = run.home / name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(content, encoding="utf-8")
     agent_policy = replace(
-        policy, writable=(".",), shared=(), network="host" if direct else "loopback"
+        policy, writable=(".",), shared=(), network="host" if launch.direct else "loopback"
     )
     bounds = confinement(run, agent_policy, [program])
     hidden = hidden_program(bounds) if isolation.sandboxed else None
@@ -115,22 +121,41 @@ def run_agent(
             hint="install the agent's command in a folder of its own (its virtual "
             "environment, /usr/local/bin, /opt/...)",
         )
-    if not direct:
+    argv = launch.command
+    if not launch.direct:
         relay = run.probe / RELAY.name
         shutil.copyfile(RELAY, relay)
         shutil.copyfile(LAUNCHER, run.probe / LAUNCHER_COPY)
-        argv = isolated_argv(relay, [str(socket), PORT, "--", *argv])
+        argv = isolated_argv(relay, [str(launch.socket), PORT, "--", *argv])
+    return Prepared(argv, agent_policy, bounds)
+
+
+def run_agent(
+    run: RunFolder,
+    isolation: Isolation,
+    prepared: Prepared,
+    launch: Launch,
+    *,
+    watch: Callable[[], None],
+    redact: Callable[[str], str],
+) -> Finished:
+    """Run the agent on the run's tree, confined, in a process group recorded for the
+    next gate run to end if this process dies, until it exits, times out or `watch`
+    raises Stopped; its output redacted into the transcript in every case."""
     output = private_folder(run) / "agent.log"
     try:
         result, _applied = confined(
-            argv, run, agent_policy, isolation, env=env, output=output,
-            timeout_s=timeout_s, poll=watch, bounds=bounds,
+            prepared.argv, run, prepared.policy, isolation, env=launch.env, output=output,
+            timeout_s=launch.timeout_s, poll=watch, bounds=prepared.bounds,
+            pgid_file=run.path / PGID_FILE,
         )  # fmt: skip
-    except OSError as exc:
-        raise EnvironmentFailure(f"could not start {program}: {exc}") from None
+    except InvalidRun as failed:
+        raise EnvironmentFailure(
+            f"could not start {launch.command[0]}: {failed.message}", hint=failed.hint
+        ) from None
     finally:
-        text = _keep(output, transcript, redact)
-    return Finished(result, text, transcript)
+        text = _keep(output, launch.transcript, redact)
+    return Finished(result, text, launch.transcript)
 
 
 def private_folder(run: RunFolder) -> Path:
@@ -143,13 +168,20 @@ def private_folder(run: RunFolder) -> Path:
 
 
 def _keep(output: Path, transcript: Path, redact: Callable[[str], str]) -> str:
+    """The end of what the agent printed (where a tool's report and its last words
+    are), redacted, into the transcript. The cut falls on a line's start, so that no
+    secret is kept in part where the redactor could not know it."""
     raw = b""
     with contextlib.suppress(OSError):
         # Never a link, never a pipe, even where nothing untrusted could have put one.
         fd = os.open(output, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         with os.fdopen(fd, "rb") as handle:
+            size = os.fstat(fd).st_size
             if stat.S_ISREG(os.fstat(fd).st_mode):
+                handle.seek(max(0, size - TRANSCRIPT_LIMIT))
                 raw = handle.read(TRANSCRIPT_LIMIT)
+                if size > TRANSCRIPT_LIMIT:
+                    raw = b"[... the start is cut]\n" + raw.partition(b"\n")[2]
     text = redact(raw.decode("utf-8", "replace"))
     transcript.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(transcript, text)
