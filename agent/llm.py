@@ -107,19 +107,30 @@ def count_prompt_tokens(model: ModelConfig, messages: Messages, tools: Any = Non
 
 
 def redact_message(message: dict[str, Any], redact: Redactor) -> dict[str, Any]:
-    """`message` with its text redacted, whether its content is a string or parts."""
+    """`message` with its text redacted: its content, a string or parts, and the
+    arguments of its tool calls (a coding agent's shell commands and file edits)."""
     content = message.get("content")
+    redacted = dict(message)
     if isinstance(content, str):
-        return {**message, "content": redact(content)}
-    if isinstance(content, list):
-        parts = [
+        redacted["content"] = redact(content)
+    elif isinstance(content, list):
+        redacted["content"] = [
             {**part, "text": redact(part["text"])}
             if isinstance(part, dict) and isinstance(part.get("text"), str)
             else part
             for part in content
         ]
-        return {**message, "content": parts}
-    return message
+    calls = message.get("tool_calls")
+    if isinstance(calls, list):
+        redacted["tool_calls"] = [_redact_call(call, redact) for call in calls]
+    return redacted
+
+
+def _redact_call(call: Any, redact: Redactor) -> Any:
+    function = call.get("function") if isinstance(call, dict) else None
+    if not isinstance(function, dict) or not isinstance(function.get("arguments"), str):
+        return call
+    return {**call, "function": {**function, "arguments": redact(function["arguments"])}}
 
 
 _TRANSIENT = (

@@ -338,18 +338,26 @@ class GitRepo:
         return self.edit_tree(tree, {path: blob})
 
     def edit_tree(
-        self, tree: str | None, put: Mapping[str, str], drop: Sequence[str] = ()
+        self,
+        tree: str | None,
+        put: Mapping[str, str],
+        drop: Sequence[str] = (),
+        modes: Mapping[str, str] | None = None,
     ) -> str:
         """`tree` (None: the empty tree) without the files `drop` and with each path of
-        `put` set to its blob, built in a private index file."""
+        `put` set to its blob (a regular file, unless `modes` says 100755), built in a
+        private index file."""
         with tempfile.TemporaryDirectory(dir=self.state_dir_ready()) as scratch:
             env = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
             self.run("read-tree", *([tree] if tree else ["--empty"]), env=env)
             if drop:
                 self.run("update-index", "--force-remove", "--", *drop, env=env)
             if put:
-                cacheinfo = [arg for path, blob in sorted(put.items())
-                             for arg in ("--cacheinfo", f"100644,{blob},{path}")]  # fmt: skip
+                mode = modes or {}
+                cacheinfo = [
+                    arg for path, blob in sorted(put.items())
+                    for arg in ("--cacheinfo", f"{mode.get(path, '100644')},{blob},{path}")
+                ]  # fmt: skip
                 self.run("update-index", "--add", *cacheinfo, env=env)
             return self.out("write-tree", env=env)
 
@@ -516,15 +524,17 @@ class GitRepo:
     def commit_files(
         self, base: str, files: Mapping[str, str | None], message: str, branch: str
     ) -> str:
-        """A commit on `base` with `files` replaced (None: removed), made into a new
-        branch by plumbing (the checkout, index and stash are never touched); refuses an
-        existing branch."""
+        """A commit on `base` with `files` replaced (None: removed; an executable stays
+        executable), made into a new branch by plumbing (the checkout, index and stash
+        are never touched); refuses an existing branch."""
         put = {
             path: self.hash_blob(content.encode("utf-8", errors="surrogateescape"))
             for path, content in files.items() if content is not None
         }  # fmt: skip
+        executable = {path: mode for path, (mode, _blob) in self.entries_in(base).items()
+                      if path in put and mode == "100755"}  # fmt: skip
         tree = self.edit_tree(
-            self.tree_of(base), put, sorted(p for p, c in files.items() if c is None)
+            self.tree_of(base), put, sorted(p for p, c in files.items() if c is None), executable
         )
         commit = self.commit_tree(tree, [base], message)
         if not self.update_ref(f"refs/heads/{branch}", commit, None, "evolve: propose"):

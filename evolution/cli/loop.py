@@ -59,7 +59,7 @@ def propose(
             help="auto (the models, else mutate; a --patch when one is given), llm (the "
             "model chain only), mutate (offline repair of failing tests), patch, or a "
             "coding agent: agent:aider, agent:mini, agent:codex, agent:claude, "
-            "agent:gemini, agent:command (docs/agents.md).",
+            "agent:gemini, agent:command (docs/how-to/agents.md).",
         ),
     ] = "auto",
     patch: Annotated[

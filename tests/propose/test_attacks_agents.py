@@ -830,11 +830,6 @@ sys.exit(0 if done.returncode == 0 else 5)
     assert gate.returncode == 0, gate.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: GitRepo.commit_files writes every file as "
-    "100644, so an honest edit of an executable script drops its x bit",
-)
 def test_an_agent_that_edits_an_executable_script_keeps_it_executable(
     sandbox: Sandbox, llm: ScriptedLLM, tmp_path: Path
 ) -> None:

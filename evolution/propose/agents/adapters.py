@@ -253,7 +253,7 @@ def command_template(adapter: Adapter, tool: AgentToolConfig) -> list[str]:
             raise UsageError(
                 "agent:command needs its command line: add [[agents.tools]] with "
                 'name = "command" and template = "my-agent --task {goal_file}" to '
-                "deploy/agent.toml (SPEC.md), placeholders as docs/agents.md lists"
+                "deploy/agent.toml (SPEC.md), placeholders as docs/how-to/agents.md lists"
             )
         return template_args(tool.template, "[[agents.tools]] command template")
     return [tool.program or adapter.program, *adapter.args, *tool.args]

@@ -37,9 +37,10 @@ def _pump(source, sink):
     except OSError:
         pass
     finally:
-        for end in (source, sink):
-            with contextlib.suppress(OSError):
-                end.shutdown(socket.SHUT_RDWR)
+        # This direction is done: say so to the other side, and let the answer still
+        # come back (a client may half-close once it has sent its request).
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
 
 
 def _carry(client, path):
@@ -49,8 +50,12 @@ def _carry(client, path):
     except OSError:
         client.close()
         return
-    threading.Thread(target=_pump, args=(upstream, client), daemon=True).start()
+    back = threading.Thread(target=_pump, args=(upstream, client), daemon=True)
+    back.start()
     _pump(client, upstream)
+    back.join()
+    client.close()
+    upstream.close()
 
 
 def _serve(listener, path, parent):
