@@ -7,6 +7,7 @@ recorded.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -418,3 +419,18 @@ def test_classify(name: str) -> None:
     error = build(_litellm())
     assert type(error).__name__ == name
     assert classify(error) == expected
+
+
+def test_a_secret_in_a_tool_call_or_a_part_is_redacted_before_any_model_sees_it() -> None:
+    from agent.llm import redact_message
+
+    redact = Redactor({"TOKEN": "tok-0123456789abcdef"})
+    message = {
+        "role": "assistant",
+        "content": [{"type": "text", "text": "use tok-0123456789abcdef"}, {"type": "image"}],
+        "tool_calls": [{"id": "c1", "type": "function", "function": {
+            "name": "bash", "arguments": '{"command": "curl -H tok-0123456789abcdef"}'}}],
+    }  # fmt: skip
+    said = json.dumps(redact_message(message, redact), ensure_ascii=False)
+    assert "tok-0123456789abcdef" not in said and said.count("«redacted:TOKEN»") == 2
+    assert message["content"][0]["text"].endswith("abcdef")  # the caller's copy untouched
