@@ -8,6 +8,10 @@ and their results, the system prompt, stop words, the output limit); images, ext
 thinking and reasoning, and tools that are not plain functions (a provider's hosted
 web search, Codex's freeform patch tool) are dropped, which an agent sees as a model
 that ignored them or a tool it was not offered.
+
+Over 400 lines: three dialects, each a translation both ways (a request in, an answer
+and a stream out), sharing the helpers that turn tools and their choice into OpenAI's
+shape; a module per dialect would scatter those helpers or import each other's.
 """
 
 from __future__ import annotations
