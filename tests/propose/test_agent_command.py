@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import stat
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -305,6 +306,22 @@ def test_files_the_export_converts_are_not_taken_for_the_agents_change(
     sandbox.commit("notes with CRLF on checkout", {
         ".gitattributes": "*.txt text eol=crlf\n", "scripts/notes.txt": "one\ntwo\n",
     })  # fmt: skip
+    script = agent_script(tmp_path / "agent", 'open("scripts/calc.py", "w").write(ask("fix"))')
+    use_agent(sandbox, llm, script)
+    llm.add("primary", Step(FIXED_CALC))
+    code, result = propose(sandbox)
+    assert code == 0 and result["changed"] == ["scripts/calc.py"], result
+
+
+def test_a_long_temporary_folder_still_reaches_the_proxy(
+    sandbox: Sandbox, llm: ScriptedLLM, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Unix socket's path holds 108 bytes; run folders under a long temporary folder
+    (inside a gate's sandbox it is nested twice) pass that. The proxy's socket is
+    named through a descriptor of its folder instead."""
+    long = tmp_path / ("t" * 90)
+    long.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(long))
     script = agent_script(tmp_path / "agent", 'open("scripts/calc.py", "w").write(ask("fix"))')
     use_agent(sandbox, llm, script)
     llm.add("primary", Step(FIXED_CALC))

@@ -9,6 +9,7 @@ hole is closed. The honest look-alikes at the end must be accepted, not refused.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -254,6 +255,8 @@ def test_the_agent_reaches_no_other_socket_than_the_proxy(
     # /run is covered by an empty tmpfs in the sandbox; a service's socket elsewhere
     # (MySQL's in /var/lib/mysql, postfix's in /var/spool, an app's in /srv) is not
     folder = Path("/var/lib") / f"ratchet-redteam-{uuid.uuid4().hex[:8]}"
+    if not os.access("/var/lib", os.W_OK):  # inside a sandbox of its own (the gate's)
+        folder = tmp_path / "service"  # not a host path then, but a socket all the same
     folder.mkdir()
     served: list[bytes] = []
 
@@ -273,7 +276,7 @@ def test_the_agent_reaches_no_other_socket_than_the_proxy(
     path_server.listen()
     # a socket inside a hidden home (a gpg-agent's ~/.gnupg/S.gpg-agent, an IDE's)
     home_folder = Path(os.path.expanduser("~")) / f".ratchet-redteam-{uuid.uuid4().hex[:8]}"
-    home_folder.mkdir()
+    home_folder.mkdir(parents=True)
     home_server = socket.socket(socket.AF_UNIX)
     home_server.bind(str(home_folder / "S.agent"))
     home_server.listen()
@@ -330,6 +333,8 @@ open("scripts/calc.py", "w").write(ask("fix"))
     print(tried)
     assert not served and not any(str(v).startswith("connected") for v in tried.values()), tried
     assert tried["dns"] != "resolved"
+    # the defence itself: no Unix socket of its own, wherever the path leads
+    assert tried["unix path"] == tried["unix in hidden home"] == "PermissionError", tried
 
 
 # --- 3. spend ------------------------------------------------------------------------
@@ -474,8 +479,9 @@ open("scripts/calc.py", "w").write(ask("fix"))
     assert not processes_marked(mark)
     assert "WROTE" not in transcript(sandbox)
     for path in ("/etc/cron.d/ratchet-redteam", "/var/spool/cron/crontabs/root"):
-        if Path(path).exists():
-            planted.append(path)
+        with contextlib.suppress(OSError):  # the host's own crontab may be there, unread
+            if "sleep 1000" in Path(path).read_text():
+                planted.append(path)
     assert not planted
 
 

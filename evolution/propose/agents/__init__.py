@@ -48,11 +48,12 @@ class AgentProposer:
         direct = self._direct(tool)
         key = self._direct_key(tool) if direct else {}
         isolation = self._isolation(ctx, request)
-        with RunFolder(ctx.repo, ctx.main) as run:
+        with contextlib.ExitStack() as stack:
+            run = stack.enter_context(RunFolder(ctx.repo, ctx.main))
             before = scratch.snapshot(run.tree)
             goal = goal_text(ctx, request)
-            proxy = ModelProxy(session.private_folder(run) / "model.sock",
-                               lambda: _client(ctx), purpose=PURPOSE)  # fmt: skip
+            socket = stack.enter_context(session.socket_path(run))
+            proxy = ModelProxy(socket, lambda: _client(ctx), purpose=PURPOSE)
             launch = self._launch(ctx, run, request, tool, [program, *template[1:]],
                                   direct, key, proxy, goal)  # fmt: skip
             prepared = session.prepare(run, ctx.policy, isolation, launch)

@@ -21,7 +21,7 @@ import contextlib
 import os
 import shutil
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -147,7 +147,7 @@ def run_agent(
         result, _applied = confined(
             prepared.argv, run, prepared.policy, isolation, env=launch.env, output=output,
             timeout_s=launch.timeout_s, poll=watch, bounds=prepared.bounds,
-            pgid_file=run.path / PGID_FILE,
+            pgid_file=run.path / PGID_FILE, fds=_inherited(launch),
         )  # fmt: skip
     except InvalidRun as failed:
         raise EnvironmentFailure(
@@ -158,6 +158,20 @@ def run_agent(
     return Finished(result, text, launch.transcript)
 
 
+@contextlib.contextmanager
+def socket_path(run: RunFolder) -> Iterator[Path]:
+    """A path for the proxy's socket that fits a Unix socket's 108 bytes wherever the
+    run folder lies (inside a gate's sandbox the temporary folder is nested twice): the
+    private folder named through a descriptor of it, `/proc/self/fd/N/model.sock`. The
+    agent's relay inherits the descriptor under the same number, so the same path
+    reaches it there, whatever the sandbox shows of the folder itself."""
+    fd = os.open(private_folder(run), os.O_PATH | os.O_DIRECTORY)
+    try:
+        yield Path(f"/proc/self/fd/{fd}/model.sock")
+    finally:
+        os.close(fd)
+
+
 def private_folder(run: RunFolder) -> Path:
     """Where Ratchet keeps what it reads back from an agent's run (its output, the
     proxy's socket): in the run folder but outside every folder the agent may write,
@@ -165,6 +179,14 @@ def private_folder(run: RunFolder) -> Path:
     folder = run.path / "agent"
     folder.mkdir(mode=0o700, exist_ok=True)
     return folder
+
+
+def _inherited(launch: Launch) -> list[int]:
+    """The descriptor the proxy's socket path goes through (`socket_path`), for the
+    relay; none for a direct run, which has no relay."""
+    if launch.direct or not str(launch.socket).startswith("/proc/self/fd/"):
+        return []
+    return [int(launch.socket.parts[4])]
 
 
 def _keep(output: Path, transcript: Path, redact: Callable[[str], str]) -> str:
