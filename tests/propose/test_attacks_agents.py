@@ -255,9 +255,11 @@ def test_the_agent_reaches_no_other_socket_than_the_proxy(
     # /run is covered by an empty tmpfs in the sandbox; a service's socket elsewhere
     # (MySQL's in /var/lib/mysql, postfix's in /var/spool, an app's in /srv) is not
     folder = Path("/var/lib") / f"ratchet-redteam-{uuid.uuid4().hex[:8]}"
-    if not os.access("/var/lib", os.W_OK):  # inside a sandbox of its own (the gate's)
+    try:
+        folder.mkdir()
+    except PermissionError:  # inside a sandbox of its own (the gate's)
         folder = tmp_path / "service"  # not a host path then, but a socket all the same
-    folder.mkdir()
+        folder.mkdir()
     served: list[bytes] = []
 
     def serve(server: socket.socket) -> None:

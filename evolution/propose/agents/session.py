@@ -20,7 +20,9 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import stat
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,6 +39,7 @@ from evolution.sandbox.isolation import LAUNCHER, LAUNCHER_COPY, Isolation, isol
 from evolution.sandbox.plan import Confinement, hidden_program
 
 PORT = "@@RATCHET_PROXY_PORT@@"  # the relay writes the proxy's port here
+MARK_ENV = "RATCHET_AGENT_RUN"  # names one run's processes
 RELAY = Path(__file__).with_name("relay.py")
 TRANSCRIPT_LIMIT = 1 << 20  # bytes of an agent's output kept under runs/: its last
 
@@ -75,6 +78,7 @@ def agent_environment(
     env = environment(run)
     env.pop("PYTHONPATH", None)
     env["PATH"] = os.pathsep.join([os.path.dirname(program), env.get("PATH", "/usr/bin:/bin")])
+    env[MARK_ENV] = uuid.uuid4().hex  # this run's processes, for `sweep`
     env.update(QUIET_ENV)
     env.update({key: render(value, values) for key, value in adapter.env.items()})
     env.update(passed)
@@ -154,8 +158,28 @@ def run_agent(
             f"could not start {launch.command[0]}: {failed.message}", hint=failed.hint
         ) from None
     finally:
+        sweep(launch.env[MARK_ENV])
         text = _keep(output, launch.transcript, redact)
     return Finished(result, text, launch.transcript)
+
+
+def sweep(mark: str) -> list[int]:
+    """Kill what the run left that still carries its mark, and say which. The launcher's
+    pid namespace ends everything the agent started when the run ends; where Ratchet
+    itself runs in a sandbox that cannot nest one (a gate's, a hardened unit's), a
+    process that left the agent's group (setsid) would outlive the run: this finds the
+    ones that kept the environment they were started with."""
+    needle = f"{MARK_ENV}={mark}".encode()
+    killed = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        environ = os.path.join(entry.path, "environ")
+        with contextlib.suppress(OSError), open(environ, "rb") as variables:
+            if needle in variables.read().split(b"\0"):
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed.append(int(entry.name))
+    return killed
 
 
 @contextlib.contextmanager
