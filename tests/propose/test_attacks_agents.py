@@ -246,6 +246,19 @@ os.mkfifo(log)
 # --- 2. network ------------------------------------------------------------------------
 
 
+def bound_unix(path: Path) -> socket.socket:
+    """A listening Unix socket at `path`, however long (through a descriptor of its
+    folder: a Unix socket's path holds 108 bytes, and a sandbox's folders are deep)."""
+    server = socket.socket(socket.AF_UNIX)
+    folder = os.open(path.parent, os.O_PATH | os.O_DIRECTORY)
+    try:
+        server.bind(f"/proc/self/fd/{folder}/{path.name}")
+    finally:
+        os.close(folder)
+    server.listen()
+    return server
+
+
 def test_the_agent_reaches_no_other_socket_than_the_proxy(
     sandbox: Sandbox, llm: ScriptedLLM, tmp_path: Path
 ) -> None:
@@ -273,15 +286,11 @@ def test_the_agent_reaches_no_other_socket_than_the_proxy(
         except OSError:
             pass
 
-    path_server = socket.socket(socket.AF_UNIX)
-    path_server.bind(str(folder / "service.sock"))
-    path_server.listen()
+    path_server = bound_unix(folder / "service.sock")
     # a socket inside a hidden home (a gpg-agent's ~/.gnupg/S.gpg-agent, an IDE's)
     home_folder = Path(os.path.expanduser("~")) / f".ratchet-redteam-{uuid.uuid4().hex[:8]}"
     home_folder.mkdir(parents=True)
-    home_server = socket.socket(socket.AF_UNIX)
-    home_server.bind(str(home_folder / "S.agent"))
-    home_server.listen()
+    home_server = bound_unix(home_folder / "S.agent")
     abstract = "\0ratchet-redteam-" + uuid.uuid4().hex
     abstract_server = socket.socket(socket.AF_UNIX)
     abstract_server.bind(abstract)
