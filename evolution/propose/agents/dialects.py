@@ -55,11 +55,25 @@ def _messages(body: dict[str, Any]) -> list[dict[str, Any]]:
     return messages
 
 
-def _limit(body: dict[str, Any], *keys: str) -> int | None:
-    for key in keys:
-        if body.get(key) is not None:
-            return int(body[key])
-    return None
+def _request(
+    body: dict[str, Any], messages: list[dict[str, Any]], params: dict[str, Any],
+    *limits: str,
+) -> ChatRequest:  # fmt: skip
+    """The request every dialect parses into: its output limit under the first of
+    `limits` the body sets, its stream flag, and the model it asked for."""
+    limit = next((body[key] for key in limits if body.get(key) is not None), None)
+    return ChatRequest(
+        messages=messages,
+        params=params,
+        max_tokens=None if limit is None else int(limit),
+        stream=bool(body.get("stream")),
+        model=str(body.get("model") or ""),
+    )
+
+
+def _taken(body: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    """The parameters `body` sets, under OpenAI's name ({ours: theirs})."""
+    return {ours: body[theirs] for ours, theirs in names.items() if body.get(theirs) is not None}
 
 
 def _sse(data: dict[str, Any] | str, event: str | None = None) -> bytes:
@@ -100,14 +114,8 @@ class OpenAIChat:
     """`POST /v1/chat/completions`."""
 
     def parse(self, body: dict[str, Any]) -> ChatRequest:
-        params = {key: body[key] for key in PASSED_PARAMS if body.get(key) is not None}
-        return ChatRequest(
-            messages=_messages(body),
-            params=params,
-            max_tokens=_limit(body, "max_completion_tokens", "max_tokens"),
-            stream=bool(body.get("stream")),
-            model=str(body.get("model") or ""),
-        )
+        params = _taken(body, {key: key for key in PASSED_PARAMS})
+        return _request(body, _messages(body), params, "max_completion_tokens", "max_tokens")
 
     def answer(
         self, request: ChatRequest, completion: Completion, *, created: int
@@ -184,17 +192,9 @@ class AnthropicMessages:
             for tool in body.get("tools") or [] if isinstance(tool, dict) and "input_schema" in tool
         ]  # fmt: skip
         params = _tool_params(tools, self._tool_choice(body.get("tool_choice")))
-        for ours, theirs in (("stop", "stop_sequences"), ("temperature", "temperature"),
-                             ("top_p", "top_p")):  # fmt: skip
-            if body.get(theirs) is not None:
-                params[ours] = body[theirs]
-        return ChatRequest(
-            messages=messages,
-            params=params,
-            max_tokens=_limit(body, "max_tokens"),
-            stream=bool(body.get("stream")),
-            model=str(body.get("model") or ""),
-        )
+        params.update(_taken(body, {"stop": "stop_sequences", "temperature": "temperature",
+                                    "top_p": "top_p"}))  # fmt: skip
+        return _request(body, messages, params, "max_tokens")
 
     @staticmethod
     def _tool_choice(choice: Any) -> Any:
@@ -323,15 +323,8 @@ class ResponsesAPI:
             if isinstance(tool, dict) and tool.get("type") == "function" and "name" in tool
         ]  # fmt: skip
         params = _tool_params(tools, self._tool_choice(body.get("tool_choice")))
-        params.update({key: body[key] for key in ("temperature", "top_p")
-                       if body.get(key) is not None})  # fmt: skip
-        return ChatRequest(
-            messages=messages,
-            params=params,
-            max_tokens=_limit(body, "max_output_tokens"),
-            stream=bool(body.get("stream")),
-            model=str(body.get("model") or ""),
-        )
+        params.update(_taken(body, {"temperature": "temperature", "top_p": "top_p"}))
+        return _request(body, messages, params, "max_output_tokens")
 
     @staticmethod
     def _item(item: dict[str, Any], messages: list[dict[str, Any]]) -> None:
