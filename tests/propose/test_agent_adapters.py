@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from coding_agent_setup import transcript
 from proposal_setup import KEY_ENV, SECRET, configure, ledger_rows
 from repo_setup import Sandbox
 
@@ -190,8 +191,7 @@ def test_claudes_own_reported_cost_is_what_the_ledger_keeps(
     code, result, stderr = propose(sandbox, "claude", {"ANTHROPIC_API_KEY": "sk-ant-0123456789"})
     assert code == 0, (result, stderr)
     assert [r["cost_usd"] for r in ledger_rows(sandbox)] == [pytest.approx(0.00852)]
-    transcript = "".join(p.read_text() for p in (sandbox.path / "runs/agents").glob("*.log"))
-    assert "sk-ant-0123456789" not in transcript
+    assert "sk-ant-0123456789" not in transcript(sandbox)
 
 
 @pytest.mark.e2e

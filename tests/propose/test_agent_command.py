@@ -9,58 +9,25 @@ agent does: reads its goal, asks the model, edits the scratch tree, exits.
 from __future__ import annotations
 
 import json
-import stat
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from coding_agent_setup import marker, processes_marked
+from coding_agent_setup import (
+    agent_script,
+    marker,
+    processes_marked,
+    propose,
+    transcript,
+    use_agent,
+)
 from llm_server import ScriptedLLM, Step
-from proposal_setup import KEY_ENV, SECRET, configure, ledger_rows
+from proposal_setup import KEY_ENV, SECRET, ledger_rows
 from repo_setup import CALC, FIXED_CALC, Sandbox
 
 pytestmark = pytest.mark.e2e
-
-ASK_MODEL = '''
-import json, os, sys, urllib.request
-def ask(prompt):
-    request = urllib.request.Request(
-        os.environ["OPENAI_BASE_URL"] + "/chat/completions",
-        data=json.dumps({"model": "any",
-                         "messages": [{"role": "user", "content": prompt}]}).encode(),
-        headers={"Authorization": "Bearer " + os.environ["OPENAI_API_KEY"],
-                 "Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        return json.load(answer)["choices"][0]["message"]["content"]
-'''
-
-
-def agent_script(folder: Path, body: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "agent.py"
-    path.write_text(f"#!{sys.executable}\n{ASK_MODEL}\n{body}\n")
-    path.chmod(path.stat().st_mode | stat.S_IXUSR)
-    return path
-
-
-def use_agent(box: Sandbox, server: ScriptedLLM, script: Path, extra: str = "") -> None:
-    configure(box, server)
-    toml = (box.path / "deploy/agent.toml").read_text()
-    toml += f'\n[agents.limits]\ntimeout_s = 60\n{extra}\n[[agents.tools]]\nname = "command"\n'
-    toml += f'template = "{script} --goal {{goal_file}} --in {{workdir}} {{targets}}"\n'
-    box.commit("use a command agent", {"deploy/agent.toml": toml})
-
-
-def propose(box: Sandbox, env: dict[str, str] | None = None) -> tuple[int, dict]:
-    done = box.evolve_in_process(
-        "propose", "--json", "--proposer", "agent:command", "--target", "scripts/calc.py",
-        "--goal", "make mul multiply", env={KEY_ENV: SECRET, **(env or {})},
-    )
-    return done.returncode, json.loads(done.stdout) if done.stdout.strip() else {"err": done.stderr}
-
 
 def test_an_honest_agent_is_committed_with_trailers_and_accepted(
     sandbox: Sandbox, llm: ScriptedLLM, tmp_path: Path
@@ -116,8 +83,8 @@ open("scripts/calc.py", "w").write(ask("now the fix"))
     llm.add("primary", Step(FIXED_CALC))
     code, result = propose(sandbox)
     assert code == 0, result
-    transcript = next((sandbox.path / "runs/agents").glob("*.log")).read_text()
-    tried = json.loads(transcript.split("TRIED ", 1)[1].splitlines()[0])
+    said = transcript(sandbox)
+    tried = json.loads(said.split("TRIED ", 1)[1].splitlines()[0])
     assert "written" not in tried.values() and "connected" not in tried.values(), tried
     assert not (outside / "planted").exists() and not Path("/etc/planted").exists()
     assert (sandbox.path / "scripts/calc.py").read_text() == CALC
@@ -149,8 +116,8 @@ except Exception as exc:
     # the first call paid; the second refused before any request, for each model of the chain
     assert outcomes == [("agent", "ok"), ("agent", "refused-cap"), ("agent", "refused-cap")]
     assert len(llm.received) == 1
-    transcript = next((sandbox.path / "runs/agents").glob("*.log")).read_text()
-    assert "402" in transcript and "Ratchet refused the call" in transcript
+    said = transcript(sandbox)
+    assert "402" in said and "Ratchet refused the call" in said
 
 
 def configure_cap(box: Sandbox, cap: float) -> None:
@@ -204,8 +171,8 @@ time.sleep(300)
     code, result = propose(sandbox, env=mark)
     assert code == 1 and result["status"] == "failed", result
     assert "ran out of time after 3 s" in result["message"]
-    transcript = next((sandbox.path / "runs/agents").glob("*.log")).read_text()
-    assert "CHILD" in transcript  # the grandchild started, and died with the group:
+    said = transcript(sandbox)
+    assert "CHILD" in said  # the grandchild started, and died with the group:
     assert not processes_marked(mark)
 
 
@@ -243,8 +210,8 @@ open("scripts/__pycache__/calc.cpython-311.pyc", "wb").write(b"cache")
     code, result = propose(sandbox)
     assert code == 0, result
     assert result["changed"] == ["scripts/calc.py"]
-    transcript = next((sandbox.path / "runs/agents").glob("*.log")).read_text()
-    assert "MY KEY IS «redacted:proxy-token»" in transcript
+    said = transcript(sandbox)
+    assert "MY KEY IS «redacted:proxy-token»" in said
     assert "its-own-branch" not in sandbox.git("branch", "--all")
 
 

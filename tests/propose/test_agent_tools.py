@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from coding_agent_setup import marker, processes_marked
+from coding_agent_setup import marker, processes_marked, propose, transcript
 from llm_server import ScriptedLLM, Step
 from proposal_setup import KEY_ENV, SECRET, configure, ledger_rows
 from repo_setup import CALC, FIXED_CALC, Sandbox
@@ -86,25 +86,13 @@ def use_tool(box: Sandbox, server: ScriptedLLM, name: str, *, cap: float = 1.0,
     box.commit(f"propose with {name}", {"deploy/agent.toml": toml})
 
 
-def propose(box: Sandbox, name: str, env: dict[str, str] | None = None) -> tuple[int, dict]:
-    done = box.evolve_in_process(
-        "propose", "--json", "--proposer", f"agent:{name}", "--target", "scripts/calc.py",
-        "--goal", "make mul multiply", env={KEY_ENV: SECRET, **(env or {})},
-    )
-    return done.returncode, json.loads(done.stdout) if done.stdout.strip() else {"err": done.stderr}
-
-
-def transcript(box: Sandbox) -> str:
-    return "\n".join(p.read_text() for p in (box.path / "runs/agents").glob("*.log"))
-
-
 @pytest.mark.parametrize("name", TOOLS)
 def test_an_honest_repair_is_committed_with_trailers_and_cost_and_accepted(
     sandbox: Sandbox, llm: ScriptedLLM, name: str
 ) -> None:
     use_tool(sandbox, llm, name)
     llm.add("primary", *SCRIPTS[name]["fix"])
-    code, result = propose(sandbox, name)
+    code, result = propose(sandbox, f"agent:{name}")
     assert code == 0, (result, transcript(sandbox))
     assert result["status"] == "created" and result["changed"] == ["scripts/calc.py"]
     assert sandbox.git("show", f"{result['branch']}:scripts/calc.py") == FIXED_CALC.rstrip("\n")
@@ -128,7 +116,7 @@ def test_an_agent_that_edits_a_test_is_refused_by_the_gate(
 ) -> None:
     use_tool(sandbox, llm, name)
     llm.add("primary", *SCRIPTS[name]["edit-test"])
-    code, result = propose(sandbox, name)
+    code, result = propose(sandbox, f"agent:{name}")
     assert code == 0 and result["changed"] == ["tests/test_calc.py"], (result, transcript(sandbox))
     gate = sandbox.evolve("validate", result["branch"], "--json")
     assert gate.returncode == 1 and "protected" in gate.stdout, gate.stdout
@@ -143,7 +131,7 @@ def test_with_a_cap_the_proxy_refuses_the_second_call_and_no_branch_is_made(
     # out at $2/M, ~$0.004; the first costs $0.0041, so the second cannot fit under $0.0065.
     use_tool(sandbox, llm, name, cap=0.0065)
     llm.add("primary", *SCRIPTS[name]["two-calls"])
-    code, result = propose(sandbox, name)
+    code, result = propose(sandbox, f"agent:{name}")
     assert code == 1 and result["status"] == "capped", (result, transcript(sandbox))
     assert result["branch"] == "" and not sandbox.git("branch", "--list", "evolve/*")
     said = (ledger_rows(sandbox), transcript(sandbox))  # what a failure here needs to be read
@@ -171,7 +159,7 @@ def test_the_kill_flag_stops_the_agent_mid_run(
 
     threading.Thread(target=kill_once_asked, daemon=True).start()
     started = time.monotonic()
-    code, result = propose(sandbox, name)
+    code, result = propose(sandbox, f"agent:{name}")
     assert code == 1 and result["status"] == "killed", (result, transcript(sandbox))
     assert time.monotonic() - started < 20  # stopped, not waited out
     assert result["branch"] == ""
@@ -187,7 +175,7 @@ def test_a_hung_agent_is_killed_at_its_timeout_with_its_whole_group(
     else:  # it waits on a model that never answers in time
         llm.add("primary", Step(AIDER_FIX, delay_s=60))
     mark = marker()
-    code, result = propose(sandbox, name, env=mark)
+    code, result = propose(sandbox, f"agent:{name}", env=mark)
     assert code == 1 and result["status"] == "failed", (result, transcript(sandbox))
     assert "ran out of time after 8 s" in result["message"]
     assert not processes_marked(mark)

@@ -15,7 +15,6 @@ import os
 import socket
 import stat
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -23,61 +22,21 @@ import uuid
 from pathlib import Path
 
 import pytest
-from coding_agent_setup import marker, processes_marked
+from coding_agent_setup import (
+    agent_script,
+    marker,
+    processes_marked,
+    propose,
+    transcript,
+    use_agent,
+)
 from llm_server import ScriptedLLM, Step
 from proposal_setup import KEY_ENV, SECRET, configure, ledger_rows
 from repo_setup import FIXED_CALC, Sandbox
 
 pytestmark = pytest.mark.e2e
 
-# --- helpers, copied from test_agent_command.py (a test module is not imported) -------
-
-ASK_MODEL = """
-import json, os, sys, urllib.request
-def call(body, path="/chat/completions", key=None):
-    request = urllib.request.Request(
-        os.environ["OPENAI_BASE_URL"] + path, data=json.dumps(body).encode(),
-        headers={"Authorization": "Bearer " + (key or os.environ["OPENAI_API_KEY"]),
-                 "Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        return answer.status, answer.read()
-def ask(prompt, **extra):
-    body = {"model": "any", "messages": [{"role": "user", "content": prompt}], **extra}
-    return json.loads(call(body)[1])["choices"][0]["message"]["content"]
-"""
-
-
-def agent_script(folder: Path, body: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "agent.py"
-    path.write_text(f"#!{sys.executable}\n{ASK_MODEL}\n{body}\n")
-    path.chmod(path.stat().st_mode | stat.S_IXUSR)
-    return path
-
-
-def use_agent(box: Sandbox, server: ScriptedLLM, script: Path, extra: str = "",
-              timeout_s: int = 60) -> None:  # fmt: skip
-    configure(box, server)
-    toml = (box.path / "deploy/agent.toml").read_text()
-    toml += f"\n[agents.limits]\ntimeout_s = {timeout_s}\n{extra}\n"
-    toml += '[[agents.tools]]\nname = "command"\n'
-    toml += f'template = "{script} --goal {{goal_file}} --in {{workdir}} {{targets}}"\n'
-    box.commit("use a command agent", {"deploy/agent.toml": toml})
-
-
-def propose(box: Sandbox, env: dict[str, str] | None = None) -> tuple[int, dict]:
-    done = box.evolve_in_process(
-        "propose",
-        "--json",
-        "--proposer",
-        "agent:command",
-        "--target",
-        "scripts/calc.py",
-        "--goal",
-        "make mul multiply",
-        env={KEY_ENV: SECRET, **(env or {})},
-    )
-    return done.returncode, json.loads(done.stdout) if done.stdout.strip() else {"err": done.stderr}
+# --- helpers -------------------------------------------------------------------------
 
 
 def propose_subprocess(box: Sandbox, timeout: float) -> subprocess.CompletedProcess[str]:
@@ -94,11 +53,6 @@ def propose_subprocess(box: Sandbox, timeout: float) -> subprocess.CompletedProc
         env={KEY_ENV: SECRET},
         timeout=timeout,
     )
-
-
-def transcript(box: Sandbox) -> str:
-    logs = list((box.path / "runs/agents").glob("*.log"))
-    return "\n".join(log.read_text(errors="replace") for log in logs)
 
 
 def everything_sent(server: ScriptedLLM) -> str:
