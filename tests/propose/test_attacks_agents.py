@@ -700,6 +700,16 @@ def test_another_process_of_the_machine_cannot_reach_the_proxy_socket() -> None:
 # --- honest look-alikes: all accepted ---------------------------------------------------
 
 
+def accepted(box: Sandbox, server: ScriptedLLM, script: Path) -> None:
+    """`script` as agent:command repairs scripts/calc.py, and the gate takes it."""
+    use_agent(box, server, script)
+    server.add("primary", Step(FIXED_CALC))
+    code, result = propose(box)
+    assert code == 0 and result["changed"] == ["scripts/calc.py"], result
+    gate = box.evolve("validate", result["branch"], "--json")
+    assert gate.returncode == 0, gate.stdout
+
+
 def test_an_agent_that_reads_its_configuration_from_its_environment_is_accepted(
     sandbox: Sandbox, llm: ScriptedLLM, tmp_path: Path
 ) -> None:
@@ -716,12 +726,7 @@ goal = open(sys.argv[sys.argv.index("--goal") + 1]).read()
 open("scripts/calc.py", "w").write(ask(goal))
 """,
     )
-    use_agent(sandbox, llm, script)
-    llm.add("primary", Step(FIXED_CALC))
-    code, result = propose(sandbox)
-    assert code == 0 and result["changed"] == ["scripts/calc.py"], result
-    gate = sandbox.evolve("validate", result["branch"], "--json")
-    assert gate.returncode == 0, gate.stdout
+    accepted(sandbox, llm, script)
 
 
 def test_an_agent_that_uses_git_in_its_tree_is_accepted(
@@ -742,12 +747,7 @@ git("-c", "user.name=a", "-c", "user.email=a@b", "commit", "-qam", "fix mul")
 git("log", "--oneline", "-2")
 """,
     )
-    use_agent(sandbox, llm, script)
-    llm.add("primary", Step(FIXED_CALC))
-    code, result = propose(sandbox)
-    assert code == 0 and result["changed"] == ["scripts/calc.py"], result
-    gate = sandbox.evolve("validate", result["branch"], "--json")
-    assert gate.returncode == 0, gate.stdout
+    accepted(sandbox, llm, script)
 
 
 def test_an_agent_that_adds_a_module_in_a_new_folder_and_deletes_an_obsolete_file_is_accepted(
@@ -793,12 +793,7 @@ done = subprocess.run([sys.executable, "-m", "pytest", "-q"], capture_output=Tru
 sys.exit(0 if done.returncode == 0 else 5)
 """,
     )
-    use_agent(sandbox, llm, script)
-    llm.add("primary", Step(FIXED_CALC))
-    code, result = propose(sandbox)
-    assert code == 0 and result["changed"] == ["scripts/calc.py"], result
-    gate = sandbox.evolve("validate", result["branch"], "--json")
-    assert gate.returncode == 0, gate.stdout
+    accepted(sandbox, llm, script)
 
 
 def test_an_agent_that_edits_an_executable_script_keeps_it_executable(
