@@ -221,6 +221,31 @@ def git_identity() -> Iterator[None]:
         yield
 
 
+def double_failing_once(folder_variable: str) -> str:
+    """A `double(x)` that returns a wrong value on the first call that finds no marker in
+    the folder named by the environment variable, and leaves the marker there."""
+    return (
+        "import os\nimport pathlib\n\n\ndef double(x):\n"
+        f"    marker = pathlib.Path(os.environ[{folder_variable!r}]) / 'seen'\n"
+        "    if not marker.exists():\n"
+        "        marker.write_text('x')\n"
+        "        return -1\n"
+        "    return 2 * x\n"
+    )
+
+
+def recorded_with_map(path: Path, files: dict[str, str]) -> Path:
+    """A repository of `files` (on the sample agent) whose baseline and map the gate
+    recorded in one process: a template that a module's tests copy (`copy_sandbox`)."""
+    with git_identity():
+        box = make_sandbox(path, record=False)
+        box.policy(workers=1)
+        box.commit("modules and their tests", files)
+        done = box.evolve("baseline", "record", "--reruns", "0")
+    assert done.returncode == 0, done.stderr
+    return box.path
+
+
 FIXED_CALC = CALC.replace(
     "    # seeded bug: should multiply\n    return a + b\n", "    return a * b\n"
 )

@@ -21,7 +21,7 @@ from evolution.policy import Policy
 from evolution.ratchet import Comparison, compare, suspects
 from evolution.run.flaky import rerun_suspects
 from evolution.run.folder import RunFolder
-from evolution.run.launch import run_tests
+from evolution.run.forkserver import CandidateRuns
 from evolution.run.report import RunResult
 from evolution.sandbox.isolation import Isolation
 
@@ -92,9 +92,14 @@ def judge_selection(
     the caller's to say (the comparison's regressions); InvalidRun when it cannot tell.
     The first stage and the safety net's search for a cause both judge this way. A
     selected test the tree lacks, or whose module no longer imports, is missing: a
-    regression, not a run that says nothing."""
-    result = run_tests(policy, run, isolation, select=sorted(baseline.tests), by_file=True)
-    picked = suspects(baseline, result, policy)
-    reruns = rerun_suspects(policy, run, isolation, picked, result, tree, when) if picked else {}
+    regression, not a run that says nothing.
+
+    The selection and its re-runs are forks of one warm server (`CandidateRuns`), each a
+    fresh pytest session: the server's start, which a process of its own would pay
+    anyway, is paid once, and a confirmation costs the suspects' own run time."""
+    with CandidateRuns(policy, run, isolation) as runs:
+        result = runs(baseline.tests, by_file=True)
+        picked = suspects(baseline, result, policy)
+        reruns = rerun_suspects(policy, run, isolation, picked, result, tree, when, runs=runs)
     comparison = compare(baseline, result, policy, reruns, automated=automated, now=when)
     return Rejection(result, reruns, comparison)

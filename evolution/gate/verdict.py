@@ -211,8 +211,7 @@ def _judge_part(trial: Trial, split: Split, commit: str, tree: str,
         result = run_part(policy, folder, isolation, split.index, split.count, split.plan,
                           trial.progress)  # fmt: skip
         picked = suspects(baseline, result, policy)
-        reruns = (rerun_suspects(policy, folder, isolation, picked, result, tree, trial.when)
-                  if picked else {})  # fmt: skip
+        reruns = rerun_suspects(policy, folder, isolation, picked, result, tree, trial.when)
     comparison = compare(baseline, result, policy, reruns, automated=candidate.automated,
                          now=trial.when)  # fmt: skip
     return Judged(commit, tree, isolation, result, comparison,
@@ -271,7 +270,5 @@ def run_trial(
         result = run_suite(repo, policy, folder, isolation, progress=progress,
                            with_map=with_map, installments=installments)  # fmt: skip
         picked = pick_suspects(result)
-        reruns = (
-            rerun_suspects(policy, folder, isolation, picked, result, tree, when) if picked else {}
-        )
+        reruns = rerun_suspects(policy, folder, isolation, picked, result, tree, when)
     return TrialRun(result, reruns)

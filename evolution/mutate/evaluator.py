@@ -16,8 +16,8 @@ from pathlib import PurePosixPath
 from typing import Protocol
 
 from agent.errors import InvalidRun
-from evolution.mutate.forkserver import CandidateRuns
 from evolution.policy import Policy
+from evolution.run.forkserver import CandidateRuns
 from evolution.run.launch import imports
 
 

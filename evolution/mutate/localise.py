@@ -26,7 +26,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from evolution.mutate.forkserver import CandidateRuns
+from evolution.run.forkserver import CandidateRuns
 
 IMPORT_CONTEXT = ""  # the context of what ran outside every test (collection, imports)
 

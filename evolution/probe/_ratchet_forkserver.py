@@ -3,7 +3,7 @@
 A new interpreter per candidate costs more than the tests of a seeded bug (starting
 Python, importing pytest and its plugins, hypothesis's import at the end of every
 session). So the gate starts this script once per search, through the same launcher
-and with the same confinement as any test run (`evolution.mutate.forkserver` is its gate
+and with the same confinement as any test run (`evolution.run.forkserver` is its gate
 end). It imports pytest and its plugins once, by running an empty pytest session in a
 folder of the gate's (read-only here) with the gate's flags: the tree is not on its
 path, its conftest files and tests are never read, nothing it reads can be written by a

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 from evolution.baseline import read_baseline
 from evolution.mutate.evaluator import CandidateEvaluator
-from evolution.mutate.forkserver import CandidateRuns
 from evolution.mutate.localise import localise
 from evolution.mutate.search import (
     SearchLimits,
@@ -29,6 +28,7 @@ from evolution.mutate.search import (
 from evolution.propose.base import Change, NoChange, Request, Spend
 from evolution.propose.context import Context, failing_for, module_pattern
 from evolution.run.folder import RunFolder
+from evolution.run.forkserver import CandidateRuns
 from evolution.sandbox.isolation import choose
 
 

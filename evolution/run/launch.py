@@ -19,7 +19,7 @@ error is on its way to a git note, the gate's output, the verdict cache or a pro
 
 A suite is prepared (`suite_start`) and judged (`judged`) the same way whether it runs as
 a process of its own (`run_tests`) or as a fork server's candidate
-(`evolution.mutate.forkserver`): only how it is executed differs.
+(`evolution.run.forkserver`): only how it is executed differs.
 """
 
 from __future__ import annotations

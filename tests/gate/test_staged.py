@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from repo_setup import Sandbox, copy_sandbox, git_identity, make_sandbox
+from repo_setup import Sandbox, copy_sandbox, double_failing_once, recorded_with_map
 
 from evolution.gate.testmap import MAP_FILE, MAX_COMMITS, CoverageMap, MapState, load
 from evolution.gitrepo import GitRepo
@@ -32,13 +32,7 @@ ALPHA_TESTS = {f"tests/test_alpha.py::test_double_{n}" for n in range(3)}
 def staged_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three source modules' worth of tests, recorded with its map; one process. Recorded
     once (per xdist worker), copied for each test."""
-    with git_identity():
-        box = make_sandbox(tmp_path_factory.mktemp("staged") / "repo", record=False)
-        box.policy(workers=1)
-        box.commit("modules and their tests", FILES)
-        done = box.evolve("baseline", "record", "--reruns", "0")
-    assert done.returncode == 0, done.stderr
-    return box.path
+    return recorded_with_map(tmp_path_factory.mktemp("staged") / "repo", FILES)
 
 
 @pytest.fixture
@@ -86,26 +80,19 @@ def test_only_the_full_suite_accepts(staged: Sandbox) -> None:
     assert report["tests_run"] == 21 and report["merged"]
 
 
-# The first run of a test in a run folder fails; its re-runs (same folder, same tmp) pass.
-FLAKY_ALPHA = '''\
-import os
-import pathlib
-
-def double(x):
-    marker = pathlib.Path(os.environ["TMPDIR"]) / "seen"
-    if not marker.exists():
-        marker.write_text("x")
-        return -1
-    return 2 * x
-'''
+# The first run of a test fails; its re-runs pass. The marker is in a folder the policy
+# shares with the suite: each re-run is a fresh session with its tmp/ emptied.
+FLAKY_ALPHA = double_failing_once("FLAKY_DIR")
 
 
 def test_a_regression_its_re_runs_do_not_confirm_goes_on_to_the_full_suite(
-    staged: Sandbox,
+    staged: Sandbox, shared_dir: Path
 ) -> None:
+    staged.policy(workers=1, shared=[str(shared_dir)])
     staged.branch("feature", {"scripts/alpha.py": FLAKY_ALPHA})  # a person's branch
 
-    code, report = staged.validate_json("feature", "--reruns", "1")
+    code, report = staged.validate_json("feature", "--reruns", "1",
+                                        env={"FLAKY_DIR": str(shared_dir)})  # fmt: skip
 
     # Its re-run passed, so the first stage did not decide; the full run (whose first
     # run of the test is no longer the folder's first) accepts.

@@ -26,12 +26,12 @@ from repo_setup import CALC, FIXED_CALC, IDENTITY, make_sandbox
 from agent.errors import InvalidRun
 from evolution.gitrepo import GitRepo
 from evolution.mutate.evaluator import CandidateEvaluator
-from evolution.mutate.forkserver import CandidateRuns, unsupported
 from evolution.mutate.localise import localise
 from evolution.mutate.search import SearchLimits, search
 from evolution.policy import Policy
 from evolution.probe._ratchet_forkserver import foreign_modules
 from evolution.run.folder import PGID_FILE, RunFolder
+from evolution.run.forkserver import CandidateRuns, unsupported
 from evolution.run.launch import run_tests
 from evolution.run.report import RunResult
 from evolution.sandbox.enter import DROPPED_CAPS, landlock_abi

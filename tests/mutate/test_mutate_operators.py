@@ -20,7 +20,6 @@ from repo_setup import SAMPLE_PYTEST_INI, Sandbox
 
 from evolution.gitrepo import GitRepo
 from evolution.mutate.evaluator import CandidateEvaluator
-from evolution.mutate.forkserver import CandidateRuns
 from evolution.mutate.localise import Localisation, localise
 from evolution.mutate.operators import OPERATORS, apply_edits, mutations
 from evolution.mutate.search import (
@@ -32,6 +31,7 @@ from evolution.mutate.search import (
 )
 from evolution.policy import Policy
 from evolution.run.folder import RunFolder
+from evolution.run.forkserver import CandidateRuns
 from evolution.sandbox.isolation import choose
 
 pytestmark = pytest.mark.e2e  # real gate runs: `pytest -m "not e2e"` skips them

@@ -14,7 +14,6 @@ from repo_setup import SAMPLE_PYTEST_INI, Sandbox
 from evolution.gate import overfit
 from evolution.gitrepo import GitRepo
 from evolution.mutate.evaluator import CandidateEvaluator, module_name
-from evolution.mutate.forkserver import CandidateRuns
 from evolution.mutate.localise import Localisation
 from evolution.mutate.operators import OPERATORS
 from evolution.mutate.priors import priors
@@ -31,6 +30,7 @@ from evolution.mutate.search import (
 from evolution.policy import Policy
 from evolution.propose.context import module_pattern
 from evolution.run.folder import RunFolder
+from evolution.run.forkserver import CandidateRuns
 from evolution.sandbox.isolation import choose
 
 

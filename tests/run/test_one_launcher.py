@@ -24,11 +24,11 @@ import evolution.run.confine as confine
 import evolution.sandbox.enter as enter
 from agent.errors import InvalidRun
 from evolution.gitrepo import GitRepo
-from evolution.mutate import forkserver
-from evolution.mutate.forkserver import CandidateRuns, ServerUnavailable
 from evolution.policy import Policy
+from evolution.run import forkserver
 from evolution.run.environment import environment
 from evolution.run.folder import RunFolder
+from evolution.run.forkserver import CandidateRuns, ServerUnavailable
 from evolution.sandbox.isolation import Isolation
 
 ROOT = Path(__file__).resolve().parents[2]

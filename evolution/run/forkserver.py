@@ -200,23 +200,28 @@ class CandidateRuns:
         finally:
             self.policy = saved
 
-    def __call__(self, select: Iterable[str], *, coverage_rc: Path | None = None) -> RunResult:
+    def __call__(
+        self, select: Iterable[str], *, coverage_rc: Path | None = None, by_file: bool = False
+    ) -> RunResult:
         """The result of `select` on the tree as it is now; InvalidRun when unusable.
         With `coverage_rc`, under coverage with each test's lines recorded under its node
-        id (fault localisation), as `run_tests` does with `contexts`."""
+        id (fault localisation), as `run_tests` does with `contexts`; with `by_file`,
+        pytest is given the selection's files, as `run_tests` does."""
         wanted = sorted(set(select))
         self._clean()
         server = self._serving()
         if server is None:
-            return self._one_process(wanted, coverage_rc)
-        return self._evaluate(server, wanted, coverage_rc)
+            return self._one_process(wanted, coverage_rc, by_file)
+        return self._evaluate(server, wanted, coverage_rc, by_file)
 
-    def _one_process(self, select: list[str], coverage_rc: Path | None) -> RunResult:
+    def _one_process(self, select: list[str], coverage_rc: Path | None,
+                     by_file: bool = False) -> RunResult:  # fmt: skip
         """One candidate through run_tests; while a server lives, the run folder's group
         file is the server's again afterwards (a later run ends it after a SIGKILL)."""
         try:
             return run_tests(self.policy, self.run, self.isolation, select=select,
-                             coverage_rc=coverage_rc, contexts=coverage_rc is not None)
+                             coverage_rc=coverage_rc, contexts=coverage_rc is not None,
+                             by_file=by_file)  # fmt: skip
         finally:
             if self._server is not None:
                 (self.run.path / PGID_FILE).write_text(str(self._server.process.pid))
@@ -343,11 +348,12 @@ class CandidateRuns:
 
         return coverage_report(self.policy, self.run, self.isolation, rc, in_child)
 
-    def _evaluate(self, server: _Server, select: list[str], coverage_rc: Path | None) -> RunResult:
+    def _evaluate(self, server: _Server, select: list[str], coverage_rc: Path | None,
+                  by_file: bool) -> RunResult:  # fmt: skip
         """One candidate as `run_tests` would run it (the same start, channel, checks and
         redaction), executed by a child of the server instead of a process of its own."""
         start = suite_start(self.policy, self.run, select=select, coverage_rc=coverage_rc,
-                            contexts=coverage_rc is not None)  # fmt: skip
+                            contexts=coverage_rc is not None, by_file=by_file)  # fmt: skip
 
         def in_child(start: SuiteStart, channel: Channel, output: Path) -> Ended:
             began = time.monotonic()
@@ -359,7 +365,7 @@ class CandidateRuns:
         try:
             return judged(self.run, self.isolation, start, in_child)
         except _TooLong:
-            return self._one_process(select, coverage_rc)
+            return self._one_process(select, coverage_rc, by_file)
 
     def _run(
         self,

@@ -1,0 +1,82 @@
+"""Confirming a regression: each round of re-runs is a fresh pytest session forked from a
+warm server, apart from the rest of the suite and from the other rounds, on the staged
+first stage's path and on the full run's. Real repositories, real sandboxed runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from repo_setup import Sandbox, copy_sandbox, double_failing_once, recorded_with_map
+
+pytestmark = pytest.mark.e2e  # real gate runs: `pytest -m "not e2e"` skips them
+
+ALPHA = "def double(x):\n    return 2 * x\n"
+FILES = {
+    "scripts/alpha.py": ALPHA,
+    "tests/test_alpha.py": "from scripts.alpha import double\n\n"
+    + "".join(f"def test_double_{n}():\n    assert double({n}) == {2 * n}\n\n" for n in range(3)),
+    "tests/test_other.py": "".join(f"def test_other_{n}():\n    pass\n\n" for n in range(12)),
+}
+STAGES = {"staged": (), "whole suite": ("--no-staged",)}
+
+# Fails on the first call in a session that finds no marker in its tmp folder, and
+# leaves one there: a round that saw an earlier round's tmp/ would pass.
+FIRST_IN_ITS_TMP = double_failing_once("TMPDIR")
+
+# double(0) is wrong and leaves the module broken for the calls after it in the same
+# session: test_double_1 and _2 fail only beside test_double_0, another suspect.
+BREAKS_WHAT_FOLLOWS = """\
+BROKEN = []
+
+def double(x):
+    if x == 0:
+        BROKEN.append(1)
+        return 1
+    return 2 * x + len(BROKEN)
+"""
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A recorded repository with its map (one process), copied for each test."""
+    return recorded_with_map(tmp_path_factory.mktemp("confirm") / "repo", FILES)
+
+
+@pytest.fixture
+def box(template: Path, tmp_path: Path) -> Sandbox:
+    return copy_sandbox(template, tmp_path / "repo")
+
+
+def regressions(report: dict) -> set[str]:
+    return {r["nodeid"] for r in report["regressions"]}
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_a_re_run_never_sees_what_an_earlier_run_left_in_its_tmp_folder(
+    box: Sandbox, stage: str
+) -> None:
+    box.branch("feature", {"scripts/alpha.py": FIRST_IN_ITS_TMP})  # a person's branch
+
+    code, report = box.validate_json("feature", "--reruns", "2", *STAGES[stage])
+
+    # Whichever test ran first failed, and failed again in each fresh round: a
+    # regression, not flaky (re-runs that shared tmp/ would have passed, and excused it).
+    assert code == 1, report
+    assert report["stage"] == ("first" if stage == "staged" else "full"), report
+    assert len(regressions(report)) == 1 and not report["flaky"], report
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_a_test_that_fails_only_beside_another_suspect_is_still_a_regression(
+    box: Sandbox, stage: str
+) -> None:
+    box.branch("feature", {"scripts/alpha.py": BREAKS_WHAT_FOLLOWS})
+
+    code, report = box.validate_json("feature", "--reruns", "2", *STAGES[stage])
+
+    # The suspects are re-run together, apart from the rest of the suite: the two that
+    # fail only after test_double_0 fail in every round beside it.
+    assert code == 1, report
+    assert regressions(report) == {f"tests/test_alpha.py::test_double_{n}" for n in range(3)}
+    assert not report["flaky"], report
