@@ -33,11 +33,13 @@ from evolution.mutate.operators import mutations  # noqa: E402
 from evolution.mutate.source import apply_edits  # noqa: E402
 from evolution.trail import format as t  # noqa: E402
 
-# The README's install command, as a user runs it in a fresh clone.
-INSTALL = (
+# The README's install command, as a user runs it in a fresh clone: Ratchet alone, then
+# with the coding agents this repository's suite drives (the safety net runs that suite).
+INSTALL_RATCHET = (
     "python3 -m venv .venv && .venv/bin/pip install -q uv==0.13.9 && .venv/bin/uv pip "
     "install -q --python .venv/bin/python -r requirements.lock -e ."
 )
+INSTALL = INSTALL_RATCHET + " && .ci/agents/install"
 # Faults go where the suite covers them and a failing task does not stop the loop that
 # would repair them: git_health.py gates the safety net, on which the cycle depends.
 FAULT_FILES = ("scripts/disk_space.py", "scripts/rotate_runs.py", "scripts/ledger_backup.py")
