@@ -98,6 +98,23 @@ def suspects(baseline: Baseline, result: RunResult, policy: Policy) -> list[str]
     )
 
 
+def worth_confirming(
+    baseline: Baseline, picked: list[str], policy: Policy, *, automated: bool, now: str
+) -> list[str]:
+    """The suspects whose re-runs can change the verdict (`compare`): every one for a
+    person's change under `quarantine`, since a pass on re-run excuses it; otherwise only
+    those main quarantines (entry not expired), whose pass in a re-run is what shows they
+    are still flaky rather than broken. For an automated proposal, or under `strict`, any
+    other newly failing test is a regression whatever its re-runs show, so they are not
+    paid for: most of an agent's proposals fail, and their confirmations were most of
+    the time to a rejection."""
+    if policy.flaky != "quarantine":
+        return []
+    if not automated:
+        return picked
+    return [n for n in picked if baseline.excuses(n, now, policy.quarantine_days)]
+
+
 def _broken(nodeid: str, outcome: str, evidence: dict[str, Any] | None, text: str) -> Regression:
     """The regression of a quarantined test that passed in no re-run."""
     runs = int(evidence.get("runs", 0)) if evidence else 0

@@ -26,7 +26,6 @@ is the safety net's call; this module only finds them.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 from evolution.baseline import Baseline
@@ -54,32 +53,18 @@ class Probe:
 
     def failing(self, commit: str, tests: list[str], *, automated: bool | None = None) -> set[str]:
         """Which of `tests` do not pass at `commit`, judged as the gate judges a selection
-        (newly failing ones re-run, flaky ones excused by the policy's rules); a run that
-        cannot be trusted raises InvalidRun, so nothing is blamed on it."""
+        (newly failing ones re-run where a pass can excuse them, flaky ones excused by the
+        policy's rules: `ratchet.worth_confirming`); a run that cannot be trusted raises
+        InvalidRun, so nothing is blamed on it."""
         if not tests:
             return set()
         automated = self.automated if automated is None else automated
-        policy = self.selection_policy(tests, automated=automated)
         with RunFolder(self.repo, commit) as run:
             judged = judge_selection(
-                policy, run, self.isolation, self.baseline.only(tests),
+                self.policy, run, self.isolation, self.baseline.only(tests),
                 self.repo.tree_of(commit), self.when, automated=automated,
             )  # fmt: skip
         return {regression.nodeid for regression in judged.comparison.regressions}
-
-    def selection_policy(self, tests: list[str], *, automated: bool) -> Policy:
-        """The policy a selection of `tests` runs under: without the re-runs where a pass
-        on re-run excuses nothing (ratchet.compare: an automated range's new flakiness is
-        no excuse, nor anything under `strict`), so that they are not paid for; with them
-        when a test of the selection is quarantined on main, since only a pass in a
-        re-run shows that it is still flaky rather than broken."""
-        policy = self.policy
-        quarantined = policy.flaky == "quarantine" and any(
-            self.baseline.excuses(test, self.when, policy.quarantine_days) for test in tests
-        )
-        if (automated or policy.flaky != "quarantine") and not quarantined:
-            return dataclasses.replace(policy, reruns=0)
-        return policy
 
 
 def environmental(

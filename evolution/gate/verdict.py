@@ -33,7 +33,7 @@ from evolution.gate.staged import FirstStage, Rejection, run_first
 from evolution.gate.verdict_cache import VerdictCache, cache_key, environment_digest
 from evolution.gitrepo import GitRepo
 from evolution.policy import Policy
-from evolution.ratchet import Comparison, advance, compare, suspects
+from evolution.ratchet import Comparison, advance, compare, suspects, worth_confirming
 from evolution.run.flaky import rerun_suspects
 from evolution.run.folder import RunFolder
 from evolution.run.launch import ProgressCallback
@@ -179,7 +179,9 @@ def _judge(trial: Trial, commit: str, tree: str, isolation: Isolation) -> Judged
     first = staged.plan(repo, commit, baseline, state, automated) if policy.staged else None
     tried = run_trial(
         repo, commit, tree, policy, isolation, trial.when,
-        lambda run: suspects(baseline, run, policy), trial.progress,
+        lambda run: worth_confirming(baseline, suspects(baseline, run, policy), policy,
+                                     automated=automated, now=trial.when),
+        trial.progress,
         first=first, with_map=state.refresh and trial.refresh_map,
         installments=None if trial.deadline is None
         else Installments(cache, key, trial.deadline),
@@ -210,7 +212,8 @@ def _judge_part(trial: Trial, split: Split, commit: str, tree: str,
     with RunFolder(repo, commit) as folder:
         result = run_part(policy, folder, isolation, split.index, split.count, split.plan,
                           trial.progress)  # fmt: skip
-        picked = suspects(baseline, result, policy)
+        picked = worth_confirming(baseline, suspects(baseline, result, policy), policy,
+                                  automated=candidate.automated, now=trial.when)  # fmt: skip
         reruns = rerun_suspects(policy, folder, isolation, picked, result, tree, trial.when)
     comparison = compare(baseline, result, policy, reruns, automated=candidate.automated,
                          now=trial.when)  # fmt: skip

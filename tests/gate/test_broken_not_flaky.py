@@ -30,8 +30,8 @@ from repo_setup import (
 )
 
 from evolution.baseline import Baseline, quarantined
-from evolution.gate.culprits import Probe
 from evolution.policy import Policy
+from evolution.ratchet import worth_confirming
 
 pytestmark = pytest.mark.e2e  # real gate runs: `pytest -m "not e2e"` skips them
 
@@ -151,21 +151,23 @@ def test_a_test_new_in_the_candidate_is_never_excused_as_flaky(flaky: Flaky) -> 
 
 
 @pytest.mark.parametrize(
-    ("automated", "flaky_policy", "selection", "reruns"),
+    ("automated", "flaky_policy", "picked", "confirmed"),
     [
-        (True, "quarantine", ["t::plain"], 0),  # new flakiness excuses nothing: not paid for
-        (True, "quarantine", ["t::plain", "t::quarantined"], 3),  # a pass shows flaky, not broken
-        (True, "quarantine", ["t::expired"], 0),  # an expired entry excuses nothing
-        (True, "strict", ["t::quarantined"], 0),  # strict excuses nothing
-        (False, "quarantine", ["t::plain"], 3),  # a person's flakiness is excused
+        (True, "quarantine", ["t::plain"], []),  # new flakiness excuses nothing: not paid for
+        (True, "quarantine", ["t::plain", "t::quarantined"], ["t::quarantined"]),  # flaky?
+        (True, "quarantine", ["t::expired"], []),  # an expired entry excuses nothing
+        (True, "strict", ["t::quarantined"], []),  # strict excuses nothing
+        (False, "strict", ["t::plain"], []),
+        (False, "quarantine", ["t::plain", "t::expired"], ["t::plain", "t::expired"]),
     ],
 )
-def test_the_safety_nets_search_for_a_cause_re_runs_a_quarantined_test(
-    automated: bool, flaky_policy: str, selection: list[str], reruns: int
+def test_a_suspect_is_re_run_only_where_a_pass_can_change_the_verdict(
+    automated: bool, flaky_policy: str, picked: list[str], confirmed: list[str]
 ) -> None:
-    """Bisecting an automated range, a quarantined test that fails once at a midpoint
-    must get its re-runs: without them it would count as broken, and the flake would
-    be blamed on a commit."""
+    """The gate's runs and the safety net's search for a cause alike: a quarantined test
+    that fails once must get its re-runs (without them it would count as broken, and a
+    bisection would blame the flake on a commit); a re-run whose pass excuses nothing is
+    not made."""
     now = datetime.now(UTC)
     entry = {"seen": now.isoformat(timespec="seconds"), "passed": 1, "runs": 1}
     baseline = Baseline(
@@ -174,9 +176,6 @@ def test_the_safety_nets_search_for_a_cause_re_runs_a_quarantined_test(
         flaky={"t::quarantined": quarantined(entry, entry["seen"]),
                "t::expired": {**entry, "expires": (now - timedelta(days=1)).isoformat()}},
     )  # fmt: skip
-    probe = Probe(
-        repo=None, policy=Policy(flaky=flaky_policy), baseline=baseline,  # type: ignore[arg-type]
-        isolation=None, when=now.isoformat(timespec="seconds"),  # type: ignore[arg-type]
-        automated=automated,
-    )  # fmt: skip
-    assert probe.selection_policy(selection, automated=automated).reruns == reruns
+    policy = Policy(flaky=flaky_policy)
+    when = now.isoformat(timespec="seconds")
+    assert worth_confirming(baseline, picked, policy, automated=automated, now=when) == confirmed

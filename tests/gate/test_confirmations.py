@@ -80,3 +80,34 @@ def test_a_test_that_fails_only_beside_another_suspect_is_still_a_regression(
     assert code == 1, report
     assert regressions(report) == {f"tests/test_alpha.py::test_double_{n}" for n in range(3)}
     assert not report["flaky"], report
+
+
+# Each session that imports it leaves a line in the shared folder; the first call of
+# `double` in a folder without the marker is wrong (a test that fails once, then passes).
+COUNTED = (
+    "import os\nimport pathlib\n\n"
+    "with open(pathlib.Path(os.environ['FLAKY_DIR']) / 'sessions', 'a') as log:\n"
+    "    log.write('x\\n')\n\n"
+) + double_failing_once("FLAKY_DIR").split("\n\n\n", 1)[1]
+
+
+@pytest.mark.parametrize("automated", [True, False])
+def test_a_re_run_is_made_only_where_its_pass_can_change_the_verdict(
+    box: Sandbox, shared_dir: Path, automated: bool
+) -> None:
+    box.policy(workers=1, shared=[str(shared_dir)])
+    box.branch("evolve/once", {"scripts/alpha.py": COUNTED}, proposal=automated)
+
+    code, report = box.validate_json("evolve/once", "--reruns", "2",
+                                     env={"FLAKY_DIR": str(shared_dir)})  # fmt: skip
+
+    sessions = len((shared_dir / "sessions").read_text().splitlines())
+    if automated:
+        # A pass on re-run would excuse nothing (an automated proposal's new flakiness
+        # is its own): rejected by the first stage with no re-run made.
+        assert code == 1 and report["stage"] == "first", report
+        assert sessions == 1 and not report["flaky"], report
+    else:
+        # A person's: its re-run passed, so it is flaky and excused; the full run holds.
+        assert code == 0 and report["stage"] == "full", report
+        assert sessions == 3, report  # the first stage, its one re-run, the full run
