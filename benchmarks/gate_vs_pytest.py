@@ -14,18 +14,22 @@ Sections:
   each; the gate in one process (`--workers 1`), with `--workers` processes, without
   the OS sandbox (`RATCHET_SANDBOX=none`, one process), and cached;
 - reject (`--reject`): a generated suite of 400 tests of 20 ms in 20 modules, each
-  module testing its own source file, and a branch that breaks one of those files: the
-  time to a rejection with the staged verdict against the whole suite first
-  (`--no-staged --workers 1`, the gate before staging) and against a bare run;
+  module testing its own source file, and a change that breaks one of those files: the
+  time to a rejection with the staged verdict, as a person's branch (the newly failing
+  tests confirmed by `reruns` re-runs) and as an automated proposal (no re-run can
+  excuse a failure, so none is made), against the whole suite first (`--no-staged
+  --workers 1`, the gate before staging) and against a bare run;
 - real suites (`--suite PATH_OR_SDIST`, repeatable): a folder or an sdist (`.tar.gz`)
   of a project whose tests need nothing this interpreter lacks, e.g. one fetched with
   `pip download --no-binary :all: --no-deps more-itertools==10.8.0`; it is copied
-  into a throwaway repository, so the source is untouched;
+  into a throwaway repository, so the source is untouched. Accept as above; `evolve
+  baseline record` (the whole suite under coverage, for the map) on a fresh copy; and,
+  with `--break FILE:OLD:NEW`, the time to reject that regression as above;
 - this repository's own suite (`--own`), on a temporary clone;
 - another version of the gate (`--against REV`, e.g. the commit before a round of new
   checks): installed from that commit as the README installs, in a throwaway worktree,
-  and run beside the current one in the fixed-cost and accept sections (`gate at REV,
-  1 process`); the difference is what the checks added since cost every run;
+  and run beside the current one in the fixed-cost, accept and reject sections (`gate
+  at REV`); the difference is what the changes since cost, or saved, every run;
 - the checks that only automated proposals pay (`--behaviour`): on 400 tests of 5 ms in
   20 modules, one function of one module refactored without changing a result, as a
   person's commit (no proposal checks) and as an automated proposal (the special-case
@@ -33,8 +37,9 @@ Sections:
   to the module, four replays), and a proposal that changes no function (no replay).
 
 Usage: python benchmarks/gate_vs_pytest.py [--tests 2000] [--work-ms 0 5] [--repeat 3]
-       [--workers auto] [--reject] [--behaviour] [--suite PATH_OR_SDIST ...] [--own]
-       [--against REV] [--only fixed|accept|reject|behaviour ...]
+       [--workers auto] [--reject] [--behaviour] [--suite PATH_OR_SDIST ...]
+       [--break FILE:OLD:NEW ...] [--own] [--against REV]
+       [--only fixed|accept|reject|behaviour ...]
 No timing is asserted anywhere: this prints figures for the README.
 """
 
@@ -66,7 +71,8 @@ EVOLVE = [sys.executable, "-m", "evolution.cli"]
 OTHER: dict[str, list[str]] = {}  # with --against: its name -> how to start its `evolve`
 BARE = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
 Figure = tuple[float, float]  # wall seconds, CPU seconds
-REGRESSING = "bench-regress"  # the one benchmark branch the gate must reject
+# The benchmark branches the gate must reject: a person's, and an automated proposal's.
+REGRESSING = ("bench-regress", "evolve/bench-regress")
 
 
 def sh(
@@ -184,7 +190,7 @@ def validate_argv(branch: str, *extra: str, evolve: list[str] = EVOLVE) -> list[
 
 def verdict_code(branch: str) -> tuple[int]:
     """The one exit code a gate run of a benchmark branch may end with."""
-    return (1,) if branch == REGRESSING else (0,)
+    return (1,) if branch in REGRESSING else (0,)
 
 
 def fresh_gate(
@@ -222,11 +228,11 @@ def other_folder(rev: str) -> Path:
 
 def install_other(rev: str) -> None:
     """The gate as it was at `rev`, installed the README's way in a worktree of its own."""
-    from live_world import INSTALL  # the README's install command, owned there
+    from live_world import INSTALL_RATCHET  # the README's install command, owned there
 
     folder = other_folder(rev)
     sh(["git", "worktree", "add", "-q", "--detach", str(folder), rev], HERE)
-    sh(["sh", "-c", INSTALL], folder)
+    sh(["sh", "-c", INSTALL_RATCHET], folder)
     OTHER[rev] = [str(folder / ".venv" / "bin" / "python"), "-m", "evolution.cli"]
 
 
@@ -275,14 +281,36 @@ def rejection(scratch: Path, repeat: int, workers: str) -> None:
     repo = scratch / "reject"
     generate_suite(repo, 400, 20.0, per_module=20, own_sources=True)
     prepare(repo)
-    branch = branch_with(repo, REGRESSING, break_one_module)
     figures = measure(repo, {
         "bare (whole suite, serial)": lambda: timed(BARE, repo),
-        "reject, whole suite first": fresh_gate(repo, branch, "--no-staged", "--workers", "1"),
-        f"reject, staged, {workers} workers": fresh_gate(repo, branch, "--workers", workers),
+        **reject_ways(repo, break_one_module, workers, whole_first=True),
     }, repeat)  # fmt: skip
     report("time to reject a regression in one module (400 tests of 20 ms, 20 modules)",
            figures, against="bare (whole suite, serial)")  # fmt: skip
+
+
+def reject_ways(
+    repo: Path,
+    change: Callable[[Path], None],
+    workers: str,
+    env: dict[str, str] | None = None,
+    whole_first: bool = False,
+) -> dict[str, Callable[[], Figure]]:
+    """The gate rejecting `change`, as a person's branch (its newly failing tests
+    confirmed by re-runs: a pass would excuse one as flaky) and as an automated proposal
+    (no re-run could excuse one); with --against, the older gate beside each."""
+    person = branch_with(repo, REGRESSING[0], change)
+    proposal = as_proposal(repo, REGRESSING[1], change)
+    ways = {}
+    if whole_first:
+        ways["reject, whole suite first"] = fresh_gate(repo, person, "--no-staged",
+                                                       "--workers", "1", env=env)  # fmt: skip
+    for who, branch in (("a person's branch", person), ("a proposal", proposal)):
+        ways[f"reject {who}, staged"] = fresh_gate(repo, branch, "--workers", workers, env=env)
+        for name, evolve in OTHER.items():
+            ways[f"  {who}, gate at {name}"] = fresh_gate(repo, branch, "--workers",
+                                                          workers, env=env, evolve=evolve)
+    return ways
 
 
 def refactor_one_module(repo: Path) -> None:
@@ -330,7 +358,38 @@ def unpack(source: Path, into: Path) -> Path:
     return into
 
 
-def real_suite(scratch: Path, source: Path, repeat: int, workers: str) -> None:
+def fresh_record(repo: Path, env: dict[str, str] | None = None) -> Callable[[], Figure]:
+    """One timed `evolve baseline record` (the whole suite under coverage, for the
+    staged verdict's map) on a fresh copy of `repo`, its verdict cache cleared."""
+
+    def run() -> Figure:
+        copy = repo.with_name(repo.name + "-record")
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(repo, copy, symlinks=True)
+        shutil.rmtree(verdicts(copy), ignore_errors=True)
+        argv = [*EVOLVE, "baseline", "record", "--reset", "--reason", "benchmark"]
+        return timed(argv, copy, env=env, ok=(0,))
+
+    return run
+
+
+def breaker(spec: str) -> tuple[str, Callable[[Path], None]]:
+    """`FILE:OLD:NEW` -> (FILE, a change that replaces OLD with NEW in it, once)."""
+    path, old, new = spec.split(":", 2)
+
+    def change(repo: Path) -> None:
+        target = repo / path
+        text = target.read_text()
+        if old not in text:
+            raise SystemExit(f"--break {spec}: {path} does not contain {old!r}")
+        target.write_text(text.replace(old, new, 1))
+
+    return path, change
+
+
+def real_suite(
+    scratch: Path, source: Path, repeat: int, workers: str, breaks: list[str]
+) -> None:
     repo = unpack(source, scratch / f"real-{source.name}")
     # A bare run sees the tree as the gate does: first on the path, and its src/ too.
     env = {"PYTHONPATH": os.pathsep.join([str(repo), str(repo / "src")])}
@@ -338,6 +397,12 @@ def real_suite(scratch: Path, source: Path, repeat: int, workers: str) -> None:
     branch = branch_with(repo, "bench-neutral", neutral)
     figures = measure(repo, gate_ways(repo, branch, workers, env), repeat)
     report(f"real suite: {source.name}", figures)
+    ways = {"bare": lambda: timed(BARE, repo, env=env), "baseline record": fresh_record(repo, env)}
+    for path, change in map(breaker, breaks):
+        if (repo / path).exists():
+            ways.update(reject_ways(repo, change, workers, env))
+            break
+    report(f"real suite: {source.name}, record and reject", measure(repo, ways, repeat))
 
 
 def main() -> None:
@@ -349,6 +414,9 @@ def main() -> None:
     parser.add_argument("--reject", action="store_true", help="also the time to a rejection")
     parser.add_argument("--suite", type=Path, action="append", default=[],
                         help="a real suite: a folder or an sdist")  # fmt: skip
+    parser.add_argument("--break", dest="breaks", metavar="FILE:OLD:NEW", action="append",
+                        default=[], help="a regression to plant in a real suite's FILE, "
+                        "for its time to a rejection (the first whose FILE it has)")  # fmt: skip
     parser.add_argument("--own", action="store_true", help="also this repository's own suite")
     parser.add_argument("--behaviour", action="store_true", help="also the proposal-only checks")
     parser.add_argument("--against", metavar="REV",
@@ -378,7 +446,7 @@ def main() -> None:
         if args.behaviour and "behaviour" in wanted:
             behaviour_cost(scratch, args.repeat, args.workers)
         for source in args.suite:
-            real_suite(scratch, source, args.repeat, args.workers)
+            real_suite(scratch, source, args.repeat, args.workers, args.breaks)
         for name in OTHER:
             sh(["git", "worktree", "remove", "--force", str(other_folder(name))], HERE)
         if args.own:
