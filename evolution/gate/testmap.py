@@ -1,9 +1,10 @@
 """The map from the tree's source files to the tests that ran them, kept for a staged
 verdict (the format's one owner).
 
-An accepted full run may be recorded under coverage with one context per test (the
-probe switches coverage's context to each test's node id, as pytest-cov's
-`--cov-context=test` does, and testmon keeps the same kind of map). The map then says,
+An accepted full run may record, for each test, the tree's files its code ran in (the
+probe reports them over its channel: a sys.monitoring tool of its own on Python 3.12
+and later, the C profiler before; file-level, since a change is a set of files, where
+pytest-cov's `--cov-context=test` and testmon keep lines). The map then says,
 for a candidate, which tests can see its change: those that ran a file it changes,
 those in test files it changes, and every baseline test the map has never seen. The gate
 runs those first; a confirmed regression there rejects at once (`evolution.gate.staged`).

@@ -372,7 +372,8 @@ def _probe_class(emit, sha256=hashlib.sha256):
         function, never an attribute: replacing anything on the probe object does not
         change what they send."""
 
-        def __init__(self, canary_file, canary_names, select_file, tree, shard, contexts):
+        def __init__(self, canary_file, canary_names, select_file, tree, shard, contexts,
+                     file_map):  # fmt: skip
             self.canary_file = canary_file
             self.canary_names = canary_names  # {function name: the outcome it must have}
             self.select_file = select_file
@@ -380,6 +381,7 @@ def _probe_class(emit, sha256=hashlib.sha256):
             self.shard = shard  # (index, count, {file: index}) or None
             self.files = {}  # in a split run: every test file seen, and its owner
             self.coverage = _coverage() if contexts else None
+            self.file_map = _FileMap(tree) if file_map and tree else None
             self.canaries = {}
             self.session = None
             self.plugins = None
@@ -513,7 +515,14 @@ def _probe_class(emit, sha256=hashlib.sha256):
         @pytest.hookimpl(wrapper=True, tryfirst=True)
         def pytest_runtest_protocol(self, item, nextitem):
             """With per-test contexts asked for, coverage records which test ran each
-            line (the gate's map from source files to tests)."""
+            line (fault localisation); with the map asked for, which files of the tree
+            each test's code ran in (the gate's map from source files to tests)."""
+            if self.file_map is not None:
+                self.file_map.start()
+                try:
+                    return (yield)
+                finally:
+                    emit("covers", nodeid=item.nodeid, files=self.file_map.stop())
             if self.coverage is None:
                 return (yield)
             self.coverage.switch_context(item.nodeid)
@@ -700,6 +709,68 @@ def _from_imports(path):
     return [entry for entry in imported if bound[entry[0]] == 1]
 
 
+class _FileMap:
+    """Which files of the tree each test's code ran in: all the staged verdict's map
+    needs (a change to a file selects the tests that ran it), for a fraction of the cost
+    of line coverage with a context per test (3.7x a bare run on more-itertools).
+
+    On Python 3.12 and later, a sys.monitoring tool of its own: the first start of each
+    code object in a test reports its file, then that code location's event is disabled
+    until the next test (`restart_events`): about the cost of a bare run. Before 3.12,
+    the C profiler (cProfile, without builtins) over each test, its files read from its
+    entries: about 2.2x a bare run, and the calling thread only. The code under test
+    can switch either off for itself; a test the map misses only loses its place in a
+    first stage, which can reject and never accept: the full suite still runs it."""
+
+    def __init__(self, tree):
+        self.root = tree.rstrip(os.sep) + os.sep
+        self.seen = set()
+        self.tool = None
+        self.profiler = None
+        monitoring = getattr(sys, "monitoring", None)
+        if monitoring is None:
+            return
+        for tool in (3, 4, 2, 1):  # not a debugger's (0); coverage's and a profiler's last
+            try:
+                monitoring.use_tool_id(tool, "ratchet-map")
+            except ValueError:
+                continue
+            self.tool = tool
+            break
+        if self.tool is not None:
+            seen, disable = self.seen, monitoring.DISABLE
+
+            def started(code, _offset):
+                seen.add(code.co_filename)
+                return disable
+
+            monitoring.register_callback(self.tool, monitoring.events.PY_START, started)
+
+    def start(self):
+        self.seen.clear()
+        if self.tool is not None:
+            sys.monitoring.restart_events()
+            sys.monitoring.set_events(self.tool, sys.monitoring.events.PY_START)
+        else:
+            import cProfile
+
+            self.profiler = cProfile.Profile(builtins=False, subcalls=False)
+            self.profiler.enable()
+
+    def stop(self):
+        """The tree's files the test's code ran in, relative to the tree."""
+        if self.tool is not None:
+            sys.monitoring.set_events(self.tool, 0)
+            found = set(self.seen)
+        else:
+            self.profiler.disable()
+            found = {entry.code.co_filename for entry in self.profiler.getstats()
+                     if not isinstance(entry.code, str)}  # fmt: skip
+            self.profiler = None
+        root = self.root
+        return sorted(path[len(root):] for path in found if path.startswith(root))
+
+
 class _Counts:
     """Keeps the failing canary out of pytest's own counts: `-x`/`--maxfail` must not
     stop on it, and the exit status must reflect the suite's own tests."""
@@ -742,7 +813,8 @@ def _settings():
     expected = {holds: "passed", breaks: "failed"} if holds and breaks else {}
     select, tree = os.environ.pop("RATCHET_SELECT", ""), os.environ.pop("RATCHET_TREE", "")
     shard = _shard(os.environ.pop("RATCHET_SHARD", ""))
-    return path, expected, select, tree, shard, os.environ.pop("RATCHET_CONTEXTS", "") == "1"
+    contexts = os.environ.pop("RATCHET_CONTEXTS", "") == "1"
+    return path, expected, select, tree, shard, contexts, os.environ.pop("RATCHET_MAP", "") == "1"
 
 
 def _coverage():

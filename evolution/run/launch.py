@@ -233,6 +233,7 @@ def suite_start(
     shard: Shard | None = None,
     record: dict[str, Any] | None = None,
     by_file: bool = False,
+    file_map: bool = False,
 ) -> SuiteStart:
     """Prepare the run folder for one start of the suite (no report left, an empty home,
     the probe and fresh canaries) and say how to start it. The arguments are
@@ -248,6 +249,8 @@ def suite_start(
         env["RATCHET_CONTEXTS"] = "1"
     if record is not None:
         env["RATCHET_RECORD"] = json.dumps(record)
+    if file_map:
+        env["RATCHET_MAP"] = "1"
     argv = [*command, "-p", "_ratchet_probe", *pytest_flags(policy, report)]
     if select is not None:
         argv += selection_files(run.tree, select) if by_file else sorted(set(select))
@@ -305,6 +308,7 @@ def run_tests(
     shard: Shard | None = None,
     record: dict[str, Any] | None = None,
     by_file: bool = False,
+    file_map: bool = False,
 ) -> RunResult:
     """Run the policy's test command on `run.tree`; raise InvalidRun unless trustworthy.
 
@@ -313,10 +317,13 @@ def run_tests(
     id); any other command runs as it is. With `shard`, this is one process of a split
     run (`evolution.run.shards`), and runs only its part. With `record`, the probe records
     the calls into the functions it names (`evolution.gate.behaviour`). With `by_file`, pytest
-    is given the selection's files rather than its node ids (`selection_files`).
+    is given the selection's files rather than its node ids (`selection_files`). With
+    `file_map`, the probe reports the tree's files each test's code ran in
+    (`result.covers`, the staged verdict's map).
     """
     start = suite_start(policy, run, select=select, coverage_rc=coverage_rc, contexts=contexts,
-                        shard=shard, record=record, by_file=by_file)  # fmt: skip
+                        shard=shard, record=record, by_file=by_file,
+                        file_map=file_map)  # fmt: skip
 
     def in_group(start: SuiteStart, channel: Channel, output: Path) -> Ended:
         outcome, applied = confined(

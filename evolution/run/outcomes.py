@@ -228,8 +228,24 @@ def result_from_frames(
             if nodeid not in canaries
         },
         owners=_owners(items, shard, set(outcomes)) if shard is not None else None,
+        covers=_covers(items, set(outcomes)),
         calls=_by_kind(items, "call"),
     )
+
+
+def _covers(items: list[dict[str, Any]], ran: set[str]) -> dict[str, set[str]] | None:
+    """With the map asked for: each tree file, with the tests (of those that ran) whose
+    code ran in it; None when the probe sent no map."""
+    frames = _by_kind(items, "covers")
+    if not frames:
+        return None
+    covers: dict[str, set[str]] = {}
+    for frame in frames:
+        nodeid = str(frame.get("nodeid", ""))
+        if nodeid in ran:
+            for path in frame.get("files") or ():
+                covers.setdefault(str(path), set()).add(nodeid)
+    return covers
 
 
 def _owners(items: list[dict[str, Any]], shard: tuple[int, int], ran: set[str]) -> dict[str, int]:

@@ -38,7 +38,6 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 from agent.atomicio import atomic_write_text
@@ -47,7 +46,7 @@ from evolution.gitrepo import GitRepo
 from evolution.policy import Policy
 from evolution.run.canaries import plant
 from evolution.run.folder import RunFolder
-from evolution.run.launch import Progress, ProgressCallback, Shard, coverage_report, run_tests
+from evolution.run.launch import Progress, ProgressCallback, Shard, run_tests
 from evolution.run.outcomes import INTERFERED
 from evolution.run.report import RunResult
 from evolution.sandbox.isolation import Isolation
@@ -106,7 +105,7 @@ def run_suite(
     installments: Installments | None = None,
 ) -> RunResult:
     """The whole suite on `run.tree`, in as many processes as the policy allows; with
-    `with_map`, under coverage with one context per test, for the staged verdict's map
+    `with_map`, each test's files reported by the probe, for the staged verdict's map
     (`result.covers`). With `installments` whose deadline the run is not expected to
     meet, in parts over several calls (`Unfinished` until the last)."""
     timings = load_timings(repo)
@@ -122,50 +121,14 @@ def run_suite(
         count = min(count, len(timings.files))
     if timings.wall_s is not None and timings.wall_s < MIN_SPLIT_S:
         count = 1
-    parts = [run] if count <= 1 else [run.part(index) for index in range(count)]
-    rcs = [_coverage_rc(part) for part in parts] if with_map else [None] * len(parts)
     if count <= 1:
-        result = run_tests(policy, run, isolation, progress=progress, coverage_rc=rcs[0],
-                           contexts=with_map)  # fmt: skip
+        result = run_tests(policy, run, isolation, progress=progress, file_map=with_map)
     else:
-        plan = balance(timings.files, count)
-        result = _split(policy, parts, isolation, plan, rcs, progress)
+        parts = [run.part(index) for index in range(count)]
+        result = _split(policy, parts, isolation, balance(timings.files, count), with_map,
+                        progress)  # fmt: skip
     save_timings(repo, result)
-    if with_map:
-        reports = [
-            coverage_report(policy, part, isolation, rc)
-            for part, rc in zip(parts, rcs, strict=True)
-            if rc is not None
-        ]
-        if all(report is not None for report in reports):  # else: no map this time
-            result.covers = covers_from_reports([r for r in reports if r], run.tree)
     return result
-
-
-def covers_from_reports(reports: list[dict[str, Any]], tree: Path) -> dict[str, set[str]]:
-    """Each file of the tree, with the contexts (the tests' node ids) that ran one of its
-    lines, from coverage JSON reports taken with one context per test."""
-    covers: dict[str, set[str]] = {}
-    root = str(tree).rstrip("/") + "/"
-    for report in reports:
-        for path, data in dict(report.get("files", {})).items():
-            relative = path[len(root):] if path.startswith(root) else path
-            ran = covers.setdefault(relative, set())
-            for contexts in dict(data.get("contexts", {})).values():
-                ran.update(str(c) for c in contexts if c)
-    return {path: found for path, found in covers.items() if found}
-
-
-def _coverage_rc(run: RunFolder) -> Path:
-    """Coverage of the tree's files, written where the run may write (read-only
-    configuration, in the probe's folder)."""
-    rc = run.probe / "map.coveragerc"
-    rc.write_text(
-        f"[run]\nsource = {run.tree}\ndata_file = {run.out / 'map.coverage'}\n"
-        "branch = false\n",
-        encoding="utf-8",
-    )
-    return rc
 
 
 def _split(
@@ -173,7 +136,7 @@ def _split(
     parts: list[RunFolder],
     isolation: Isolation,
     plan: dict[str, int],
-    rcs: list[Path | None],
+    with_map: bool,
     progress: ProgressCallback | None,
 ) -> RunResult:
     count = len(parts)
@@ -184,10 +147,9 @@ def _split(
         futures = [
             pool.submit(
                 run_tests, policy, part, isolation, progress=combined.sink(index),
-                coverage_rc=rc, contexts=rc is not None,
-                shard=Shard(index, count, plan, canaries),
+                file_map=with_map, shard=Shard(index, count, plan, canaries),
             )
-            for index, (part, rc) in enumerate(zip(parts, rcs, strict=True))
+            for index, part in enumerate(parts)
         ]
         results: list[RunResult] = []
         for index, future in enumerate(futures):
@@ -307,6 +269,10 @@ def merge(parts: list[RunResult], duration_s: float) -> RunResult:
         merged.failures.update(part.failures)
         merged.collector_errors.update(part.collector_errors)
         merged.durations.update(part.durations)
+        if part.covers is not None:
+            merged.covers = merged.covers or {}
+            for path, tests in part.covers.items():
+                merged.covers.setdefault(path, set()).update(tests)
     codes = {part.exitcode for part in parts}
     # 1: some test failed somewhere; 5 (nothing collected) only if no part ran a test.
     merged.exitcode = 1 if 1 in codes else 0 if 0 in codes else max(codes)
