@@ -358,7 +358,9 @@ def unpack(source: Path, into: Path) -> Path:
     return into
 
 
-def fresh_record(repo: Path, env: dict[str, str] | None = None) -> Callable[[], Figure]:
+def fresh_record(
+    repo: Path, env: dict[str, str] | None = None, evolve: list[str] = EVOLVE
+) -> Callable[[], Figure]:
     """One timed `evolve baseline record` (the whole suite under coverage, for the
     staged verdict's map) on a fresh copy of `repo`, its verdict cache cleared."""
 
@@ -367,7 +369,7 @@ def fresh_record(repo: Path, env: dict[str, str] | None = None) -> Callable[[], 
         shutil.rmtree(copy, ignore_errors=True)
         shutil.copytree(repo, copy, symlinks=True)
         shutil.rmtree(verdicts(copy), ignore_errors=True)
-        argv = [*EVOLVE, "baseline", "record", "--reset", "--reason", "benchmark"]
+        argv = [*evolve, "baseline", "record", "--reset", "--reason", "benchmark"]
         return timed(argv, copy, env=env, ok=(0,))
 
     return run
@@ -411,6 +413,8 @@ def real_suite(
     figures = measure(repo, gate_ways(repo, branch, workers, env), repeat)
     report(f"real suite: {source.name}", figures)
     ways = {"bare": lambda: timed(BARE, repo, env=env), "baseline record": fresh_record(repo, env)}
+    for name, evolve in OTHER.items():
+        ways[f"  baseline record, gate at {name}"] = fresh_record(repo, env, evolve)
     if broken:
         ways.update(reject_ways(repo, broken[0][1], workers, env))
     report(f"real suite: {source.name}, record and reject", measure(repo, ways, repeat))
