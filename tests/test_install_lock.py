@@ -1,13 +1,15 @@
 """The install is reproducible: what the README's commands install is pinned, and CI runs
 exactly the README's test command.
 
-These read files only; `.ci/latest` is the check that installs the newest releases.
+These read files only (and run the lines by which `.ci/run` reads the README); `.ci/latest`
+is the check that installs the newest releases.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -69,10 +71,17 @@ def test_ci_runs_exactly_the_readme_test_command_from_the_lock() -> None:
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
     assert tests in ci
     assert ".venv/bin/ruff check ." in ci
-    # The first command is run too, by a new user's path: a clone under the temporary
-    # folder, with its venv there, taken from the README itself so it cannot drift.
-    assert "demo=$(sed -n '/^```sh$/{n;p;q}' README.md)" in ci
-    assert any(line.startswith("first_contact=$(mktemp -d") for line in ci)
+    # The first command is run too, by a new user's path (a clone under the temporary
+    # folder, with its venv there), and the test command again on Python 3.13 (a clone of
+    # its own, python3 being 3.13 there): both read from the README, so they cannot drift.
+    assert any(line.startswith("tmp=$(mktemp -d") for line in ci)
+    for name, command in (("demo", demo), ("tests", tests)):
+        reading = next(line for line in ci if line.startswith(f"{name}=$(sed -n "))
+        read = subprocess.run(["bash", "-c", f'{reading}\nprintf %s "${name}"'], cwd=ROOT,
+                              capture_output=True, text=True, check=True).stdout  # fmt: skip
+        assert read == command, reading
+    assert '(cd "$tmp/first-contact" && NO_COLOR=1 bash -c "$demo")' in ci
+    assert 'PYENV_VERSION=$pyenv_version bash -c "$tests"' in ci
     # Both commands install the same thing; the tests also need the coding agents their
     # proposers drive, each from its own lock (.ci/agents/).
     assert demo.rsplit("&&", 1)[0] + "&& .ci/agents/install " == tests.rsplit("&&", 1)[0]
