@@ -101,17 +101,18 @@ def suspects(baseline: Baseline, result: RunResult, policy: Policy) -> list[str]
 def worth_confirming(
     baseline: Baseline, picked: list[str], policy: Policy, *, automated: bool, now: str
 ) -> list[str]:
-    """The suspects whose re-runs can change the verdict (`compare`): every one for a
-    person's change under `quarantine`, since a pass on re-run excuses it; otherwise only
-    those main quarantines (entry not expired), whose pass in a re-run is what shows they
-    are still flaky rather than broken. For an automated proposal, or under `strict`, any
-    other newly failing test is a regression whatever its re-runs show, so they are not
-    paid for: most of an agent's proposals fail, and their confirmations were most of
-    the time to a rejection."""
-    if policy.flaky != "quarantine":
-        return []
+    """The suspects to re-run. For a person's change, every one: under `quarantine` a
+    pass on re-run excuses it, and under `strict` the report still tells the person who
+    reads it flaky from broken. For an automated proposal, only those main quarantines
+    (entry not expired, under `quarantine`), whose pass in a re-run is what shows they
+    are still flaky rather than broken: any other newly failing test is a regression
+    whatever its re-runs show (the proposal's own code may be what fails only
+    sometimes), so they are not paid for. Most of an agent's proposals fail, and their
+    confirmations were most of the time to a rejection."""
     if not automated:
         return picked
+    if policy.flaky != "quarantine":
+        return []
     return [n for n in picked if baseline.excuses(n, now, policy.quarantine_days)]
 
 

@@ -164,13 +164,19 @@ def _judge(trial: Trial, commit: str, tree: str, isolation: Isolation) -> Judged
     )
     cache = VerdictCache(repo.state_dir)
 
+    def confirming(result: RunResult) -> list[str]:
+        return worth_confirming(baseline, suspects(baseline, result, policy), policy,
+                                automated=automated, now=trial.when)  # fmt: skip
+
     def verdict(result: RunResult, comparison: Comparison, **how: Any) -> Judged:
         return Judged(commit, tree, isolation, result, comparison,
                       comparison.rejection(policy.require_improvement),
                       cache_ignored=list(cache.ignored), **how)  # fmt: skip
 
     cached = cache.get(key)
-    if cached is not None:
+    # An entry whose re-runs this trial needs were not made (an automated proposal's
+    # run of the tree a person now proposes) is not this trial's verdict: run anew.
+    if cached is not None and set(confirming(cached[0])) <= cached[1].keys():
         result, reruns = cached
         comparison = compare(baseline, result, policy, reruns, automated=automated,
                              now=trial.when)  # fmt: skip
@@ -178,10 +184,7 @@ def _judge(trial: Trial, commit: str, tree: str, isolation: Isolation) -> Judged
     state = testmap.state(repo, commit)
     first = staged.plan(repo, commit, baseline, state, automated) if policy.staged else None
     tried = run_trial(
-        repo, commit, tree, policy, isolation, trial.when,
-        lambda run: worth_confirming(baseline, suspects(baseline, run, policy), policy,
-                                     automated=automated, now=trial.when),
-        trial.progress,
+        repo, commit, tree, policy, isolation, trial.when, confirming, trial.progress,
         first=first, with_map=state.refresh and trial.refresh_map,
         installments=None if trial.deadline is None
         else Installments(cache, key, trial.deadline),
