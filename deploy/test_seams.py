@@ -15,7 +15,7 @@ from agent.tick import Runtime, run_tick
 HERE = Path(__file__).resolve().parent
 CONFIG_TEXT = (HERE / "agent.toml").read_text(encoding="utf-8")
 CONFIG = tomllib.loads(CONFIG_TEXT)
-CADENCE_S = 1200
+CADENCE_S = 1800
 # A priced cloud model: the guards must stop it before any request is sent.
 SEAM_MODEL = ModelConfig(
     model="openai/seam-test",
@@ -44,7 +44,7 @@ def test_the_runtime_reads_the_tasks_in_dependency_order():
     for task in config.tasks:
         assert set(task.depends_on) <= seen, task.name
         seen.add(task.name)
-    assert config.max_silence_s == 3600
+    assert config.max_silence_s == 5400
     assert config.max_failed_ticks == 3
 
 

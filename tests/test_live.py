@@ -80,15 +80,15 @@ def small(tmp_path: Path) -> Path:
 
 def test_the_operators_spec_is_one_the_factory_accepts() -> None:
     spec = (REPO / "SPEC.md").read_text(encoding="utf-8")
-    assert w.spec_cadence(spec, 60) == 1200  # the safety net's 1080 s timeout fits under it
-    assert w.spec_cadence(spec, 1250) == 1800  # the next cadence cron can fire
+    assert w.spec_cadence(spec, 60) == 1800  # the safety net's 1500 s timeout fits under it
+    assert w.spec_cadence(spec, 1850) == 3600  # the next cadence cron can fire
     text, every = w.live_spec(spec, 60, 60)
     parsed = parse_spec_text(text)
-    assert every == parsed.schedule.every_s == 1200
+    assert every == parsed.schedule.every_s == 1800
     [cycle] = [task for task in parsed.tasks if task.name == "evolve-cycle"]
     assert "--proposer mutate" in cycle.command and cycle.command.endswith("--json")
     assert cycle.every_s == 60
-    assert w.live_spec(text, 60, 60) == (text, 1200)
+    assert w.live_spec(text, 60, 60) == (text, 1800)
     slow, every = w.live_spec(spec, 60, 60, long_timeout_s=1500, search_s=240)
     parsed = parse_spec_text(slow)  # the factory's own rules: timeouts under the cadence,
     assert every == parsed.schedule.every_s == 1800  # a silence window above it
@@ -100,7 +100,7 @@ def test_the_operators_spec_is_one_the_factory_accepts() -> None:
         "evolve-cycle": 1500,
     }
     with pytest.raises(SpecError):
-        parse_spec_text(text.replace("every_s = 1200", "every_s = 300"))
+        parse_spec_text(text.replace("every_s = 1800", "every_s = 300"))
     with pytest.raises(ValueError):
         w.live_spec(spec.replace('"evolve-cycle"', '"cycle"'), 60, 60)
 

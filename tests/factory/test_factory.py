@@ -120,7 +120,7 @@ def test_cron_lines_parse_and_use_absolute_paths(project: Path) -> None:
     assert len(jobs) == 2
     for line in jobs:
         fields = line.split()
-        assert parse_cron(" ".join(fields[:5])).min_interval_s() == 1200
+        assert parse_cron(" ".join(fields[:5])).min_interval_s() == 1800
         assert fields[5] == "ratchet"
         assert fields[6].startswith("/") or fields[6] == "flock"
         assert ">>" in fields and all(f.startswith("/") for f in fields if f.endswith(".log"))
@@ -280,8 +280,8 @@ def test_systemd_units_verify(tmp_path: Path) -> None:
 def test_cron_schedule_becomes_a_timer_calendar() -> None:
     assert on_calendar("*/15 * * * *") == "*-*-* *:00,15,30,45:00"
     assert on_calendar("30 2 * * mon-fri") == "Mon,Tue,Wed,Thu,Fri *-*-* 02:30:00"
-    spec = SPEC_TEXT.replace("every_s = 1200", 'cron = "*/20 * * * *"')
-    assert parse_spec_text(spec).schedule.cadence_s == 1200
+    spec = SPEC_TEXT.replace("every_s = 1800", 'cron = "*/30 * * * *"')
+    assert parse_spec_text(spec).schedule.cadence_s == 1800
 
 
 def test_drift_in_each_class_is_detected(project: Path) -> None:
@@ -355,7 +355,7 @@ def test_build_report_is_recorded(project: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        (("every_s = 1200", 'every_s = "often"'), r"SPEC.md:\d+: schedule.every_s: "),
+        (("every_s = 1800", 'every_s = "often"'), r"SPEC.md:\d+: schedule.every_s: "),
         (
             ('name = "disk-space"', 'name = "git-health"'),
             r"tasks\[1\].name: 'git-health' is already",
@@ -365,12 +365,12 @@ def test_build_report_is_recorded(project: Path) -> None:
             r"tasks\[4\].depends_on\[0\]: no task",
         ),
         (
-            ("timeout_s = 1080", "timeout_s = 1300"),
+            ("timeout_s = 1500", "timeout_s = 1900"),
             r"tasks\[4\].timeout_s: must be under the cadence",
         ),
         (("daily_usd = 2.0", "daily_usd = -1.0"), r"budget.daily_usd: "),
-        (("every_s = 1200", 'cron = "61 * * * *"'), r"schedule.cron: not a valid cron"),
-        (("every_s = 1200", "every_s = 90"), r"schedule.every_s: cron cannot fire every 90 s"),
+        (("every_s = 1800", 'cron = "61 * * * *"'), r"schedule.cron: not a valid cron"),
+        (("every_s = 1800", "every_s = 90"), r"schedule.every_s: cron cannot fire every 90 s"),
         (
             ('[kill]\nflag = "runs/KILL"', '[kill]\nflag = "runs/KILL"\ncolour = "red"'),
             r"kill.colour: unknown key",
@@ -393,7 +393,7 @@ def test_bad_specs_name_the_line_and_key(change: tuple[str, str], expected: str)
 
 def test_bad_spec_on_the_command_line_is_exit_2_without_traceback(tmp_path: Path) -> None:
     (tmp_path / "SPEC.md").write_text(
-        SPEC_TEXT.replace("max_silence_s = 3600", "max_silence_s = true")
+        SPEC_TEXT.replace("max_silence_s = 5400", "max_silence_s = true")
     )
     done = factory("build", cwd=tmp_path)
     assert done.returncode == 2
@@ -497,7 +497,7 @@ def test_check_warns_of_a_timeout_below_the_ledgers_recent_p95(project: Path) ->
 
     with Ledger(project / "runs" / "ledger.sqlite") as ledger:
         tick = ledger.start_tick("test")
-        for duration, status in ((1100.0, "ok"), (1110.0, "ok"), (1080.5, "timeout")):
+        for duration, status in ((1520.0, "ok"), (1530.0, "ok"), (1500.5, "timeout")):
             ledger.record_task(tick, "safety-net", required=True, started=datetime.now(UTC),
                                duration_s=duration, status=status)  # fmt: skip
         for _ in range(3):  # a task well inside its timeout: no warning
@@ -510,8 +510,8 @@ def test_check_warns_of_a_timeout_below_the_ledgers_recent_p95(project: Path) ->
     spec_lines = SPEC_TEXT.splitlines()
     named = spec_lines.index('name = "safety-net"') + 1
     line = next(n for n, text in enumerate(spec_lines, 1) if n > named and "timeout_s" in text)
-    assert warning.startswith(f"SPEC.md:{line}: task 'safety-net': timeout_s = 1080")
-    assert "below its recent p95 of 1109 s" in warning
+    assert warning.startswith(f"SPEC.md:{line}: task 'safety-net': timeout_s = 1500")
+    assert "below its recent p95 of 1529 s" in warning
     plain = factory("check", cwd=project)
     assert f"warning: SPEC.md:{line}: task 'safety-net'" in plain.stderr
     (project / "runs" / "ledger.sqlite").unlink()
