@@ -116,6 +116,14 @@ def worth_confirming(
     return [n for n in picked if baseline.excuses(n, now, policy.quarantine_days)]
 
 
+def to_confirm(
+    baseline: Baseline, result: RunResult, policy: Policy, *, automated: bool, now: str
+) -> list[str]:
+    """The suspects of `result` that a judging run re-runs (`worth_confirming`)."""
+    picked = suspects(baseline, result, policy)
+    return worth_confirming(baseline, picked, policy, automated=automated, now=now)
+
+
 def _broken(nodeid: str, outcome: str, evidence: dict[str, Any] | None, text: str) -> Regression:
     """The regression of a quarantined test that passed in no re-run."""
     runs = int(evidence.get("runs", 0)) if evidence else 0

@@ -18,7 +18,7 @@ from evolution.baseline import Baseline
 from evolution.gate.testmap import MapState
 from evolution.gitrepo import GitRepo
 from evolution.policy import Policy
-from evolution.ratchet import Comparison, compare, suspects, worth_confirming
+from evolution.ratchet import Comparison, compare, to_confirm
 from evolution.run.flaky import rerun_suspects
 from evolution.run.folder import RunFolder
 from evolution.run.forkserver import CandidateRuns
@@ -99,8 +99,7 @@ def judge_selection(
     anyway, is paid once, and a confirmation costs the suspects' own run time."""
     with CandidateRuns(policy, run, isolation) as runs:
         result = runs(baseline.tests, by_file=True)
-        picked = worth_confirming(baseline, suspects(baseline, result, policy), policy,
-                                  automated=automated, now=when)  # fmt: skip
+        picked = to_confirm(baseline, result, policy, automated=automated, now=when)
         reruns = rerun_suspects(policy, run, isolation, picked, result, tree, when, runs=runs)
     comparison = compare(baseline, result, policy, reruns, automated=automated, now=when)
     return Rejection(result, reruns, comparison)

@@ -33,7 +33,7 @@ from evolution.gate.staged import FirstStage, Rejection, run_first
 from evolution.gate.verdict_cache import VerdictCache, cache_key, environment_digest
 from evolution.gitrepo import GitRepo
 from evolution.policy import Policy
-from evolution.ratchet import Comparison, advance, compare, suspects, worth_confirming
+from evolution.ratchet import Comparison, advance, compare, to_confirm
 from evolution.run.flaky import rerun_suspects
 from evolution.run.folder import RunFolder
 from evolution.run.launch import ProgressCallback
@@ -165,8 +165,7 @@ def _judge(trial: Trial, commit: str, tree: str, isolation: Isolation) -> Judged
     cache = VerdictCache(repo.state_dir)
 
     def confirming(result: RunResult) -> list[str]:
-        return worth_confirming(baseline, suspects(baseline, result, policy), policy,
-                                automated=automated, now=trial.when)  # fmt: skip
+        return to_confirm(baseline, result, policy, automated=automated, now=trial.when)
 
     def verdict(result: RunResult, comparison: Comparison, **how: Any) -> Judged:
         return Judged(commit, tree, isolation, result, comparison,
@@ -215,8 +214,8 @@ def _judge_part(trial: Trial, split: Split, commit: str, tree: str,
     with RunFolder(repo, commit) as folder:
         result = run_part(policy, folder, isolation, split.index, split.count, split.plan,
                           trial.progress)  # fmt: skip
-        picked = worth_confirming(baseline, suspects(baseline, result, policy), policy,
-                                  automated=candidate.automated, now=trial.when)  # fmt: skip
+        picked = to_confirm(baseline, result, policy, automated=candidate.automated,
+                            now=trial.when)  # fmt: skip
         reruns = rerun_suspects(policy, folder, isolation, picked, result, tree, trial.when)
     comparison = compare(baseline, result, policy, reruns, automated=candidate.automated,
                          now=trial.when)  # fmt: skip
