@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import platform
 import resource
 import shutil
 import statistics
@@ -56,6 +57,7 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Callable
+from importlib.metadata import version
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent.parent
@@ -260,7 +262,7 @@ def report(title: str, figures: dict[str, Figure], against: str = "bare") -> Non
         print(f"  {name:<30} {wall:7.2f} s wall {cpu:7.2f} s cpu{ratio}")
 
 
-def fixed_cost(scratch: Path, repeat: int) -> None:
+def fixed_cost(scratch: Path, repeat: int) -> dict[str, Figure]:
     repo = scratch / "one-test"
     generate_suite(repo, 1, 0.0, per_module=1)
     prepare(repo)
@@ -275,6 +277,18 @@ def fixed_cost(scratch: Path, repeat: int) -> None:
     for name in OTHER:
         other, other_cpu = figures[f"gate at {name}, 1 process"]
         print(f"  added since {name}: {gate - other:.2f} s wall, {gate_cpu - other_cpu:.2f} s cpu")
+    return figures
+
+
+def per_test(figures: dict[str, Figure], fixed: dict[str, Figure]) -> None:
+    """The gate's cost per test: each side's run less its run of one test (the fixed
+    cost), as a ratio; what a suite of many near-empty tests tends to."""
+    gated = "gate, 1 process"
+    (bare, bare_cpu), (one, one_cpu) = figures["bare"], fixed["bare"]
+    (gate, gate_cpu), (gate_one, gate_one_cpu) = figures[gated], fixed[gated]
+    wall = (gate - gate_one) / (bare - one)
+    cpu = (gate_cpu - gate_one_cpu) / (bare_cpu - one_cpu)
+    print(f"  per test, the fixed cost aside (1 process): {wall:.2f}x; cpu {cpu:.2f}x")
 
 
 def rejection(scratch: Path, repeat: int, workers: str) -> None:
@@ -447,8 +461,9 @@ def main() -> None:
         wanted = set(args.only or ("fixed", "accept", "reject", "behaviour"))
         if args.against:
             install_other(args.against)
-        if "fixed" in wanted:
-            fixed_cost(scratch, args.repeat)
+        print(f"Python {platform.python_version()}, pytest {version('pytest')}, "
+              f"{os.cpu_count()} cores")
+        fixed = fixed_cost(scratch, args.repeat) if "fixed" in wanted else None
         for work_ms in args.work_ms if "accept" in wanted else ():
             generated = scratch / f"generated-{work_ms:g}ms"
             generate_suite(generated, args.tests, work_ms)
@@ -456,6 +471,8 @@ def main() -> None:
             branch = branch_with(generated, "bench-neutral", neutral)
             figures = measure(generated, gate_ways(generated, branch, args.workers), args.repeat)
             report(f"accept: {args.tests} generated tests, {work_ms:g} ms of work each", figures)
+            if fixed is not None:
+                per_test(figures, fixed)
         if args.reject and "reject" in wanted:
             rejection(scratch, args.repeat, args.workers)
         if args.behaviour and "behaviour" in wanted:

@@ -66,8 +66,10 @@ def gate_report(report: GateReport) -> None:
     )
     say(f"  baseline passing: {report.passing_before} -> {report.passing_after}")
     if report.stage == "first":
+        stopped = (f", stopped at its first regression after {report.tests_run}"
+                   if report.tests_run < report.first_tests else "")  # fmt: skip
         say(f"  decided by the first stage: the {report.first_tests} test(s) tied to the "
-            f"change ({plain(report.test_map)}); the rest of the suite did not run")  # fmt: skip
+            f"change ({plain(report.test_map)}){stopped}; the rest of the suite did not run")
     elif report.stage == "full" and report.test_map:
         first = f"first stage {report.first_tests} test(s), then " if report.first_tests else ""
         say(f"  decided by the full suite ({first}{plain(report.test_map)})")

@@ -73,8 +73,9 @@ def record(
         tree = repo.tree_of(head)
         when = timestamp()
         isolation = choose(policy, automated=False, unsandboxed=False)
+        refresh = testmap.refresh(repo, testmap.state(repo, head), head)
         tried = run_trial(repo, head, tree, policy, isolation, when, record_suspects, progress,
-                          with_map=True)  # fmt: skip
+                          with_map=refresh.request)  # fmt: skip
         result = tried.result
         if not result.outcomes:
             raise InvalidRun("the test command collected no tests; nothing to record")
@@ -109,8 +110,9 @@ def record(
         landing = land(repo, main_ref, head, commit, "evolve: record baseline")
         if not landing.moved:
             raise Refused(landing.refused or "main moved while the baseline was being recorded")
-        if result.covers is not None:
-            testmap.save(repo, testmap.from_run(result.covers, head, set(result.outcomes), when))
+        updated = refresh.updated(result.covers, head, set(result.outcomes), when)
+        if updated is not None:
+            testmap.save(repo, updated)
         return RecordReport(
             commit=commit,
             main_before=head,

@@ -71,7 +71,7 @@ def run_first(
     """Run the first stage; a Rejection when it confirms a regression, else None."""
     try:
         judged = judge_selection(policy, run, isolation, stage.baseline, tree, when,
-                                 automated=stage.automated)  # fmt: skip
+                                 automated=stage.automated, stop=True)  # fmt: skip
     except InvalidRun:
         return None  # the full run will say what is wrong, with the whole suite's context
     return judged if judged.comparison.regressions else None
@@ -86,6 +86,7 @@ def judge_selection(
     when: str,
     *,
     automated: bool,
+    stop: bool = False,
 ) -> Rejection:
     """The tests of `baseline` (narrowed to a selection) on the run's tree, judged as the
     gate judges any run: newly failing ones re-run, then compared. Whether it rejects is
@@ -96,9 +97,17 @@ def judge_selection(
 
     The selection and its re-runs are forks of one warm server (`CandidateRuns`), each a
     fresh pytest session: the server's start, which a process of its own would pay
-    anyway, is paid once, and a confirmation costs the suspects' own run time."""
+    anyway, is paid once, and a confirmation costs the suspects' own run time.
+
+    With `stop` (the first stage, which can only reject), the run ends at the first
+    failure of a test the baseline has passing and does not quarantine, and is judged on
+    the tests that ran: a rejection needs one confirmed regression, not all of them. A
+    failure its re-runs excuse leaves no regression, and the full suite decides."""
     with CandidateRuns(policy, run, isolation) as runs:
-        result = runs(baseline.tests, by_file=True)
+        stop_on = [n for n in baseline.passing() if n not in baseline.flaky] if stop else None
+        result = runs(baseline.tests, by_file=True, stop_on=stop_on)
+        if result.stopped:
+            baseline = baseline.only(result.outcomes)
         picked = to_confirm(baseline, result, policy, automated=automated, now=when)
         reruns = rerun_suspects(policy, run, isolation, picked, result, tree, when, runs=runs)
     comparison = compare(baseline, result, policy, reruns, automated=automated, now=when)

@@ -12,7 +12,8 @@ runs those first; a confirmed regression there rejects at once (`evolution.gate.
 The map is advice about speed, never about the verdict: a wrong, stale or missing map
 can only mean a later rejection. It lives in the gate's state, which no test run can
 write, and is refreshed by `baseline record` and by any full run that passes the
-ratchet once it is `REFRESH_COMMITS` commits old.
+ratchet once it is `REFRESH_COMMITS` commits old: by file, as testmon updates its map by
+line, only the tests a change since the last map can have moved are mapped again.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 from agent.atomicio import atomic_write_text
 from evolution.gitrepo import GitRepo
+from evolution.run.launch import MapRequest
 
 MAP_FILE = "testmap.json"
 REFRESH_COMMITS = 20  # a full run that passes refreshes a map this old
@@ -112,6 +114,30 @@ def state(repo: GitRepo, commit: str) -> MapState:
     return MapState(test_map, age, refresh=age >= REFRESH_COMMITS)
 
 
+@dataclass(frozen=True)
+class Refresh:
+    """A run that refreshes the map: what it asks the probe for, and the older map whose
+    entries carry over for the tests it does not map."""
+
+    request: MapRequest
+    old: CoverageMap | None = None
+
+    def updated(
+        self, covers: dict[str, set[str]] | None, commit: str, tests: set[str], when: str
+    ) -> CoverageMap | None:
+        """The map after the run: each mapped test's files as the run saw them, each
+        other test's as the older map holds them (only tests the run had); None when
+        the probe sent no map and there is nothing to carry over."""
+        if covers is None and not self.request.known:
+            return None
+        merged = {path: set(found) for path, found in (covers or {}).items()}
+        kept = self.request.known & tests
+        for path, found in (self.old.covers.items() if self.old and kept else ()):
+            if found & kept:
+                merged.setdefault(path, set()).update(found & kept)
+        return from_run(merged, commit, tests, when)
+
+
 def from_run(covers: dict[str, set[str]], commit: str, tests: set[str], when: str) -> CoverageMap:
     return CoverageMap(
         commit=commit,
@@ -119,3 +145,21 @@ def from_run(covers: dict[str, set[str]], commit: str, tests: set[str], when: st
         tests=frozenset(tests),
         covers={path: frozenset(found & tests) for path, found in covers.items() if found & tests},
     )
+
+
+def refresh(repo: GitRepo, map_state: MapState, commit: str) -> Refresh:
+    """How a run of `commit` refreshes the map: with a map from its history, only the
+    tests a change since may have moved are mapped again (those the map does not know,
+    those that ran a changed file or sit in a changed test file, those under a changed
+    conftest.py); the others keep their entries, since they ran the same code. Without
+    one (`map_state`: the stored map's, for `commit`), every test is mapped."""
+    found = map_state.found
+    if found is None or map_state.age_commits is None:
+        return Refresh(MapRequest())
+    changed = repo.paths_between(found.commit, commit)
+    moved = set(found.first_tests(changed, set(found.tests)))
+    for path in changed:
+        if path == "conftest.py" or path.endswith("/conftest.py"):
+            folder = path[: -len("conftest.py")]
+            moved |= {t for t in found.tests if t.startswith(folder)}
+    return Refresh(MapRequest(frozenset(found.tests - moved)), found)

@@ -36,7 +36,7 @@ from evolution.policy import Policy
 from evolution.ratchet import Comparison, advance, compare, to_confirm
 from evolution.run.flaky import rerun_suspects
 from evolution.run.folder import RunFolder
-from evolution.run.launch import ProgressCallback
+from evolution.run.launch import MapRequest, ProgressCallback
 from evolution.run.report import RunResult
 from evolution.run.shards import Installments, run_suite
 from evolution.run.split import owner_of, run_part
@@ -182,9 +182,10 @@ def _judge(trial: Trial, commit: str, tree: str, isolation: Isolation) -> Judged
         return verdict(result, comparison, cached=True, stage="cached")
     state = testmap.state(repo, commit)
     first = staged.plan(repo, commit, baseline, state, automated) if policy.staged else None
+    refresh = testmap.refresh(repo, state, commit) if state.refresh and trial.refresh_map else None
     tried = run_trial(
         repo, commit, tree, policy, isolation, trial.when, confirming, trial.progress,
-        first=first, with_map=state.refresh and trial.refresh_map,
+        first=first, with_map=refresh.request if refresh else None,
         installments=None if trial.deadline is None
         else Installments(cache, key, trial.deadline),
     )  # fmt: skip
@@ -196,9 +197,10 @@ def _judge(trial: Trial, commit: str, tree: str, isolation: Isolation) -> Judged
     result, reruns = tried.result, tried.reruns
     cache.put(key, result, reruns)
     comparison = compare(baseline, result, policy, reruns, automated=automated, now=trial.when)
-    if result.covers is not None and not comparison.regressions:
-        testmap.save(repo, testmap.from_run(result.covers, commit, set(result.outcomes),
-                                            trial.when))  # fmt: skip
+    updated = refresh.updated(result.covers, commit, set(result.outcomes), trial.when) \
+        if refresh is not None and not comparison.regressions else None
+    if updated is not None:
+        testmap.save(repo, updated)
         described += "; refreshed by this run"
     return verdict(result, comparison, cached=False, stage="full", first_tests=first_tests,
                    test_map=described)  # fmt: skip
@@ -261,7 +263,7 @@ def run_trial(
     progress: ProgressCallback | None = None,
     *,
     first: FirstStage | None = None,
-    with_map: bool = False,
+    with_map: MapRequest | None = None,
     installments: Installments | None = None,
 ) -> TrialRun:
     """Test `commit` in a fresh run folder (the first stage's tests first, when given),

@@ -239,6 +239,7 @@ def _probe_class(emit, sha256=hashlib.sha256):
     tests = {}  # nodeid -> what its call will run, as collected (`_as_collected`)
     test_files = set()  # the test modules pytest collected
     guarded = set()  # ids of the collected test functions and what they wrap
+    stop_on = set()  # the tests whose failure ends the session (`RATCHET_STOP`), once
 
     def is_test_code(function):
         """A collected test (or what it wraps), or a function defined at the top level of
@@ -373,7 +374,9 @@ def _probe_class(emit, sha256=hashlib.sha256):
         change what they send."""
 
         def __init__(self, canary_file, canary_names, select_file, tree, shard, contexts,
-                     file_map):  # fmt: skip
+                     file_map, stop_file):  # fmt: skip
+            stop_on.update(_listing(stop_file))
+            self.unmapped = _listing(file_map)  # tests whose files an older map holds
             self.canary_file = canary_file
             self.canary_names = canary_names  # {function name: the outcome it must have}
             self.select_file = select_file
@@ -430,8 +433,7 @@ def _probe_class(emit, sha256=hashlib.sha256):
         @pytest.hookimpl(trylast=True)
         def pytest_collection_modifyitems(self, session, config, items):
             if self.select_file:
-                with open(self.select_file, encoding="utf-8") as handle:
-                    wanted = {line.rstrip("\n") for line in handle if line.strip()}
+                wanted = _listing(self.select_file)
                 keep = [item for item in items if item.nodeid in wanted]
                 drop = [item for item in items if item.nodeid not in wanted]
                 if drop:
@@ -511,13 +513,19 @@ def _probe_class(emit, sha256=hashlib.sha256):
         def pytest_runtest_logreport(self, report):
             check(self, report.nodeid)
             emit("report", **_report_frame(report))
+            if report.failed and report.nodeid in stop_on and self.session is not None:
+                # The first stage can only reject: one failure of a test that must pass
+                # says enough, and the tests after it need not run (pytest's `-x`).
+                stop_on.clear()
+                emit("stopped", nodeid=report.nodeid)
+                self.session.shouldfail = f"{report.nodeid} failed: the gate stops here"
 
         @pytest.hookimpl(wrapper=True, tryfirst=True)
         def pytest_runtest_protocol(self, item, nextitem):
             """With per-test contexts asked for, coverage records which test ran each
             line (fault localisation); with the map asked for, which files of the tree
             each test's code ran in (the gate's map from source files to tests)."""
-            if self.file_map is not None:
+            if self.file_map is not None and item.nodeid not in self.unmapped:
                 self.file_map.start()
                 try:
                     return (yield)
@@ -562,6 +570,14 @@ def _own(cls):
         for name, value in vars(cls).items()
         if name.startswith("pytest_")
     ]
+
+
+def _listing(path):
+    """The test ids a file the gate wrote lists, one a line (none without a file)."""
+    if not path:
+        return set()
+    with open(path, encoding="utf-8") as handle:
+        return {line.rstrip("\n") for line in handle if line.strip()}
 
 
 def _report_frame(report):
@@ -814,7 +830,8 @@ def _settings():
     select, tree = os.environ.pop("RATCHET_SELECT", ""), os.environ.pop("RATCHET_TREE", "")
     shard = _shard(os.environ.pop("RATCHET_SHARD", ""))
     contexts = os.environ.pop("RATCHET_CONTEXTS", "") == "1"
-    return path, expected, select, tree, shard, contexts, os.environ.pop("RATCHET_MAP", "") == "1"
+    file_map, stop = os.environ.pop("RATCHET_MAP", ""), os.environ.pop("RATCHET_STOP", "")
+    return path, expected, select, tree, shard, contexts, file_map, stop
 
 
 def _coverage():

@@ -147,6 +147,15 @@ class _Server:
         self.process.wait()
 
 
+@dataclass(frozen=True)
+class _Options:
+    """How one candidate's tests run, beside which ones (`run_tests`'s keywords)."""
+
+    coverage_rc: Path | None = None
+    by_file: bool = False
+    stop_on: list[str] | None = None
+
+
 @dataclass
 class CandidateRuns:
     """Runs selected tests on `run.tree` for one candidate after another: through a fork
@@ -201,27 +210,33 @@ class CandidateRuns:
             self.policy = saved
 
     def __call__(
-        self, select: Iterable[str], *, coverage_rc: Path | None = None, by_file: bool = False
+        self,
+        select: Iterable[str],
+        *,
+        coverage_rc: Path | None = None,
+        by_file: bool = False,
+        stop_on: Iterable[str] | None = None,
     ) -> RunResult:
         """The result of `select` on the tree as it is now; InvalidRun when unusable.
         With `coverage_rc`, under coverage with each test's lines recorded under its node
-        id (fault localisation), as `run_tests` does with `contexts`; with `by_file`,
-        pytest is given the selection's files, as `run_tests` does."""
+        id (fault localisation), as `run_tests` does with `contexts`; with `by_file` and
+        `stop_on`, as `run_tests` takes them."""
         wanted = sorted(set(select))
         self._clean()
         server = self._serving()
+        options = _Options(coverage_rc, by_file, None if stop_on is None else sorted(stop_on))
         if server is None:
-            return self._one_process(wanted, coverage_rc, by_file)
-        return self._evaluate(server, wanted, coverage_rc, by_file)
+            return self._one_process(wanted, options)
+        return self._evaluate(server, wanted, options)
 
-    def _one_process(self, select: list[str], coverage_rc: Path | None,
-                     by_file: bool = False) -> RunResult:  # fmt: skip
+    def _one_process(self, select: list[str], options: _Options) -> RunResult:
         """One candidate through run_tests; while a server lives, the run folder's group
         file is the server's again afterwards (a later run ends it after a SIGKILL)."""
         try:
             return run_tests(self.policy, self.run, self.isolation, select=select,
-                             coverage_rc=coverage_rc, contexts=coverage_rc is not None,
-                             by_file=by_file)  # fmt: skip
+                             coverage_rc=options.coverage_rc,
+                             contexts=options.coverage_rc is not None,
+                             by_file=options.by_file, stop_on=options.stop_on)  # fmt: skip
         finally:
             if self._server is not None:
                 (self.run.path / PGID_FILE).write_text(str(self._server.process.pid))
@@ -348,12 +363,13 @@ class CandidateRuns:
 
         return coverage_report(self.policy, self.run, self.isolation, rc, in_child)
 
-    def _evaluate(self, server: _Server, select: list[str], coverage_rc: Path | None,
-                  by_file: bool) -> RunResult:  # fmt: skip
+    def _evaluate(self, server: _Server, select: list[str], options: _Options) -> RunResult:
         """One candidate as `run_tests` would run it (the same start, channel, checks and
         redaction), executed by a child of the server instead of a process of its own."""
-        start = suite_start(self.policy, self.run, select=select, coverage_rc=coverage_rc,
-                            contexts=coverage_rc is not None, by_file=by_file)  # fmt: skip
+        start = suite_start(self.policy, self.run, select=select,
+                            coverage_rc=options.coverage_rc,
+                            contexts=options.coverage_rc is not None, by_file=options.by_file,
+                            stop_on=options.stop_on)  # fmt: skip
 
         def in_child(start: SuiteStart, channel: Channel, output: Path) -> Ended:
             began = time.monotonic()
@@ -365,7 +381,7 @@ class CandidateRuns:
         try:
             return judged(self.run, self.isolation, start, in_child)
         except _TooLong:
-            return self._one_process(select, coverage_rc, by_file)
+            return self._one_process(select, options)
 
     def _run(
         self,

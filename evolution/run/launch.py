@@ -46,7 +46,9 @@ from evolution.run.outcomes import result_from_frames
 from evolution.run.report import RunResult
 from evolution.sandbox.isolation import Isolation
 
-REPORT_OMIT = "keywords,streams,log,warnings,collectors"
+# What the cross-check does not read (outcomes.py compares only each test's stages);
+# the plugin's option takes separate words (`nargs="+"`), so an option must follow them.
+REPORT_OMIT = ("keywords", "streams", "log", "warnings", "collectors", "traceback")
 # The probe, and what it imports beside itself (standard library only, like the replay).
 PROBE_FILES = (
     "_ratchet_probe.py", "_ratchet_channel.py", "_ratchet_canon.py", "_ratchet_replay.py",
@@ -83,11 +85,16 @@ def copy_probe_files(run: RunFolder) -> None:
 
 
 def install_probe(
-    run: RunFolder, select: Iterable[str] | None, shard: Shard | None = None
+    run: RunFolder,
+    select: Iterable[str] | None,
+    shard: Shard | None = None,
+    stop_on: Iterable[str] | None = None,
+    file_map: MapRequest | None = None,
 ) -> dict[str, str]:
-    """Copy the plugin, plant fresh canaries (and write the selection, or this
-    process's part of the plan); the variables that tell the probe (it takes them out
-    of the environment at import)."""
+    """Copy the plugin, plant fresh canaries (and write the selection and the tests
+    whose failure stops the run and those not to map, or this process's part of the
+    plan); the variables that tell the probe (it takes them out of the environment at
+    import)."""
     copy_probe_files(run)
     canaries = shard.canaries if shard is not None else plant(run)
     variables = {"RATCHET_CANARIES": canaries.env_value, "RATCHET_TREE": str(run.tree)}
@@ -95,11 +102,15 @@ def install_probe(
         plan = run.probe / "shards.json"
         plan.write_text(json.dumps(shard.plan), encoding="utf-8")
         variables["RATCHET_SHARD"] = f"{shard.index}/{shard.count}/{plan}"
-    selection = run.probe / "select"
-    selection.unlink(missing_ok=True)
-    if select is not None:
-        selection.write_text("\n".join(sorted(set(select))) + "\n", encoding="utf-8")
-        variables["RATCHET_SELECT"] = str(selection)
+    known = None if file_map is None else file_map.known
+    for name, variable, tests in (("select", "RATCHET_SELECT", select),
+                                  ("stop", "RATCHET_STOP", stop_on),
+                                  ("unmapped", "RATCHET_MAP", known)):  # fmt: skip
+        listing = run.probe / name
+        listing.unlink(missing_ok=True)
+        if tests is not None:
+            listing.write_text("\n".join(sorted(set(tests))) + "\n", encoding="utf-8")
+            variables[variable] = str(listing)
     return variables
 
 
@@ -127,7 +138,7 @@ def pytest_flags(policy: Policy, report: Path | str) -> list[str]:
     `report` "none" writes no JSON report)."""
     return [
         "-p", "no:cacheprovider", "-p", "no:rerunfailures",
-        "--json-report", f"--json-report-file={report}", f"--json-report-omit={REPORT_OMIT}",
+        "--json-report", f"--json-report-file={report}", "--json-report-omit", *REPORT_OMIT,
         "--continue-on-collection-errors",
         f"--timeout={policy.test_timeout_s:g}", "--timeout-method=signal",
     ]  # fmt: skip
@@ -199,6 +210,15 @@ def _explain(exc: InvalidRun, output: Path) -> InvalidRun:
     return exc
 
 
+@dataclass(frozen=True)
+class MapRequest:
+    """A run that reports each test's files (`result.covers`, the staged verdict's map):
+    every test's but those in `known`, whose files an older map holds and no change
+    since has touched (testmon's incremental update, by file)."""
+
+    known: frozenset[str] = frozenset()
+
+
 @dataclass
 class SuiteStart:
     """One start of the suite on a run's tree: the command (the probe loaded, the gate's
@@ -233,7 +253,8 @@ def suite_start(
     shard: Shard | None = None,
     record: dict[str, Any] | None = None,
     by_file: bool = False,
-    file_map: bool = False,
+    file_map: MapRequest | None = None,
+    stop_on: Iterable[str] | None = None,
 ) -> SuiteStart:
     """Prepare the run folder for one start of the suite (no report left, an empty home,
     the probe and fresh canaries) and say how to start it. The arguments are
@@ -243,14 +264,12 @@ def suite_start(
     report.unlink(missing_ok=True)
     run.empty_home()
     env = environment(run)
-    env.update(install_probe(run, select, shard))
+    env.update(install_probe(run, select, shard, stop_on, file_map))
     command = suite_command(policy, coverage_rc)
     if contexts and command != policy.argv():
         env["RATCHET_CONTEXTS"] = "1"
     if record is not None:
         env["RATCHET_RECORD"] = json.dumps(record)
-    if file_map:
-        env["RATCHET_MAP"] = "1"
     argv = [*command, "-p", "_ratchet_probe", *pytest_flags(policy, report)]
     if select is not None:
         argv += selection_files(run.tree, select) if by_file else sorted(set(select))
@@ -308,7 +327,8 @@ def run_tests(
     shard: Shard | None = None,
     record: dict[str, Any] | None = None,
     by_file: bool = False,
-    file_map: bool = False,
+    file_map: MapRequest | None = None,
+    stop_on: Iterable[str] | None = None,
 ) -> RunResult:
     """Run the policy's test command on `run.tree`; raise InvalidRun unless trustworthy.
 
@@ -319,11 +339,12 @@ def run_tests(
     the calls into the functions it names (`evolution.gate.behaviour`). With `by_file`, pytest
     is given the selection's files rather than its node ids (`selection_files`). With
     `file_map`, the probe reports the tree's files each test's code ran in
-    (`result.covers`, the staged verdict's map).
+    (`result.covers`, the staged verdict's map). With `stop_on`, the first failure of one
+    of those tests ends the run (`result.stopped`: a run that can only reject).
     """
     start = suite_start(policy, run, select=select, coverage_rc=coverage_rc, contexts=contexts,
                         shard=shard, record=record, by_file=by_file,
-                        file_map=file_map)  # fmt: skip
+                        file_map=file_map, stop_on=stop_on)  # fmt: skip
 
     def in_group(start: SuiteStart, channel: Channel, output: Path) -> Ended:
         outcome, applied = confined(

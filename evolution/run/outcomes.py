@@ -6,8 +6,9 @@ A run is invalid (exit 3, never a verdict) when:
 - the probe reported tampering with pytest's machinery, or a canary has the wrong
   outcome ("the code under test interfered with the test machinery");
 - the end-of-session record is missing, or disagrees with pytest's exit status;
-- a collected test has no reports, a report names a test that was not collected, or a
-  stage is reported twice;
+- a collected test has no reports (but those after the test a run asked to stop at,
+  `stopped`, which failed), a report names a test that was not collected, or a stage is
+  reported twice;
 - the JSON report is missing, changed after the session ended, or disagrees with the
   frames on which tests ran or how each one's stages ended;
 - a module was imported from the user's checkout instead of the tested tree;
@@ -109,7 +110,22 @@ def _check_stream(frames: Frames, returncode: int | None) -> list[dict[str, Any]
     return items
 
 
-def _group(items: list[dict[str, Any]], collected: list[str]) -> dict[str, _Test]:
+def _stopped_before(
+    stopped: str, unreported: list[str], tests: dict[str, _Test], collected: list[str]
+) -> bool:
+    """Whether the tests that never ran are those after the one the probe stopped at
+    (its `stopped` frame, sent when that test failed: `run_tests(stop_on=...)`)."""
+    test = tests.get(stopped)
+    if test is None or not any(f.get("outcome") == "failed" for f in test.stages.values()):
+        raise InvalidRun(f"{INTERFERED}: the probe stopped at {stopped!r}, which did not fail")
+    position = {nodeid: index for index, nodeid in enumerate(collected)}
+    return all(position[nodeid] > position[stopped] for nodeid in unreported)
+
+
+def _group(
+    items: list[dict[str, Any]], collected: list[str], stopped: str = ""
+) -> dict[str, _Test]:
+    """Each collected test with its frames; in a stopped run only the tests that ran."""
     if len(set(collected)) != len(collected):
         dupes = sorted({n for n in collected if collected.count(n) > 1})[:3]
         raise InvalidRun(f"duplicate test ids were collected ({', '.join(dupes)}): the gate "
@@ -128,6 +144,8 @@ def _group(items: list[dict[str, Any]], collected: list[str]) -> dict[str, _Test
             raise InvalidRun(f"{INTERFERED}: the {when} stage of {nodeid} was reported twice")
         test.stages[when] = frame
     unreported = [nodeid for nodeid, test in tests.items() if "setup" not in test.stages]
+    if unreported and stopped and _stopped_before(stopped, unreported, tests, collected):
+        return {nodeid: test for nodeid, test in tests.items() if "setup" in test.stages}
     if unreported:
         raise InvalidRun(
             f"{len(unreported)} collected test(s) never ran (first: {unreported[0]}): the "
@@ -184,7 +202,8 @@ def result_from_frames(
     listing = _one(items, "collected") or {}
     collected = [str(n) for n in listing.get("nodeids", [])]
     canaries: dict[str, str] = dict(listing.get("canaries", {}))
-    tests = _group(items, collected)
+    stopped = str((_one(items, "stopped") or {}).get("nodeid", ""))
+    tests = _group(items, collected, stopped)
     outcomes: dict[str, str] = {}
     staged: dict[str, str] = {}  # from the stages alone, as pytest-json-report may see it
     failures: dict[str, str] = {}
@@ -209,7 +228,7 @@ def result_from_frames(
         outcomes[nodeid] = outcome
         if text:
             failures[nodeid] = text
-    _check_canaries(canaries, outcomes)
+    _check_canaries(canaries, outcomes, ran=set(tests) if stopped else None)
     _leaks(items, forbidden, tree)
     _cross_check(report, items, returncode, staged, outcomes)
     end = _one(items, "end") or {}
@@ -230,6 +249,7 @@ def result_from_frames(
         owners=_owners(items, shard, set(outcomes)) if shard is not None else None,
         covers=_covers(items, set(outcomes)),
         calls=_by_kind(items, "call"),
+        stopped=stopped,
     )
 
 
@@ -263,10 +283,16 @@ def _owners(items: list[dict[str, Any]], shard: tuple[int, int], ran: set[str]) 
     return owners
 
 
-def _check_canaries(canaries: dict[str, str], outcomes: dict[str, str]) -> None:
+def _check_canaries(
+    canaries: dict[str, str], outcomes: dict[str, str], ran: set[str] | None = None
+) -> None:
+    """Both canaries collected, and each ended as it must; in a stopped run, each of
+    those that ran before the stop."""
     if len(canaries) != 2 or sorted(canaries.values()) != ["failed", "passed"]:
         raise InvalidRun(f"{INTERFERED}: the gate's canary tests were not collected")
     for nodeid, expected in canaries.items():
+        if ran is not None and nodeid not in ran:
+            continue
         got = outcomes.get(nodeid, "missing")
         if got != expected:
             which = "must pass" if expected == "passed" else "must fail"

@@ -50,6 +50,9 @@ class RunResult:
     # With a recording asked for (`run_tests(record=...)`): each call the suite made into
     # the recorded functions, as the probe sent it (evolution.gate.behaviour).
     calls: list[dict[str, Any]] = field(default_factory=list)
+    # With `stop_on` (`run_tests`): the test whose failure ended the run, the tests after
+    # it not run and not in `outcomes`; such a run can reject, never accept.
+    stopped: str = ""
 
     def passed(self) -> int:
         return sum(1 for outcome in self.outcomes.values() if outcome == "passed")

@@ -46,7 +46,7 @@ from evolution.gitrepo import GitRepo
 from evolution.policy import Policy
 from evolution.run.canaries import plant
 from evolution.run.folder import RunFolder
-from evolution.run.launch import Progress, ProgressCallback, Shard, run_tests
+from evolution.run.launch import MapRequest, Progress, ProgressCallback, Shard, run_tests
 from evolution.run.outcomes import INTERFERED
 from evolution.run.report import RunResult
 from evolution.sandbox.isolation import Isolation
@@ -101,7 +101,7 @@ def run_suite(
     isolation: Isolation,
     progress: ProgressCallback | None = None,
     *,
-    with_map: bool = False,
+    with_map: MapRequest | None = None,
     installments: Installments | None = None,
 ) -> RunResult:
     """The whole suite on `run.tree`, in as many processes as the policy allows; with
@@ -110,7 +110,7 @@ def run_suite(
     meet, in parts over several calls (`Unfinished` until the last)."""
     timings = load_timings(repo)
     count = policy.worker_count()
-    if installments is not None and not with_map:
+    if installments is not None and with_map is None:
         expected = expected_s(timings)
         if expected is None or expected > installments.left():
             result = _in_installments(policy, run, isolation, installments, timings,
@@ -136,7 +136,7 @@ def _split(
     parts: list[RunFolder],
     isolation: Isolation,
     plan: dict[str, int],
-    with_map: bool,
+    with_map: MapRequest | None,
     progress: ProgressCallback | None,
 ) -> RunResult:
     count = len(parts)

@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 from repo_setup import Sandbox, copy_sandbox, double_failing_once, recorded_with_map
 
-from evolution.gate.testmap import MAP_FILE, MAX_COMMITS, CoverageMap, MapState, load
+from evolution.gate.testmap import (
+    MAP_FILE,
+    MAX_COMMITS,
+    REFRESH_COMMITS,
+    CoverageMap,
+    MapState,
+    load,
+    save,
+)
 from evolution.gitrepo import GitRepo
 
 pytestmark = pytest.mark.e2e  # real gate runs: `pytest -m "not e2e"` skips them
@@ -60,8 +68,11 @@ def test_a_regression_in_one_module_is_rejected_by_the_first_stage(staged: Sandb
     report = json.loads(done.stdout)
     assert done.returncode == 1, report
     assert report["stage"] == "first" and report["first_tests"] == 3
-    assert report["tests_run"] == 3  # the other 18 never ran
-    assert {r["nodeid"] for r in report["regressions"]} == ALPHA_TESTS - {
+    # The first stage stopped at its first regression: the rest of its tests never ran,
+    # nor did the other 18.
+    assert report["tests_run"] == 1
+    (regression,) = report["regressions"]
+    assert regression["nodeid"] in ALPHA_TESTS - {
         "tests/test_alpha.py::test_double_2"  # 2 + 2 == 2 * 2
     }
     assert "commit" in report["test_map"] and "old" in report["test_map"]
@@ -118,6 +129,45 @@ def test_without_a_usable_map_there_is_no_first_stage_and_the_full_run_makes_one
     assert code == 0 and report["test_map"] == "no map; refreshed by this run"
     refreshed = load(repo)
     assert refreshed is not None and refreshed.covers["scripts/alpha.py"] == ALPHA_TESTS
+
+
+def test_a_refresh_maps_again_only_the_tests_a_change_since_can_have_moved(
+    staged: Sandbox,
+) -> None:
+    """testmon's incremental update, by file: the stored map says alpha's tests also ran
+    `scripts/zeta.py` and beta's ran `scripts/stale.py` (neither is true). The candidate
+    changes beta.py (which now calls a new module) and adds a test; on the refreshing
+    run only beta's tests and the new one are mapped again: beta's entries are the run's,
+    alpha's are carried over as the map held them, fiction included."""
+    repo = GitRepo(staged.path)
+    old = load(repo)
+    assert old is not None
+    covers = dict(old.covers)
+    covers["scripts/zeta.py"] = frozenset({"tests/test_alpha.py::test_double_0"})
+    covers["scripts/stale.py"] = frozenset({"tests/test_beta.py::test_square_0"})
+    save(repo, CoverageMap(old.commit, old.recorded_at, old.tests, covers))
+    head, tree = staged.head(), staged.git("rev-parse", "main^{tree}")
+    for n in range(REFRESH_COMMITS):  # old enough to refresh
+        head = staged.git("commit-tree", tree, "-p", head, "-m", f"commit {n}")
+    staged.git("update-ref", "refs/heads/main", head)
+    staged.branch("feature", {
+        "scripts/gamma.py": "def times(x, y):\n    return x * y\n",
+        "scripts/beta.py": "from scripts.gamma import times\n\n\ndef square(x):\n"
+                           "    return times(x, x)\n",
+        "tests/test_new.py": "def test_new():\n    pass\n",
+    })  # fmt: skip
+
+    code, report = staged.validate_json("feature", "--reruns", "0")
+
+    assert code == 0 and report["test_map"].endswith("refreshed by this run"), report
+    new = load(repo)
+    assert new is not None and new.commit != old.commit
+    beta = {f"tests/test_beta.py::test_square_{n}" for n in range(3)}
+    assert new.covers["scripts/gamma.py"] == beta and new.covers["scripts/beta.py"] == beta
+    assert "scripts/stale.py" not in new.covers  # beta's tests were mapped again
+    assert new.covers["scripts/zeta.py"] == {"tests/test_alpha.py::test_double_0"}  # kept
+    assert new.covers["scripts/alpha.py"] == ALPHA_TESTS
+    assert "tests/test_new.py::test_new" in new.tests
 
 
 def test_a_map_from_another_history_is_not_used(staged: Sandbox) -> None:

@@ -20,10 +20,12 @@ from evolution.gate.testmap import (
     CoverageMap,
     from_run,
     load,
+    refresh,
     save,
     state,
 )
 from evolution.gitrepo import GitRepo
+from evolution.run.launch import MapRequest
 
 WHEN = "2025-01-01T00:00:00+00:00"
 
@@ -129,3 +131,35 @@ def test_a_map_too_old_is_not_used(box: Sandbox) -> None:
     too_old = state(repo, empty_commits(box, 1))
     assert too_old.age_commits == MAX_COMMITS + 1 and too_old.usable is None
     assert too_old.describe().endswith("too old to use")
+
+
+def test_a_refresh_maps_again_the_tests_a_change_can_have_moved_and_only_those(
+    box: Sandbox,
+) -> None:
+    """Moved: the tests that ran a changed file, those in a changed test file, those
+    under a changed conftest.py (a new autouse fixture runs in tests that never ran
+    that file), and tests the map never saw. The others keep their entries."""
+    repo = GitRepo(box.path)
+    tests = {"tests/sub/test_a.py::x", "tests/test_b.py::y", "tests/test_c.py::z",
+             "tests/test_d.py::w"}  # fmt: skip
+    covers = {"scripts/a.py": {"tests/test_c.py::z"}, "scripts/e.py": {"tests/test_d.py::w"}}
+    save(repo, from_run(covers, box.head(), tests, WHEN))
+    commit = box.commit("change", {"tests/sub/conftest.py": "X = 1\n", "scripts/a.py": "A = 2\n"})
+
+    plan = refresh(repo, state(repo, commit), commit)
+
+    assert plan.request.known == {"tests/test_b.py::y", "tests/test_d.py::w"}
+    updated = plan.updated({"scripts/a.py": {"tests/test_c.py::z", "tests/test_e.py::v"}},
+                           commit, tests | {"tests/test_e.py::v"}, WHEN)  # fmt: skip
+    assert updated is not None and updated.commit == commit
+    assert updated.covers == {
+        "scripts/a.py": {"tests/test_c.py::z", "tests/test_e.py::v"},
+        "scripts/e.py": {"tests/test_d.py::w"},  # carried over
+    }
+
+
+def test_without_a_map_from_its_history_a_refresh_maps_every_test(box: Sandbox) -> None:
+    repo = GitRepo(box.path)
+    plan = refresh(repo, state(repo, box.head()), box.head())
+    assert plan.request == MapRequest() and plan.old is None
+    assert plan.updated(None, box.head(), {"t.py::x"}, WHEN) is None  # the probe sent none

@@ -187,6 +187,22 @@ def test_a_missing_end_record_or_an_unreported_test_is_invalid(real_report: Path
         _judge(real_report, frames)
 
 
+def test_a_stop_excuses_only_the_tests_after_a_test_that_failed(real_report: Path) -> None:
+    """A run asked to stop at a failure (the first stage's) may leave the tests after it
+    unreported; the probe's `stopped` frame says where. Not one that names a test that
+    did not fail, nor one with a test before the stop left unreported."""
+
+    def stopped_at(nodeid: str, drop: str) -> Frames:
+        frames = _frames(real_report, extra=[{"kind": "stopped", "nodeid": nodeid}])
+        frames.items = [f for f in frames.items if f.get("nodeid") != drop]
+        return frames
+
+    with pytest.raises(InvalidRun, match="which did not fail"):
+        _judge(real_report, stopped_at("test_a.py::test_ok", drop="test_a.py::test_bad"))
+    with pytest.raises(InvalidRun, match="never ran"):
+        _judge(real_report, stopped_at("test_a.py::test_bad", drop="test_a.py::test_ok"))
+
+
 def test_a_report_changed_after_the_session_is_invalid(real_report: Path, tmp_path: Path) -> None:
     copy = tmp_path / "report.json"
     shutil.copy(real_report, copy)

@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from agent.errors import InvalidRun
+from evolution.policy import Policy
+from evolution.run.launch import pytest_flags
 from evolution.run.report import RunResult, parse_report, stage_outcome
 
 SUITE = """\
@@ -291,3 +293,24 @@ def test_stage_outcome_keeps_rerun() -> None:
 def test_stage_outcome_without_a_call_stage_is_an_error() -> None:
     unfinished = {"outcome": "passed", "setup": {"outcome": "passed"}}
     assert stage_outcome(unfinished) == "error"
+
+
+def test_the_gates_report_holds_only_what_the_cross_check_reads(tmp_path: Path) -> None:
+    """The gate's own flags, on a real run: each stage's outcome stays, and the parts the
+    cross-check never reads (keywords, collectors, tracebacks, output) are left out, the
+    plugin's cost per test being the JSON it builds. `--json-report-omit` takes separate
+    words: one comma-joined word omitted nothing, unnoticed."""
+    _write(tmp_path, {"pytest.ini": "[pytest]\n", "tests/test_suite.py": SUITE})
+    report = tmp_path / "report.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", *pytest_flags(Policy(), report), "-q", "tests"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    data = json.loads(report.read_text(encoding="utf-8"))
+    assert "collectors" not in data, done.stdout
+    assert data["tests"] and not any("keywords" in test for test in data["tests"])
+    failed = next(t for t in data["tests"] if t["nodeid"].endswith("::test_fail"))
+    assert failed["call"]["outcome"] == "failed" and "traceback" not in failed["call"]
+    assert parse_report(report, done.returncode).outcomes == {
+        test["nodeid"]: stage_outcome(test) for test in data["tests"]
+    }
