@@ -60,6 +60,8 @@ from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
 
+from evolution.gate.testmap import MAP_FILE, REFRESH_COMMITS
+
 HERE = Path(__file__).resolve().parent.parent
 ENV = {
     **os.environ,
@@ -373,20 +375,56 @@ def unpack(source: Path, into: Path) -> Path:
 
 
 def fresh_record(
-    repo: Path, env: dict[str, str] | None = None, evolve: list[str] = EVOLVE
+    repo: Path, env: dict[str, str] | None = None, evolve: list[str] = EVOLVE,
+    touch: str | None = None,
 ) -> Callable[[], Figure]:
-    """One timed `evolve baseline record` (the whole suite under coverage, for the
-    staged verdict's map) on a fresh copy of `repo`, its verdict cache cleared."""
+    """One timed `evolve baseline record` (the whole suite, each test's files mapped for
+    the staged verdict) on a fresh copy of `repo`, its verdict cache cleared: with no map
+    yet, or with `touch`, after a commit that changes that file since the last map (only
+    the tests tied to it are mapped again)."""
 
     def run() -> Figure:
-        copy = repo.with_name(repo.name + "-record")
-        shutil.rmtree(copy, ignore_errors=True)
-        shutil.copytree(repo, copy, symlinks=True)
-        shutil.rmtree(verdicts(copy), ignore_errors=True)
+        copy = fresh_copy(repo)
+        if touch is None:
+            (verdicts(copy).parent / MAP_FILE).unlink(missing_ok=True)
+        else:
+            touched(copy, touch)
         argv = [*evolve, "baseline", "record", "--reset", "--reason", "benchmark"]
         return timed(argv, copy, env=env, ok=(0,))
 
     return run
+
+
+def refreshing_validation(repo: Path, touch: str, env: dict[str, str] | None = None,
+                          evolve: list[str] = EVOLVE) -> Callable[[], Figure]:  # fmt: skip
+    """One timed validation that refreshes the map (REFRESH_COMMITS old) of a branch that
+    changes `touch`, on a fresh copy of `repo`."""
+
+    def run() -> Figure:
+        copy = fresh_copy(repo)
+        for n in range(REFRESH_COMMITS):
+            sh(["git", "commit", "-q", "--allow-empty", "--no-verify", "-m", f"age {n}"], copy)
+        branch = branch_with(copy, "bench-touch", lambda tree: touched(tree, touch, commit=False))
+        return timed(validate_argv(branch, "--workers", "1", evolve=evolve), copy, env=env,
+                     ok=(0,))  # fmt: skip
+
+    return run
+
+
+def fresh_copy(repo: Path) -> Path:
+    copy = repo.with_name(repo.name + "-copy")
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(repo, copy, symlinks=True)
+    shutil.rmtree(verdicts(copy), ignore_errors=True)
+    return copy
+
+
+def touched(repo: Path, path: str, commit: bool = True) -> None:
+    """A comment added to `path`: a change the tests tied to it must run again for."""
+    with open(repo / path, "a", encoding="utf-8") as handle:
+        handle.write("\n# touched by the benchmark\n")
+    if commit:
+        commit_all(repo, f"touch {path}")
 
 
 def breaker(spec: str) -> tuple[str, Callable[[Path], None]]:
@@ -426,10 +464,16 @@ def real_suite(
     branch = branch_with(repo, "bench-neutral", neutral)
     figures = measure(repo, gate_ways(repo, branch, workers, env), repeat)
     report(f"real suite: {source.name}", figures)
-    ways = {"bare": lambda: timed(BARE, repo, env=env), "baseline record": fresh_record(repo, env)}
+    ways = {"bare": lambda: timed(BARE, repo, env=env),
+            "baseline record, no map yet": fresh_record(repo, env)}  # fmt: skip
     for name, evolve in OTHER.items():
         ways[f"  baseline record, gate at {name}"] = fresh_record(repo, env, evolve)
     if broken:
+        touch = broken[0][0]
+        ways["baseline record, one file changed"] = fresh_record(repo, env, touch=touch)
+        ways["validation refreshing the map"] = refreshing_validation(repo, touch, env)
+        for name, evolve in OTHER.items():
+            ways[f"  refreshing, gate at {name}"] = refreshing_validation(repo, touch, env, evolve)
         ways.update(reject_ways(repo, broken[0][1], workers, env))
     report(f"real suite: {source.name}, record and reject", measure(repo, ways, repeat))
 
