@@ -117,8 +117,8 @@ def _timeout(_signum, _frame):
     raise TimeoutError("the call did not return in time")
 
 
-def _outcome(function, args, kwargs):
-    signal.setitimer(signal.ITIMER_REAL, CALL_TIMEOUT_S)
+def _outcome(function, args, kwargs, timeout=CALL_TIMEOUT_S):
+    signal.setitimer(signal.ITIMER_REAL, timeout)
     try:
         return canon(function(*args, **kwargs))
     except BaseException as exc:  # what the call raised is its outcome
@@ -151,9 +151,10 @@ def main(argv):
         except BaseException as exc:  # a function that is not there
             results = [["missing", raised(exc)]]
         else:
-            results = [_outcome(function, args, kwargs)]
+            timeout = float(job.get("timeout", CALL_TIMEOUT_S))
+            results = [_outcome(function, args, kwargs, timeout)]
             if job.get("perturb"):
-                results += [_outcome(function, a, k) for a, k in perturbed(args, kwargs)]
+                results += [_outcome(function, a, k, timeout) for a, k in perturbed(args, kwargs)]
         if emit is not None:
             emit("replayed", number=number, results=results)
         else:

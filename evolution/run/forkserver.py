@@ -201,27 +201,31 @@ class CandidateRuns:
             self.policy = saved
 
     def __call__(
-        self, select: Iterable[str], *, coverage_rc: Path | None = None, by_file: bool = False
-    ) -> RunResult:
+        self, select: Iterable[str], *, coverage_rc: Path | None = None, by_file: bool = False,
+        record: dict[str, Any] | None = None,
+    ) -> RunResult:  # fmt: skip
         """The result of `select` on the tree as it is now; InvalidRun when unusable.
         With `coverage_rc`, under coverage with each test's lines recorded under its node
         id (fault localisation), as `run_tests` does with `contexts`; with `by_file`,
-        pytest is given the selection's files, as `run_tests` does."""
+        pytest is given the selection's files, as `run_tests` does; with `record`, the
+        calls into the functions it names are recorded, as `run_tests` does (in a
+        process of its own: the server's probe records nothing)."""
         wanted = sorted(set(select))
         self._clean()
-        server = self._serving()
+        server = None if record is not None else self._serving()
         if server is None:
-            return self._one_process(wanted, coverage_rc, by_file)
+            return self._one_process(wanted, coverage_rc, by_file, record)
         return self._evaluate(server, wanted, coverage_rc, by_file)
 
     def _one_process(self, select: list[str], coverage_rc: Path | None,
-                     by_file: bool = False) -> RunResult:  # fmt: skip
+                     by_file: bool = False,
+                     record: dict[str, Any] | None = None) -> RunResult:  # fmt: skip
         """One candidate through run_tests; while a server lives, the run folder's group
         file is the server's again afterwards (a later run ends it after a SIGKILL)."""
         try:
             return run_tests(self.policy, self.run, self.isolation, select=select,
                              coverage_rc=coverage_rc, contexts=coverage_rc is not None,
-                             by_file=by_file)  # fmt: skip
+                             by_file=by_file, record=record)  # fmt: skip
         finally:
             if self._server is not None:
                 (self.run.path / PGID_FILE).write_text(str(self._server.process.pid))
