@@ -221,7 +221,7 @@ def overfits(repo: Path, path: str, original: str, repaired: str) -> tuple[bool 
     found = read_baseline(git, main)
     tests = sorted(n for n, o in (found[0].tests if found else {}).items() if o == "passed")
     policy = evaluator_policy(load_policy(git, main))
-    isolation = choose(policy, automated=True)
+    isolation = choose(policy, automated=True, unsandboxed=False)
     with RunFolder(git, main) as run, CandidateRuns(policy, run, isolation) as runs:
         verdict = Differential(runs, path, [], tests, trusted=True)(original, repaired)
     if verdict.rejected:

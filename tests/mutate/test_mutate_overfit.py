@@ -203,9 +203,14 @@ def test_none_for_false_is_not_a_repair_and_false_is(tmp_path: Path):
         compare = Differential(runs, "scripts/duplicates.py", failing, passing)
         refused = compare(DUPLICATES, deleted)
         accepted = compare(DUPLICATES, fixed)
+        # A benchmark's original is the code before its fault, right wherever it answers:
+        # there every change counts (here the faulty code stands in for it).
+        trusting = Differential(runs, "scripts/duplicates.py", [], tests, trusted=True)
+        changed = trusting(DUPLICATES, fixed)
     assert "gives NoneType, where the original gave bool True" in refused.rejected
     assert not accepted.rejected, accepted
     assert any("inputs no test checks" in flag for flag in accepted.flags)
+    assert "returns bool False, where the original returned bool True" in changed.rejected
 
 
 def test_none_where_the_tests_show_the_function_answers_none_is_a_repair(tmp_path: Path):
