@@ -13,7 +13,8 @@ in a clean interpreter in the sandbox, the same canonical form of a result):
 2. Those calls are replayed on the original (twice: a result that changes from one
    replay to the next is no evidence) and on the repair, with their own arguments,
    with arguments near them (`_ratchet_replay.perturbed`) and with arguments Hypothesis
-   draws from the types and values of the passing tests' ones (`inputs.generated`).
+   draws from the types and values of the passing tests' ones and the constants of the
+   function's code (`inputs.generated`).
 3. Refused, as overfitting: a result that changes on an input a passing test gives the
    function (its own calls, nested ones included), unless a failing test gives it the
    same input; and, on any input where the original returned, a result of a type the
@@ -35,6 +36,7 @@ behavioural evidence; both are said in the verdict's flags.
 
 from __future__ import annotations
 
+import ast
 import json
 import time
 from collections import Counter
@@ -54,6 +56,7 @@ from evolution.mutate.inputs import EXAMPLES, builtin_args, generated
 from evolution.run.forkserver import CandidateRuns
 
 MIN_REPLAY_S = 10.0  # the repair's replay may take five times the original's, at least this
+MAX_CONSTANT = 20  # characters of a constant of the code that generated inputs may take
 
 
 @dataclass
@@ -160,9 +163,13 @@ class Differential:
         calls = list(own.values())
         for name in functions:
             mine = [c for c in calls if c["qualname"] == name]
-            for packed in generated([c["args"] for c in mine], self.examples) if mine else []:
+            drawn = generated([c["args"] for c in mine], self.examples,
+                              constants(original, name)) if mine else []  # fmt: skip
+            for packed in drawn:
                 if (name, packed) not in covered and (name, packed) not in own:
-                    calls.append({**mine[0], "args": packed, "test": "", "generated": True})
+                    # Drawn inputs are far enough from the tests': none near them too.
+                    calls.append({**mine[0], "args": packed, "test": "", "generated": True,
+                                  "perturb": False})  # fmt: skip
         if not calls:
             return Evidence(note="no behavioural evidence: no passing test calls "
                                  + ", ".join(functions) + " with arguments that can be replayed")
@@ -178,6 +185,22 @@ class Differential:
             if not call["generated"] and 0 in agreed:
                 contract.setdefault(call["qualname"], set()).add(kind(results[0]))
         return Evidence(calls, first, stable, contract, seconds)
+
+
+def constants(source: str, qualname: str) -> list[Any]:
+    """The short strings and the numbers a function's code holds (its docstring aside):
+    values its inputs are compared or combined with, for the generated ones."""
+    node: ast.AST | None = ast.parse(source)
+    for part in qualname.split("."):
+        body = getattr(node, "body", [])
+        node = next((n for n in body if getattr(n, "name", None) == part), None)
+    if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+        return []
+    docstring = ast.get_docstring(node, clean=False)
+    found = [n.value for n in ast.walk(node) if isinstance(n, ast.Constant)
+             and type(n.value) in (str, int, float) and n.value != docstring
+             and len(str(n.value)) <= MAX_CONSTANT]  # fmt: skip
+    return list(dict.fromkeys(found))
 
 
 def compare(evidence: Evidence, repaired: list[list[Any]], *, trusted: bool = False) -> Verdict:

@@ -3,8 +3,10 @@
 The calls the tests make into a function show its arguments' types and the values they
 take. From those, Hypothesis draws more arguments of the same shapes: numbers around the
 range the tests use, strings from the tests' strings and their characters, collections
-of such elements, a little longer or shorter. Inputs no test makes are where a repair
-that only fools the tests shows (Xiong et al., "Identifying patch correctness in
+of such elements, a little longer or shorter; and the constants the function's own code
+compares or combines its values with (the `"-"` a function replaces: a test that never
+passes one cannot show the repair that dropped the replacement). Inputs no test makes
+are where a repair that only fools the tests shows (Xiong et al., "Identifying patch correctness in
 test-based program repair", ICSE 2018, generate tests for the same reason).
 
 The recorded arguments were pickled by the code under test, in its sandbox; unpickling
@@ -52,17 +54,19 @@ def pack(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     return base64.b64encode(pickle.dumps((args, kwargs), protocol=4)).decode()
 
 
-def like(values: Sequence[Any]) -> st.SearchStrategy[Any]:
-    """Values of the types `values` have, near the values they take."""
+def like(values: Sequence[Any], constants: Sequence[Any] = ()) -> st.SearchStrategy[Any]:
+    """Values of the types `values` have, near the values they take and the `constants`
+    of those types."""
     parts: list[st.SearchStrategy[Any]] = []
     for kind in sorted({type(v) for v in values}, key=lambda k: k.__name__):
         seen = [v for v in values if type(v) is kind]
+        seen += [c for c in constants if type(c) is kind and c not in seen]
         parts.append(st.sampled_from(seen))
-        parts.extend(_near(kind, seen))
+        parts.extend(_near(kind, seen, constants))
     return st.one_of(parts) if parts else st.nothing()
 
 
-def _near(kind: type, seen: list[Any]) -> list[st.SearchStrategy[Any]]:
+def _near(kind: type, seen: list[Any], constants: Sequence[Any]) -> list[st.SearchStrategy[Any]]:
     if kind is bool:
         return [st.booleans()]
     if kind is int:
@@ -81,7 +85,7 @@ def _near(kind: type, seen: list[Any]) -> list[st.SearchStrategy[Any]]:
     if kind in (list, tuple, set, frozenset):
         items = [item for value in seen for item in value]
         size = max(map(len, seen)) + MAX_SIZE // 2
-        element = like(items) if items else st.nothing()
+        element = like(items, constants) if items else st.nothing()
         if kind in (set, frozenset):
             return [st.sets(element, max_size=size).map(kind)] if _hashable(items) else []
         return [st.lists(element, max_size=size).map(kind)]
@@ -89,7 +93,8 @@ def _near(kind: type, seen: list[Any]) -> list[st.SearchStrategy[Any]]:
         keys = [k for value in seen for k in value]
         values = [v for value in seen for v in value.values()]
         size = max(map(len, seen)) + MAX_SIZE // 2
-        return [st.dictionaries(like(keys), like(values) if values else st.nothing(),
+        return [st.dictionaries(like(keys, constants),
+                                like(values, constants) if values else st.nothing(),
                                 max_size=size)] if keys and _hashable(keys) else []  # fmt: skip
     return []
 
@@ -102,11 +107,13 @@ def _hashable(items: list[Any]) -> bool:
     return True
 
 
-def generated(recorded: Sequence[str], examples: int = EXAMPLES) -> list[str]:
+def generated(recorded: Sequence[str], examples: int = EXAMPLES,
+              constants: Sequence[Any] = ()) -> list[str]:  # fmt: skip
     """Packed argument lists for one function, drawn (deterministically) from the types
     and values of its recorded calls' arguments (`recorded`, packed as the probe packs
-    them): position by position, for each way the tests call it (how many positional
-    arguments, which keywords). None when no recorded call holds built-in values only."""
+    them) and its code's `constants`: position by position, for each way the tests call
+    it (how many positional arguments, which keywords). None when no recorded call holds
+    built-in values only."""
     shapes: dict[tuple[int, tuple[str, ...]], list[tuple[tuple[Any, ...], dict[str, Any]]]] = {}
     for packed in recorded:
         call = builtin_args(packed)
@@ -115,8 +122,10 @@ def generated(recorded: Sequence[str], examples: int = EXAMPLES) -> list[str]:
     found: list[str] = []
     share = max(1, examples // len(shapes)) if shapes else 0
     for (count, names), calls in sorted(shapes.items()):
-        positional = st.tuples(*(like([c[0][i] for c in calls]) for i in range(count)))
-        keywords = st.fixed_dictionaries({n: like([c[1][n] for c in calls]) for n in names})
+        positional = st.tuples(*(like([c[0][i] for c in calls], constants)
+                                 for i in range(count)))  # fmt: skip
+        keywords = st.fixed_dictionaries({n: like([c[1][n] for c in calls], constants)
+                                          for n in names})  # fmt: skip
         found += [pack(args, kwargs) for args, kwargs in _draw(positional, keywords, share)]
     return list(dict.fromkeys(found))
 

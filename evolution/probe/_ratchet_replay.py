@@ -4,10 +4,11 @@ The gate starts this in its sandbox, in a clean interpreter: no pytest, no probe
 test environment variables, a plain command line, the tested tree first on the path
 (and its src/, as in the test run).
 For each call of the job it imports the function's module from TREE, calls it with the
-recorded arguments (and, with `perturb`, with arguments near them: each number, string
-and collection changed a little, the same way on every tree) and sends the canonical
-form of each result over the gate's authenticated channel, in order. The key is read,
-and its descriptor closed, before any code of the tree is imported.
+recorded arguments (and, with `perturb`, unless the call says otherwise, with arguments
+near them: each number, string and collection changed a little, the same way on every
+tree) and sends the canonical form of each result over the gate's authenticated
+channel, in order. The key is read, and its descriptor closed, before any code of the
+tree is imported.
 
 Standard library only.
 """
@@ -153,7 +154,7 @@ def main(argv):
         else:
             timeout = float(job.get("timeout", CALL_TIMEOUT_S))
             results = [_outcome(function, args, kwargs, timeout)]
-            if job.get("perturb"):
+            if call.get("perturb", job.get("perturb")):  # a call may say it needs none
                 results += [_outcome(function, a, k, timeout) for a, k in perturbed(args, kwargs)]
         if emit is not None:
             emit("replayed", number=number, results=results)

@@ -18,7 +18,7 @@ import pytest
 from repo_setup import SAMPLE_PYTEST_INI, Sandbox
 
 from evolution.gitrepo import GitRepo
-from evolution.mutate.differential import Differential
+from evolution.mutate.differential import Differential, constants
 from evolution.mutate.evaluator import CandidateEvaluator
 from evolution.mutate.inputs import BuiltinsOnly, builtin_args, generated, pack
 from evolution.mutate.localise import localise
@@ -244,3 +244,14 @@ def test_generated_inputs_keep_the_tests_shapes_and_read_no_object():
         BuiltinsOnly(io.BytesIO(pickle.dumps(Path("x")))).load()
     assert builtin_args(pack((Path("x"),), {})) is None
     assert generated([pack((Path("x"),), {})]) == []
+
+
+def test_generated_inputs_take_the_constants_of_the_functions_code():
+    """A test that never passes a "-" cannot show a repair that drops the replacement of
+    "-": the function's own constants (its docstring aside) join the drawn values."""
+    source = 'def under(word):\n    """A-b."""\n    return word.replace("-", "_")\n'
+    assert constants(source, "under") == ["-", "_"]
+    drawn = [builtin_args(p) for p in generated([pack(("ab",), {})], 30, ["-", "_"])]
+    assert any(call and "-" in call[0][0] for call in drawn)
+    assert not any(call and "-" in call[0][0] for call in (
+        builtin_args(p) for p in generated([pack(("ab",), {})], 30)))
