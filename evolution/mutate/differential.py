@@ -208,7 +208,7 @@ def compare(evidence: Evidence, repaired: list[list[Any]], *, trusted: bool = Fa
     `trusted`: every change counts, as on the tests' own inputs."""
     refusals: list[str] = []
     changed: Counter[str] = Counter()
-    compared = 0
+    compared = answered = 0
     for call, before, after, agreed in zip(evidence.calls, evidence.results, repaired,
                                            evidence.stable, strict=True):  # fmt: skip
         if before and before[0][0] == "unreplayable":
@@ -219,8 +219,11 @@ def compare(evidence: Evidence, repaired: list[list[Any]], *, trusted: bool = Fa
                 continue
             was, now = before[index], after[index]
             compared += 1
-            if kind(was).startswith("raised ") or _key(was) == _key(now):
-                continue  # the original did not answer here, or the repair agrees
+            if kind(was).startswith("raised "):
+                continue  # the original did not answer here: the repair may do anything
+            answered += 1
+            if _key(was) == _key(now):
+                continue
             own = index == 0 and not call["generated"]
             where = f"{_shown(call)}" + (f", called by {call['test']}," if own else "")
             if own or trusted:
@@ -241,4 +244,7 @@ def compare(evidence: Evidence, repaired: list[list[Any]], *, trusted: bool = Fa
                      "test checks (near or generated from the tests' own)")
     if not compared:
         flags.append("no behavioural evidence: no call into the changed functions compared")
+    elif not answered:
+        flags.append(f"no behavioural evidence: the original raised on all {compared} inputs "
+                     "compared (the fault fails every call the tests make)")
     return Verdict(flags=flags)

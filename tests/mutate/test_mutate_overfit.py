@@ -18,7 +18,7 @@ import pytest
 from repo_setup import SAMPLE_PYTEST_INI, Sandbox
 
 from evolution.gitrepo import GitRepo
-from evolution.mutate.differential import Differential, constants
+from evolution.mutate.differential import Differential, Evidence, compare, constants, kind
 from evolution.mutate.evaluator import CandidateEvaluator
 from evolution.mutate.inputs import BuiltinsOnly, builtin_args, generated, pack
 from evolution.mutate.localise import localise
@@ -255,3 +255,18 @@ def test_generated_inputs_take_the_constants_of_the_functions_code():
     assert any(call and "-" in call[0][0] for call in drawn)
     assert not any(call and "-" in call[0][0] for call in (
         builtin_args(p) for p in generated([pack(("ab",), {})], 30)))
+
+
+def test_where_the_original_raised_everywhere_there_is_no_evidence_and_it_is_said():
+    """A fault that makes every call raise (`str.escape`) leaves nothing the original
+    answered: any repair passes the comparison, and the verdict says it had no evidence
+    (the pypi benchmark's inflection trial: the deletion it let through overfits)."""
+    call = {"qualname": "under", "args": pack(("a-b",), {}), "test": "t", "generated": False}
+    raised = ["raised", "builtins.AttributeError", ["list", []]]
+    evidence = Evidence([call], [[raised, raised]], [{0, 1}], {"under": {kind(raised)}})
+    verdict = compare(evidence, [[["str", "a-b"], ["str", "a-bx"]]])
+    assert not verdict.rejected
+    assert verdict.flags == ["no behavioural evidence: the original raised on all 2 inputs "
+                             "compared (the fault fails every call the tests make)"]
+    answered = compare(Evidence([call], [[["str", "a_b"]]], [{0}], {}), [[["str", "a-b"]]])
+    assert "under('a-b'), called by t, returns str 'a-b'" in answered.rejected
