@@ -151,6 +151,8 @@ class _Search:
     result: SearchResult
     started: float = field(default_factory=time.monotonic)
     constant_before: Counter[str] = field(default_factory=Counter)  # self-comparisons
+    # The original and a repair compared on inputs where the original behaved.
+    differential: Callable[[str, str], overfit.Verdict] | None = None
 
     def bound(self) -> str:
         if self.evaluator.evaluated >= self.limits.max_candidates:
@@ -192,7 +194,13 @@ class _Search:
             self.result.rejected.append(
                 f"{described}: breaks a test of the target's other test files")
             return False
-        self.result.edits, self.result.source, self.result.flags = minimal, text, verdict.flags
+        behaved = overfit.Verdict() if self.differential is None else self.differential(
+            self.source, text)
+        if behaved.rejected:
+            self.result.rejected.append(f"{described}: {behaved.rejected}")
+            return False
+        self.result.edits, self.result.source = minimal, text
+        self.result.flags = [*verdict.flags, *behaved.flags]
         return True
 
 
@@ -205,14 +213,19 @@ def search(
     tried: set[str] | None = None,
     on_candidate: Callable[[int], None] | None = None,
     tests: list[str] | None = None,
+    differential: Callable[[str, str], overfit.Verdict] | None = None,
 ) -> SearchResult:
     """Find a plausible repair of `source`. `tried` holds the keys of mutants already
     judged in this process, so a second call goes on where the first left off; `tests`
-    are the texts of the target's test files, for the overfitting check."""
+    are the texts of the target's test files, for the overfitting check; `differential`
+    compares the original and a repair where the original behaved
+    (`evolution.mutate.differential`): a repair it refuses is not proposed, and the
+    search goes on."""
     lines = localisation.ranked_lines()
     state = _Search(evaluator, source, limits, tests or [],
                     set() if tried is None else tried, on_candidate, SearchResult(lines=lines[:10]),
-                    constant_before=self_comparisons(ast.parse(source)))
+                    constant_before=self_comparisons(ast.parse(source)),
+                    differential=differential)
     table = priors()
     module_lines = module_level_lines(source)
     failing_total = len(evaluator.failing)
