@@ -240,11 +240,11 @@ def search(
                 if not state.admissible(text, edits, module_lines):
                     continue
                 fixed = evaluator.fixed(text)
-                state.families.record(edit, evaluator.hung)
                 if on_candidate is not None:
                     on_candidate(evaluator.evaluated)
                 if fixed is None:
                     continue
+                state.families.record(edit, evaluator.hung)
                 if fixed == failing_total and evaluator.neighbours_hold(text):
                     if state.accept(edits):
                         return _stop(state, "repaired")
