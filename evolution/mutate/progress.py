@@ -5,8 +5,8 @@ is never written in its body (a counter's `i += 1` lost), or written with no cha
 (`i += 0`, `i = i`). So when a failing test ran to its time limit, the edits that
 write a name the condition of a `while` loop reads, inside that loop's body, come
 first (in the order the ranking gave them): a statement inserted there that assigns
-such a name, an edit inside a statement that assigns one, or a renaming of a
-statement's target to one. Everything else keeps its place after them. Without
+such a name, an edit inside a statement that assigns one (not its deletion), or a
+renaming of a statement's target to one. Everything else keeps its place after them. Without
 this, the restored `i += 1` of a comment counter came 106th of 125 candidates, behind
 dozens that each hung for their whole time limit.
 """
@@ -89,7 +89,8 @@ def _progresses(source: Source, edit: Edit, loop: _Loop) -> bool:
     if edit.start == edit.end:
         return (_indent(source, edit) >= loop.indent
                 and bool(_inserted_writes(edit.text) & loop.reads))
-    inside = any(s <= edit.start and edit.end <= e for s, e in loop.writers)
+    inside = edit.operator != "delete" and any(  # a deletion removes a write
+        s <= edit.start and edit.end <= e for s, e in loop.writers)
     renamed = (edit.start, edit.end) in loop.targets and edit.text in loop.reads
     return inside or renamed
 

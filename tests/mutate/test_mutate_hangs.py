@@ -222,6 +222,11 @@ def test_edits_that_advance_a_never_ending_loop_come_first():
     moves = [insert(end_of_body, "        i += 1\n"),
              Edit(target, target + 5, "i", "name", 17, "count -> i")]
     assert list(progress_first(COMMENTS, [*stays, *moves])) == [*moves, *stays]
+    still = "def drain(queue):\n    i = 0\n    while i < len(queue):\n        i += 0\n"
+    step = still.index("i += 0")
+    deleted = Edit(step, step + 6, "pass", "delete", 4, "delete the statement")
+    zero = Edit(step + 5, step + 6, "1", "constant", 4, "0 -> 1")
+    assert list(progress_first(still, [deleted, zero])) == [zero, deleted]
     order = ranked(COMMENTS, {14: 0.5, 15: 0.7, 16: 1.0, 17: 1.0}, priors())
     fix = "line 16: insert `i += 1` (copy of line 8) after it"
     assert [e.description for e in order].index(fix) > 50  # behind many that hang
