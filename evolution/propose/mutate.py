@@ -57,6 +57,7 @@ class Repair:
             "failing_tests": self.failing,
             "edits": self.descriptions,
             "evaluated": self.result.evaluated,
+            "hung": self.result.hung,
             "seconds": round(self.result.seconds, 2),
             "candidates_per_minute": round(self.result.per_minute, 1),
             "stopped": self.result.stopped,
@@ -138,7 +139,8 @@ def summary_of(searched: list[Repair]) -> dict[str, object]:
     summary = searched[-1].summary()
     evaluated = sum(r.result.evaluated for r in searched)
     seconds = sum(r.result.seconds for r in searched)
-    summary.update(evaluated=evaluated, seconds=round(seconds, 2),
+    summary.update(evaluated=evaluated, hung=sum(r.result.hung for r in searched),
+                   seconds=round(seconds, 2),
                    candidates_per_minute=round(evaluated / seconds * 60, 1) if seconds else 0.0)
     if len(searched) > 1:
         summary["targets"] = [{"target": r.target, "evaluated": r.result.evaluated,
