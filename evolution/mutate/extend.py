@@ -191,7 +191,7 @@ def wrap_call(node: ast.AST, src: Source) -> Iterator[Edit]:
             continue
         weight = SAME_FUNCTION if uses[function] else SAME_FILE
         words = _words(name)
-        ranked.append((weight * (1 + len(words & named) / len(words)), name))
+        ranked.append((weight * (1 + len(words & named) / max(len(words), 1)), name))
     text = src.of(node)
     for weight, name in sorted(ranked, key=lambda item: (-item[0], item[1]))[:MAX_WRAPPERS]:
         yield src.replace(node, f"{name}({text})", "wrap-call",
