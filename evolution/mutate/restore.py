@@ -11,7 +11,9 @@ in place of one of its own (`out.append(a)` restored as `out.append(b)`). A dono
 reads names the site does not see is a template: those names (at most two) become
 locals the site sees, of a compatible kind (another function's `out.append(node)`
 restored as `result.append(x)` at the end of a loop, its `return out` as `return
-total` after one), from the nearest few such donors only, at a lower weight.
+total` after one), from the nearest few such donors only, at a lower weight. A
+statement that a donor holds whole is also completed as that donor (`stack.pop()` as
+`node = stack.pop()`, a bare `return` as `return out`).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ SAME_FUNCTION, SAME_FILE, ADAPTED = 3.0, 1.0, 0.5
 MAX_RENAMES = 4
 MAX_ADAPTED_DONORS = 12  # templates per site, the nearest; a large file has hundreds
 MAX_UNBOUND, MAX_CHOICES = 2, 2
+MIN_COMPLETED = 5  # a shorter statement (`n`, `x()`) is part of too many others
 
 
 def insertions(node: ast.AST, src: Source) -> Iterator[Edit]:
@@ -49,34 +52,42 @@ def insertions(node: ast.AST, src: Source) -> Iterator[Edit]:
     if _last_in_block(node, scope.parents.get(node)) and node.end_lineno is not None:
         points.append((_line_after(src, node.end_lineno), "after"))
     indent = " " * node.col_offset
-    neighbours = {src.of(node)}
+    own = src.of(node)
+    neighbours = {own}
+    # `stack.pop()` completed as `node = stack.pop()`, a bare `return` as `return out`
+    completable = _is_donor(node) and (len(own) >= MIN_COMPLETED or isinstance(
+        node, ast.Return))
     adapted = 0
     for donor, weight in _donors(src, function, node.lineno):
         text = src.of(donor)
         if text in neighbours or donor is node:
             continue
         if readable(donor, visible):
-            variants = [(text, f"`{short(text)}` (copy of line {donor.lineno})")]
+            variants = [(text, f"`{short(text)}` (copy of line {donor.lineno})", weight)]
             if weight == SAME_FUNCTION:
-                variants += _renamed(donor, src, visible)
+                variants += [(new, what, weight) for new, what in _renamed(donor, src, visible)]
         elif adapted < MAX_ADAPTED_DONORS and (variants := _adapted(donor, src, visible)):
             adapted += 1
-            weight = ADAPTED
         else:
             continue
-        variants = [(new, what) for new, what in variants if new not in neighbours]
-        neighbours.update(new for new, _ in variants)  # `return out` copied or adapted: once
+        variants = [variant for variant in variants if variant[0] not in neighbours]
+        neighbours.update(new for new, _, _ in variants)  # `return out` copied or adapted: once
         for start, where in points:
             # A jump inserted before a statement leaves that statement dead.
             if where == "before" and isinstance(donor, ast.Return | ast.Raise | ast.Break |
                                                 ast.Continue):
                 continue
-            for new, what in variants:
+            for new, what, share in variants:
                 inserted = f"{indent}{new}\n" if where == "after" else f"{new}\n{indent}"
                 if start == len(src.data) and not src.data.endswith(b"\n"):
                     inserted = "\n" + inserted
                 yield Edit(start, start, inserted, OPERATOR, node.lineno,
-                           f"line {node.lineno}: insert {what} {where} it", weight)
+                           f"line {node.lineno}: insert {what} {where} it", share)
+        if completable:
+            for new, what, share in variants:
+                if own in new:
+                    yield src.replace(node, new, OPERATOR, f"complete `{short(own)}` as {what}",
+                                      share)
 
 
 def _is_donor(stmt: ast.AST) -> bool:
@@ -99,11 +110,14 @@ def _donors(src: Source, function: ast.AST | None, line: int) -> list[tuple[ast.
     return found + [(stmt, SAME_FILE) for stmt in others]
 
 
-def _adapted(donor: ast.stmt, src: Source, visible: dict[str, Binding]) -> list[tuple[str, str]]:
+def _adapted(donor: ast.stmt, src: Source, visible: dict[str, Binding]
+             ) -> list[tuple[str, str, float]]:
     """The donor as a template: each name it reads that the site does not see replaced
     by a local the site sees, of a compatible kind, nearest first (`out.append(node)` of
     another function restored as `result.append(x)`). At most MAX_UNBOUND names, each
-    by one of MAX_CHOICES locals, two names never by the same one."""
+    by one of MAX_CHOICES locals, two names never by the same one; a mapping's weight
+    falls with its choices' ranks (`return seen` as `return found`, the list, before
+    `return node`)."""
     own = src.scope.visible(donor)
     unbound = sorted(n for n in reads(donor) if n not in visible and n not in BUILTIN_NAMES)
     if not unbound or len(unbound) > MAX_UNBOUND or any(
@@ -124,15 +138,17 @@ def _adapted(donor: ast.stmt, src: Source, visible: dict[str, Binding]) -> list[
     spans = [(src.span(n), n.id) for n in ast.walk(donor)
              if isinstance(n, ast.Name) and n.id in unbound]
     variants = []
-    for mapping in itertools.product(*choices):
-        if len(set(mapping)) < len(mapping):
+    for mapping in itertools.product(*(list(enumerate(c)) for c in choices)):
+        names = {name: other for name, (_, other) in zip(unbound, mapping, strict=True)}
+        if len(set(names.values())) < len(names):
             continue
-        names = dict(zip(unbound, mapping, strict=True))
+        rank = sum(index for index, _ in mapping)
         new = text
         for (a, b), name in sorted(spans, reverse=True):
             new = new[: a - start] + names[name].encode() + new[b - start :]
         adapted = new.decode("utf-8")
-        variants.append((adapted, f"`{short(adapted)}` (line {donor.lineno} adapted)"))
+        variants.append((adapted, f"`{short(adapted)}` (line {donor.lineno} adapted)",
+                         ADAPTED / (1 + rank)))
     return variants
 
 

@@ -125,6 +125,31 @@ def test_a_statement_is_restored_from_a_template_with_names_adapted(line, fixed)
     assert _offers(TEMPLATES, line, fixed, "restore")
 
 
+def test_a_bare_return_is_completed_from_a_template():
+    source = textwrap.dedent('''
+        def walk(graph, start):
+            stack = [start]
+            seen = []
+            while stack:
+                node = stack.pop()
+                seen.append(node)
+                stack.extend(graph[node])
+            return seen
+
+
+        def leaves(tree):
+            found = []
+            for node in tree:
+                if not tree[node]:
+                    found.append(node)
+            return
+        ''').lstrip("\n")
+    assert _offers(source, 16, "    return found", "restore")
+    first = next(e for e in ranked(source, {16: 1.0}, priors()) if e.operator == "restore"
+                 and e.description.startswith("line 16: complete"))
+    assert first.text == "return found", first.description  # the list, not the tree
+
+
 def test_a_template_takes_only_locals_the_site_sees():
     """`out.append(x)` at the end of `doubled`'s loop: `out` and `x` become `result`,
     `v` or `w`, never `evens`' own names, `acc` (another function's) or `total`."""
