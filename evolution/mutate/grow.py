@@ -49,10 +49,7 @@ MAX_OPERANDS = 4  # names per site; the function's partners of the site's name f
 MAX_CONSTANTS = 3
 PARTNER = 3.0  # the function already combines or compares the two names
 WHOLE = 2.0  # a statement's whole value is clamped more often than one of its operands
-
-
-def _function_key(node: ast.AST, src: Source) -> ast.AST | None:
-    return src.scope.function_of(node)
+ZERO = 3.0  # `max(0, e)`, the commonest clamp, as likely as a partner's name
 
 
 @lru_cache(maxsize=4)
@@ -74,19 +71,19 @@ def _evidence(src: Source) -> tuple[set[tuple[ast.AST | None, str]],
                 node.ops[0], ORDERING):
             pair = [node.left, node.comparators[0]]
         elif isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
-            sequences.add((_function_key(node, src), node.value.id))
+            sequences.add((src.scope.function_of(node), node.value.id))
             pair = [] if isinstance(node.slice, ast.Slice | ast.Tuple) else [node.slice]
         elif isinstance(node, ast.Call) and callee(node) == "len" and node.args and isinstance(
                 node.args[0], ast.Name):
-            sequences.add((_function_key(node, src), node.args[0].id))
+            sequences.add((src.scope.function_of(node), node.args[0].id))
         elif isinstance(node, ast.For | ast.comprehension) and isinstance(node.iter, ast.Name):
-            sequences.add((_function_key(node.iter, src), node.iter.id))
+            sequences.add((src.scope.function_of(node.iter), node.iter.id))
         elif isinstance(node, ast.Call) and callee(node) == "range":
             pair = list(node.args)
         names = [n.id for n in pair if isinstance(n, ast.Name)]
         if not names:
             continue
-        function = _function_key(node, src)
+        function = src.scope.function_of(node)
         numbers.update((function, name) for name in names)
         for name in names:
             partners.setdefault((function, name), set()).update(n for n in names if n != name)
@@ -122,7 +119,7 @@ def is_number(node: ast.AST, src: Source) -> bool:
         return NUMBER in kinds
     if isinstance(node, ast.BinOp) and isinstance(node.op, ARITHMETIC):
         return is_number(node.left, src) or is_number(node.right, src)
-    if isinstance(node, ast.Name) and (_function_key(node, src), node.id) in _evidence(src)[0]:
+    if isinstance(node, ast.Name) and (src.scope.function_of(node), node.id) in _evidence(src)[0]:
         return True
     return isinstance(node, ast.Name | ast.Subscript | ast.Attribute) and _number_context(
         node, src)
@@ -133,7 +130,7 @@ def is_sequence(node: ast.AST, src: Source) -> bool:
     if kinds:
         return bool(kinds & SEQUENCES)
     return isinstance(node, ast.Name) and (
-        (_function_key(node, src), node.id) in _evidence(src)[1])
+        (src.scope.function_of(node), node.id) in _evidence(src)[1])
 
 
 def operands(node: ast.AST, src: Source) -> list[tuple[str, float]]:
@@ -142,8 +139,8 @@ def operands(node: ast.AST, src: Source) -> list[tuple[str, float]]:
     unknown kind; nearer bindings first."""
     visible = src.scope.visible(node)
     own = getattr(node, "id", None)
-    function = _function_key(node, src)
-    numbers, _, partners = _evidence(src)
+    function = src.scope.function_of(node)
+    numbers, sequences, partners = _evidence(src)
     near = partners.get((function, own), set()) if own else set()
     line = getattr(node, "lineno", 0)
     ranked = []
@@ -152,8 +149,8 @@ def operands(node: ast.AST, src: Source) -> list[tuple[str, float]]:
                 binding.local and binding.line >= line):
             continue  # a local first bound on the site's own line is not bound yet
         known = NUMBER in binding.kinds or (function, name) in numbers
-        if not known and (binding.kinds or not binding.local):
-            continue  # another kind, or a global of unknown kind: no evidence at all
+        if not known and (binding.kinds or not binding.local or (function, name) in sequences):
+            continue  # another kind, a sequence, or a global of unknown kind
         weight = (PARTNER if name in near else 1.0) * (2.0 if known else 1.0)
         ranked.append((name, weight / (1.0 + abs(line - binding.line) / 20.0)))
     ranked.sort(key=lambda item: (-item[1], item[0]))
@@ -162,7 +159,7 @@ def operands(node: ast.AST, src: Source) -> list[tuple[str, float]]:
 
 def _small_constants(node: ast.AST, src: Source) -> list[str]:
     """1, then the function's own small integers (a 2 in `n // 2` elsewhere)."""
-    function = _function_key(node, src) or src.tree
+    function = src.scope.function_of(node) or src.tree
     found = ["1"]
     for other in ast.walk(function):
         if (isinstance(other, ast.Constant) and type(other.value) is int
@@ -209,13 +206,20 @@ def wrap_builtin(node: ast.AST, src: Source) -> Iterator[Edit]:
     usable = {b for b in ("max", "min", "abs", "len") if b not in visible}
     usable -= {b for b in ("abs", "len") if b in wrappers(src)}
     text = src.of(node)
-    whole = WHOLE if isinstance(src.scope.parents.get(node), ast.stmt) else 1.0
+    parent = src.scope.parents.get(node)
+    whole = WHOLE if isinstance(parent, ast.stmt) else 1.0
     if is_number(node, src) and _not_wrapped_by(node, src, {"max", "min", "abs"}):
-        for name, weight in [("0", 2.0), *operands(node, src)]:
+        # not a name the expression around already holds: `max(x, total + x)`
+        present = {n.id for n in ast.walk(node if parent is None or whole > 1 else parent)
+                   if isinstance(n, ast.Name)}
+        seconds = [(name, weight) for name, weight in operands(node, src) if name not in present]
+        for name, weight in [("0", ZERO), *seconds]:
             for builtin in sorted(usable & {"max", "min"}):
                 new = f"{builtin}({name}, {text})"
+                lower = 0.5 if (builtin, name) == ("min", "0") else 1.0  # clamps at 0 from below
                 yield src.replace(node, new, "wrap-builtin",
-                                  f"`{short(text, 30)}` -> `{short(new, 40)}`", weight * whole)
+                                  f"`{short(text, 30)}` -> `{short(new, 40)}`",
+                                  weight * whole * lower)
         if "abs" in usable:
             yield src.replace(node, f"abs({text})", "wrap-builtin",
                               f"`{short(text, 30)}` -> `abs({short(text, 30)})`", whole)

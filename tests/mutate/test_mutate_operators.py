@@ -316,6 +316,9 @@ BUGS: dict[str, tuple[str, str, str]] = {
 
         def test_restart():
             assert max_sublist_sum([2, -5, 4, 1]) == 5
+
+        def test_negative_start():
+            assert max_sublist_sum([-1, 3]) == 3
         ''',
     ),
     "slice": (
@@ -336,6 +339,7 @@ BUGS: dict[str, tuple[str, str, str]] = {
 
         def test_suffix():
             assert suffix_total([1, 2, 3], 1) == 5
+            assert suffix_total([5, 6], 1) == 6
         ''',
     ),
     "power": (
