@@ -57,6 +57,7 @@ def insertions(node: ast.AST, src: Source) -> Iterator[Edit]:
     # `stack.pop()` completed as `node = stack.pop()`, a bare `return` as `return out`
     completable = _is_donor(node) and (len(own) >= MIN_COMPLETED or isinstance(
         node, ast.Return))
+    fresh = {name for name, b in visible.items() if b.local and b.line == node.lineno}
     adapted = 0
     for donor, weight in _donors(src, function, node.lineno):
         text = src.of(donor)
@@ -78,6 +79,8 @@ def insertions(node: ast.AST, src: Source) -> Iterator[Edit]:
                                                 ast.Continue):
                 continue
             for new, what, share in variants:
+                if where == "before" and fresh and reads(ast.parse(new)) & fresh:
+                    continue  # `w` is not bound yet before `w = v * 2`
                 inserted = f"{indent}{new}\n" if where == "after" else f"{new}\n{indent}"
                 if start == len(src.data) and not src.data.endswith(b"\n"):
                     inserted = "\n" + inserted

@@ -152,13 +152,17 @@ def test_a_bare_return_is_completed_from_a_template():
 
 def test_a_template_takes_only_locals_the_site_sees():
     """`out.append(x)` at the end of `doubled`'s loop: `out` and `x` become `result`,
-    `v` or `w`, never `evens`' own names, `acc` (another function's) or `total`."""
+    `v` or `w`, never `evens`' own names, `acc` (another function's) or `total`; and
+    not `w` before the statement that binds it."""
     restored = [e.text.strip() for e in mutations(TEMPLATES, {12})
                 if e.operator == "restore" and "adapted" in e.description]
     assert restored
     for text in restored:
         assert set(IDENTIFIER.findall(text)) <= {"result", "values", "v", "w", "append",
                                                  "return"}, text
+    before = [e.description for e in mutations(TEMPLATES, {12})
+              if e.operator == "restore" and e.description.endswith("before it")]
+    assert before and not any("w)" in d for d in before), before  # `w` is bound by line 12
 
 
 KTH = textwrap.dedent('''
