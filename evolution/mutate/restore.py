@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import itertools
+import re
 from collections.abc import Iterator
 
 from evolution.mutate.scope import (
@@ -88,9 +89,15 @@ def insertions(node: ast.AST, src: Source) -> Iterator[Edit]:
                            f"line {node.lineno}: insert {what} {where} it", share)
         if completable:
             for new, what, share in variants:
-                if own in new:
+                if _holds(new, own):
                     yield src.replace(node, new, OPERATOR, f"complete `{short(own)}` as {what}",
                                       share)
+
+
+def _holds(statement: str, part: str) -> bool:
+    """Does `statement` hold `part` whole, not as a piece of a longer name (`return x`
+    is not part of `return xs`)?"""
+    return re.search(rf"(?<![\w.]){re.escape(part)}(?!\w)", statement) is not None
 
 
 def _is_donor(stmt: ast.AST) -> bool:
