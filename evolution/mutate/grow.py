@@ -126,9 +126,14 @@ def is_number(node: ast.AST, src: Source) -> bool:
 
 
 def is_sequence(node: ast.AST, src: Source) -> bool:
+    """A list, tuple or bytes by its binding or shape; a str or a value of unknown kind
+    only when the function subscripts, measures or iterates it (a key or a label is a
+    str that nobody slices)."""
     kinds = _kinds(node, src)
-    if kinds:
-        return bool(kinds & SEQUENCES)
+    if kinds & (SEQUENCES - {STR}):
+        return True
+    if kinds - {STR}:
+        return False
     return isinstance(node, ast.Name) and (
         (src.scope.function_of(node), node.id) in _evidence(src)[1])
 
@@ -258,8 +263,9 @@ def power(node: ast.AST, src: Source) -> Iterator[Edit]:
     if not is_number(node, src):
         return
     parent = src.scope.parents.get(node)
-    if isinstance(parent, ast.BinOp) and isinstance(parent.op, ast.Pow):
-        return
+    if isinstance(parent, ast.Compare | ast.Subscript | ast.Slice | ast.Call) or (
+            isinstance(parent, ast.BinOp) and isinstance(parent.op, ast.Pow)):
+        return  # a compared quantity, an index, an argument: squared, nonsense
     text = atom(src, node)
     for new, weight in ((f"{text} ** 2", 1.0), (f"{text} * {text}", 0.5)):
         yield src.replace(node, new, "power", f"`{short(src.of(node), 30)}` -> `{short(new)}`",
