@@ -158,8 +158,10 @@ def add_argument(node: ast.AST, src: Source) -> Iterator[Edit]:
 def is_value_site(node: ast.AST, src: Source) -> bool:
     """An expression that is read as a value where it stands: not a call's function,
     not the object of an attribute (`os` in `os.path`), not an assignment's target, not
-    a call whose result is thrown away."""
+    a call whose result is thrown away, not (part of) an annotation."""
     if not isinstance(node, VALUES) or not getattr(node, "lineno", None):
+        return False
+    if _in_annotation(node, src):
         return False
     if isinstance(getattr(node, "ctx", ast.Load()), ast.Store | ast.Del):
         return False
@@ -174,6 +176,16 @@ def is_value_site(node: ast.AST, src: Source) -> bool:
         if bound is not None and bound.kinds & NOT_VALUES:
             return False
     return True
+
+
+def _in_annotation(node: ast.AST, src: Source) -> bool:
+    """`dict[str, int]` of `x: dict[str, int] = {}`, `list[str]` of `-> list[str]`: a
+    type, not a value (`len(str, int)` was offered)."""
+    child, parent = node, src.scope.parents.get(node)
+    while parent is not None and not isinstance(parent, ast.stmt | ast.arg):
+        child, parent = parent, src.scope.parents.get(parent)
+    return child is getattr(parent, "annotation", None) or child is getattr(
+        parent, "returns", None)
 
 
 @lru_cache(maxsize=4)

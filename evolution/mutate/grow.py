@@ -228,7 +228,8 @@ def wrap_builtin(node: ast.AST, src: Source) -> Iterator[Edit]:
         if "abs" in usable:
             yield src.replace(node, f"abs({text})", "wrap-builtin",
                               f"`{short(text, 30)}` -> `abs({short(text, 30)})`", whole)
-    elif ("len" in usable and is_sequence(node, src) and _number_context(node, src)
+    elif ("len" in usable and isinstance(node, ast.Name | ast.Attribute | ast.Subscript)
+          and is_sequence(node, src) and _number_context(node, src)
           and _not_wrapped_by(node, src, {"len"})):
         yield src.replace(node, f"len({text})", "wrap-builtin",
                           f"`{short(text, 30)}` -> `len({short(text, 30)})`")

@@ -54,6 +54,18 @@ def test_grown_expressions_read_only_names_bound_at_the_site():
     assert "total" in later and "late" not in later and "hidden" not in later
 
 
+def test_an_annotation_is_a_type_not_a_value_to_grow_or_wrap():
+    """`dict[str, int]` and `-> list[str]` were offered as `len(str, int)` and
+    `max(0, str)`; the values beside them still are grown."""
+    source = ("class Throttle:\n    def __init__(self, n: int) -> None:\n"
+              "        self.seen: dict[str, int] = {}\n        self.n = n\n\n"
+              "    def keys(self, key: str) -> list[str]:\n        return [key] * self.n\n")
+    edits = [e for e in mutations(source) if e.operator in (*GROW, "wrap-call", "add-access")]
+    assert edits
+    assert not [e.description for e in edits if "str" in e.text or "int" in e.text]
+    assert any(e.text == "max(0, self.n)" for e in edits)
+
+
 def test_a_shadowed_builtin_is_never_offered_as_a_wrapper():
     source = "def f(x, max):\n    return x + 1\n"
     texts = [e.text for e in mutations(source, {2}) if e.operator == "wrap-builtin"]
