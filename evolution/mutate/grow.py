@@ -55,15 +55,21 @@ ZERO = 3.0  # `max(0, e)`, the commonest clamp, as likely as a partner's name
 @lru_cache(maxsize=4)
 def _evidence(src: Source) -> tuple[set[tuple[ast.AST | None, str]],
                                      set[tuple[ast.AST | None, str]],
-                                     dict[tuple[ast.AST | None, str], set[str]]]:
+                                     dict[tuple[ast.AST | None, str], set[str]],
+                                     set[tuple[ast.AST | None, str]]]:
     """Per function (None: the module): the names used as numbers (in arithmetic, in
     an ordering comparison, as an index or a range() argument), the names used as
-    sequences (subscripted, sliced, measured by len(), iterated), and for each name
-    the names it is combined or compared with there."""
+    sequences (subscripted, sliced, measured by len(), iterated), for each name the
+    names it is combined or compared with there, and the names used as positions (an
+    index, a slice bound, a range() argument)."""
     numbers: set[tuple[ast.AST | None, str]] = set()
     sequences: set[tuple[ast.AST | None, str]] = set()
     partners: dict[tuple[ast.AST | None, str], set[str]] = {}
+    positions: set[tuple[ast.AST | None, str]] = set()
     for node in ast.walk(src.tree):
+        if isinstance(node, ast.Name) and _number_context(node, src) and isinstance(
+                src.scope.parents.get(node), ast.Subscript | ast.Slice | ast.Call):
+            positions.add((src.scope.function_of(node), node.id))
         pair: list[ast.AST] = []
         if isinstance(node, ast.BinOp) and isinstance(node.op, ARITHMETIC):
             pair = [node.left, node.right]
@@ -87,7 +93,7 @@ def _evidence(src: Source) -> tuple[set[tuple[ast.AST | None, str]],
         numbers.update((function, name) for name in names)
         for name in names:
             partners.setdefault((function, name), set()).update(n for n in names if n != name)
-    return numbers, sequences, partners
+    return numbers, sequences, partners, positions
 
 
 def _kinds(node: ast.AST, src: Source) -> set[str]:
@@ -145,7 +151,7 @@ def operands(node: ast.AST, src: Source) -> list[tuple[str, float]]:
     visible = src.scope.visible(node)
     own = getattr(node, "id", None)
     function = src.scope.function_of(node)
-    numbers, sequences, partners = _evidence(src)
+    numbers, sequences, partners, _ = _evidence(src)
     near = partners.get((function, own), set()) if own else set()
     line = getattr(node, "lineno", 0)
     ranked = []
@@ -245,9 +251,16 @@ def slices(node: ast.AST, src: Source) -> Iterator[Edit]:
         return
     if not is_sequence(node, src):
         return
+    if isinstance(parent, ast.UnaryOp) or node is getattr(parent, "test", None):
+        return  # a truthiness test: `if not xs[1:]` is no fix
     text = src.of(node)
-    cuts = [(f"[{name}:]", weight) for name, weight in operands(node, src)]
-    cuts += [(f"[:{name}]", weight) for name, weight in operands(node, src)]
+    function = src.scope.function_of(node)
+    positions = _evidence(src)[3]
+    # a bound is a name used as a position, or one of unknown kind (a float is none)
+    bounds = [(name, weight) for name, weight in operands(node, src)
+              if (function, name) in positions or not src.scope.visible(node)[name].kinds]
+    cuts = [(f"[{name}:]", weight) for name, weight in bounds]
+    cuts += [(f"[:{name}]", weight) for name, weight in bounds]
     cuts += [("[1:]", 1.0), ("[:-1]", 1.0), ("[::-1]", 0.5)]
     for cut, weight in cuts:
         yield src.replace(node, f"{text}{cut}", "slice",
@@ -264,9 +277,10 @@ def power(node: ast.AST, src: Source) -> Iterator[Edit]:
     if not is_number(node, src):
         return
     parent = src.scope.parents.get(node)
-    if isinstance(parent, ast.Compare | ast.Subscript | ast.Slice | ast.Call) or (
-            isinstance(parent, ast.BinOp) and isinstance(parent.op, ast.Pow)):
-        return  # a compared quantity, an index, an argument: squared, nonsense
+    if not (isinstance(parent, ast.Assign | ast.AugAssign | ast.Return) or (
+            isinstance(parent, ast.BinOp) and isinstance(parent.op, ARITHMETIC)
+            and not isinstance(parent.op, ast.Pow))):
+        return  # only a term or a value assigned or returned is squared
     text = atom(src, node)
     for new, weight in ((f"{text} ** 2", 1.0), (f"{text} * {text}", 0.5)):
         yield src.replace(node, new, "power", f"`{short(src.of(node), 30)}` -> `{short(new)}`",

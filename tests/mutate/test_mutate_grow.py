@@ -82,7 +82,7 @@ def test_a_shadowed_builtin_is_never_offered_as_a_wrapper():
      "off-by-one"),
     ("def clamp(value: float, best: float):\n    return value\n", 2,
      "    return max(best, value)", "wrap-builtin"),
-    ("def head(xs: list, k: int):\n    return xs\n", 2, "    return xs[:k]", "slice"),
+    ("def head(xs: list, k):\n    return xs\n", 2, "    return xs[:k]", "slice"),
     ("def norm(x, y):\n    return (x * x + y) ** 0.5\n", 2,
      "    return (x * x + y * y) ** 0.5", "power"),
     ("def subsets(xs):\n    if not xs:\n        return [[]]\n    return []\n", 3,
