@@ -73,6 +73,7 @@ class Outcome:
     cycle_cpu_s: float = 0.0  # user + system time of the cycle and everything it ran
     iterations: list[str] = field(default_factory=list)  # the verdict of each iteration
     stopped: list[str] = field(default_factory=list)  # why each search stopped
+    rejected: list[str] = field(default_factory=list)  # plausible repairs the search refused
     error: str = ""
 
 
@@ -147,6 +148,7 @@ def run_cycle(name: str, repo: Path, max_seconds: float | None) -> Outcome:
         outcome.search_s += float(search.get("seconds", 0.0))
         if search.get("stopped"):
             outcome.stopped.append(search["stopped"])
+        outcome.rejected += [str(why) for why in search.get("rejected", [])]
         if iteration.get("verdict") == "accepted" and not outcome.repaired:
             outcome.repaired = True
             outcome.edits = list(search.get("edits", []))

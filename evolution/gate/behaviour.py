@@ -40,6 +40,7 @@ import os
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from agent.errors import InvalidRun
@@ -82,8 +83,10 @@ class Behaviour:
         return dict(self.__dict__)
 
 
-def changed_functions(old: str | None, new: str) -> list[str]:
-    """Top-level functions of `new` whose code differs from `old`'s (or that are new)."""
+def changed_functions(old: str | None, new: str, *, methods: bool = False) -> list[str]:
+    """Top-level functions of `new` whose code differs from `old`'s (or that are new);
+    with `methods`, the methods of its top-level classes too, as `Class.method` (mutate
+    compares a repaired method by replaying the calls into it, `self` included)."""
 
     def functions(source: str | None) -> dict[str, str]:
         if source is None:
@@ -92,11 +95,13 @@ def changed_functions(old: str | None, new: str) -> list[str]:
             tree = ast.parse(source)
         except SyntaxError:
             return {}
-        return {
-            node.name: ast.dump(node, include_attributes=False)
-            for node in tree.body
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
-        }
+        found = {}
+        for node in tree.body:
+            inner = node.body if methods and isinstance(node, ast.ClassDef) else []
+            for function, prefix in [(node, ""), *((n, f"{node.name}.") for n in inner)]:
+                if isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+                    found[prefix + function.name] = ast.dump(function, include_attributes=False)
+        return found
 
     before, after = functions(old), functions(new)
     return sorted(name for name, dump in after.items() if before.get(name) != dump)
@@ -122,7 +127,7 @@ def _key(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
 
-def _brief(form: Any) -> str:
+def brief(form: Any) -> str:
     """A canonical form as a person reads it: `int 5`, `str 'x'`, `object pkg.Kind`."""
     if isinstance(form, list) and len(form) >= 2 and isinstance(form[1], str):
         kind, value = form[0], form[1]
@@ -134,36 +139,53 @@ def _show(call: dict[str, Any]) -> str:
     return f"{call['file']}::{call['qualname']}() called by {call.get('test') or 'the suite'}"
 
 
-def _record(
-    policy: Policy, run: RunFolder, isolation: Isolation,
-    targets: list[tuple[str, str]], select: list[str] | None,
-) -> list[dict[str, Any]]:  # fmt: skip
-    """The calls the selected tests make into `targets` on `run`'s tree, recorded by the
-    probe; each with its file made relative to the tree."""
+def record_spec(tree: Path, targets: list[tuple[str, str]]) -> dict[str, Any]:
+    """What the probe is told to record: the calls into `targets` (path in the tree,
+    qualified name), under the tree's path as given and as resolved."""
     spec = []
     for path, qualname in targets:
-        for root in {str(run.tree), os.path.realpath(run.tree)}:
+        for root in {str(tree), os.path.realpath(tree)}:
             spec.append([os.path.join(root, path), qualname])
-    result = run_tests(policy, run, isolation, select=select,
-                       record={"targets": spec, "limit": LIMIT})  # fmt: skip
+    return {"targets": spec, "limit": LIMIT}
+
+
+def relative_calls(recorded: list[dict[str, Any]], tree: Path) -> list[dict[str, Any]]:
+    """The recorded calls, each with its file made relative to the tree."""
     calls = []
-    for call in result.calls:
+    for call in recorded:
         path = str(call.get("file", ""))
-        for root in (str(run.tree), os.path.realpath(run.tree)):
+        for root in (str(tree), os.path.realpath(tree)):
             if path.startswith(root + os.sep):
                 calls.append({**call, "file": os.path.relpath(path, root)})
                 break
     return calls
 
 
-def _replay(
-    policy: Policy, run: RunFolder, isolation: Isolation, calls: list[dict[str, Any]]
-) -> list[list[Any]]:
+def _record(
+    policy: Policy, run: RunFolder, isolation: Isolation,
+    targets: list[tuple[str, str]], select: list[str] | None,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """The calls the selected tests make into `targets` on `run`'s tree, recorded by the
+    probe; each with its file made relative to the tree."""
+    result = run_tests(policy, run, isolation, select=select,
+                       record=record_spec(run.tree, targets))  # fmt: skip
+    return relative_calls(result.calls, run.tree)
+
+
+def replay(
+    policy: Policy, run: RunFolder, isolation: Isolation, calls: list[dict[str, Any]],
+    call_timeout_s: float | None = None,
+) -> list[list[Any]]:  # fmt: skip
     """Each call's results outside the harness on `run`'s tree: [recorded inputs, nearby
-    inputs...], from frames the replay sends over an authenticated channel."""
+    inputs...], from frames the replay sends over an authenticated channel. Each call may
+    take `call_timeout_s` (the replay's own default when None); InvalidRun when the
+    replay as a whole does not finish within the policy's run limit."""
     copy_probe_files(run)
     job = run.probe / "replay.json"
-    job.write_text(json.dumps({"calls": calls, "perturb": True}), encoding="utf-8")
+    spec: dict[str, Any] = {"calls": calls, "perturb": True}
+    if call_timeout_s is not None:
+        spec["timeout"] = call_timeout_s
+    job.write_text(json.dumps(spec), encoding="utf-8")
     command = policy.argv()
     python = command[0] if command[1:3] == ["-m", "pytest"] else sys.executable
     env = {
@@ -229,10 +251,10 @@ def check(
         calls = [c for c in recorded if c.get("args")]
         behaviour.calls = len(recorded)
         excluded["arguments not captured"] += len(recorded) - len(calls)
-        ours = [_replay(policy, run, isolation, calls) for _ in range(2)] if calls else []
+        ours = [replay(policy, run, isolation, calls) for _ in range(2)] if calls else []
     if calls:
         with RunFolder(repo, candidate.main) as base:
-            theirs = [_replay(policy, base, isolation, calls) for _ in range(2)]
+            theirs = [replay(policy, base, isolation, calls) for _ in range(2)]
             suspects = _compare(behaviour, calls, ours, theirs, reached, excluded)
             if suspects:
                 behaviour.under_test = _confirm(
@@ -310,7 +332,7 @@ def _confirm(
             excluded["harness-dependent on main too"] += 1
             continue
         found.append(
-            f"{_show(call)} returns {_brief(call.get('result'))} under the tests and "
-            f"{_brief(outside[index][0])} outside them"
+            f"{_show(call)} returns {brief(call.get('result'))} under the tests and "
+            f"{brief(outside[index][0])} outside them"
         )
     return found

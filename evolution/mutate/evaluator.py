@@ -16,6 +16,7 @@ from pathlib import PurePosixPath
 from typing import Protocol
 
 from agent.errors import InvalidRun
+from evolution.mutate.hangs import hung
 from evolution.policy import Policy
 from evolution.run.forkserver import CandidateRuns
 from evolution.run.launch import imports
@@ -24,6 +25,7 @@ from evolution.run.launch import imports
 class Evaluator(Protocol):
     failing: list[str]
     evaluated: int  # candidates judged by a test run (stage 1), for the bounds
+    hung: bool  # whether its last run had a test cut off at its time limit (read after `fixed`)
 
     def imports(self, source: str) -> bool:
         """Whether the target, as `source`, still imports."""
@@ -67,6 +69,7 @@ class CandidateEvaluator:
     # stage 3's tests were not measured and keep the runner's.
     limits: Policy | None = None
     evaluated: int = 0
+    hung: bool = False
 
     def _write(self, source: str) -> None:
         (self.runs.run.tree / self.target).write_text(source, encoding="utf-8")
@@ -75,11 +78,14 @@ class CandidateEvaluator:
         """Which of `tests` pass with `source` as the target, or None for an unusable run.
         `measured`: the tests' times are known, so the candidate's limits apply."""
         self._write(source)
+        self.hung = False
         try:
             with self.runs.limited(self.limits if measured else None):
+                limit = self.runs.policy.test_timeout_s
                 result = self.runs(tests)
         except InvalidRun:
             return None
+        self.hung = bool(hung(result.outcomes, result.durations, limit))
         return [n for n in tests if result.outcomes.get(n) == "passed"]
 
     def imports(self, source: str) -> bool:

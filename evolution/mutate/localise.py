@@ -12,6 +12,11 @@ measure spectrum-based localisation studies found best, and the one GenProg's
 successors use to weight where to mutate. Lines no failing test runs are never
 mutated.
 
+A failing test that loops forever is stopped by pytest-timeout's signal, raised into
+the test: it ends as a failure and coverage keeps what it ran until then, so the loop's
+lines are suspect as any failing test's are. Such a test is named in `timed_out`: its
+duration is the limit, not its own, and the candidates' limits leave it out.
+
 Code that runs at import (module-level statements, and what they call: tables built
 by a helper, decorators, registrations) runs before any test, in coverage's empty
 context. Every test depends on it, so it counts as run by every test: its score is
@@ -26,6 +31,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from evolution.mutate.hangs import hung
 from evolution.run.forkserver import CandidateRuns
 
 IMPORT_CONTEXT = ""  # the context of what ran outside every test (collection, imports)
@@ -39,6 +45,7 @@ class Localisation:
     # Measurements, not findings (two localisations of one tree are equal without them):
     durations: dict[str, float] = field(default_factory=dict, compare=False)  # nodeid -> s
     seconds: float = field(default=0.0, compare=False)  # its wall clock (under coverage)
+    timed_out: frozenset[str] = field(default=frozenset(), compare=False)  # cut off
 
     def ranked_lines(self) -> list[int]:
         return sorted(self.scores, key=lambda line: (-self.scores[line], line))
@@ -67,12 +74,14 @@ def localise(
         encoding="utf-8",
     )
     result = runs(tests, coverage_rc=rc)
+    cut = frozenset(hung(result.outcomes, result.durations, runs.policy.test_timeout_s))
     contexts = _contexts(runs.coverage_report(rc))
     if contexts is None:
         # No coverage (a custom test command): every line is equally suspect.
         lines = range(1, len((worktree / target).read_text().splitlines()) + 1)
         return Localisation({line: 1.0 for line in lines}, result.outcomes, covered=False,
-                            durations=result.durations, seconds=result.duration_s)
+                            durations=result.durations, seconds=result.duration_s,
+                            timed_out=cut)
     failed = {n for n in failing if result.outcomes.get(n) != "passed"}
     passed = {n for n, o in result.outcomes.items() if o == "passed"}
     everyone = failed | passed
@@ -83,7 +92,7 @@ def localise(
         if score > 0:
             scores[line] = score
     return Localisation(scores, result.outcomes, covered=True, durations=result.durations,
-                        seconds=result.duration_s)
+                        seconds=result.duration_s, timed_out=cut)
 
 
 def _contexts(report: dict[str, Any] | None) -> dict[int, list[str]] | None:

@@ -11,7 +11,10 @@ The families follow GenProg / PyGGI / Magpie and the fix patterns of real one-li
 - `shapes`: ± 1 on an index, bound or argument, a term dropped, a constant replaced by
   a value built from names in scope, a missing guard added to a condition;
 - `extend`: an argument, a call around an expression, or an attribute or method access
-  added, each borrowed from the file's own uses.
+  added, each borrowed from the file's own uses;
+- `grow`: an expression grown from names in scope: combined with another number
+  (`k` -> `k - x`), clamped or measured by a builtin (`max(0, e)`, `len(xs)`), sliced
+  (`xs[k:]`), squared, or a container constant nested (`[]` -> `[[]]`).
 Each edit is a span of the original source (see `source`), so formatting and comments
 outside it are kept.
 """
@@ -21,7 +24,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Callable, Iterator
 
-from evolution.mutate import extend, restore, rewire, shapes
+from evolution.mutate import extend, grow, restore, rewire, shapes
 from evolution.mutate.source import Edit, Source, apply_edits, short
 
 __all__ = ["OPERATORS", "Edit", "apply_edits", "mutations"]
@@ -133,11 +136,12 @@ def _statements(node: ast.AST, src: Source) -> Iterator[Edit]:
 
 FAMILIES: tuple[Family, ...] = (
     _tokens, _statements, restore.insertions, *rewire.FAMILIES, *shapes.FAMILIES,
-    *extend.FAMILIES,
+    *extend.FAMILIES, *grow.FAMILIES,
 )
 OPERATORS: tuple[str, ...] = (
     "compare", "arithmetic", "boolean", "constant", "if-swap", "return", "delete",
     restore.OPERATOR, *rewire.OPERATORS, *shapes.OPERATORS, *extend.OPERATORS,
+    *grow.OPERATORS,
 )
 
 

@@ -7,10 +7,13 @@ one already judged (the same bytecode once compiled), or, when it changes module
 code, if the module no longer imports. Stage 1 runs the failing tests alone; stage 2 every
 test of their files that passed before. An edit that makes some failing tests pass
 without breaking any is kept as a foothold, and the search goes one level deeper from
-it (GenProg's accumulation, bounded). A repair is minimised (every edit it does not
-need is dropped), checked for overfitting (see `overfit`), and must pass stage 3, the
-passing tests of every test file that concerns the target, before it is proposed;
-the gate then judges the whole suite.
+it (GenProg's accumulation, bounded). When a failing test hung, edits that make a
+`while` loop's condition change come first (`progress`); a candidate whose test runs
+to its time limit has hung, and an edit family whose candidates only hang goes last
+(`hangs`). A repair is minimised (every edit it does not need is dropped), checked for
+overfitting (see `overfit`), and must pass stage 3, the passing tests of every test
+file that concerns the target, before it is proposed; the gate then judges the whole
+suite.
 
 The search is bounded by candidate count and by wall time; both are reported.
 """
@@ -21,14 +24,16 @@ import ast
 import hashlib
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from types import CodeType
 
 from evolution.gate import overfit
 from evolution.mutate.evaluator import Evaluator
+from evolution.mutate.hangs import Families, finished
 from evolution.mutate.localise import Localisation
 from evolution.mutate.priors import priors
+from evolution.mutate.progress import progress_first
 from evolution.mutate.rank import ranked
 from evolution.mutate.source import Edit, apply_edits
 from evolution.policy import Policy
@@ -55,6 +60,7 @@ class SearchResult:
     stopped: str = ""  # repaired | candidates | time | exhausted
     lines: list[int] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)  # why, before any test ran
+    hung: int = 0  # candidates whose stage 1 had a test cut off at its time limit
     rejected: list[str] = field(default_factory=list)  # plausible, but refused: why
     flags: list[str] = field(default_factory=list)  # the repair's overfitting warnings
 
@@ -151,6 +157,9 @@ class _Search:
     result: SearchResult
     started: float = field(default_factory=time.monotonic)
     constant_before: Counter[str] = field(default_factory=Counter)  # self-comparisons
+    # The original and a repair compared on inputs where the original behaved.
+    differential: Callable[[str, str], overfit.Verdict] | None = None
+    families: Families = field(default_factory=Families)  # which edit families hang
 
     def bound(self) -> str:
         if self.evaluator.evaluated >= self.limits.max_candidates:
@@ -192,7 +201,13 @@ class _Search:
             self.result.rejected.append(
                 f"{described}: breaks a test of the target's other test files")
             return False
-        self.result.edits, self.result.source, self.result.flags = minimal, text, verdict.flags
+        behaved = overfit.Verdict() if self.differential is None else self.differential(
+            self.source, text)
+        if behaved.rejected:
+            self.result.rejected.append(f"{described}: {behaved.rejected}")
+            return False
+        self.result.edits, self.result.source = minimal, text
+        self.result.flags = [*verdict.flags, *behaved.flags]
         return True
 
 
@@ -205,22 +220,31 @@ def search(
     tried: set[str] | None = None,
     on_candidate: Callable[[int], None] | None = None,
     tests: list[str] | None = None,
+    differential: Callable[[str, str], overfit.Verdict] | None = None,
 ) -> SearchResult:
     """Find a plausible repair of `source`. `tried` holds the keys of mutants already
     judged in this process, so a second call goes on where the first left off; `tests`
-    are the texts of the target's test files, for the overfitting check."""
+    are the texts of the target's test files, for the overfitting check; `differential`
+    compares the original and a repair where the original behaved
+    (`evolution.mutate.differential`): a repair it refuses is not proposed, and the
+    search goes on."""
     lines = localisation.ranked_lines()
     state = _Search(evaluator, source, limits, tests or [],
                     set() if tried is None else tried, on_candidate, SearchResult(lines=lines[:10]),
-                    constant_before=self_comparisons(ast.parse(source)))
+                    constant_before=self_comparisons(ast.parse(source)),
+                    differential=differential)
     table = priors()
     module_lines = module_level_lines(source)
     failing_total = len(evaluator.failing)
+    looping = bool(localisation.timed_out & set(evaluator.failing))  # a failing test hung
     footholds: dict[tuple[Edit, ...], int] = {(): 0}  # edits -> failing tests they fix
     frontier: list[tuple[Edit, ...]] = [()]
     for depth in (1, 2):
         for applied in frontier:
-            for edit in ranked(source, localisation.scores, table, applied):
+            edits_here: Iterable[Edit] = ranked(source, localisation.scores, table, applied)
+            if looping:
+                edits_here = progress_first(source, list(edits_here))
+            for edit in state.families.later(edits_here):
                 why = state.bound()
                 if why:
                     return _stop(state, why)
@@ -233,6 +257,7 @@ def search(
                     on_candidate(evaluator.evaluated)
                 if fixed is None:
                     continue
+                state.families.record(edit, evaluator.hung)
                 if fixed == failing_total and evaluator.neighbours_hold(text):
                     if state.accept(edits):
                         return _stop(state, "repaired")
@@ -262,6 +287,7 @@ def minimise(evaluator: Evaluator, source: str, edits: tuple[Edit, ...]) -> tupl
 
 def _stop(state: _Search, why: str) -> SearchResult:
     state.result.evaluated = state.evaluator.evaluated
+    state.result.hung = state.families.total
     state.result.seconds = time.monotonic() - state.started
     state.result.stopped = why
     return state.result
@@ -278,15 +304,22 @@ def evaluator_policy(policy: Policy) -> Policy:
 
 def candidate_policy(policy: Policy, localisation: Localisation) -> Policy:
     """Limits measured on the target's own tests: a test may take ten times what the
-    slowest took in the localisation run, a candidate's run five times that run's wall
-    clock (itself slowed by coverage), never less than `MIN_TEST_TIMEOUT_S` and
-    `MIN_RUN_TIMEOUT_S` (a loaded host), never more than `evaluator_policy`'s caps.
+    slowest that finished took in the localisation run, a candidate's run five times
+    that run's wall clock (itself slowed by coverage) without the tests cut off, plus
+    their new limit each; never less than `MIN_TEST_TIMEOUT_S` and `MIN_RUN_TIMEOUT_S`
+    (a loaded host), never more than `evaluator_policy`'s caps.
     A mutant that loops (an off-by-one on a `while` bound, a constant weekday) then
     costs about a second, not the 10 s cap: on a budget of 60 s that was the
-    difference between a repair and none."""
-    slowest = max(localisation.durations.values(), default=0.0)
+    difference between a repair and none. A failing test that hung in the localisation
+    run is left out (`hangs.finished`): counted, its limit made every later hang cost
+    the cap again."""
+    cut = localisation.timed_out
+    slowest = max(finished(localisation.durations, cut), default=0.0)
+    test_limit = min(policy.test_timeout_s, max(MIN_TEST_TIMEOUT_S, 10 * slowest))
+    spent = localisation.seconds - sum(localisation.durations.get(n, 0.0) for n in cut)
     return replace(
         policy,
-        test_timeout_s=min(policy.test_timeout_s, max(MIN_TEST_TIMEOUT_S, 10 * slowest)),
-        run_timeout_s=min(policy.run_timeout_s, max(MIN_RUN_TIMEOUT_S, 5 * localisation.seconds)),
+        test_timeout_s=test_limit,
+        run_timeout_s=min(policy.run_timeout_s,
+                          max(MIN_RUN_TIMEOUT_S, 5 * spent + len(cut) * test_limit)),
     )

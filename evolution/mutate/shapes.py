@@ -1,8 +1,9 @@
 """Operators that change an expression's shape a little: what a person adds or removes
 when a boundary, a term, a default or a guard is wrong.
 
-- `off-by-one`: `± 1` added to an index, a slice bound, a range() argument or a
-  compared quantity, or removed where it is (`range(0, r)` -> `range(0, r + 1)`);
+- `off-by-one`: `± 1` added to an index, a slice bound, a range() argument, a
+  compared quantity or a length wherever it stands, or removed where it is
+  (`range(0, r)` -> `range(0, r + 1)`, `n = len(xs)` -> `n = len(xs) - 1`);
 - `drop-term`: one operand of an arithmetic or boolean expression, a unary minus, or a
   call argument dropped (`1 + f(x)` -> `f(x)`);
 - `value`: a constant returned or assigned replaced by a value built from a name in
@@ -36,7 +37,7 @@ MAX_BORROWED = 6
 CONTAINERS = {ast.List: ("[{}]", LIST), ast.Tuple: ("({},)", TUPLE), ast.Set: ("{{{}}}", SET)}
 
 
-def _atom(src: Source, node: ast.AST) -> str:
+def atom(src: Source, node: ast.AST) -> str:
     text = src.of(node)
     return f"({text})" if isinstance(node, ast.BinOp | ast.BoolOp | ast.IfExp | ast.Compare |
                                       ast.Lambda | ast.UnaryOp) else text
@@ -47,7 +48,7 @@ def _is_one(node: ast.AST) -> bool:
         node.value, bool)
 
 
-def _bounds(node: ast.AST, src: Source) -> list[ast.expr]:
+def bounds(node: ast.AST, src: Source) -> list[ast.expr]:
     """The quantities at `node` whose off-by-one is a classic bug."""
     found: list[ast.expr] = []
     if isinstance(node, ast.Subscript):
@@ -63,7 +64,19 @@ def _bounds(node: ast.AST, src: Source) -> list[ast.expr]:
     elif isinstance(node, ast.Call):
         found += [a for a in node.args if not isinstance(a, ast.Starred | ast.Constant)
                   and "number" in value_kinds(a) | _name_kinds(a, src)]
+    if _measured(node) and not bounded(node, src):
+        found.append(node)  # `n = len(x)` -> `n = len(x) - 1`, wherever it stands
     return [b for b in found if not isinstance(b, ast.Constant)]
+
+
+def _measured(node: ast.AST) -> bool:
+    return isinstance(node, ast.Call) and getattr(node.func, "id", "") == "len"
+
+
+def bounded(node: ast.AST, src: Source) -> bool:
+    """Is `node` already one of its parent's bounds (its ± 1 offered there)?"""
+    parent = src.scope.parents.get(node)
+    return parent is not None and any(b is node for b in bounds(parent, src))
 
 
 def _name_kinds(node: ast.AST, src: Source) -> set[str]:
@@ -74,13 +87,13 @@ def _name_kinds(node: ast.AST, src: Source) -> set[str]:
 
 
 def off_by_one(node: ast.AST, src: Source) -> Iterator[Edit]:
-    for bound in _bounds(node, src):
+    for bound in bounds(node, src):
         if isinstance(bound, ast.BinOp) and isinstance(bound.op, ast.Add | ast.Sub) and (
                 _is_one(bound.right)):
             yield src.replace(bound, src.of(bound.left), "off-by-one",
                               f"`{short(src.of(bound))}` -> `{short(src.of(bound.left))}`")
             continue
-        text = _atom(src, bound)
+        text = atom(src, bound)
         for sign in ("+", "-"):
             yield src.replace(bound, f"{text} {sign} 1", "off-by-one",
                               f"`{short(text)}` -> `{short(text)} {sign} 1`")
@@ -89,7 +102,7 @@ def off_by_one(node: ast.AST, src: Source) -> Iterator[Edit]:
 def drop_term(node: ast.AST, src: Source) -> Iterator[Edit]:
     if isinstance(node, ast.BinOp):
         for kept in (node.left, node.right):
-            yield src.replace(node, _atom(src, kept), "drop-term",
+            yield src.replace(node, atom(src, kept), "drop-term",
                               f"`{short(src.of(node))}` -> `{short(src.of(kept))}`")
     elif isinstance(node, ast.BoolOp):
         op = " and " if isinstance(node.op, ast.And) else " or "
@@ -100,7 +113,7 @@ def drop_term(node: ast.AST, src: Source) -> Iterator[Edit]:
             yield src.replace(node, op.join(rest), "drop-term",
                               f"drop `{short(src.of(dropped))}` from the condition")
     elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.Invert):
-        yield src.replace(node, _atom(src, node.operand), "drop-term",
+        yield src.replace(node, atom(src, node.operand), "drop-term",
                           f"drop the unary operator of `{short(src.of(node))}`")
     elif isinstance(node, ast.Call) and node.args and not node.keywords:
         for index, dropped in enumerate(node.args):

@@ -39,6 +39,7 @@ read where the canaries are, or that a gate is watching.
 import hashlib
 import importlib
 import json
+import operator
 import os
 import pathlib
 import random
@@ -52,6 +53,7 @@ _TEXT_LIMIT = 4000
 _FUNCTION = type(lambda: None)
 _FUNCTION_STATE = frozenset({"__code__", "__defaults__", "__kwdefaults__"})
 _MISSING = object()
+_FUNCTION_OF = operator.attrgetter("function")  # a pluggy HookImpl's function
 
 # (module, dotted attribute): what a report passes through between a test and a frame.
 _WATCHED = (
@@ -200,10 +202,10 @@ def _changed(watched):
 
 def _same(now, then):
     """Whether a hook's dispatcher and implementations (and their functions) are the
-    very objects they were."""
+    very objects they were: identities compared in C (`operator.is_`), once per test."""
     if now is None or now[0] is not then[0] or len(now[1]) != len(then[1]):
         return False
-    return all(a[0] is b[0] and a[1] is b[1] for a, b in zip(now[1], then[1], strict=True))
+    return all(map(operator.is_, now[1], then[1])) and all(map(operator.is_, now[2], then[2]))
 
 
 def _describe(context):
@@ -320,8 +322,9 @@ def _probe_class(emit, sha256=hashlib.sha256):
         for name in _HOOKS:
             caller = getattr(config.hook, name, None)
             if caller is not None:
-                impls = tuple((impl, impl.function) for impl in caller.get_hookimpls())
-                state[name] = (getattr(caller, "_hookexec", None), impls)
+                impls = tuple(caller.get_hookimpls())
+                state[name] = (getattr(caller, "_hookexec", None), impls,
+                               tuple(map(_FUNCTION_OF, impls)))  # fmt: skip
         return state
 
     def check(probe, where, full=False):
@@ -330,7 +333,9 @@ def _probe_class(emit, sha256=hashlib.sha256):
         problems = [f"{name} was replaced" for name in _changed(watched)]
         if full and probe.plugins is not None:
             manager = probe.config.pluginmanager
-            added = [p for p in manager.get_plugins() if id(p) not in probe.plugins]
+            present = manager.get_plugins()
+            added = [] if set(map(id, present)) <= probe.plugins else [
+                p for p in present if id(p) not in probe.plugins]  # fmt: skip
             if added:
                 names = ", ".join(manager.get_name(p) or repr(p) for p in added)
                 problems.append("plugins registered after collection: " + names)

@@ -4,10 +4,11 @@ The gate starts this in its sandbox, in a clean interpreter: no pytest, no probe
 test environment variables, a plain command line, the tested tree first on the path
 (and its src/, as in the test run).
 For each call of the job it imports the function's module from TREE, calls it with the
-recorded arguments (and, with `perturb`, with arguments near them: each number, string
-and collection changed a little, the same way on every tree) and sends the canonical
-form of each result over the gate's authenticated channel, in order. The key is read,
-and its descriptor closed, before any code of the tree is imported.
+recorded arguments (and, with `perturb`, unless the call says otherwise, with arguments
+near them: each number, string and collection changed a little, the same way on every
+tree) and sends the canonical form of each result over the gate's authenticated
+channel, in order. The key is read, and its descriptor closed, before any code of the
+tree is imported.
 
 Standard library only.
 """
@@ -117,8 +118,8 @@ def _timeout(_signum, _frame):
     raise TimeoutError("the call did not return in time")
 
 
-def _outcome(function, args, kwargs):
-    signal.setitimer(signal.ITIMER_REAL, CALL_TIMEOUT_S)
+def _outcome(function, args, kwargs, timeout=CALL_TIMEOUT_S):
+    signal.setitimer(signal.ITIMER_REAL, timeout)
     try:
         return canon(function(*args, **kwargs))
     except BaseException as exc:  # what the call raised is its outcome
@@ -151,9 +152,10 @@ def main(argv):
         except BaseException as exc:  # a function that is not there
             results = [["missing", raised(exc)]]
         else:
-            results = [_outcome(function, args, kwargs)]
-            if job.get("perturb"):
-                results += [_outcome(function, a, k) for a, k in perturbed(args, kwargs)]
+            timeout = float(job.get("timeout", CALL_TIMEOUT_S))
+            results = [_outcome(function, args, kwargs, timeout)]
+            if call.get("perturb", job.get("perturb")):  # a call may say it needs none
+                results += [_outcome(function, a, k, timeout) for a, k in perturbed(args, kwargs)]
         if emit is not None:
             emit("replayed", number=number, results=results)
         else:

@@ -4,9 +4,10 @@ It needs no model and no network: the tests are the specification. The failing t
 are the baseline's tests that do not pass and concern the target; their neighbours
 (every test of the same files that passes on main) must keep passing, and before a
 repair is proposed, so must the passing tests of every other test file that names the
-target. Everything runs in a throw-away run folder of main (sandboxed), so the checkout
-is never touched. The search itself (localisation, operators, staged evaluation) is
-`evolution.mutate`.
+target, and the repaired functions must answer as before where the original behaved
+(`evolution.mutate.differential`). Everything runs in a throw-away run folder of main
+(sandboxed), so the checkout is never touched. The search itself (localisation,
+operators, staged evaluation) is `evolution.mutate`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from evolution.baseline import read_baseline
+from evolution.mutate.differential import Differential
 from evolution.mutate.evaluator import CandidateEvaluator
 from evolution.mutate.localise import localise
 from evolution.mutate.search import (
@@ -55,6 +57,7 @@ class Repair:
             "failing_tests": self.failing,
             "edits": self.descriptions,
             "evaluated": self.result.evaluated,
+            "hung": self.result.hung,
             "seconds": round(self.result.seconds, 2),
             "candidates_per_minute": round(self.result.per_minute, 1),
             "stopped": self.result.stopped,
@@ -112,10 +115,14 @@ def repair(
         localisation = localise(runs, target, [*failing, *neighbours], failing)
         source = (run.tree / target).read_text(encoding="utf-8")
         related, test_sources = related_tests(ctx, tests, target)
+        limited = candidate_policy(policy, localisation)
         evaluator = CandidateEvaluator(runs, target, failing, neighbours, related,
-                                       limits=candidate_policy(policy, localisation))
+                                       limits=limited)
+        differential = Differential(runs, target, failing, sorted({*neighbours, *related}),
+                                    call_timeout_s=limited.test_timeout_s)
         result = search(evaluator, source, localisation, limits, tried=tried,
-                        on_candidate=on_candidate, tests=test_sources)
+                        on_candidate=on_candidate, tests=test_sources,
+                        differential=differential)
     return Repair(target, result, failing, runs.how)
 
 
@@ -132,7 +139,8 @@ def summary_of(searched: list[Repair]) -> dict[str, object]:
     summary = searched[-1].summary()
     evaluated = sum(r.result.evaluated for r in searched)
     seconds = sum(r.result.seconds for r in searched)
-    summary.update(evaluated=evaluated, seconds=round(seconds, 2),
+    summary.update(evaluated=evaluated, hung=sum(r.result.hung for r in searched),
+                   seconds=round(seconds, 2),
                    candidates_per_minute=round(evaluated / seconds * 60, 1) if seconds else 0.0)
     if len(searched) > 1:
         summary["targets"] = [{"target": r.target, "evaluated": r.result.evaluated,

@@ -154,6 +154,7 @@ class _Options:
     coverage_rc: Path | None = None
     by_file: bool = False
     stop_on: list[str] | None = None
+    record: dict[str, Any] | None = None
 
 
 @dataclass
@@ -216,15 +217,18 @@ class CandidateRuns:
         coverage_rc: Path | None = None,
         by_file: bool = False,
         stop_on: Iterable[str] | None = None,
+        record: dict[str, Any] | None = None,
     ) -> RunResult:
         """The result of `select` on the tree as it is now; InvalidRun when unusable.
         With `coverage_rc`, under coverage with each test's lines recorded under its node
-        id (fault localisation), as `run_tests` does with `contexts`; with `by_file` and
-        `stop_on`, as `run_tests` takes them."""
+        id (fault localisation), as `run_tests` does with `contexts`; with `by_file`,
+        `stop_on` and `record`, as `run_tests` takes them (a recording in a process of
+        its own: the server's probe records nothing)."""
         wanted = sorted(set(select))
         self._clean()
-        server = self._serving()
-        options = _Options(coverage_rc, by_file, None if stop_on is None else sorted(stop_on))
+        server = None if record is not None else self._serving()
+        options = _Options(coverage_rc, by_file, None if stop_on is None else sorted(stop_on),
+                           record)  # fmt: skip
         if server is None:
             return self._one_process(wanted, options)
         return self._evaluate(server, wanted, options)
@@ -236,7 +240,8 @@ class CandidateRuns:
             return run_tests(self.policy, self.run, self.isolation, select=select,
                              coverage_rc=options.coverage_rc,
                              contexts=options.coverage_rc is not None,
-                             by_file=options.by_file, stop_on=options.stop_on)  # fmt: skip
+                             by_file=options.by_file, stop_on=options.stop_on,
+                             record=options.record)  # fmt: skip
         finally:
             if self._server is not None:
                 (self.run.path / PGID_FILE).write_text(str(self._server.process.pid))

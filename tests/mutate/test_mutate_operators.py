@@ -270,6 +270,117 @@ BUGS: dict[str, tuple[str, str, str]] = {
             assert Account("ada").label() == "Ada (owner)"
         ''',
     ),
+    "combine": (
+        '''
+        def kth(arr, k):
+            """The k-th smallest (from 0) of distinct values."""
+            pivot = arr[0]
+            below = [x for x in arr if x < pivot]
+            above = [x for x in arr if x > pivot]
+            num_less = len(below)
+            num_lessoreq = len(arr) - len(above)
+            if k < num_less:
+                return kth(below, k)
+            elif k >= num_lessoreq:
+                return kth(above, k)  # its rank among the larger ones
+            return pivot
+        ''',
+        "        return kth(above, k - num_lessoreq)  # its rank among the larger ones",
+        '''
+        from scripts.m import kth
+
+        def test_smallest():
+            assert kth([3, 1, 2], 0) == 1
+
+        def test_largest():
+            assert kth([1, 5, 3], 2) == 5
+        ''',
+    ),
+    "wrap-builtin": (
+        '''
+        def max_sublist_sum(arr):
+            """The largest sum of a contiguous run (the empty run sums to 0)."""
+            max_ending_here = 0
+            max_so_far = 0
+            for x in arr:
+                max_ending_here = max_ending_here + x  # a run below 0 is dropped
+                max_so_far = max(max_so_far, max_ending_here)
+            return max_so_far
+        ''',
+        "        max_ending_here = max(0, max_ending_here + x)  # a run below 0 is dropped",
+        '''
+        from scripts.m import max_sublist_sum
+
+        def test_positive():
+            assert max_sublist_sum([1, 2]) == 3
+
+        def test_restart():
+            assert max_sublist_sum([2, -5, 4, 1]) == 5
+
+        def test_negative_start():
+            assert max_sublist_sum([-1, 3]) == 3
+        ''',
+    ),
+    "slice": (
+        '''
+        def suffix_total(xs, start):
+            """The sum of xs from index start on."""
+            total = 0
+            for x in xs:  # from start
+                total += x
+            return total
+        ''',
+        "    for x in xs[start:]:  # from start",
+        '''
+        from scripts.m import suffix_total
+
+        def test_whole():
+            assert suffix_total([1, 2], 0) == 3
+
+        def test_suffix():
+            assert suffix_total([1, 2, 3], 1) == 5
+            assert suffix_total([5, 6], 1) == 6
+        ''',
+    ),
+    "power": (
+        '''
+        def sum_of_squares(xs):
+            total = 0
+            for x in xs:
+                total += x  # squared
+            return total
+        ''',
+        "        total += x ** 2  # squared",
+        '''
+        from scripts.m import sum_of_squares
+
+        def test_empty():
+            assert sum_of_squares([]) == 0
+
+        def test_squares():
+            assert sum_of_squares([1, 2]) == 5
+        ''',
+    ),
+    "nest": (
+        '''
+        def powerset(arr):
+            if arr:
+                first, *rest = arr
+                subsets = powerset(rest)
+                return subsets + [[first] + subset for subset in subsets]
+            return []  # the empty set's subsets
+        ''',
+        "    return [[]]  # the empty set's subsets",
+        '''
+        from scripts.m import powerset
+
+        def test_empty():
+            assert powerset([]) == [[]]
+
+        def test_one():
+            assert powerset(["a"]) == [[], ["a"]]
+        ''',
+    ),
     "constant": (
         '''
         def ascending(xs):
