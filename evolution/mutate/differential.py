@@ -57,6 +57,7 @@ from evolution.run.forkserver import CandidateRuns
 
 MIN_REPLAY_S = 10.0  # the repair's replay may take five times the original's, at least this
 MAX_CONSTANT = 20  # characters of a constant of the code that generated inputs may take
+UNEVIDENCED = "no behavioural evidence"  # how a flag that says so begins
 
 
 @dataclass
@@ -112,7 +113,7 @@ class Differential:
     def __call__(self, original: str, repaired: str) -> Verdict:
         functions = tuple(changed_functions(original, repaired, methods=True))
         if not functions:
-            return Verdict(flags=["no function changed: no behavioural evidence"])
+            return Verdict(flags=[f"{UNEVIDENCED}: no function changed"])
         if functions not in self._evidence:
             self._evidence[functions] = self._observe(original, functions)
         evidence = self._evidence[functions]
@@ -150,7 +151,7 @@ class Differential:
         try:
             result = self.runs([*self.failing, *self.passing], record=spec)
         except InvalidRun as exc:
-            return Evidence(note=f"no behavioural evidence: the recording run failed ({exc})")
+            return Evidence(note=f"{UNEVIDENCED}: the recording run failed ({exc})")
         recorded = [c for c in relative_calls(result.calls, self.runs.run.tree)
                     if c.get("args") and not c.get("skipped")]  # fmt: skip
         failing = set(self.failing)
@@ -171,13 +172,13 @@ class Differential:
                     calls.append({**mine[0], "args": packed, "test": "", "generated": True,
                                   "perturb": False})  # fmt: skip
         if not calls:
-            return Evidence(note="no behavioural evidence: no passing test calls "
+            return Evidence(note=f"{UNEVIDENCED}: no passing test calls "
                                  + ", ".join(functions) + " with arguments that can be replayed")
         try:
             first, seconds = self._replay(original, calls)
             second, _ = self._replay(original, calls)
         except InvalidRun as exc:
-            return Evidence(note=f"no behavioural evidence: the original's replay failed ({exc})")
+            return Evidence(note=f"{UNEVIDENCED}: the original's replay failed ({exc})")
         stable = [{i for i, (a, b) in enumerate(zip(x, y, strict=False)) if _key(a) == _key(b)}
                   for x, y in zip(first, second, strict=True)]  # fmt: skip
         contract: dict[str, set[str]] = {}
@@ -185,6 +186,11 @@ class Differential:
             if not call["generated"] and 0 in agreed:
                 contract.setdefault(call["qualname"], set()).add(kind(results[0]))
         return Evidence(calls, first, stable, contract, seconds)
+
+
+def evidenced(verdict: Verdict) -> bool:
+    """Did the comparison see the original answer somewhere (not only raise)?"""
+    return not any(flag.startswith(UNEVIDENCED) for flag in verdict.flags)
 
 
 def constants(source: str, qualname: str) -> list[Any]:
@@ -243,8 +249,8 @@ def compare(evidence: Evidence, repaired: list[list[Any]], *, trusted: bool = Fa
         flags.append(f"it changes results on {sum(changed.values())} of {compared} inputs no "
                      "test checks (near or generated from the tests' own)")
     if not compared:
-        flags.append("no behavioural evidence: no call into the changed functions compared")
+        flags.append(f"{UNEVIDENCED}: no call into the changed functions compared")
     elif not answered:
-        flags.append(f"no behavioural evidence: the original raised on all {compared} inputs "
+        flags.append(f"{UNEVIDENCED}: the original raised on all {compared} inputs "
                      "compared (the fault fails every call the tests make)")
     return Verdict(flags=flags)

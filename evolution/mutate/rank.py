@@ -7,7 +7,9 @@ a line with forty names offers forty renamings, and without it their number alon
 would bury the line's one comparison swap. An edit that gives its line the shape of a
 line near it is the exception: that evidence singles it out (its share is whole, or
 as large as its weight against the operator's best on the line) and it counts
-`likeness.LIKENESS` times more. (cachetools' `LRUCache(128)`, dropped from a
+`likeness.LIKENESS` times more; so does an edit that reads a name its function binds
+and never reads (`scope.unread`: the fault took that name's only use), and the two
+signs multiply. (cachetools' `LRUCache(128)`, dropped from a
 line whose five siblings wrap 128 in their cache class, was one of 36 call-wrappings
 on its line and came 224th.) Ties go to the smaller change, then to the earlier
 position, so the search meets the smallest repair first.
@@ -15,14 +17,20 @@ position, so the search meets the smallest repair first.
 
 from __future__ import annotations
 
+import ast
 import bisect
+import re
 from collections import defaultdict
+from functools import lru_cache
 
-from evolution.mutate.likeness import likeness
+from evolution.mutate.likeness import LIKENESS, likeness
 from evolution.mutate.operators import mutations
+from evolution.mutate.scope import unread
 from evolution.mutate.source import Edit, line_starts
 
 MAX_LINES = 60  # the most suspicious lines searched; the rest wait for another cycle
+REVIVAL = LIKENESS  # as strong a sign as a sibling line's shape
+_IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
 
 
 def overlaps(edit: Edit, applied: tuple[Edit, ...]) -> bool:
@@ -48,6 +56,25 @@ class _Lines:
         mutated = self.data[start:edit.start] + edit.text.encode("utf-8") + self.data[edit.end:end]
         return likeness(self.source, index + 1, line.decode("utf-8"), mutated.decode("utf-8"))
 
+    def revives(self, edit: Edit) -> bool:
+        """Does the edit read a name its function binds and never reads (see
+        `scope.unread`)? The innermost function around the edit's line decides, with
+        the module's unread imports."""
+        names = set(_IDENTIFIER.findall(edit.text)) - set(
+            _IDENTIFIER.findall(self.data[edit.start:edit.end].decode("utf-8")))
+        if not names:
+            return False
+        spans = _unread(self.source)
+        inner = min((s for s in spans[:-1] if s[0] <= edit.line <= s[1]),
+                    key=lambda s: s[1] - s[0], default=None)
+        dead = spans[-1][2] | (inner[2] if inner is not None else frozenset())
+        return bool(names & dead)
+
+
+@lru_cache(maxsize=4)
+def _unread(source: str) -> list[tuple[int, int, frozenset[str]]]:
+    return unread(ast.parse(source))
+
 
 def ranked(
     source: str, scores: dict[int, float], priors: dict[str, float],
@@ -66,7 +93,7 @@ def ranked(
     text = _Lines(source)
 
     def score(edit: Edit) -> float:
-        like = text.likeness(edit)
+        like = text.likeness(edit) * (REVIVAL if text.revives(edit) else 1.0)
         site = edit.line, edit.operator
         share = edit.weight / (tops[site] if like > 1.0 else totals[site])
         return scores.get(edit.line, 0.0) * priors.get(edit.operator, floor) * share * like

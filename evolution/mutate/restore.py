@@ -41,6 +41,7 @@ MAX_RENAMES = 4
 MAX_ADAPTED_DONORS = 12  # templates per site, the nearest; a large file has hundreds
 MAX_UNBOUND, MAX_CHOICES = 2, 2
 MIN_COMPLETED = 5  # a shorter statement (`n`, `x()`) is part of too many others
+JUMPS = (ast.Return, ast.Raise, ast.Break, ast.Continue)  # what follows one never runs
 
 
 def insertions(node: ast.AST, src: Source) -> Iterator[Edit]:
@@ -50,7 +51,8 @@ def insertions(node: ast.AST, src: Source) -> Iterator[Edit]:
     visible = scope.visible(node)
     function = scope.function_of(node)
     points = [(src.offset(node.lineno, node.col_offset), "before")]
-    if _last_in_block(node, scope.parents.get(node)) and node.end_lineno is not None:
+    if (_last_in_block(node, scope.parents.get(node)) and node.end_lineno is not None
+            and not isinstance(node, JUMPS)):
         points.append((_line_after(src, node.end_lineno), "after"))
     indent = " " * node.col_offset
     own = src.of(node)
@@ -76,8 +78,7 @@ def insertions(node: ast.AST, src: Source) -> Iterator[Edit]:
         neighbours.update(new for new, _, _ in variants)  # `return out` copied or adapted: once
         for start, where in points:
             # A jump inserted before a statement leaves that statement dead.
-            if where == "before" and isinstance(donor, ast.Return | ast.Raise | ast.Break |
-                                                ast.Continue):
+            if where == "before" and isinstance(donor, JUMPS):
                 continue
             for new, what, share in variants:
                 if where == "before" and fresh and reads(ast.parse(new)) & fresh:

@@ -15,12 +15,15 @@ from collections import Counter
 from collections.abc import Iterator
 from functools import lru_cache
 
-from evolution.mutate.scope import CALLABLE, MODULE, NOT_VALUES, Binding, compatible
+from evolution.mutate.scope import CALLABLE, MODULE, NOT_VALUES, Binding, compatible, unread
 from evolution.mutate.source import Edit, Source, short
 
 OPERATORS = ("name", "attribute", "builtin", "swap-operands", "swap-elements")
 MAX_ALTERNATIVES = 12
 MAX_PEERS = 3  # a name's uses in the site's role count up to this many
+# A name read twice by one statement was, as often as not, put there by the fault in
+# place of another (`(timer)` beside `Store(128, ttl, timer)`): its renamings weigh more.
+REPEATED = 2.0
 NEVER_REPLACED = frozenset({"self", "cls"})
 # Builtins and methods people confuse with a sibling (the "similar builtins" of the
 # issue), each group closed under swapping.
@@ -58,7 +61,10 @@ def names(node: ast.AST, src: Source) -> Iterator[Edit]:
         choices = {n: b for n, b in visible.items() if b.local and n != node.id
                    and not (b.kinds & NOT_VALUES)}  # fmt: skip
     elif _called(node, src):
-        choices = {n: b for n, b in visible.items() if CALLABLE in b.kinds}
+        # A callable, or a parameter no code reads whose default names a function
+        # (`add=tuple.__add__`: its only call was what the fault renamed).
+        unread = _unread_callables(node, src)
+        choices = {n: b for n, b in visible.items() if CALLABLE in b.kinds or n in unread}
         choices.update({n: Binding(0, {CALLABLE}, False) for n in _called_builtins(src)
                         if n not in visible})  # fmt: skip
     else:
@@ -70,8 +76,9 @@ def names(node: ast.AST, src: Source) -> Iterator[Edit]:
         choices = {n: b for n, b in visible.items()
                    if not (b.kinds & NOT_VALUES) and compatible(b.kinds, kinds)}
     peers = _roles(src).get((src.scope.function_of(node), _role(node, src)), Counter())
+    twice = REPEATED if _reads_in_statement(node, src)[node.id] > 1 else 1.0
     ranked = sorted(
-        ((name, _weight(binding, own, node) * (1 + min(peers[name], MAX_PEERS)))
+        ((name, twice * _weight(binding, own, node) * (1 + min(peers[name], MAX_PEERS)))
          for name, binding in choices.items()
          if name != node.id and name not in NEVER_REPLACED),
         key=lambda item: -item[1],
@@ -127,6 +134,38 @@ def _roles(src: Source) -> dict[tuple[ast.AST | None, tuple[object, ...]], Count
             key = (src.scope.function_of(node), _role(node, src))
             roles.setdefault(key, Counter())[node.id] += 1
     return roles
+
+
+def _unread_callables(node: ast.AST, src: Source) -> set[str]:
+    """The parameters of the function around `node` that no code reads and whose
+    default is a name or an attribute (`add=tuple.__add__`, `_len=len`)."""
+    function = src.scope.function_of(node)
+    if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+        return set()
+    arguments = function.args
+    positional = [*arguments.posonlyargs, *arguments.args]
+    defaults = [*zip(positional[len(positional) - len(arguments.defaults):],
+                     arguments.defaults, strict=True),
+                *((a, d) for a, d in zip(arguments.kwonlyargs, arguments.kw_defaults,
+                                         strict=True) if d is not None)]  # fmt: skip
+    line = function.lineno
+    unread = next((names for first, _, names in _unread(src)[:-1] if first == line), set())
+    return {a.arg for a, d in defaults
+            if a.arg in unread and isinstance(d, ast.Name | ast.Attribute)}
+
+
+def _reads_in_statement(node: ast.AST, src: Source) -> Counter[str]:
+    """How often each name is read by the statement `node` stands in."""
+    statement = node
+    while not isinstance(statement, ast.stmt) and statement in src.scope.parents:
+        statement = src.scope.parents[statement]
+    return Counter(n.id for n in ast.walk(statement)
+                   if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load))
+
+
+@lru_cache(maxsize=4)
+def _unread(src: Source) -> list[tuple[int, int, frozenset[str]]]:
+    return unread(src.tree)
 
 
 @lru_cache(maxsize=4)

@@ -22,6 +22,7 @@ NUMBER, STR, BOOL, LIST, DICT, SET, TUPLE, BYTES, NONE = (
     "number", "str", "bool", "list", "dict", "set", "tuple", "bytes", "none")  # fmt: skip
 CALLABLE, MODULE = "callable", "module"
 NOT_VALUES = frozenset({CALLABLE, MODULE})
+NEVER_UNREAD = frozenset({"self", "cls"})  # a method's first parameter may go unused
 
 _ANNOTATION_KINDS = {
     "int": NUMBER, "float": NUMBER, "complex": NUMBER, "str": STR, "bool": BOOL,
@@ -212,6 +213,42 @@ class ScopeIndex:
                   and getattr(node.iter.func, "id", "") == "range"
                   and isinstance(node.target, ast.Name) and node.target.id in names):
                 names[node.target.id].kinds.add(NUMBER)
+
+
+def unread(tree: ast.Module) -> list[tuple[int, int, frozenset[str]]]:
+    """Per function, its first and last line and the names it binds (parameters and
+    locals) but never reads, itself or in what it nests; the module's own entry holds
+    the imports it never reads (`__all__` counts as a read). A name bound and never
+    read is where a one-identifier fault most often left its mark: the fault replaced
+    the name's only use (`(timer)` for `(maxsize)`, `for item in _init` for `for item
+    in seq`, `_HashedTuple(...)` for the `add` parameter's call). Names that start with
+    `_` say they are unread on purpose."""
+    def loaded(node: ast.AST) -> set[str]:
+        return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)
+                and isinstance(n.ctx, ast.Load | ast.Del)}  # fmt: skip
+
+    index = ScopeIndex(tree)
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            bound = {name for name, b in index.bindings(node).items() if b.local}
+            names = bound - loaded(node) - NEVER_UNREAD
+            found.append((node.lineno, node.end_lineno or node.lineno,
+                          frozenset(n for n in names if not n.startswith("_"))))
+    exported = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)
+                and isinstance(n.value, str)}  # fmt: skip
+    imports = {name for name, b in index.module_names.items()
+               if b.kinds <= {MODULE} and _imported(tree, name)}
+    names = imports - loaded(tree) - exported
+    found.append((1, len(tree.body) and (tree.body[-1].end_lineno or 1),
+                  frozenset(n for n in names if not n.startswith("_"))))
+    return found
+
+
+def _imported(tree: ast.Module, name: str) -> bool:
+    return any(isinstance(n, ast.Import | ast.ImportFrom)
+               and any((a.asname or a.name).split(".")[0] == name for a in n.names)
+               for n in tree.body)  # fmt: skip
 
 
 def _own_nodes(scope: ast.AST) -> list[ast.AST]:

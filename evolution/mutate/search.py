@@ -11,9 +11,10 @@ it (GenProg's accumulation, bounded). When a failing test hung, edits that make 
 `while` loop's condition change come first (`progress`); a candidate whose test runs
 to its time limit has hung, and an edit family whose candidates only hang goes last
 (`hangs`). A repair is minimised (every edit it does not need is dropped), checked for
-overfitting (see `overfit`), and must pass stage 3, the passing tests of every test
-file that concerns the target, before it is proposed; the gate then judges the whole
-suite.
+overfitting (see `overfit` and `differential`), and must pass stage 3, the passing
+tests of every test file that concerns the target, before it is proposed; the gate
+then judges the whole suite. A repair that takes code away where the original raised
+on every input is proposed only when the search finds nothing better (see `accept`).
 
 The search is bounded by candidate count and by wall time; both are reported.
 """
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from types import CodeType
 
 from evolution.gate import overfit
+from evolution.mutate.differential import evidenced
 from evolution.mutate.evaluator import Evaluator
 from evolution.mutate.hangs import Families, finished
 from evolution.mutate.localise import Localisation
@@ -43,6 +45,9 @@ CANDIDATE_TEST_TIMEOUT_S = 10.0  # a mutant can loop forever; a seeded fix never
 MIN_TEST_TIMEOUT_S = 1.0
 MIN_RUN_TIMEOUT_S = 10.0
 SYMMETRIC = (ast.Eq, ast.NotEq, ast.Is, ast.IsNot)
+# Edits that take away what the code did (Kali's repairs: a statement deleted, a term
+# or an argument dropped, a constant returned); see `_Search.accept`.
+REMOVING = frozenset({"delete", "drop-term", "return"})
 
 
 @dataclass
@@ -160,6 +165,9 @@ class _Search:
     # The original and a repair compared on inputs where the original behaved.
     differential: Callable[[str, str], overfit.Verdict] | None = None
     families: Families = field(default_factory=Families)  # which edit families hang
+    # A removing repair with no behavioural evidence, proposed only if nothing better
+    # is found: (edits, text, flags).
+    reserve: tuple[tuple[Edit, ...], str, list[str]] | None = None
 
     def bound(self) -> str:
         if self.evaluator.evaluated >= self.limits.max_candidates:
@@ -206,8 +214,19 @@ class _Search:
         if behaved.rejected:
             self.result.rejected.append(f"{described}: {behaved.rejected}")
             return False
+        flags = [*verdict.flags, *behaved.flags]
+        if (self.differential is not None and not evidenced(behaved)
+                and REMOVING & {e.operator for e in minimal}):
+            # Where the original raised on every input, nothing says what it did, and
+            # taking code away is the easiest way to stop a raise (cachetools'
+            # `_HashedTuple(other, self)` "repaired" by dropping `self`, inflection's
+            # faulty `replace` by deleting its line): kept in reserve while the search
+            # goes on for a repair that keeps what the code did.
+            if self.reserve is None:
+                self.reserve = (minimal, text, flags)
+            return False
         self.result.edits, self.result.source = minimal, text
-        self.result.flags = [*verdict.flags, *behaved.flags]
+        self.result.flags = flags
         return True
 
 
@@ -286,6 +305,12 @@ def minimise(evaluator: Evaluator, source: str, edits: tuple[Edit, ...]) -> tupl
 
 
 def _stop(state: _Search, why: str) -> SearchResult:
+    if why != "repaired" and state.reserve is not None:
+        state.result.edits, state.result.source, flags = state.reserve
+        state.result.flags = [*flags, "it takes code away, and nothing shows what the "
+                              f"original did where it answered: the search went on ({why}) "
+                              "and found no repair that keeps it"]
+        why = "repaired"
     state.result.evaluated = state.evaluator.evaluated
     state.result.hung = state.families.total
     state.result.seconds = time.monotonic() - state.started

@@ -22,7 +22,7 @@ from evolution.mutate.differential import Differential, Evidence, compare, const
 from evolution.mutate.evaluator import CandidateEvaluator
 from evolution.mutate.inputs import BuiltinsOnly, builtin_args, generated, pack
 from evolution.mutate.localise import localise
-from evolution.mutate.search import SearchLimits, evaluator_policy, search
+from evolution.mutate.search import SearchLimits, SearchResult, evaluator_policy, search
 from evolution.policy import Policy
 from evolution.run.folder import RunFolder
 from evolution.run.forkserver import CandidateRuns
@@ -270,3 +270,76 @@ def test_where_the_original_raised_everywhere_there_is_no_evidence_and_it_is_sai
                              "compared (the fault fails every call the tests make)"]
     answered = compare(Evidence([call], [[["str", "a_b"]]], [{0}], {}), [[["str", "a-b"]]])
     assert "under('a-b'), called by t, returns str 'a-b'" in answered.rejected
+
+
+UNDER = '''\
+def dashed(word):
+    return word.replace("_", "-")
+
+
+def under(word):
+    word = word.escape("-", "_")
+    return word.lower()
+'''
+UNDER_TESTS = textwrap.dedent('''
+    from scripts.under import dashed, under
+
+
+    def test_dashed():
+        assert dashed("a_b") == "a-b"
+
+
+    def test_lowered():
+        assert under("Ab") == "ab"
+
+
+    def test_kept():
+        assert under("a_b") == "a_b"
+''')
+TOTAL = "def total(xs):\n    xs = xs.sorted()\n    return sum(xs)\n"
+TOTAL_TESTS = textwrap.dedent('''
+    from scripts.total import total
+
+
+    def test_total():
+        assert total([2, 1]) == 3
+''')
+
+
+def _search_with_comparison(runs: CandidateRuns, target: str, source: str,
+                            tests: list[str]) -> SearchResult:
+    failing, passing = _split(runs, tests)
+    located = localise(runs, target, tests, failing)
+    evaluator = CandidateEvaluator(runs, target, failing, passing)
+    compare = Differential(runs, target, failing, passing, call_timeout_s=1.0)
+    return search(evaluator, source, located, SearchLimits(200, 300), differential=compare)
+
+
+def test_taking_code_away_where_the_original_raised_everywhere_waits_for_a_better_repair(
+        tmp_path: Path):
+    """The fault makes every call raise, so nothing shows what the function did. The
+    line's deletion comes first and passes the tests (it drops the replacement of "-"
+    that no test checks); it is kept in reserve, and the search goes on to the method
+    the file uses elsewhere, which is proposed."""
+    tests = _ids("under", UNDER_TESTS)
+    with _workspace(tmp_path / "repo", "under", UNDER, UNDER_TESTS) as runs:
+        deleted = UNDER.replace('    word = word.escape("-", "_")\n', "")
+        assert _passes(runs, deleted, "scripts/under.py", tests)
+        assert not _passes(runs, UNDER, "scripts/under.py", tests)
+        result = _search_with_comparison(runs, "scripts/under.py", UNDER, tests)
+    assert result.stopped == "repaired", result
+    assert '    word = word.replace("-", "_")' in result.source.splitlines(), result.source
+    assert not any("takes code away" in flag for flag in result.flags), result.flags
+
+
+def test_when_only_taking_code_away_repairs_it_that_repair_is_proposed_and_said(
+        tmp_path: Path):
+    """The look-alike: a stray line whose deletion is the fix. Nothing else repairs it;
+    after the search has tried the rest, the deletion is proposed, and the reviewer is
+    told it had nothing to compare."""
+    tests = _ids("total", TOTAL_TESTS)
+    with _workspace(tmp_path / "repo", "total", TOTAL, TOTAL_TESTS) as runs:
+        result = _search_with_comparison(runs, "scripts/total.py", TOTAL, tests)
+    assert result.stopped == "repaired", result
+    assert "sorted" not in result.source and "return sum(xs)" in result.source
+    assert any("takes code away" in flag for flag in result.flags), result.flags
