@@ -18,7 +18,14 @@ import pytest
 from repo_setup import SAMPLE_PYTEST_INI, Sandbox
 
 from evolution.gitrepo import GitRepo
-from evolution.mutate.differential import Differential, Evidence, compare, constants, kind
+from evolution.mutate.differential import (
+    Differential,
+    Evidence,
+    compare,
+    constants,
+    kind,
+    writes_own_state,
+)
 from evolution.mutate.evaluator import CandidateEvaluator
 from evolution.mutate.inputs import BuiltinsOnly, builtin_args, generated, pack
 from evolution.mutate.localise import localise
@@ -343,3 +350,52 @@ def test_when_only_taking_code_away_repairs_it_that_repair_is_proposed_and_said(
     assert result.stopped == "repaired", result
     assert "sorted" not in result.source and "return sum(xs)" in result.source
     assert any("takes code away" in flag for flag in result.flags), result.flags
+
+
+BUDGET = '''\
+class Budget:
+    def __init__(self, limit):
+        self.limit = limit
+        self.spent = 0
+
+    def spend(self, amount):
+        self.spent += amount * 2
+        return self.limit - self.spent
+'''
+BUDGET_TESTS = textwrap.dedent('''
+    from scripts.budget import Budget
+
+
+    def test_what_is_left():
+        assert Budget(100).spend(10) == 90
+
+
+    def test_two_small_spends_are_affordable():
+        budget = Budget(100)
+        budget.spend(10)
+        assert budget.spend(10) > 0
+''')
+
+
+def test_a_method_that_builds_its_own_state_may_change_where_a_weak_test_passed(
+        tmp_path: Path):
+    """`spend` writes `self.spent`; the passing test's calls see a `self` the fault
+    built and check only a sign. The true repair changes their results (80 for 60): a
+    reviewer's flag, not a refusal. A repair that returns None there is still refused:
+    the contract holds for such methods too."""
+    tests = _ids("budget", BUDGET_TESTS)
+    fixed = BUDGET.replace("amount * 2", "amount")
+    vanishing = fixed.replace("        return self.limit - self.spent\n",
+                              "        if self.spent > 10:\n            return None\n"
+                              "        return self.limit - self.spent\n")
+    with _workspace(tmp_path / "repo", "budget", BUDGET, BUDGET_TESTS) as runs:
+        failing, passing = _split(runs, tests)
+        assert failing == ["tests/test_budget.py::test_what_is_left"]
+        compare = Differential(runs, "scripts/budget.py", failing, passing, call_timeout_s=1.0)
+        accepted, refused = compare(BUDGET, fixed), compare(BUDGET, vanishing)
+    assert not accepted.rejected, accepted
+    assert any("a method that writes its own object" in flag for flag in accepted.flags)
+    assert "NoneType" in refused.rejected and "Budget.spend" in refused.rejected, refused
+    assert writes_own_state(BUDGET, "Budget.spend")
+    assert not writes_own_state(BUDGET.replace("self.spent += amount * 2", "spent = 1"),
+                                "Budget.spend")
