@@ -46,6 +46,7 @@ class Localisation:
     durations: dict[str, float] = field(default_factory=dict, compare=False)  # nodeid -> s
     seconds: float = field(default=0.0, compare=False)  # its wall clock (under coverage)
     timed_out: frozenset[str] = field(default=frozenset(), compare=False)  # cut off
+    passed_lines: frozenset[int] = field(default=frozenset(), compare=False)  # a pass ran them
 
     def ranked_lines(self) -> list[int]:
         return sorted(self.scores, key=lambda line: (-self.scores[line], line))
@@ -86,13 +87,17 @@ def localise(
     passed = {n for n, o in result.outcomes.items() if o == "passed"}
     everyone = failed | passed
     scores = {}
+    passed_lines = set()
     for line, names in contexts.items():
         ran = everyone if IMPORT_CONTEXT in names else set(names)
         score = ochiai(len(ran & failed), len(ran & passed), len(failed))
         if score > 0:
             scores[line] = score
+        if ran & passed:
+            passed_lines.add(line)
     return Localisation(scores, result.outcomes, covered=True, durations=result.durations,
-                        seconds=result.duration_s, timed_out=cut)
+                        seconds=result.duration_s, timed_out=cut,
+                        passed_lines=frozenset(passed_lines))
 
 
 def _contexts(report: dict[str, Any] | None) -> dict[int, list[str]] | None:

@@ -218,7 +218,8 @@ class ScopeIndex:
 def unread(tree: ast.Module) -> list[tuple[int, int, frozenset[str]]]:
     """Per function, its first and last line and the names it binds (parameters and
     locals) but never reads, itself or in what it nests; the module's own entry holds
-    the imports it never reads (`__all__` counts as a read). A name bound and never
+    the names its statements import or assign and no code reads (a string that names
+    one, as `__all__` does, counts as a read). A name bound and never
     read is where a one-identifier fault most often left its mark: the fault replaced
     the name's only use (`(timer)` for `(maxsize)`, `for item in _init` for `for item
     in seq`, `_HashedTuple(...)` for the `add` parameter's call). Names that start with
@@ -237,18 +238,23 @@ def unread(tree: ast.Module) -> list[tuple[int, int, frozenset[str]]]:
                           frozenset(n for n in names if not n.startswith("_"))))
     exported = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)
                 and isinstance(n.value, str)}  # fmt: skip
-    imports = {name for name, b in index.module_names.items()
-               if b.kinds <= {MODULE} and _imported(tree, name)}
-    names = imports - loaded(tree) - exported
+    names = _imported_or_assigned(tree) - loaded(tree) - exported
     found.append((1, len(tree.body) and (tree.body[-1].end_lineno or 1),
                   frozenset(n for n in names if not n.startswith("_"))))
     return found
 
 
-def _imported(tree: ast.Module, name: str) -> bool:
-    return any(isinstance(n, ast.Import | ast.ImportFrom)
-               and any((a.asname or a.name).split(".")[0] == name for a in n.names)
-               for n in tree.body)  # fmt: skip
+def _imported_or_assigned(tree: ast.Module) -> set[str]:
+    """The names the module's own statements import or assign (not its functions or
+    classes: a library defines those for others to call)."""
+    found = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            found.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            found.update(t.id for t in targets if isinstance(t, ast.Name))
+    return found
 
 
 def _own_nodes(scope: ast.AST) -> list[ast.AST]:

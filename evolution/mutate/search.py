@@ -13,8 +13,9 @@ to its time limit has hung, and an edit family whose candidates only hang goes l
 (`hangs`). A repair is minimised (every edit it does not need is dropped), checked for
 overfitting (see `overfit` and `differential`), and must pass stage 3, the passing
 tests of every test file that concerns the target, before it is proposed; the gate
-then judges the whole suite. A repair that takes code away where the original raised
-on every input is proposed only when the search finds nothing better (see `accept`).
+then judges the whole suite. A repair that takes away code no passing test ran, or
+where the original raised on every input, is proposed only when the search finds
+nothing better (see `accept`).
 
 The search is bounded by candidate count and by wall time; both are reported.
 """
@@ -165,9 +166,10 @@ class _Search:
     # The original and a repair compared on inputs where the original behaved.
     differential: Callable[[str, str], overfit.Verdict] | None = None
     families: Families = field(default_factory=Families)  # which edit families hang
-    # A removing repair with no behavioural evidence, proposed only if nothing better
-    # is found: (edits, text, flags).
+    # A removing repair with no evidence of what it removes, proposed only if nothing
+    # better is found: (edits, text, flags).
     reserve: tuple[tuple[Edit, ...], str, list[str]] | None = None
+    passed_lines: frozenset[int] = frozenset()  # lines a passing test ran (localisation)
 
     def bound(self) -> str:
         if self.evaluator.evaluated >= self.limits.max_candidates:
@@ -215,13 +217,15 @@ class _Search:
             self.result.rejected.append(f"{described}: {behaved.rejected}")
             return False
         flags = [*verdict.flags, *behaved.flags]
-        if (self.differential is not None and not evidenced(behaved)
-                and REMOVING & {e.operator for e in minimal}):
-            # Where the original raised on every input, nothing says what it did, and
-            # taking code away is the easiest way to stop a raise (cachetools'
-            # `_HashedTuple(other, self)` "repaired" by dropping `self`, inflection's
-            # faulty `replace` by deleting its line): kept in reserve while the search
-            # goes on for a repair that keeps what the code did.
+        removing = [e for e in minimal if e.operator in REMOVING]
+        if removing and (not evidenced(behaved) or not {e.line for e in removing}
+                         <= self.passed_lines):
+            # Where the original raised on every input, or no passing test ran the code
+            # taken away, nothing says what that code did, and taking it away is the
+            # easiest way to stop a raise (cachetools' `_HashedTuple(other, self)`
+            # "repaired" by dropping `self`, `args + ...` by dropping `args`,
+            # inflection's faulty `replace` by deleting its line): kept in reserve while
+            # the search goes on for a repair that keeps what the code did.
             if self.reserve is None:
                 self.reserve = (minimal, text, flags)
             return False
@@ -251,7 +255,7 @@ def search(
     state = _Search(evaluator, source, limits, tests or [],
                     set() if tried is None else tried, on_candidate, SearchResult(lines=lines[:10]),
                     constant_before=self_comparisons(ast.parse(source)),
-                    differential=differential)
+                    differential=differential, passed_lines=localisation.passed_lines)
     table = priors()
     module_lines = module_level_lines(source)
     failing_total = len(evaluator.failing)
@@ -307,9 +311,9 @@ def minimise(evaluator: Evaluator, source: str, edits: tuple[Edit, ...]) -> tupl
 def _stop(state: _Search, why: str) -> SearchResult:
     if why != "repaired" and state.reserve is not None:
         state.result.edits, state.result.source, flags = state.reserve
-        state.result.flags = [*flags, "it takes code away, and nothing shows what the "
-                              f"original did where it answered: the search went on ({why}) "
-                              "and found no repair that keeps it"]
+        state.result.flags = [*flags, "it takes code away that no passing test ran, or where "
+                              "the original answered nowhere: the search went on "
+                              f"({why}) and found no repair that keeps it"]
         why = "repaired"
     state.result.evaluated = state.evaluator.evaluated
     state.result.hung = state.families.total

@@ -29,6 +29,8 @@ from evolution.mutate.differential import (
 from evolution.mutate.evaluator import CandidateEvaluator
 from evolution.mutate.inputs import BuiltinsOnly, builtin_args, generated, pack
 from evolution.mutate.localise import localise
+from evolution.mutate.priors import priors
+from evolution.mutate.rank import ranked
 from evolution.mutate.search import SearchLimits, SearchResult, evaluator_policy, search
 from evolution.policy import Policy
 from evolution.run.folder import RunFolder
@@ -399,3 +401,39 @@ def test_a_method_that_builds_its_own_state_may_change_where_a_weak_test_passed(
     assert writes_own_state(BUDGET, "Budget.spend")
     assert not writes_own_state(BUDGET.replace("self.spent += amount * 2", "spent = 1"),
                                 "Budget.spend")
+
+
+KEY = '''\
+def key(*args, **named):
+    if named:
+        return tuple + tuple(sorted(named.items()))
+    return args
+'''
+KEY_TESTS = textwrap.dedent('''
+    from scripts.key import key
+
+
+    def test_positional():
+        assert key(1, 2) == (1, 2)
+
+
+    def test_named():
+        assert key(a=1) == (("a", 1),)
+''')
+
+
+def test_taking_away_code_no_passing_test_ran_waits_though_the_function_answered(
+        tmp_path: Path):
+    """The function answers its passing test (the other branch), so the comparison has
+    evidence; but no passing test ran the faulty line, which raised each time it ran.
+    Dropping its first term passes the tests (no test names both kinds of argument) and
+    comes first; it is kept in reserve, and the name put back is proposed."""
+    tests = _ids("key", KEY_TESTS)
+    order = [e.description for e in ranked(KEY, {3: 1.0, 2: 0.7}, priors())]
+    dropped = next(i for i, d in enumerate(order) if d.endswith(
+        "-> `tuple(sorted(named.items()))`"))
+    assert dropped < order.index("line 3: tuple -> args")
+    with _workspace(tmp_path / "repo", "key", KEY, KEY_TESTS) as runs:
+        result = _search_with_comparison(runs, "scripts/key.py", KEY, tests)
+    assert result.stopped == "repaired", result
+    assert "        return args + tuple(sorted(named.items()))" in result.source.splitlines()

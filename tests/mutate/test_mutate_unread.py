@@ -44,15 +44,17 @@ def last(seq, default=_missing):
 
 def test_unread_names_are_the_bound_ones_no_code_reads():
     """Parameters and locals never read, itself or nested; `self` and `_`-names are
-    unread on purpose; the module's own entry holds the imports no code reads, and a
+    unread on purpose; the module's own entry holds the names its statements import or
+    assign and no code reads (not its functions: a library's are for others), and a
     name `__all__` exports counts as read."""
     source = (
-        "import os\nimport re\nfrom json import dumps, loads\n__all__ = ['loads']\n\n\n"
-        "def f(self, a, b, _c, d):\n    e = a\n    g = 1\n    return (lambda: d)() + re.X\n"
+        "import os\nimport re\nfrom json import dumps, loads\n__all__ = ['loads']\n"
+        "LIMIT = 3\nUSED = 4\n"
+        "def f(self, a, b, _c, d):\n    e = a\n    g = USED\n    return (lambda: d)() + re.X\n"
     )
     spans = unread(ast.parse(source))
     assert spans[0][:2] == (7, 10) and spans[0][2] == {"b", "e", "g"}
-    assert spans[-1][2] == {"os", "dumps"}
+    assert spans[-1][2] == {"os", "dumps", "LIMIT"}
 
 
 @pytest.mark.parametrize(("source", "line", "fix"), [
