@@ -25,7 +25,7 @@ from functools import lru_cache
 
 from evolution.mutate.likeness import LIKENESS, likeness
 from evolution.mutate.operators import mutations
-from evolution.mutate.scope import unread
+from evolution.mutate.scope import unread, unread_at
 from evolution.mutate.source import Edit, line_starts
 
 MAX_LINES = 60  # the most suspicious lines searched; the rest wait for another cycle
@@ -59,16 +59,12 @@ class _Lines:
     def revives(self, edit: Edit) -> bool:
         """Does the edit read a name its function binds and never reads (see
         `scope.unread`)? The innermost function around the edit's line decides, with
-        the module's unread imports."""
+        the module's unread names."""
         names = set(_IDENTIFIER.findall(edit.text)) - set(
             _IDENTIFIER.findall(self.data[edit.start:edit.end].decode("utf-8")))
         if not names:
             return False
-        spans = _unread(self.source)
-        inner = min((s for s in spans[:-1] if s[0] <= edit.line <= s[1]),
-                    key=lambda s: s[1] - s[0], default=None)
-        dead = spans[-1][2] | (inner[2] if inner is not None else frozenset())
-        return bool(names & dead)
+        return bool(names & unread_at(_unread(self.source), edit.line))
 
 
 @lru_cache(maxsize=4)

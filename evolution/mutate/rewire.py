@@ -15,7 +15,16 @@ from collections import Counter
 from collections.abc import Iterator
 from functools import lru_cache
 
-from evolution.mutate.scope import CALLABLE, MODULE, NOT_VALUES, Binding, compatible, unread
+from evolution.mutate.scope import (
+    CALLABLE,
+    MODULE,
+    NOT_VALUES,
+    Binding,
+    compatible,
+    unread,
+    unread_at,
+    value_kinds,
+)
 from evolution.mutate.source import Edit, Source, short
 
 OPERATORS = ("name", "attribute", "builtin", "swap-operands", "swap-elements")
@@ -24,6 +33,7 @@ MAX_PEERS = 3  # a name's uses in the site's role count up to this many
 # A name read twice by one statement was, as often as not, put there by the fault in
 # place of another (`(timer)` beside `Store(128, ttl, timer)`): its renamings weigh more.
 REPEATED = 2.0
+MISMATCHED = 0.25  # a name of another known kind than the one it replaces
 NEVER_REPLACED = frozenset({"self", "cls"})
 # Builtins and methods people confuse with a sibling (the "similar builtins" of the
 # issue), each group closed under swapping.
@@ -55,15 +65,19 @@ def names(node: ast.AST, src: Source) -> Iterator[Edit]:
         return
     visible = src.scope.visible(node)
     own = visible.get(node.id)
+    dead = unread_at(_unread(src), getattr(node, "lineno", 0))
     if isinstance(node.ctx, ast.Store):
         if own is None or not own.local:
             return
         choices = {n: b for n, b in visible.items() if b.local and n != node.id
                    and not (b.kinds & NOT_VALUES)}  # fmt: skip
     elif _called(node, src):
-        # A callable, or a parameter no code reads whose default names a function
-        # (`add=tuple.__add__`: its only call was what the fault renamed).
-        unread = _unread_callables(node, src)
+        # A callable, or a name of unknown kind no code reads: a parameter whose default
+        # names a function (`add=tuple.__add__`), an import (`itemgetter`): its only
+        # call may be what the fault renamed.
+        unread = _unread_callables(node, src) | {
+            n for n in dead if n in visible and not visible[n].kinds
+            and not visible[n].local}  # fmt: skip
         choices = {n: b for n, b in visible.items() if CALLABLE in b.kinds or n in unread}
         choices.update({n: Binding(0, {CALLABLE}, False) for n in _called_builtins(src)
                         if n not in visible})  # fmt: skip
@@ -73,28 +87,53 @@ def names(node: ast.AST, src: Source) -> Iterator[Edit]:
         if MODULE in kinds and isinstance(parent, ast.Attribute):
             return  # `re.sub`: the module is the way to its function, not a value
         kinds = kinds - NOT_VALUES  # a module or function where a value stands: a value
-        choices = {n: b for n, b in visible.items()
-                   if not (b.kinds & NOT_VALUES) and compatible(b.kinds, kinds)}
+        choices = {n: b for n, b in visible.items() if not (b.kinds & NOT_VALUES)}
     peers = _roles(src).get((src.scope.function_of(node), _role(node, src)), Counter())
     twice = REPEATED if _reads_in_statement(node, src)[node.id] > 1 else 1.0
+    reference = _expected(node, src, visible) or (own.kinds if own is not None else set())
     ranked = sorted(
-        ((name, twice * _weight(binding, own, node) * (1 + min(peers[name], MAX_PEERS)))
+        ((name, twice * _weight(binding, reference, node) * (1 + min(peers[name], MAX_PEERS)))
          for name, binding in choices.items()
          if name != node.id and name not in NEVER_REPLACED),
         key=lambda item: -item[1],
-    )[:MAX_ALTERNATIVES]
-    for name, weight in ranked:
+    )
+    # A name no code reads is never cut off: it is the likeliest of all (see `rank`).
+    kept = ranked[:MAX_ALTERNATIVES] + [c for c in ranked[MAX_ALTERNATIVES:] if c[0] in dead]
+    for name, weight in kept:
         yield src.replace(node, name, "name", f"{node.id} -> {name}", weight)
 
 
-def _weight(binding: Binding, own: Binding | None, node: ast.AST) -> float:
-    """Locals before globals, names of the same known kind before unknown ones, and
-    names bound closer to the site before farther ones."""
+def _weight(binding: Binding, reference: set[str], node: ast.AST) -> float:
+    """Locals before globals, names of the kind the site wants (`_expected`, else the
+    replaced name's) before unknown ones, those of another known kind last (the name
+    the fault put there may be of the wrong kind: toolz's `!= seqs`, a tuple, compared
+    with a count, for `!= N`), and names bound closer to the site before farther ones."""
     weight = 2.0 if binding.local else 1.0
-    if own is not None and binding.kinds & own.kinds - {CALLABLE}:
+    if binding.kinds & reference - {CALLABLE}:
         weight *= 2.0
+    elif not compatible(binding.kinds, reference - NOT_VALUES):
+        weight *= MISMATCHED
     distance = abs(getattr(node, "lineno", 0) - binding.line)
     return weight / (1.0 + distance / 20.0)
+
+
+def _expected(node: ast.AST, src: Source, visible: dict[str, Binding]) -> set[str]:
+    """The kinds the site's value must have, from what it is compared or combined with
+    (`items.count(x) != ?`: a number); empty when nothing says."""
+    parent = src.scope.parents.get(node)
+    others: list[ast.expr] = []
+    if isinstance(parent, ast.Compare) and not any(
+            isinstance(op, ast.In | ast.NotIn | ast.Is | ast.IsNot) for op in parent.ops):
+        others = [e for e in (parent.left, *parent.comparators) if e is not node]
+    elif isinstance(parent, ast.BinOp) and not isinstance(parent.op, ast.Mod):
+        others = [parent.right if parent.left is node else parent.left]
+    kinds: set[str] = set()
+    for other in others:
+        if isinstance(other, ast.Name):
+            kinds |= visible[other.id].kinds if other.id in visible else set()
+        else:
+            kinds |= value_kinds(other)
+    return kinds - NOT_VALUES
 
 
 def _shape(value: object, hole: ast.AST, keep: ast.AST | None) -> object:

@@ -244,6 +244,14 @@ def unread(tree: ast.Module) -> list[tuple[int, int, frozenset[str]]]:
     return found
 
 
+def unread_at(spans: list[tuple[int, int, frozenset[str]]], line: int) -> frozenset[str]:
+    """Of `unread`'s answer, the names unread where `line` stands: those of the
+    innermost function around it, and the module's."""
+    inner = min((s for s in spans[:-1] if s[0] <= line <= s[1]),
+                key=lambda s: s[1] - s[0], default=None)
+    return spans[-1][2] | (inner[2] if inner is not None else frozenset())
+
+
 def _imported_or_assigned(tree: ast.Module) -> set[str]:
     """The names the module's own statements import or assign (not its functions or
     classes: a library defines those for others to call)."""

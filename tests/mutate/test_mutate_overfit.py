@@ -404,36 +404,44 @@ def test_a_method_that_builds_its_own_state_may_change_where_a_weak_test_passed(
 
 
 KEY = '''\
+def pairs(table):
+    return sorted(table.items())
+
+
 def key(*args, **named):
+    found = list(args)
     if named:
-        return tuple + tuple(sorted(named.items()))
-    return args
+        found.extend(sorted(named.itemz()))
+    return tuple(found)
 '''
 KEY_TESTS = textwrap.dedent('''
-    from scripts.key import key
+    from scripts.key import key, pairs
+
+
+    def test_pairs():
+        assert pairs({"b": 2, "a": 1}) == [("a", 1), ("b", 2)]
 
 
     def test_positional():
         assert key(1, 2) == (1, 2)
 
 
-    def test_named():
-        assert key(a=1) == (("a", 1),)
+    def test_named_is_hashable():
+        assert hash(key(1, a=1)) == hash(key(1, a=1))
 ''')
 
 
 def test_taking_away_code_no_passing_test_ran_waits_though_the_function_answered(
         tmp_path: Path):
-    """The function answers its passing test (the other branch), so the comparison has
-    evidence; but no passing test ran the faulty line, which raised each time it ran.
-    Dropping its first term passes the tests (no test names both kinds of argument) and
-    comes first; it is kept in reserve, and the name put back is proposed."""
+    """The function answers its passing test (positional arguments only), so the
+    comparison has evidence; but no passing test ran the faulty line, which raised each
+    time it ran. Deleting it passes the weak test (a key hashes) and comes first; it is
+    kept in reserve, and the method the file uses elsewhere is put back and proposed."""
     tests = _ids("key", KEY_TESTS)
-    order = [e.description for e in ranked(KEY, {3: 1.0, 2: 0.7}, priors())]
-    dropped = next(i for i, d in enumerate(order) if d.endswith(
-        "-> `tuple(sorted(named.items()))`"))
-    assert dropped < order.index("line 3: tuple -> args")
+    order = [e.description for e in ranked(KEY, {8: 1.0, 7: 0.7}, priors())]
+    assert order.index("line 8: delete the statement") < order.index(
+        "line 8: .itemz -> .items"), order[:10]
     with _workspace(tmp_path / "repo", "key", KEY, KEY_TESTS) as runs:
         result = _search_with_comparison(runs, "scripts/key.py", KEY, tests)
     assert result.stopped == "repaired", result
-    assert "        return args + tuple(sorted(named.items()))" in result.source.splitlines()
+    assert "        found.extend(sorted(named.items()))" in result.source.splitlines()

@@ -229,3 +229,15 @@ def test_stages_one_and_two_run_under_the_measured_limits_and_stage_three_does_n
         assert evaluator.fixed(source) == 0
         assert evaluator.whole_files_hold(source)
         assert runs.policy is policy  # the measured limits held only for their stage
+
+
+def test_a_name_of_the_kind_the_site_wants_is_offered_though_the_wrong_one_differs():
+    """The fault put a tuple (`seqs`) where a count is compared: the site wants a
+    number, and `n` (a length) is its first renaming. Judged by the replaced name's kind
+    alone, `n` was not offered at all (toolz's `!= seqs` for `!= N`)."""
+    source = ("def all_equal(*seqs):\n    n = len(seqs)\n    for items in zip(*seqs):\n"
+              "        if items.count(items[0]) != seqs:\n            return False\n"
+              "    return n > 0\n")
+    renamings = [e.description for e in ranked(source, {4: 1.0}, priors())
+                 if e.operator == "name" and e.description.startswith("line 4: seqs")]
+    assert renamings[0] == "line 4: seqs -> n", renamings
