@@ -117,6 +117,20 @@ def test_record_refuses_to_lower_the_ratchet_unless_reset(sandbox: Sandbox) -> N
     assert _trailer(sandbox, "Evolve-Tested-Tree") == sandbox.git("rev-parse", f"{broken}^{{tree}}")
 
 
+def test_record_refuses_a_dirty_checkout_of_main_before_running_the_suite(
+        sandbox: Sandbox) -> None:
+    """A recording lands on main; with uncommitted changes in main's checkout it is
+    refused as a usage error at once (it used to run the whole suite, then refuse to
+    land with a hint that the verdict was cached, which a recording is not)."""
+    head = sandbox.head()
+    (sandbox.path / "scripts/calc.py").write_text(BROKEN_ADD)
+    done = sandbox.evolve("baseline", "record", "--reruns", "0")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "uncommitted changes" in done.stderr and "evolve baseline record" in done.stderr
+    assert "cached" not in done.stderr and "Traceback" not in done.stderr
+    assert sandbox.head() == head
+
+
 def test_record_of_a_suite_without_tests_is_an_invalid_run(tmp_path: Path) -> None:
     box = Sandbox(tmp_path / "empty")
     box.path.mkdir()

@@ -26,7 +26,7 @@ from evolution.baseline import (
     require_baseline,
 )
 from evolution.gate import testmap
-from evolution.gate.landing import land
+from evolution.gate.landing import land, refuse_dirty_main
 from evolution.gate.lock import exclusive
 from evolution.gate.shared import advance_shared
 from evolution.gate.verdict import run_trial
@@ -67,6 +67,10 @@ def record(
 ) -> RecordReport:
     with exclusive(repo, wait=wait):
         main_ref, head = repo.resolve_main(main)
+        # Before the suite runs, not after: a recording is not cached, and landing it
+        # would move main under the uncommitted changes.
+        refuse_dirty_main(repo, main_ref, "recording would move main under them",
+                          "commit or stash them, then run: evolve baseline record")  # fmt: skip
         policy = load_policy(repo, head).with_overrides(**(overrides or {}))
         found = read_baseline(repo, head, policy.baseline)
         previous = found[0] if found else None
