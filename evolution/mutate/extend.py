@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from functools import lru_cache
 
-from evolution.mutate.scope import BUILTIN_NAMES, NOT_VALUES, readable
+from evolution.mutate.scope import BUILTIN_NAMES, NOT_VALUES, readable, unread_at
 from evolution.mutate.source import Edit, Source, short
 
 OPERATORS = ("add-argument", "wrap-call", "add-access")
@@ -141,6 +141,12 @@ def add_argument(node: ast.AST, src: Source) -> Iterator[Edit]:
             if keyword.arg and keyword.arg not in have and readable(keyword.value, visible):
                 text = f"{keyword.arg}={src.of(keyword.value)}"
                 offered[text, None] = max(offered.get((text, None), 0.0), weight)
+    # A name no code reads, as the last argument: the fault may have dropped its only
+    # use (`re.escape()` for `re.escape(separator)`); `rank` puts it first.
+    for name in sorted(unread_at(src.unread, node.lineno)):
+        bound = visible.get(name)
+        if bound is not None and not bound.kinds & NOT_VALUES and not node.keywords:
+            offered.setdefault((name, len(node.args)), SAME_FILE)
     parameters = _parameters(src).get(key, [])
     for index, name in enumerate(parameters):
         bound = visible.get(name)

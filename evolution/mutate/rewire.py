@@ -21,7 +21,6 @@ from evolution.mutate.scope import (
     NOT_VALUES,
     Binding,
     compatible,
-    unread,
     unread_at,
     value_kinds,
 )
@@ -65,7 +64,7 @@ def names(node: ast.AST, src: Source) -> Iterator[Edit]:
         return
     visible = src.scope.visible(node)
     own = visible.get(node.id)
-    dead = unread_at(_unread(src), getattr(node, "lineno", 0))
+    dead = unread_at(src.unread, getattr(node, "lineno", 0))
     if isinstance(node.ctx, ast.Store):
         if own is None or not own.local:
             return
@@ -188,7 +187,7 @@ def _unread_callables(node: ast.AST, src: Source) -> set[str]:
                 *((a, d) for a, d in zip(arguments.kwonlyargs, arguments.kw_defaults,
                                          strict=True) if d is not None)]  # fmt: skip
     line = function.lineno
-    unread = next((names for first, _, names in _unread(src)[:-1] if first == line), set())
+    unread = next((names for first, _, names in src.unread[:-1] if first == line), set())
     return {a.arg for a, d in defaults
             if a.arg in unread and isinstance(d, ast.Name | ast.Attribute)}
 
@@ -200,11 +199,6 @@ def _reads_in_statement(node: ast.AST, src: Source) -> Counter[str]:
         statement = src.scope.parents[statement]
     return Counter(n.id for n in ast.walk(statement)
                    if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load))
-
-
-@lru_cache(maxsize=4)
-def _unread(src: Source) -> list[tuple[int, int, frozenset[str]]]:
-    return unread(src.tree)
 
 
 @lru_cache(maxsize=4)

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from evolution.mutate.scope import ScopeIndex
+from evolution.mutate.scope import ScopeIndex, unread
 
 
 @dataclass(frozen=True, order=True)
@@ -57,6 +57,11 @@ class Source:
     @cached_property
     def scope(self) -> ScopeIndex:
         return ScopeIndex(self.tree)
+
+    @cached_property
+    def unread(self) -> list[tuple[int, int, frozenset[str]]]:
+        """`scope.unread` of the module: per function, the names no code reads."""
+        return unread(self.tree)
 
     def offset(self, line: int, col: int) -> int:
         return self.line_starts[line - 1] + col

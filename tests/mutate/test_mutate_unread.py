@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from test_mutate_operators import _localise_and_search
 
-from evolution.mutate.operators import mutations
+from evolution.mutate.operators import apply_edits, mutations
 from evolution.mutate.priors import priors
 from evolution.mutate.rank import ranked
 from evolution.mutate.scope import unread
@@ -103,3 +103,13 @@ def test_an_honestly_unused_parameter_does_not_lead_the_repair_astray(tmp_path: 
     assert result.stopped == "repaired", result
     assert result.source.splitlines()[1] in ("    return event['size'] >= 3",
                                              "    return event['size'] > 2"), result.source
+
+
+def test_a_call_that_lost_its_argument_gets_the_unread_name_back():
+    """`quote()` where `quote(mark)` was meant: no other call of `quote` shows an
+    argument, but `mark` is bound and never read; adding it is among the line's first
+    three edits."""
+    source = "def quoted(text, mark):\n    return text.strip() + quote()\n"
+    order = ranked(source, {2: 1.0}, priors())
+    fixed = [apply_edits(source, [e]).splitlines()[1] for e in order[:3]]
+    assert "    return text.strip() + quote(mark)" in fixed, fixed
