@@ -145,9 +145,10 @@ OPERATORS: tuple[str, ...] = (
 )
 
 
-def mutations(source: str, lines: set[int] | None = None) -> Iterator[Edit]:
-    """Every single-edit mutant of `source`, optionally only at the given lines."""
-    src = Source(source)
+def mutations(source: str | Source, lines: set[int] | None = None) -> Iterator[Edit]:
+    """Every single-edit mutant of `source`, optionally only at the given lines (a
+    `Source` already made is used as it is: `rank` reads its analyses too)."""
+    src = source if isinstance(source, Source) else Source(source)
     for node in ast.walk(src.tree):
         line = getattr(node, "lineno", None)
         if line is None or (lines is not None and line not in lines):

@@ -17,16 +17,14 @@ position, so the search meets the smallest repair first.
 
 from __future__ import annotations
 
-import ast
 import bisect
 import re
 from collections import defaultdict
-from functools import lru_cache
 
 from evolution.mutate.likeness import LIKENESS, likeness
 from evolution.mutate.operators import mutations
-from evolution.mutate.scope import unread, unread_at
-from evolution.mutate.source import Edit, line_starts
+from evolution.mutate.scope import unread_at
+from evolution.mutate.source import Edit, Source
 
 MAX_LINES = 60  # the most suspicious lines searched; the rest wait for another cycle
 REVIVAL = LIKENESS  # as strong a sign as a sibling line's shape
@@ -41,10 +39,11 @@ def overlaps(edit: Edit, applied: tuple[Edit, ...]) -> bool:
 class _Lines:
     """The source's lines by byte offset, to see an edit's line before and after."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, src: Source) -> None:
         self.source = source
-        self.data = source.encode("utf-8")
-        self.starts = line_starts(self.data)
+        self.src = src
+        self.data = src.data
+        self.starts = src.line_starts
 
     def likeness(self, edit: Edit) -> float:
         index = bisect.bisect_right(self.starts, edit.start) - 1
@@ -64,12 +63,7 @@ class _Lines:
             _IDENTIFIER.findall(self.data[edit.start:edit.end].decode("utf-8")))
         if not names:
             return False
-        return bool(names & unread_at(_unread(self.source), edit.line))
-
-
-@lru_cache(maxsize=4)
-def _unread(source: str) -> list[tuple[int, int, frozenset[str]]]:
-    return unread(ast.parse(source))
+        return bool(names & unread_at(self.src.unread, edit.line))
 
 
 def ranked(
@@ -79,14 +73,15 @@ def ranked(
     """Every single edit on the most suspicious lines not overlapping `applied`, best
     first. Offsets refer to `source`, which `applied` does not change."""
     lines = sorted(scores, key=lambda line: (-scores[line], line))[:MAX_LINES]
-    found = [e for e in mutations(source, set(lines)) if not overlaps(e, applied)]
+    src = Source(source)
+    found = [e for e in mutations(src, set(lines)) if not overlaps(e, applied)]
     totals: dict[tuple[int, str], float] = defaultdict(float)
     tops: dict[tuple[int, str], float] = defaultdict(float)
     for edit in found:
         totals[edit.line, edit.operator] += edit.weight
         tops[edit.line, edit.operator] = max(tops[edit.line, edit.operator], edit.weight)
     floor = min(priors.values())
-    text = _Lines(source)
+    text = _Lines(source, src)
 
     def score(edit: Edit) -> float:
         like = text.likeness(edit) * (REVIVAL if text.revives(edit) else 1.0)

@@ -215,7 +215,7 @@ class ScopeIndex:
                 names[node.target.id].kinds.add(NUMBER)
 
 
-def unread(tree: ast.Module) -> list[tuple[int, int, frozenset[str]]]:
+def unread(index: ScopeIndex) -> list[tuple[int, int, frozenset[str]]]:
     """Per function, its first and last line and the names it binds (parameters and
     locals) but never reads, itself or in what it nests; the module's own entry holds
     the names its statements import or assign and no code reads (a string that names
@@ -223,12 +223,13 @@ def unread(tree: ast.Module) -> list[tuple[int, int, frozenset[str]]]:
     read is where a one-identifier fault most often left its mark: the fault replaced
     the name's only use (`(timer)` for `(maxsize)`, `for item in _init` for `for item
     in seq`, `_HashedTuple(...)` for the `add` parameter's call). Names that start with
-    `_` say they are unread on purpose."""
+    `_` say they are unread on purpose. Takes the module's `ScopeIndex` (a `Source`
+    has one) so that the bindings it works out are shared with the operators."""
     def loaded(node: ast.AST) -> set[str]:
         return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)
                 and isinstance(n.ctx, ast.Load | ast.Del)}  # fmt: skip
 
-    index = ScopeIndex(tree)
+    tree = index.tree
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):

@@ -61,7 +61,7 @@ class Source:
     @cached_property
     def unread(self) -> list[tuple[int, int, frozenset[str]]]:
         """`scope.unread` of the module: per function, the names no code reads."""
-        return unread(self.tree)
+        return unread(self.scope)
 
     def offset(self, line: int, col: int) -> int:
         return self.line_starts[line - 1] + col

@@ -17,7 +17,7 @@ from test_mutate_operators import _localise_and_search
 from evolution.mutate.operators import apply_edits, mutations
 from evolution.mutate.priors import priors
 from evolution.mutate.rank import ranked
-from evolution.mutate.scope import unread
+from evolution.mutate.scope import ScopeIndex, unread
 
 RADD = """\
 class Key(tuple):
@@ -52,7 +52,7 @@ def test_unread_names_are_the_bound_ones_no_code_reads():
         "LIMIT = 3\nUSED = 4\n"
         "def f(self, a, b, _c, d):\n    e = a\n    g = USED\n    return (lambda: d)() + re.X\n"
     )
-    spans = unread(ast.parse(source))
+    spans = unread(ScopeIndex(ast.parse(source)))
     assert spans[0][:2] == (7, 10) and spans[0][2] == {"b", "e", "g"}
     assert spans[-1][2] == {"os", "dumps", "LIMIT"}
 
